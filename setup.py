@@ -1,0 +1,33 @@
+"""keras-motivation: motivated dual-model training for Keras 3 (Acheli & Gaaloul, 2026)."""
+
+import setuptools
+
+setuptools.setup(
+    name="keras-motivation",
+    version="0.1.0",
+    description=(
+        "Motivated dual-model training: a base model and a bigger model that "
+        "contains it, trained in alternation, in one keras.Model.fit run."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["keras_motivation", "keras_motivation.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        # tensorflow-cpu for development and CI; on GPU hosts install
+        # tensorflow[and-cuda]==2.21.* instead (never both).
+        "tensorflow-cpu==2.21.*; platform_machine == 'x86_64'",
+        "keras>=3.15,<4",
+        "tensorflow-datasets>=4.9",
+        "absl-py>=2",
+        "numpy>=2",
+        "tensorboard>=2.21",
+        "matplotlib>=3.8",
+    ],
+    extras_require={"dev": ["pytest>=8"]},
+    entry_points={
+        "console_scripts": [
+            "keras-motivation-train=keras_motivation.train:run",
+        ]
+    },
+)
