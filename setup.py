@@ -14,9 +14,6 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["keras_motivation", "keras_motivation.*"]),
     python_requires=">=3.10",
     install_requires=[
-        # tensorflow-cpu for development and CI; on GPU hosts install
-        # tensorflow[and-cuda]==2.21.* instead (never both).
-        "tensorflow-cpu==2.21.*; platform_machine == 'x86_64'",
         "keras>=3.15,<4",
         "tensorflow-datasets>=4.9",
         "absl-py>=2",
@@ -24,7 +21,13 @@ setuptools.setup(
         "tensorboard>=2.21",
         "matplotlib>=3.8",
     ],
-    extras_require={"dev": ["pytest>=8"]},
+    # TensorFlow comes through an extra so that a GPU host never gets both
+    # wheels: `.[cpu]` for laptops and CI, `.[gpu]` on CUDA hosts.
+    extras_require={
+        "cpu": ["tensorflow-cpu==2.21.*"],
+        "gpu": ["tensorflow[and-cuda]==2.21.*"],
+        "dev": ["pytest>=8"],
+    },
     entry_points={
         "console_scripts": [
             "keras-motivation-train=keras_motivation.train:run",
