@@ -1,0 +1,95 @@
+"""Every Keras-private attribute this package touches, in one place.
+
+Keras 3 exposes optimizer slots (momentum, Adam moments, RMS accumulators)
+only through private attributes, and the per-output metric container used by
+`compile()` only through `keras.src`. A Keras upgrade that moves them breaks
+this file, loudly, and `tests/test_keras_internals.py` says which part.
+"""
+
+import keras
+from keras.src.trainers import compile_utils
+
+
+class PrefixedCompileMetrics(compile_utils.CompileMetrics):
+    """`compile(metrics=...)` for a second model: results named `prefix + name`."""
+
+    def __init__(self, metrics, weighted_metrics, prefix, output_names=None):
+        super().__init__(metrics, weighted_metrics, name=f"{prefix}compile_metrics", output_names=output_names)
+        self._prefix = prefix
+
+    def result(self):
+        return {self._prefix + k: v for k, v in super().result().items()}
+
+
+def inner_optimizer(optimizer):
+    """The optimizer that owns the slots (unwraps LossScaleOptimizer)."""
+    while isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer = optimizer.inner_optimizer
+    return optimizer
+
+
+def optimizer_slots(optimizer):
+    """Slot lists of a built optimizer: {attribute name: [variable or None, ...]}.
+
+    Slots are discovered as the optimizer's list attributes that hold one
+    variable per trainable variable, of the same shape (what
+    `add_optimizer_variables` creates): `momentums` (SGD), `_momentums` and
+    `_velocities` (Adam, AdamW, Lamb, Nadam), `_velocities`, `_momentums` and
+    `_average_gradients` (RMSprop), ... Any other per-variable state would not
+    be copied, so it is an error.
+    """
+    opt = inner_optimizer(optimizer)
+    if not opt.built:
+        raise ValueError(f"Optimizer {opt.name} is not built yet.")
+    trainable = opt._trainable_variables
+    shapes = [tuple(v.shape) for v in trainable]
+    slots = {}
+    for name, value in sorted(vars(opt).items()):
+        if name == "_trainable_variables" or not isinstance(value, list) or len(value) != len(trainable):
+            continue
+        if not value or not all(v is None or isinstance(v, keras.Variable) for v in value):
+            continue
+        if all(v is None or tuple(v.shape) == s for v, s in zip(value, shapes)):
+            slots[name] = value
+    slot_ids = {id(v) for vs in slots.values() for v in vs if v is not None}
+    known = {id(opt.iterations)} | slot_ids
+    if isinstance(opt._learning_rate, keras.Variable):
+        known.add(id(opt._learning_rate))
+    unknown = [v.path for v in opt.variables if id(v) not in known and len(v.shape) > 0]
+    if unknown:
+        raise NotImplementedError(
+            f"{type(opt).__name__} keeps state this package cannot map ({unknown[:3]}...): "
+            "use SGD, Adam, AdamW, RMSprop, Lamb, Nadam, Adamax, Adagrad, Lion or Ftrl."
+        )
+    return slots
+
+
+def slot_index(optimizer, variable):
+    """Position of `variable` in the optimizer's slot lists."""
+    return inner_optimizer(optimizer)._get_variable_index(variable)
+
+
+
+def symbolic_build(model, iterator=None, data_batch=None):
+    """Builds metrics, loss and optimizer state from one batch, up front.
+
+    Replaces Keras' `_maybe_symbolic_build`, which (a) builds nothing without
+    a strategy, leaving variables to be created while the train function is
+    traced, and (b) under MultiWorkerMirroredStrategy reduces a distributed
+    batch eagerly and fails (keras-team/keras#20585). Only shapes and dtypes
+    matter here, so the first replica's shard is enough.
+    """
+    import tensorflow as tf
+
+    if data_batch is None and iterator is not None:
+        for _, _, it in iterator:
+            data_batch = next(it)
+            break
+    data_batch = tf.nest.map_structure(
+        lambda v: model.distribute_strategy.experimental_local_results(v)[0]
+        if isinstance(v, tf.distribute.DistributedValues)
+        else v,
+        data_batch,
+    )
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=data_batch)

@@ -1,0 +1,92 @@
+"""CIFAR ResNets of He et al. (2016): depth 6n+2, three stages of n basic blocks.
+
+Layer names follow `stage{s}_block{b}_{role}` so that `weights_map.derive`
+(and the paper's `resnet_depth_map`) find the blocks; the stem is `stem_*`
+and the classifier `logits`.
+"""
+
+import keras
+from keras import layers
+
+DEPTHS = (8, 14, 20, 32, 44, 56, 110)
+
+
+def _bn(name, sync_bn):
+    # PyTorch's BatchNorm2d defaults (momentum 0.1 there is 0.9 here), as in
+    # the paper's reference setting.
+    return layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, synchronized=sync_bn, name=name
+    )
+
+
+def _conv(filters, kernel, stride, name, weight_decay):
+    return layers.Conv2D(
+        filters,
+        kernel,
+        strides=stride,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=keras.regularizers.L2(weight_decay) if weight_decay else None,
+        name=name,
+    )
+
+
+def resnet_cifar(
+    depth,
+    num_classes=10,
+    input_shape=(32, 32, 3),
+    width=16,
+    sync_bn=False,
+    weight_decay=0.0,
+    name=None,
+):
+    """Builds ResNet-`depth` for small images.
+
+    Args:
+        depth: 6n+2 (8, 14, 20, 32, 44, 56, 110, ...).
+        num_classes: size of the softmax output.
+        input_shape: (height, width, channels).
+        width: channels of the first stage (16 in the paper); stages use
+            width, 2*width and 4*width.
+        sync_bn: synchronized BatchNormalization for multi-replica runs.
+        weight_decay: L2 factor on kernels (0 leaves decay to the optimizer).
+
+    Returns:
+        A functional `keras.Model` returning class probabilities.
+    """
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), got {depth}.")
+    n = (depth - 2) // 6
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = _conv(width, 3, 1, "stem_conv", weight_decay)(inputs)
+    x = _bn("stem_bn", sync_bn)(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    for s, filters in enumerate((width, 2 * width, 4 * width), start=1):
+        for b in range(n):
+            stride = 2 if (s > 1 and b == 0) else 1
+            p = f"stage{s}_block{b}_"
+            shortcut = x
+            y = _conv(filters, 3, stride, p + "conv1", weight_decay)(x)
+            y = _bn(p + "bn1", sync_bn)(y)
+            y = layers.ReLU(name=p + "relu1")(y)
+            y = _conv(filters, 3, 1, p + "conv2", weight_decay)(y)
+            y = _bn(p + "bn2", sync_bn)(y)
+            if stride != 1 or x.shape[-1] != filters:
+                shortcut = _conv(filters, 1, stride, p + "shortcut_conv", weight_decay)(x)
+                shortcut = _bn(p + "shortcut_bn", sync_bn)(shortcut)
+            x = layers.Add(name=p + "add")([shortcut, y])
+            x = layers.ReLU(name=p + "out")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = layers.Dense(
+        num_classes,
+        activation="softmax",
+        kernel_regularizer=keras.regularizers.L2(weight_decay) if weight_decay else None,
+        name="logits",
+    )(x)
+    return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
+
+
+def residual_branch_ends(model):
+    """Names of the last BatchNorm of every residual branch (for identity starts)."""
+    return [layer.name for layer in model.layers if layer.name.endswith("_bn2") and "_block" in layer.name]

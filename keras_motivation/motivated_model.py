@@ -1,0 +1,402 @@
+"""MotivatedModel: the paper's dual-model training (Algorithm 1) as a keras.Model.
+
+The base model trains on every batch except while the motivation condition
+holds; then the motivated model, which contains the base, trains instead.
+On every switch the weights, BatchNorm statistics and optimizer slots of the
+mapped slices are copied through the weights map, and every epoch ends on
+the base model.
+
+How the train step is built, and why:
+- An optimizer step inside `tf.cond` in *replica* context fails under
+  MirroredStrategy (`merge_call` inside control flow). So the branch is taken
+  in *cross-replica* context: `tf.cond(motivated, run(motivated_step),
+  run(base_step))`, each branch a `strategy.run`. The condition update and the
+  copies follow in cross-replica context, on the loss all-reduced across
+  replicas, so every replica takes the same branch.
+- All state (the mode flag, the condition's streak, the counters) lives in
+  non-trainable variables: it stays on the device, and it is saved by
+  `save`, `save_weights` and `BackupAndRestore`.
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_motivation import conditions as conditions_lib
+from keras_motivation import keras_internals
+from keras_motivation import weights_map as weights_map_lib
+from keras_motivation.callbacks import EpochBoundary
+
+
+@keras.saving.register_keras_serializable(package="keras_motivation")
+class MotivatedModel(keras.Model):
+    """A base model and a motivated model that contains it, trained by one `fit`.
+
+    Args:
+        base: the small model X, a built `keras.Model`.
+        motivated: the bigger model Y containing X, a built `keras.Model`.
+        weights_map: a `WeightsMap`, the name of a rule in
+            `keras_motivation.weights_map.RULES` (e.g. "resnet_depth"), or a
+            callable `(base, motivated) -> WeightsMap`.
+        condition: a `keras_motivation.conditions.Condition`; default
+            `ConsecutiveDecrease(k=2)`.
+
+    `model(x)` and `predict` use the base model; `model.base` and
+    `model.motivated` are the two deployable models. Training logs per batch
+    `batch_loss` (the raw loss that drives the condition) and `motivated`
+    (1.0 when that batch was trained by the motivated model); `loss` and the
+    compiled metrics are the base model's over the batches it trained, and
+    `motivated_loss`, `motivated_<metric>` the motivated model's over its
+    batches. Per epoch, `motivated_steps` and `switches`. `evaluate` reports
+    the compiled metrics of both models.
+    """
+
+    def __init__(self, base, motivated, weights_map="resnet_depth", condition=None, name="motivated_model", **kwargs):
+        super().__init__(name=name, **kwargs)
+        for label, m in (("base", base), ("motivated", motivated)):
+            if not isinstance(m, keras.Model) or not m.built:
+                raise ValueError(f"MotivatedModel needs a built keras.Model as `{label}`, got {m!r}.")
+        if base is motivated:
+            raise ValueError("`base` and `motivated` must be two different models.")
+        self.base = base
+        self.motivated = motivated
+        self.weights_map = weights_map_lib.get(weights_map, base, motivated)
+        self.condition = conditions_lib.get(condition)
+        # Pre-step state of the batch: True while the motivated model holds the
+        # live weights of the mapped slices.
+        self._motivated_active = self._state("motivated_active", "bool", False)
+        self._total_steps = self._state("total_steps", "int32", 0)
+        self._motivated_steps = self._state("motivated_steps", "int32", 0)
+        self._switches = self._state("switches", "int32", 0)
+        self._activations = self._state("activations", "int32", 0)
+        self.motivated_optimizer = None
+        self._slot_entries = []
+        self._finish_epoch_fn = None
+        self.built = True
+
+    def _state(self, name, dtype, value):
+        return self.add_weight(
+            shape=(),
+            dtype=dtype,
+            initializer=keras.initializers.Constant(value),
+            trainable=False,
+            aggregation="only_first_replica",
+            name=name,
+        )
+
+    def call(self, inputs, training=None):
+        return self.base(inputs, training=training)
+
+    # -- compile ---------------------------------------------------------------
+
+    def compile(self, optimizer="rmsprop", loss=None, motivated_optimizer=None, metrics=None, weighted_metrics=None, **kwargs):
+        """Like `keras.Model.compile`, with a second optimizer for the motivated model.
+
+        Args:
+            motivated_optimizer: the motivated model's optimizer; by default a
+                fresh optimizer from the same config as `optimizer`.
+        """
+        if loss is None:
+            raise ValueError(
+                "MotivatedModel.compile() needs a loss, e.g. "
+                "loss='sparse_categorical_crossentropy'."
+            )
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted_metrics, **kwargs)
+        base_opt = keras_internals.inner_optimizer(self.optimizer)
+        if motivated_optimizer is None:
+            motivated_optimizer = type(base_opt).from_config(base_opt.get_config())
+        motivated_optimizer = keras.optimizers.get(motivated_optimizer)
+        if motivated_optimizer is base_opt:
+            raise ValueError("`motivated_optimizer` must be a different optimizer object from `optimizer`.")
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer) and not isinstance(
+            motivated_optimizer, keras.optimizers.LossScaleOptimizer
+        ):
+            # compile() wrapped the first optimizer for mixed precision.
+            motivated_optimizer = keras.optimizers.LossScaleOptimizer(motivated_optimizer, name="motivated_loss_scale_optimizer")
+        self.motivated_optimizer = motivated_optimizer
+        self._compile_config.config["motivated_optimizer"] = motivated_optimizer
+        self._motivated_loss_tracker = keras.metrics.Mean(name="motivated_loss")
+        self._motivated_compile_metrics = None
+        if metrics is not None or weighted_metrics is not None:
+            self._motivated_compile_metrics = keras_internals.PrefixedCompileMetrics(
+                metrics, weighted_metrics, prefix="motivated_", output_names=getattr(self, "output_names", None)
+            )
+        # Build both optimizers up front: a Keras optimizer is bound to the
+        # variables it was built with, and nothing is left for fit() to build
+        # lazily from a (possibly distributed) data batch.
+        with self.distribute_strategy.scope():
+            self.optimizer.build(self.base.trainable_variables)
+            self.motivated_optimizer.build(self.motivated.trainable_variables)
+        self._slot_entries = _slot_entries(self.weights_map, self.optimizer, self.motivated_optimizer)
+        self._finish_epoch_fn = None
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return {}
+        return self._compile_config.serialize()
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+
+    @property
+    def metrics(self):
+        metrics = super().metrics
+        if self.compiled:
+            extra = [self._motivated_loss_tracker]
+            if self._motivated_compile_metrics is not None:
+                extra.append(self._motivated_compile_metrics)
+            metrics += [m for m in extra if all(m is not n for n in metrics)]
+        return metrics
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        # Keras' symbolic build calls this once to create the metric state:
+        # create both models' metrics then.
+        self._compile_metrics.update_state(y, y_pred, sample_weight) if self._compile_metrics else None
+        if self._motivated_compile_metrics is not None:
+            self._motivated_compile_metrics.update_state(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    # -- the steps -----------------------------------------------------------
+
+    def _loss(self, model, y, y_pred, sample_weight):
+        """compute_loss for one of the two models: compiled loss + its own losses."""
+        losses = [self._compile_loss(y, y_pred, sample_weight)]
+        losses += [self._aggregate_additional_loss(l) for l in model.losses]
+        return losses[0] if len(losses) == 1 else keras.ops.sum(losses)
+
+    def _metrics_of(self, model):
+        if model is self.base:
+            return self._loss_tracker, self._compile_metrics
+        return self._motivated_loss_tracker, self._motivated_compile_metrics
+
+    def _replica_train_step(self, model, optimizer, data):
+        """One optimizer step of `model` (replica context); returns the scaled loss."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            loss = self._loss(model, y, y_pred, sample_weight)
+            scaled = optimizer.scale_loss(loss)
+        variables = model.trainable_variables
+        gradients = tape.gradient(scaled, variables)
+        optimizer.apply_gradients(zip(gradients, variables))
+        loss_tracker, metrics = self._metrics_of(model)
+        loss_tracker.update_state(
+            _unscale(loss), sample_weight=tf.shape(tf.nest.flatten(x)[0])[0]
+        )
+        if metrics is not None:
+            metrics.update_state(y, y_pred, sample_weight)
+        return loss
+
+    def _train_step(self, data):
+        """One step of Algorithm 1 (cross-replica context)."""
+        strategy = self.distribute_strategy
+
+        def run(model, optimizer):
+            def step(d):
+                return self._replica_train_step(model, optimizer, d)
+
+            # compute_loss divides by the replica count: the sum is the mean.
+            return strategy.reduce("SUM", strategy.run(step, args=(data,)), axis=None)
+
+        if self.condition.selects_before_step:
+            self._switch_to(self.condition.select(tf.identity(self._motivated_active.value)))
+        active = tf.identity(self._motivated_active.value)
+        loss = tf.cond(
+            active,
+            lambda: run(self.motivated, self.motivated_optimizer),
+            lambda: run(self.base, self.optimizer),
+        )
+        loss = tf.cast(loss, "float32")
+        self._total_steps.assign_add(1)
+        self._motivated_steps.assign_add(tf.cast(active, "int32"))
+        self._switch_to(self.condition.update(loss, active))
+        logs = self.get_metrics_result()
+        logs["batch_loss"] = loss
+        logs["motivated"] = tf.cast(active, "float32")
+        return logs
+
+    def _switch_to(self, motivated):
+        """Copies weights, BN statistics and optimizer slots when the mode changes."""
+        motivated = tf.convert_to_tensor(motivated)
+        current = self._motivated_active.value
+
+        def to_motivated():
+            weights_map_lib.copy_to_motivated(self.weights_map.entries + self._slot_entries)
+            self._activations.assign_add(1)
+            self._switches.assign_add(1)
+            return tf.constant(True)
+
+        def to_base():
+            weights_map_lib.copy_to_base(self.weights_map.entries + self._slot_entries)
+            self._switches.assign_add(1)
+            return tf.constant(False)
+
+        def stay():
+            return tf.identity(current)
+
+        changed = tf.not_equal(motivated, current)
+        new = tf.cond(
+            changed,
+            lambda: tf.cond(motivated, to_motivated, to_base),
+            stay,
+        )
+        self._motivated_active.assign(new)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        for model in (self.base, self.motivated):
+            y_pred = model(x, training=False)
+            loss = self._loss(model, y, y_pred, sample_weight)
+            loss_tracker, metrics = self._metrics_of(model)
+            loss_tracker.update_state(_unscale(loss), sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
+            if metrics is not None:
+                metrics.update_state(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' hook (called by fit/evaluate before the first step).
+        keras_internals.symbolic_build(self, iterator=iterator, data_batch=data_batch)
+
+    # -- the train function ------------------------------------------------------
+
+    def make_train_function(self, force=False):
+        """`train_function(iterator) -> logs`, honouring `steps_per_execution`."""
+        if self.train_function is not None and not force:
+            return self.train_function
+        if self.motivated_optimizer is None:
+            raise ValueError("Call compile() on the MotivatedModel before fit().")
+        strategy = self.distribute_strategy
+        jit = bool(self.jit_compile) and strategy.num_replicas_in_sync == 1
+        one_step = self._train_step
+        if not self.run_eagerly:
+            one_step = tf.function(one_step, jit_compile=jit, reduce_retracing=True)
+        steps = self.steps_per_execution
+        zero_logs = {
+            k: tf.zeros_like(tf.convert_to_tensor(v))
+            for k, v in {**self.get_metrics_result(), "batch_loss": 0.0, "motivated": 0.0}.items()
+        }
+
+        def multi_step(iterator):
+            def cond(i, ran, logs):
+                return tf.logical_and(tf.less(i, steps), tf.equal(ran, i))
+
+            def body(i, ran, logs):
+                optional = iterator.get_next_as_optional()
+                has = optional.has_value()
+                logs = tf.cond(has, lambda: one_step(optional.get_value()), lambda: logs)
+                return i + 1, ran + tf.cast(has, "int32"), logs
+
+            _, ran, logs = tf.while_loop(cond, body, (tf.constant(0), tf.constant(0), zero_logs))
+            return ran, logs
+
+        if not self.run_eagerly:
+            multi_step = tf.function(multi_step, reduce_retracing=True)
+
+        def function(iterator):
+            if isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
+                ran, logs = multi_step(iterator)
+                if int(ran) == 0:
+                    raise StopIteration
+                return logs
+            logs = None
+            for _, data in zip(range(steps), iterator):
+                logs = one_step(data)
+            if logs is None:
+                raise StopIteration
+            return logs
+
+        self.train_function = function
+        return function
+
+    # -- epoch boundary and fit ------------------------------------------------
+
+    def finish_epoch(self):
+        """Ends the epoch on the base model: copies back if the motivated one is active."""
+        if self._finish_epoch_fn is None:
+            self._finish_epoch_fn = tf.function(lambda: self._switch_to(tf.constant(False)))
+        with self.distribute_strategy.scope():
+            self._finish_epoch_fn()
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs):
+        if not self.compiled or self.motivated_optimizer is None:
+            raise ValueError("Call compile() on the MotivatedModel before fit().")
+        boundary = EpochBoundary()
+        if isinstance(callbacks, keras.callbacks.CallbackList):
+            callbacks.callbacks.insert(0, boundary)
+            boundary.set_model(self)
+        else:
+            callbacks = [boundary] + list(callbacks or [])
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        if kwargs.get("_use_cached_eval_dataset"):
+            # fit() validates before on_epoch_end: the epoch ends here.
+            self.finish_epoch()
+        return super().evaluate(*args, **kwargs)
+
+    # -- state for users, callbacks and tools ---------------------------------------
+
+    @property
+    def is_motivated(self):
+        """True while the motivated model holds the live weights (mid-epoch only)."""
+        return bool(self._motivated_active.numpy())
+
+    def counters(self):
+        """Totals since training began: steps, motivated_steps, switches, activations."""
+        return {
+            "steps": int(self._total_steps.numpy()),
+            "motivated_steps": int(self._motivated_steps.numpy()),
+            "switches": int(self._switches.numpy()),
+            "activations": int(self._activations.numpy()),
+        }
+
+    # -- serialization -----------------------------------------------------------
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "base": keras.saving.serialize_keras_object(self.base),
+            "motivated": keras.saving.serialize_keras_object(self.motivated),
+            "weights_map": self.weights_map.get_config(),
+            "condition": keras.saving.serialize_keras_object(self.condition),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        base = keras.saving.deserialize_keras_object(config.pop("base"), custom_objects=custom_objects)
+        motivated = keras.saving.deserialize_keras_object(config.pop("motivated"), custom_objects=custom_objects)
+        wmap = weights_map_lib.WeightsMap.from_config(config.pop("weights_map"), base, motivated)
+        condition = keras.saving.deserialize_keras_object(config.pop("condition"), custom_objects=custom_objects)
+        return cls(base, motivated, weights_map=wmap, condition=condition, **config)
+
+
+def _unscale(loss):
+    return loss * tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, loss.dtype)
+
+
+def _slot_entries(weights_map, base_optimizer, motivated_optimizer):
+    """Weights-map entries for every optimizer slot of the mapped trainable variables."""
+    base_slots = keras_internals.optimizer_slots(base_optimizer)
+    mot_slots = keras_internals.optimizer_slots(motivated_optimizer)
+    if sorted(base_slots) != sorted(mot_slots):
+        raise ValueError(
+            "The two optimizers keep different state "
+            f"({sorted(base_slots)} vs {sorted(mot_slots)}): use the same optimizer class for both."
+        )
+    entries = []
+    for e in weights_map.entries:
+        if not e.base.trainable:
+            continue
+        bi = keras_internals.slot_index(base_optimizer, e.base)
+        mi = keras_internals.slot_index(motivated_optimizer, e.motivated)
+        for name in sorted(base_slots):
+            b, m = base_slots[name][bi], mot_slots[name][mi]
+            if b is not None and m is not None:
+                entries.append(weights_map_lib.Entry(b, m, e.start))
+    # The step counter: learning-rate schedules and Adam's bias correction see
+    # the global step in both states.
+    b_opt = keras_internals.inner_optimizer(base_optimizer)
+    m_opt = keras_internals.inner_optimizer(motivated_optimizer)
+    entries.append(weights_map_lib.Entry(b_opt.iterations, m_opt.iterations, ()))
+    return entries
