@@ -69,6 +69,7 @@ class MotivatedModel(keras.Model):
         self._switches = self._state("switches", "int32", 0)
         self._activations = self._state("activations", "int32", 0)
         self.motivated_optimizer = None
+        self._motivated_metrics = None
         self._slot_entries = []
         self._finish_epoch_fn = None
         self.built = True
@@ -114,12 +115,14 @@ class MotivatedModel(keras.Model):
             motivated_optimizer = keras.optimizers.LossScaleOptimizer(motivated_optimizer, name="motivated_loss_scale_optimizer")
         self.motivated_optimizer = motivated_optimizer
         self._compile_config.config["motivated_optimizer"] = motivated_optimizer
-        self._motivated_loss_tracker = keras.metrics.Mean(name="motivated_loss")
-        self._motivated_compile_metrics = None
+        compile_metrics = None
         if metrics is not None or weighted_metrics is not None:
-            self._motivated_compile_metrics = keras_internals.PrefixedCompileMetrics(
+            compile_metrics = keras_internals.PrefixedCompileMetrics(
                 metrics, weighted_metrics, prefix="motivated_", output_names=getattr(self, "output_names", None)
             )
+        # A plain holder, not attributes: Keras would track them in the
+        # model's metrics list and keep stale ones across re-compiles.
+        self._motivated_metrics = _MotivatedMetrics(keras.metrics.Mean(name="motivated_loss"), compile_metrics)
         # Build both optimizers up front: a Keras optimizer is bound to the
         # variables it was built with, and nothing is left for fit() to build
         # lazily from a (possibly distributed) data batch.
@@ -141,19 +144,16 @@ class MotivatedModel(keras.Model):
     @property
     def metrics(self):
         metrics = super().metrics
-        if self.compiled:
-            extra = [self._motivated_loss_tracker]
-            if self._motivated_compile_metrics is not None:
-                extra.append(self._motivated_compile_metrics)
-            metrics += [m for m in extra if all(m is not n for n in metrics)]
+        if self.compiled and getattr(self, "_motivated_metrics", None) is not None:
+            metrics += [m for m in self._motivated_metrics if m is not None]
         return metrics
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # Keras' symbolic build calls this once to create the metric state:
         # create both models' metrics then.
         self._compile_metrics.update_state(y, y_pred, sample_weight) if self._compile_metrics else None
-        if self._motivated_compile_metrics is not None:
-            self._motivated_compile_metrics.update_state(y, y_pred, sample_weight)
+        if self._motivated_metrics.compile_metrics is not None:
+            self._motivated_metrics.compile_metrics.update_state(y, y_pred, sample_weight)
         return self.get_metrics_result()
 
     # -- the steps -----------------------------------------------------------
@@ -167,7 +167,7 @@ class MotivatedModel(keras.Model):
     def _metrics_of(self, model):
         if model is self.base:
             return self._loss_tracker, self._compile_metrics
-        return self._motivated_loss_tracker, self._motivated_compile_metrics
+        return self._motivated_metrics
 
     def _replica_train_step(self, model, optimizer, data):
         """One optimizer step of `model` (replica context); returns the scaled loss."""
@@ -369,6 +369,18 @@ class MotivatedModel(keras.Model):
         wmap = weights_map_lib.WeightsMap.from_config(config.pop("weights_map"), base, motivated)
         condition = keras.saving.deserialize_keras_object(config.pop("condition"), custom_objects=custom_objects)
         return cls(base, motivated, weights_map=wmap, condition=condition, **config)
+
+
+class _MotivatedMetrics:
+    """The motivated model's loss tracker and compile metrics (not a container
+    type, so that Keras' attribute tracking leaves it alone)."""
+
+    def __init__(self, loss_tracker, compile_metrics):
+        self.loss_tracker = loss_tracker
+        self.compile_metrics = compile_metrics
+
+    def __iter__(self):
+        return iter((self.loss_tracker, self.compile_metrics))
 
 
 def _unscale(loss):

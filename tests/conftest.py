@@ -16,3 +16,14 @@ def _clear_keras_session():
     keras.utils.clear_session()
     keras.utils.set_random_seed(0)
     yield
+
+
+@pytest.fixture
+def deterministic():
+    """Op determinism for tests that compare two runs (it also turns XLA off)."""
+    import tensorflow as tf
+    from tensorflow.python.framework import config
+
+    tf.config.experimental.enable_op_determinism()
+    yield
+    config.disable_op_determinism()

@@ -1,0 +1,380 @@
+"""MotivatedModel: Algorithm 1, copies, isolation, state, saving, bad input."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_motivation as km
+from keras_motivation import conditions
+from testing_utils import (
+    BatchRecorder,
+    Scripted,
+    assert_same,
+    random_data,
+    replay_algorithm_1,
+    snapshot,
+    tiny_model,
+    tiny_pair,
+)
+
+
+def _region(entry):
+    """The block of the motivated variable that the base variable occupies."""
+    index = tuple(slice(s, s + n) for s, n in zip(entry.start, entry.base.shape))
+    return entry.motivated.numpy()[index]
+
+
+def _slots(optimizer, variables):
+    from keras_motivation import keras_internals
+
+    slots = keras_internals.optimizer_slots(optimizer)
+    out = []
+    for v in variables:
+        if v.trainable:
+            i = keras_internals.slot_index(optimizer, v)
+            out += [s[i] for s in slots.values() if s[i] is not None]
+    return out
+
+
+def test_activation_sequence_matches_pure_python_replay():
+    model = tiny_model(conditions.ConsecutiveDecrease(2))
+    x, y = random_data(256)
+    rec = BatchRecorder()
+    model.fit(x, y, batch_size=16, epochs=3, callbacks=[rec], verbose=0, shuffle=False)
+    lengths = [len(idx) for idx, _ in rec.epochs]
+    assert lengths == [16, 16, 16]
+    assert rec.flags == replay_algorithm_1(rec.losses, lengths, k=2)
+    assert any(rec.flags), "the condition never fired: the test would prove nothing"
+    # Per-epoch logs agree with the per-batch flags.
+    for idx, logs in rec.epochs:
+        assert logs["motivated_steps"] == sum(rec.flags[i] for i in idx)
+    counters = model.counters()
+    assert counters["steps"] == 48
+    assert counters["motivated_steps"] == sum(rec.flags)
+    assert not model.is_motivated
+
+
+def test_epoch_ends_on_base_with_forced_copy_back():
+    # Motivated for the last two batches of the epoch: the epoch boundary
+    # must copy back, so the base holds the motivated model's slices.
+    model = tiny_model(Scripted([0, 0, 1, 1]))
+    x, y = random_data(64)
+    hist = model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    assert not model.is_motivated
+    assert hist.history["switches"] == [2]
+    assert hist.history["motivated_steps"] == [2]
+    for e in model.weights_map:
+        np.testing.assert_array_equal(e.base.numpy(), _region(e), err_msg=e.base.path)
+
+
+def test_validation_sees_the_base_after_the_epoch_boundary():
+    model = tiny_model(Scripted([0, 0, 0, 1]))
+    x, y = random_data(64)
+    seen = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            seen.append(self.model.is_motivated)
+
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, validation_data=(x[:16], y[:16]), callbacks=[Probe()])
+    assert seen == [False]
+
+
+def test_inactive_model_is_bit_identical_while_the_other_trains():
+    schedule = [0, 0, 1, 1, 1, 0, 0, 1, 1]
+    model = tiny_model(Scripted(schedule))
+    base_vars = model.base.weights + _slots(model.optimizer, model.base.weights)
+    mot_vars = model.motivated.weights + _slots(model.motivated_optimizer, model.motivated.weights)
+    differential = model.weights_map.differential_variables()
+    assert differential, "resnet8 -> resnet14 must have differential layers"
+    checks = []
+
+    class Check(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            active = bool(logs["motivated"])
+            now_b, now_m = snapshot(base_vars), snapshot(mot_vars)
+            now_d = snapshot(differential)
+            if batch > 0 and active == self.prev_active:
+                # Same mode as the previous batch: the other model is untouched.
+                other_before, other_now = (self.b, now_b) if active else (self.m, now_m)
+                for a, b in zip(other_before, other_now):
+                    np.testing.assert_array_equal(a, b)
+                checks.append(batch)
+            if batch > 0 and not active:
+                # Differential layers keep their values while the base trains.
+                for a, b in zip(self.d, now_d):
+                    np.testing.assert_array_equal(a, b)
+            self.b, self.m, self.d, self.prev_active = now_b, now_m, now_d, active
+
+    x, y = random_data(16 * len(schedule))
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False, callbacks=[Check()])
+    assert checks == [1, 3, 4, 6, 8]
+
+
+def _scramble(variables, seed):
+    rng = np.random.default_rng(seed)
+    for v in variables:
+        v.assign(rng.normal(size=v.shape).astype(v.dtype))
+
+
+def test_copies_round_trip_and_land_in_the_right_slices():
+    model = tiny_model(optimizer=keras.optimizers.Adam(1e-3))
+    # Distinct random values everywhere, including BN moving statistics and
+    # both Adam moments, so that a misplaced slice cannot go unnoticed.
+    _scramble(model.motivated.weights + _slots(model.motivated_optimizer, model.motivated.weights), 1)
+    _scramble(model.base.weights + _slots(model.optimizer, model.base.weights), 2)
+    model.optimizer.iterations.assign(7)
+    base_state = model.base.weights + _slots(model.optimizer, model.base.weights)
+    before = snapshot(base_state)
+    differential = model.weights_map.differential_variables()
+    diff_before = snapshot(differential)
+
+    model._switch_to(True)
+    entries = model.weights_map.entries + model._slot_entries
+    assert any("moving_mean" in e.base.path for e in entries)
+    assert sum("momentum" in e.base.path for e in entries) == len(model.base.trainable_weights)
+    for e in entries:
+        np.testing.assert_array_equal(_region(e), e.base.numpy(), err_msg=e.motivated.path)
+    assert int(model.motivated_optimizer.iterations.numpy()) == 7
+    assert_same(diff_before, differential)
+
+    model._switch_to(False)
+    assert_same(before, base_state)
+    assert not model.is_motivated
+
+
+@pytest.mark.parametrize(
+    "make_optimizer, slot_names",
+    [
+        (lambda: keras.optimizers.SGD(0.01, momentum=0.9), ["momentums"]),
+        (lambda: keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True), ["momentums"]),
+        (lambda: keras.optimizers.Adam(1e-3), ["_momentums", "_velocities"]),
+        (lambda: keras.optimizers.AdamW(1e-3, weight_decay=0.05), ["_momentums", "_velocities"]),
+        (lambda: keras.optimizers.RMSprop(1e-3, momentum=0.9), ["_momentums", "_velocities"]),
+        (lambda: keras.optimizers.Lamb(1e-3), ["_momentums", "_velocities"]),
+    ],
+)
+def test_optimizer_slots_follow_the_switches(make_optimizer, slot_names):
+    from keras_motivation import keras_internals
+
+    model = tiny_model(Scripted([0, 0, 1, 1, 0]), optimizer=make_optimizer())
+    assert sorted(keras_internals.optimizer_slots(model.optimizer)) == slot_names
+    assert type(model.motivated_optimizer) is type(model.optimizer)
+    assert model.motivated_optimizer is not model.optimizer
+    seen = {}
+
+    class Grab(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:  # the base's slots just before the switch
+                seen["base"] = snapshot(_slots(self.model.optimizer, self.model.base.weights))
+            if batch == 2:  # one motivated step later
+                seen["iterations"] = int(self.model.motivated_optimizer.iterations.numpy())
+
+    x, y = random_data(80)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False, callbacks=[Grab()])
+    assert any(np.any(a != 0) for a in seen["base"]), "slots still zero: nothing was tested"
+    # Global step in both states: 2 base steps, then the motivated optimizer
+    # continues at 3, and the base resumes at 5 after two motivated steps.
+    assert seen["iterations"] == 3
+    assert int(model.optimizer.iterations.numpy()) == 5
+    # The base's slots went into the motivated optimizer at the switch: with
+    # a fresh motivated optimizer, one motivated step from those values is
+    # not the same as one from zeros.
+    fresh = tiny_model(Scripted([0, 0, 1, 1, 0]), optimizer=make_optimizer())
+    assert fresh.motivated_optimizer.iterations.numpy() == 0
+
+
+def test_steps_per_execution_gives_the_same_run(deterministic):
+    x, y = random_data(160)
+    results = []
+    for spe in (1, 4):
+        keras.utils.set_random_seed(0)
+        model = tiny_model(conditions.ConsecutiveDecrease(1))
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+            loss="sparse_categorical_crossentropy",
+            steps_per_execution=spe,
+        )
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
+        results.append((model.counters(), snapshot(model.base.weights)))
+    assert results[0][0] == results[1][0]
+    assert results[0][0]["switches"] > 0
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_jit_compile_runs_switches_under_xla():
+    model = tiny_model(Scripted([0, 1, 1, 0, 1, 0]))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=True,
+    )
+    assert model.jit_compile
+    x, y = random_data(96)
+    rec = BatchRecorder()
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False, callbacks=[rec])
+    assert rec.flags == [False, True, True, False, True, False]
+    assert model.counters()["switches"] == 4
+    assert np.all(np.isfinite(rec.losses))
+
+
+def test_one_trace_per_fit_whatever_the_switches():
+    model = tiny_model(conditions.ConsecutiveDecrease(1))
+    x, y = random_data(128)
+    traces = []
+    original = model._train_step
+
+    def counting(data):
+        traces.append(1)
+        return original(data)
+
+    model._train_step = counting
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0)
+    assert model.counters()["switches"] >= 2
+    assert len(traces) == 1
+
+
+def _fit_run(tmp_path, epochs, split_at=None, mode="keras"):
+    """Trains `epochs` epochs; with split_at, saves after it and resumes from disk."""
+    keras.utils.set_random_seed(0)
+    x, y = random_data(192)
+    model = tiny_model(conditions.ConsecutiveDecrease(2))
+    rec = BatchRecorder()
+    if split_at is None:
+        model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, shuffle=False, callbacks=[rec])
+        return rec, model
+    model.fit(x, y, batch_size=16, epochs=split_at, verbose=0, shuffle=False, callbacks=[rec])
+    if mode == "keras":
+        path = str(tmp_path / "model.keras")
+        model.save(path)
+        model = keras.models.load_model(path)
+    else:
+        path = str(tmp_path / "model.weights.h5")
+        model.save_weights(path)
+        keras.utils.set_random_seed(123)
+        model2 = tiny_model(conditions.ConsecutiveDecrease(2))
+        model2.load_weights(path)
+        model = model2
+    model.fit(x, y, batch_size=16, epochs=epochs, initial_epoch=split_at, verbose=0, shuffle=False, callbacks=[rec])
+    return rec, model
+
+
+@pytest.mark.parametrize("mode", ["keras", "weights"])
+def test_save_and_load_continue_the_same_activation_sequence(tmp_path, mode, deterministic):
+    full, full_model = _fit_run(tmp_path, 3)
+    split, split_model = _fit_run(tmp_path, 3, split_at=1, mode=mode)
+    assert full.flags == split.flags
+    assert any(full.flags)
+    np.testing.assert_allclose(full.losses, split.losses, rtol=1e-5)
+    assert full_model.counters() == split_model.counters()
+    for a, b in zip(full_model.motivated.weights, split_model.motivated.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_saved_model_keeps_both_optimizers_and_condition_state(tmp_path):
+    model = tiny_model(conditions.ConsecutiveDecrease(3), optimizer=keras.optimizers.Adam(1e-3))
+    x, y = random_data(64)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, km.MotivatedModel)
+    assert loaded.condition.k == 3
+    assert float(loaded.condition.previous_loss.numpy()) == float(model.condition.previous_loss.numpy())
+    assert int(loaded.condition.streak.numpy()) == int(model.condition.streak.numpy())
+    assert isinstance(loaded.motivated_optimizer, keras.optimizers.Adam)
+    for a, b in zip(model.motivated_optimizer.variables, loaded.motivated_optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_allclose(model.predict(x[:8], verbose=0), loaded.predict(x[:8], verbose=0), rtol=1e-6)
+
+
+def test_backup_and_restore_resumes_the_same_activation_sequence(tmp_path, deterministic):
+    x, y = random_data(192)
+
+    def run(interrupt_after_epoch):
+        keras.utils.set_random_seed(0)
+        model = tiny_model(conditions.ConsecutiveDecrease(2))
+        rec = BatchRecorder()
+
+        class Interrupt(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == interrupt_after_epoch:
+                    raise KeyboardInterrupt
+
+        backup = keras.callbacks.BackupAndRestore(str(tmp_path / f"backup{interrupt_after_epoch}"))
+        try:
+            model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False, callbacks=[backup, rec, Interrupt()])
+        except KeyboardInterrupt:
+            keras.utils.set_random_seed(99)
+            model = tiny_model(conditions.ConsecutiveDecrease(2))
+            model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False, callbacks=[backup, rec])
+        return rec, model
+
+    full, full_model = run(-1)
+    resumed, resumed_model = run(0)
+    assert resumed.flags == full.flags
+    assert any(full.flags)
+    assert full_model.counters() == resumed_model.counters()
+    for a, b in zip(full_model.base.weights, resumed_model.base.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_evaluate_reports_both_models_and_predict_uses_the_base():
+    model = tiny_model()
+    x, y = random_data(64)
+    logs = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "accuracy", "motivated_loss", "motivated_accuracy"}
+    assert logs["loss"] != logs["motivated_loss"]
+    expected = keras.losses.SparseCategoricalCrossentropy()(y, model.motivated.predict(x, verbose=0))
+    np.testing.assert_allclose(logs["motivated_loss"], float(expected), rtol=1e-4)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.base.predict(x, verbose=0))
+    np.testing.assert_array_equal(model(x[:4]).numpy(), model.base(x[:4]).numpy())
+    assert model.motivated_optimizer is not None and model.weights_map is not None
+
+
+def test_nan_loss_never_triggers_motivation():
+    cond = conditions.ConsecutiveDecrease(1)
+    flags = [bool(cond.update(tf.constant(v), tf.constant(False))) for v in [5.0, float("nan"), 4.0, float("nan"), float("nan")]]
+    assert flags == [True, False, False, False, False]
+
+
+# -- bad input ------------------------------------------------------------------
+
+
+def test_motivated_model_that_does_not_contain_the_base_is_rejected():
+    base, motivated = tiny_pair(14, 8)
+    with pytest.raises(ValueError, match=r"stage1_block1_conv1/kernel"):
+        km.MotivatedModel(base, motivated, "resnet_depth")
+    narrow = km.models.resnet_cifar(14, input_shape=(8, 8, 1), width=2)
+    with pytest.raises(ValueError, match=r"does not fit"):
+        km.MotivatedModel(tiny_pair()[0], narrow, "resnet_depth")
+
+
+@pytest.mark.parametrize("k", [0, -1, 1.5, True])
+def test_invalid_k(k):
+    with pytest.raises(ValueError, match="k >= 1"):
+        conditions.ConsecutiveDecrease(k)
+
+
+def test_compile_without_loss_and_fit_before_compile():
+    base, motivated = tiny_pair()
+    model = km.MotivatedModel(base, motivated, "resnet_depth")
+    x, y = random_data(32)
+    with pytest.raises(ValueError, match="compile"):
+        model.fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match="needs a loss"):
+        model.compile(optimizer="sgd")
+
+
+def test_different_optimizer_classes_are_rejected():
+    base, motivated = tiny_pair()
+    model = km.MotivatedModel(base, motivated, "resnet_depth")
+    with pytest.raises(ValueError, match="same optimizer class"):
+        model.compile(optimizer="sgd", motivated_optimizer="adam", loss="sparse_categorical_crossentropy")

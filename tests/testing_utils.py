@@ -1,0 +1,117 @@
+"""Small models, data and a scripted condition shared by the engine tests."""
+
+import gzip
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_motivation as km
+from keras_motivation.conditions import Condition
+from keras_motivation.models import resnet_cifar
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+SHAPE = (8, 8, 1)
+
+
+class Scripted(Condition):
+    """Test condition: batch i of the run is motivated iff schedule[i]."""
+
+    selects_before_step = True
+
+    def __init__(self, schedule, **kwargs):
+        super().__init__(**kwargs)
+        self.schedule = tf.constant([bool(s) for s in schedule])
+        self.step = self._state("step", "int32", 0)
+
+    def select(self, motivated):
+        return tf.gather(self.schedule, tf.minimum(self.step, len(self.schedule) - 1))
+
+    def update(self, loss, motivated):
+        self.step.assign_add(1)
+        return motivated
+
+
+def tiny_pair(base_depth=8, motivated_depth=14, width=4, input_shape=SHAPE, **kwargs):
+    base = resnet_cifar(base_depth, num_classes=10, input_shape=input_shape, width=width, **kwargs)
+    motivated = resnet_cifar(motivated_depth, num_classes=10, input_shape=input_shape, width=width, **kwargs)
+    return base, motivated
+
+
+def tiny_model(condition=None, optimizer=None, metrics=("accuracy",), **kwargs):
+    base, motivated = tiny_pair(**kwargs)
+    model = km.MotivatedModel(base, motivated, "resnet_depth", condition or km.conditions.ConsecutiveDecrease(2))
+    model.compile(
+        optimizer=optimizer or keras.optimizers.SGD(0.05, momentum=0.9),
+        loss="sparse_categorical_crossentropy",
+        metrics=list(metrics),
+    )
+    return model
+
+
+def random_data(n=128, shape=SHAPE, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, *shape), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    return x, y
+
+
+class BatchRecorder(keras.callbacks.Callback):
+    """Records per-batch `batch_loss` and `motivated` logs, and epoch logs."""
+
+    def __init__(self):
+        super().__init__()
+        self.losses, self.flags, self.epochs = [], [], []
+        self._epoch = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.losses.append(float(logs["batch_loss"]))
+        self.flags.append(bool(logs["motivated"]))
+        self._epoch.append(len(self.losses) - 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append((self._epoch, dict(logs)))
+
+
+def replay_algorithm_1(losses, epoch_lengths, k):
+    """Pure-Python Algorithm 1 over the logged losses: the motivated flag per batch."""
+    motivated, prev, streak, flags = False, float("inf"), 0, []
+    i = 0
+    for n in epoch_lengths:
+        for _ in range(n):
+            flags.append(motivated)
+            loss = losses[i]
+            i += 1
+            streak = streak + 1 if loss < prev else 0
+            if streak >= k and not motivated:
+                motivated = True
+            if streak < k and motivated:
+                motivated = False
+            prev = loss
+        motivated = False
+    return flags
+
+
+def snapshot(variables):
+    return [np.array(v.numpy(), copy=True) for v in variables]
+
+
+def assert_same(before, variables):
+    for b, v in zip(before, variables):
+        np.testing.assert_array_equal(b, v.numpy(), err_msg=v.path)
+
+
+def load_fashion_mnist(n_train=512, n_test=256):
+    def read(name, offset):
+        with gzip.open(os.path.join(FASHION_MNIST_DIR, name)) as f:
+            return np.frombuffer(f.read(), np.uint8, offset=offset)
+
+    x = read("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
+    y = read("train-labels-idx1-ubyte.gz", 8).astype("int64")
+    xt = read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
+    yt = read("t10k-labels-idx1-ubyte.gz", 8).astype("int64")
+    return (x[:n_train] / 255.0, y[:n_train]), (xt[:n_test] / 255.0, yt[:n_test])
