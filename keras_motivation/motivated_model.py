@@ -271,12 +271,12 @@ class MotivatedModel(keras.Model):
         if not self.run_eagerly:
             one_step = tf.function(one_step, jit_compile=jit, reduce_retracing=True)
         steps = self.steps_per_execution
-        zero_logs = {
-            k: tf.zeros_like(tf.convert_to_tensor(v))
-            for k, v in {**self.get_metrics_result(), "batch_loss": 0.0, "motivated": 0.0}.items()
-        }
 
         def multi_step(iterator):
+            # The first step raises OutOfRangeError when the data is exhausted
+            # (Keras turns it into the end of the epoch); the others stop early.
+            logs = one_step(iterator.get_next())
+
             def cond(i, ran, logs):
                 return tf.logical_and(tf.less(i, steps), tf.equal(ran, i))
 
@@ -286,23 +286,39 @@ class MotivatedModel(keras.Model):
                 logs = tf.cond(has, lambda: one_step(optional.get_value()), lambda: logs)
                 return i + 1, ran + tf.cast(has, "int32"), logs
 
-            _, ran, logs = tf.while_loop(cond, body, (tf.constant(0), tf.constant(0), zero_logs))
-            return ran, logs
+            if steps > 1:
+                _, _, logs = tf.while_loop(cond, body, (tf.constant(1), tf.constant(1), logs))
+            return logs
+
+        def single_step(iterator):
+            return one_step(iterator.get_next())
 
         if not self.run_eagerly:
             multi_step = tf.function(multi_step, reduce_retracing=True)
+            single_step = tf.function(single_step, reduce_retracing=True)
+        # MirroredStrategy fails (an unfed placeholder) when strategy.run sits
+        # in a tf.cond inside a tf.while_loop: with several replicas, the
+        # steps of one execution are a loop of single-step calls instead.
+        loop_on_host = strategy.num_replicas_in_sync > 1 and steps > 1
 
         def function(iterator):
-            if isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
-                ran, logs = multi_step(iterator)
-                if int(ran) == 0:
+            if not isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
+                logs = None
+                for _, data in zip(range(steps), iterator):
+                    logs = one_step(data)
+                if logs is None:
                     raise StopIteration
                 return logs
+            if not loop_on_host:
+                return multi_step(iterator)
             logs = None
-            for _, data in zip(range(steps), iterator):
-                logs = one_step(data)
-            if logs is None:
-                raise StopIteration
+            for _ in range(steps):
+                try:
+                    logs = single_step(iterator)
+                except tf.errors.OutOfRangeError:
+                    if logs is None:
+                        raise
+                    break
             return logs
 
         self.train_function = function

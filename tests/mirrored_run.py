@@ -1,0 +1,75 @@
+"""Runs one tiny motivated training on 2 logical CPU devices and on one device.
+
+Executed in a subprocess by test_mirrored_strategy.py: the logical devices must
+be configured before TensorFlow initialises. Prints one JSON line.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import tensorflow as tf  # noqa: E402
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+import keras_motivation as km  # noqa: E402
+from testing_utils import BatchRecorder, random_data, tiny_pair  # noqa: E402
+
+EPOCHS, BATCH, LR = 2, 32, 0.005
+STEPS_PER_EXECUTION = int(os.environ.get("STEPS_PER_EXECUTION", "1"))
+
+
+def dataset(x, y):
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH, drop_remainder=True)
+
+
+def motivated_run(strategy, x, y):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        base, motivated = tiny_pair(sync_bn=True)
+        model = km.MotivatedModel(base, motivated, "resnet_depth", km.conditions.ConsecutiveDecrease(1))
+        model.compile(optimizer=keras.optimizers.SGD(LR, momentum=0.9), loss="sparse_categorical_crossentropy", metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
+    rec = BatchRecorder()
+    model.fit(dataset(x, y), epochs=EPOCHS, verbose=0, callbacks=[rec])
+    return rec, [w.numpy() for w in model.base.weights + model.motivated.weights], model.counters()
+
+
+def plain_run(strategy, x, y):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        base, _ = tiny_pair(sync_bn=True)
+        base.compile(optimizer=keras.optimizers.SGD(LR, momentum=0.9), loss="sparse_categorical_crossentropy")
+    base.fit(dataset(x, y), epochs=EPOCHS, verbose=0)
+    return [w.numpy() for w in base.weights]
+
+
+def rel_drift(a, b):
+    return max(float(np.max(np.abs(u - v)) / (np.max(np.abs(u)) + 1e-12)) for u, v in zip(a, b))
+
+
+x, y = random_data(256)
+mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+single = tf.distribute.OneDeviceStrategy("/cpu:0")
+rec2, w2, c2 = motivated_run(mirrored, x, y)
+rec1, w1, c1 = motivated_run(single, x, y)
+print(
+    json.dumps(
+        {
+            "replicas": mirrored.num_replicas_in_sync,
+            "flags_mirrored": rec2.flags,
+            "flags_single": rec1.flags,
+            "losses_mirrored": rec2.losses,
+            "losses_single": rec1.losses,
+            "counters_mirrored": c2,
+            "counters_single": c1,
+            "drift_motivated": rel_drift(w1, w2),
+            "drift_plain_keras": rel_drift(plain_run(single, x, y), plain_run(mirrored, x, y)),
+        }
+    )
+)
