@@ -20,5 +20,8 @@ class EpochBoundary(keras.callbacks.Callback):
         self.model.finish_epoch()
         end = self.model.counters()
         if logs is not None:
+            # Per-batch quantities: the last batch's value means nothing per epoch.
+            logs.pop("batch_loss", None)
+            logs.pop("motivated", None)
             logs["motivated_steps"] = end["motivated_steps"] - self._start["motivated_steps"]
             logs["switches"] = end["switches"] - self._start["switches"]
