@@ -290,16 +290,15 @@ class MotivatedModel(keras.Model):
                 _, _, logs = tf.while_loop(cond, body, (tf.constant(1), tf.constant(1), logs))
             return logs
 
-        def single_step(iterator):
-            return one_step(iterator.get_next())
-
         if not self.run_eagerly:
             multi_step = tf.function(multi_step, reduce_retracing=True)
-            single_step = tf.function(single_step, reduce_retracing=True)
         # MirroredStrategy fails (an unfed placeholder) when strategy.run sits
-        # in a tf.cond inside a tf.while_loop: with several replicas, the
-        # steps of one execution are a loop of single-step calls instead.
-        loop_on_host = strategy.num_replicas_in_sync > 1 and steps > 1
+        # in a tf.cond nested in other control flow (tf.while_loop, or a
+        # tf.cond on the optional's has_value): with several replicas, the
+        # steps of one execution are a host loop of single-step calls, and
+        # the end of the data is tested on the host, because a distributed
+        # iterator past its end can yield empty batches instead of raising.
+        loop_on_host = strategy.num_replicas_in_sync > 1
 
         def function(iterator):
             if not isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
@@ -313,12 +312,12 @@ class MotivatedModel(keras.Model):
                 return multi_step(iterator)
             logs = None
             for _ in range(steps):
-                try:
-                    logs = single_step(iterator)
-                except tf.errors.OutOfRangeError:
-                    if logs is None:
-                        raise
+                optional = iterator.get_next_as_optional()
+                if not bool(optional.has_value()):
                     break
+                logs = one_step(optional.get_value())
+            if logs is None:
+                raise StopIteration
             return logs
 
         self.train_function = function
