@@ -58,6 +58,8 @@ mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 single = tf.distribute.OneDeviceStrategy("/cpu:0")
 rec2, w2, c2 = motivated_run(mirrored, x, y)
 rec1, w1, c1 = motivated_run(single, x, y)
+if os.environ.get("WEIGHTS_NPZ"):
+    np.savez(os.environ["WEIGHTS_NPZ"], *w2)
 print(
     json.dumps(
         {

@@ -6,16 +6,9 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 
-@pytest.mark.parametrize("steps_per_execution", [1, 3])
-def test_mirrored_run_matches_single_device(steps_per_execution):
-    script = os.path.join(os.path.dirname(__file__), "mirrored_run.py")
-    env = {**os.environ, "STEPS_PER_EXECUTION": str(steps_per_execution)}
-    out = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=600, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+def _check(r):
     assert r["replicas"] == 2
     # Same activation sequence, driven by the loss all-reduced across replicas.
     assert r["flags_mirrored"] == r["flags_single"]
@@ -25,3 +18,15 @@ def test_mirrored_run_matches_single_device(steps_per_execution):
     # Weights agree within float tolerance; the scale is plain Keras' own
     # drift between one and two replicas on the same model and data.
     assert r["drift_motivated"] < max(10 * r["drift_plain_keras"], 1e-4), r
+
+
+def test_mirrored_run_matches_single_device(mirrored_reference):
+    _check(mirrored_reference)
+
+
+def test_mirrored_with_steps_per_execution():
+    script = os.path.join(os.path.dirname(__file__), "mirrored_run.py")
+    env = {**os.environ, "STEPS_PER_EXECUTION": "3"}
+    out = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    _check(json.loads(out.stdout.strip().splitlines()[-1]))
