@@ -1,5 +1,10 @@
 """Callbacks that MotivatedModel.fit adds, and ones users may add."""
 
+import csv
+import json
+import os
+import time
+
 import keras
 
 
@@ -25,3 +30,123 @@ class EpochBoundary(keras.callbacks.Callback):
             logs.pop("motivated", None)
             logs["motivated_steps"] = end["motivated_steps"] - self._start["motivated_steps"]
             logs["switches"] = end["switches"] - self._start["switches"]
+
+
+class ResumableBackup(keras.callbacks.Callback):
+    """Backs up the whole training state every `every` steps and at epoch ends.
+
+    Keras' `BackupAndRestore` restarts an interrupted epoch from its first
+    batch, which retrains batches the backup already contains. This backup
+    keeps the global step (the model's own `steps` counter, saved inside the
+    weights file, so weights and position can never disagree) and the trainer
+    resumes from the next batch of the seeded data order. Files are written to
+    a temporary name and renamed, so a kill never leaves a half-written backup.
+    """
+
+    def __init__(self, directory, steps_per_epoch, every=200):
+        super().__init__()
+        self.directory = directory
+        self.steps_per_epoch = steps_per_epoch
+        self.every = every
+        self._since = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._since += 1
+        if self._since >= self.every:
+            self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save()
+
+    def _save(self):
+        self._since = 0
+        os.makedirs(self.directory, exist_ok=True)
+        tmp = os.path.join(self.directory, ".tmp-state.weights.h5")
+        self.model.save_weights(tmp)
+        os.replace(tmp, os.path.join(self.directory, "state.weights.h5"))
+        steps = self.model.counters()["steps"]
+        state = {"steps": steps, "epoch": steps // self.steps_per_epoch, "batch": steps % self.steps_per_epoch}
+        tmp = os.path.join(self.directory, ".tmp-state.json")
+        with open(tmp, "w") as f:
+            json.dump(state, f)
+        os.replace(tmp, os.path.join(self.directory, "state.json"))
+
+
+class BatchLog(keras.callbacks.Callback):
+    """Appends one CSV row per logged batch: step, epoch, batch_loss, motivated, learning rate.
+
+    Rows are written as they come, so a killed run keeps them; a resumed run
+    first drops the rows past its backup (`truncate_csv`).
+    """
+
+    FIELDS = ("step", "epoch", "batch_loss", "motivated", "learning_rate")
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        motivated = bool(logs["motivated"])
+        opt = self.model.motivated_optimizer if motivated else self.model.optimizer
+        row = (self.model.counters()["steps"], self._epoch, float(logs["batch_loss"]), int(motivated), float(opt.learning_rate))
+        new = not os.path.exists(self.path)
+        with open(self.path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(self.FIELDS)
+            writer.writerow(row)
+
+
+class ModeTimer(keras.callbacks.Callback):
+    """Wall-clock seconds spent in base and in motivated steps (per logged batch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = {"base": 0.0, "motivated": 0.0}
+        self.batches = {"base": 0, "motivated": 0}
+        self._start = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        mode = "motivated" if logs.get("motivated") else "base"
+        self.seconds[mode] += time.perf_counter() - self._start
+        self.batches[mode] += 1
+
+    def per_mode(self):
+        return {
+            mode: {
+                "seconds": self.seconds[mode],
+                "batches": self.batches[mode],
+                "seconds_per_batch": self.seconds[mode] / self.batches[mode] if self.batches[mode] else None,
+            }
+            for mode in self.seconds
+        }
+
+
+def read_csv(path):
+    """Rows of a CSV file as dicts ([] when the file does not exist)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def truncate_csv(path, keep):
+    """Keeps the header and the rows for which `keep(row)` is true (atomically)."""
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, [r for r in reader if keep(r)]
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)

@@ -71,20 +71,20 @@ def slot_index(optimizer, variable):
 
 
 def symbolic_build(model, iterator=None, data_batch=None):
-    """Builds metrics, loss and optimizer state from one batch, up front.
+    """Builds metrics, loss and optimizer state from the data's spec, up front.
 
     Replaces Keras' `_maybe_symbolic_build`, which (a) builds nothing without
     a strategy, leaving variables to be created while the train function is
-    traced, and (b) under MultiWorkerMirroredStrategy reduces a distributed
-    batch eagerly and fails (keras-team/keras#20585). Only shapes and dtypes
-    matter here, so the first replica's shard is enough.
+    traced, (b) under MultiWorkerMirroredStrategy reduces a distributed batch
+    eagerly and fails (keras-team/keras#20585), and (c) draws a batch from the
+    data, which starts one more pass of a reshuffling dataset and changes the
+    order of the batches that training then sees. Only shapes and dtypes
+    matter here: they come from the dataset's element spec.
     """
     import tensorflow as tf
 
     if data_batch is None and iterator is not None:
-        for _, _, it in iterator:
-            data_batch = next(it)
-            break
+        data_batch = iterator.data_adapter.get_tf_dataset().element_spec
     data_batch = tf.nest.map_structure(
         lambda v: model.distribute_strategy.experimental_local_results(v)[0]
         if isinstance(v, tf.distribute.DistributedValues)

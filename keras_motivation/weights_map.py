@@ -253,7 +253,9 @@ def derive(
 
     Layers inside residual blocks (named as in `block_patterns`) map stage by
     stage with the `depth` rule; every other layer maps to the motivated
-    layer of the same name. `overrides` maps base layer names to motivated
+    layer of the same name, or, for layers Keras named automatically
+    (`normalization` vs `normalization_1`), to the motivated layer of the
+    same class in the same order among the unmatched ones. `overrides` maps base layer names to motivated
     layer names explicitly and wins over both. Each variable of a base layer
     pairs with the motivated layer's variable of the same position, placed at
     the first entries of every axis (`width="first_channels"`).
@@ -284,12 +286,15 @@ def derive(
             block_target[(stage, b)] = m_order[stage][i]
 
     inverse_patterns = _block_name_formats(base, b_blocks)
+    by_order = _auto_named_pairs(base, motivated, overrides, b_blocks)
     for layer in base.layers:
         weights = [v for v in layer.weights if not _is_ignored(v)]
         if not weights:
             continue
         if layer.name in overrides:
             target = overrides[layer.name]
+        elif layer.name in by_order:
+            target = by_order[layer.name]
         elif layer.name in b_blocks:
             stage, block, _ = b_blocks[layer.name]
             if (stage, block) not in block_target:
@@ -325,6 +330,35 @@ def derive(
             "Cannot map the base into the motivated model:\n  " + "\n  ".join(problems)
         )
     return WeightsMap(entries, base=base, motivated=motivated)
+
+
+def _auto_named_pairs(base, motivated, overrides, b_blocks):
+    """Pairs layers that Keras named automatically (`normalization` in one model,
+    `normalization_1` in the other): base layers with weights whose name the
+    motivated model lacks map, class by class and in graph order, to the
+    motivated layers of that class whose name the base lacks."""
+    b_names = {layer.name for layer in base.layers}
+    m_names = {layer.name for layer in motivated.layers}
+
+    def orphans(model, other_names, skip):
+        out = collections.defaultdict(list)
+        for layer in model.layers:
+            auto = re.fullmatch(_snake_case(type(layer).__name__) + r"(_\d+)?", layer.name)
+            if auto and layer.weights and layer.name not in other_names and layer.name not in skip:
+                out[type(layer)].append(layer.name)
+        return out
+
+    b_orphans = orphans(base, m_names, set(overrides) | set(b_blocks))
+    m_orphans = orphans(motivated, b_names, set(overrides.values()) | set(_parse_blocks(motivated, DEFAULT_BLOCK_PATTERNS)))
+    pairs = {}
+    for cls, names in b_orphans.items():
+        if len(names) == len(m_orphans.get(cls, ())):
+            pairs.update(zip(names, m_orphans[cls]))
+    return pairs
+
+
+def _snake_case(name):
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _block_name_formats(model, parsed):

@@ -1,0 +1,301 @@
+"""Input pipelines: tensorflow-datasets, Debian's Fashion-MNIST IDX files, image folders.
+
+Sources yield unbatched `(uint8 image, int label)` examples; `make_pipeline`
+turns them into batched float32 training or evaluation data with core Keras
+augmentation layers running inside `tf.data` (not in the model, so the
+exported models stay free of training-only layers).
+"""
+
+import gzip
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist", "~/.keras/datasets/fashion-mnist")
+
+# Classes and native image shape, known before any data is read.
+DATASETS = {
+    "fashion_mnist_idx": (10, (28, 28, 1)),
+    "fashion_mnist": (10, (28, 28, 1)),
+    "cifar10": (10, (32, 32, 3)),
+    "cifar100": (100, (32, 32, 3)),
+    "imagenet2012": (1000, (224, 224, 3)),
+    "oxford_flowers102": (102, (224, 224, 3)),
+    "oxford_iiit_pet": (37, (224, 224, 3)),
+}
+
+AUGMENTATIONS = ("crop_flip", "flip", "randaugment", "autoaugment_cifar10", "random_erasing", "mixup", "cutmix")
+
+
+class DatasetUnavailableError(RuntimeError):
+    """The data is not on this machine; the message says what to run."""
+
+
+def dataset_info(name):
+    """{"num_classes", "image_shape"} of a supported dataset."""
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}: use one of {', '.join(sorted(DATASETS))}.")
+    classes, shape = DATASETS[name]
+    return {"num_classes": classes, "image_shape": shape}
+
+
+def load_fashion_mnist_idx(directory=None):
+    """The original Fashion-MNIST IDX files: ((x_train, y_train), (x_test, y_test)).
+
+    Images are uint8 (N, 28, 28, 1), labels int64. Without `directory`, looks
+    in $FASHION_MNIST_DIR, Debian's /usr/share/datasets/fashion-mnist and the
+    Keras cache.
+    """
+    candidates = [directory] if directory else [os.environ.get("FASHION_MNIST_DIR"), *FASHION_MNIST_DIRS]
+    candidates = [os.path.expanduser(c) for c in candidates if c]
+    for d in candidates:
+        if os.path.exists(os.path.join(d, "train-images-idx3-ubyte.gz")):
+            break
+    else:
+        raise FileNotFoundError(
+            f"No Fashion-MNIST IDX files in {', '.join(candidates)}: "
+            "apt-get install dataset-fashion-mnist, or pass the directory (--data_dir)."
+        )
+
+    def read(name, offset):
+        with gzip.open(os.path.join(d, name)) as f:
+            return np.frombuffer(f.read(), np.uint8, offset=offset)
+
+    x = read("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
+    y = read("train-labels-idx1-ubyte.gz", 8).astype("int64")
+    xt = read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
+    yt = read("t10k-labels-idx1-ubyte.gz", 8).astype("int64")
+    return (x, y), (xt, yt)
+
+
+def load_tfds(name, split, data_dir=None):
+    """A prepared tensorflow-datasets split, offline: (dataset, info).
+
+    Raises DatasetUnavailableError saying what to run when it is not prepared.
+    """
+    import tensorflow_datasets as tfds
+
+    data_dir = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+    try:
+        ds, info = tfds.load(name, split=split, data_dir=data_dir, download=False, as_supervised=True, with_info=True)
+    except tfds.core.registered.DatasetNotFoundError as err:
+        raise ValueError(f"Unknown tensorflow-datasets name {name!r}: use one of {', '.join(sorted(DATASETS))}.") from err
+    except AssertionError as err:  # tfds' "could not find data in <data_dir>"
+        manual = f" (ImageNet: put the archives in {data_dir}/downloads/manual first)" if name == "imagenet2012" else ""
+        raise DatasetUnavailableError(
+            f"Dataset {name} is not prepared in {data_dir} and this run does not download: run "
+            f"`tfds build {name} --data_dir={data_dir}`{manual} on a machine with internet and copy the "
+            "directory here, or pass --data_dir."
+        ) from err
+    return ds, info
+
+
+def split_for_replicas(global_batch_size, num_replicas):
+    """The per-replica batch size; a clear error when the global one does not divide."""
+    if global_batch_size % num_replicas:
+        raise ValueError(
+            f"Batch size {global_batch_size} is not divisible by the {num_replicas} replicas: "
+            "use a multiple of the replica count."
+        )
+    return global_batch_size // num_replicas
+
+
+def kfold_indices(n, folds, seed=0):
+    """[(train_idx, val_idx)] for k-fold cross-validation, shuffled with `seed`."""
+    if folds < 2 or folds > n:
+        raise ValueError(f"folds must be in [2, {n}], got {folds}.")
+    order = np.random.default_rng(seed).permutation(n)
+    parts = np.array_split(order, folds)
+    return [(np.sort(np.concatenate(parts[:i] + parts[i + 1 :])), np.sort(parts[i])) for i in range(folds)]
+
+
+# -- augmentation -------------------------------------------------------------------
+
+# AutoAugment's CIFAR-10 policy (Cubuk et al. 2019, Table 7): 25 sub-policies of
+# two (operation, probability, magnitude 0-9) steps.
+AUTOAUGMENT_CIFAR10 = (
+    (("invert", 0.1, 7), ("contrast", 0.2, 6)),
+    (("rotate", 0.7, 2), ("translate_x", 0.3, 9)),
+    (("sharpness", 0.8, 1), ("sharpness", 0.9, 3)),
+    (("shear_y", 0.5, 8), ("translate_y", 0.7, 9)),
+    (("autocontrast", 0.5, 8), ("equalize", 0.9, 2)),
+    (("shear_y", 0.2, 7), ("posterize", 0.3, 7)),
+    (("color", 0.4, 3), ("brightness", 0.6, 7)),
+    (("sharpness", 0.3, 9), ("brightness", 0.7, 9)),
+    (("equalize", 0.6, 5), ("equalize", 0.5, 1)),
+    (("contrast", 0.6, 7), ("sharpness", 0.6, 5)),
+    (("color", 0.7, 7), ("translate_x", 0.5, 8)),
+    (("equalize", 0.3, 7), ("autocontrast", 0.4, 8)),
+    (("translate_y", 0.4, 3), ("sharpness", 0.2, 6)),
+    (("brightness", 0.9, 6), ("color", 0.2, 8)),
+    (("solarize", 0.5, 2), ("invert", 0.0, 3)),
+    (("equalize", 0.2, 0), ("autocontrast", 0.6, 0)),
+    (("equalize", 0.2, 8), ("equalize", 0.6, 4)),
+    (("color", 0.9, 9), ("equalize", 0.6, 6)),
+    (("autocontrast", 0.8, 4), ("solarize", 0.2, 8)),
+    (("brightness", 0.1, 3), ("color", 0.7, 0)),
+    (("solarize", 0.4, 5), ("autocontrast", 0.9, 3)),
+    (("translate_y", 0.9, 9), ("translate_y", 0.7, 9)),
+    (("autocontrast", 0.9, 2), ("solarize", 0.8, 3)),
+    (("equalize", 0.8, 8), ("invert", 0.1, 3)),
+    (("translate_y", 0.7, 9), ("autocontrast", 0.9, 1)),
+)
+
+
+def _autoaugment_op(name, magnitude, seed):
+    """One AutoAugment operation at a fixed magnitude, from core Keras layers (0-255 images)."""
+    m = magnitude / 9.0
+    vr = (0, 255)
+    fixed = lambda v: (v, v)  # noqa: E731  a random layer with a fixed factor
+    return {
+        "invert": lambda: keras.layers.RandomInvert(factor=1.0, value_range=vr, seed=seed),
+        "contrast": lambda: keras.layers.RandomContrast(factor=0.9 * m, value_range=vr, seed=seed),
+        "rotate": lambda: keras.layers.RandomRotation(fixed(30 / 360 * m), seed=seed),
+        "translate_x": lambda: keras.layers.RandomTranslation(0, fixed(150 / 331 * m), seed=seed),
+        "translate_y": lambda: keras.layers.RandomTranslation(fixed(150 / 331 * m), 0, seed=seed),
+        "shear_y": lambda: keras.layers.RandomShear(x_factor=0.0, y_factor=0.3 * m, seed=seed),
+        "sharpness": lambda: keras.layers.RandomSharpness(factor=fixed(min(m, 1.0)), value_range=vr, seed=seed),
+        "autocontrast": lambda: keras.layers.AutoContrast(value_range=vr),
+        "equalize": lambda: keras.layers.Equalization(value_range=vr),
+        "posterize": lambda: keras.layers.RandomPosterization(factor=(max(1, int(8 - 4 * m)), max(1, int(8 - 4 * m))), value_range=vr, seed=seed),
+        "color": lambda: keras.layers.RandomColorDegeneration(factor=fixed(0.9 * m), value_range=vr, seed=seed),
+        "brightness": lambda: keras.layers.RandomBrightness(factor=fixed(0.9 * m), value_range=vr, seed=seed),
+        "solarize": lambda: keras.layers.Solarization(addition_factor=0.0, threshold_factor=fixed(1 - m), value_range=vr, seed=seed),
+    }[name]()
+
+
+class _AutoAugment:
+    """Applies one random sub-policy per image (in tf.data, one image at a time)."""
+
+    def __init__(self, seed=None):
+        self.policies = [
+            [(_autoaugment_op(name, mag, seed), prob) for name, prob, mag in sub] for sub in AUTOAUGMENT_CIFAR10
+        ]
+        self.seed = seed
+
+    def __call__(self, image):
+        def branch(steps):
+            def apply():
+                x = image
+                for layer, prob in steps:
+                    x = tf.cond(tf.random.uniform(()) < prob, lambda layer=layer, x=x: tf.cast(layer(x), tf.float32), lambda x=x: x)
+                return x
+
+            return apply
+
+        index = tf.random.uniform((), 0, len(self.policies), dtype=tf.int32)
+        return tf.switch_case(index, [branch(p) for p in self.policies])
+
+
+def _image_augmenters(augment, image_shape, seed):
+    """Per-image augmentations (float 0-255 images), in the order given."""
+    h, w = image_shape[:2]
+    steps = []
+    for name in augment:
+        if name == "crop_flip":
+            pad = max(1, h // 8)  # 4 px at 32 px, the CIFAR standard
+            pad_layer = keras.layers.ZeroPadding2D(pad)
+            crop = keras.layers.RandomCrop(h, w, seed=seed)
+            flip = keras.layers.RandomFlip("horizontal", seed=seed)
+            steps.append(lambda x, p=pad_layer, c=crop, f=flip: f(c(p(x[None]))[0]))
+        elif name == "flip":
+            flip = keras.layers.RandomFlip("horizontal", seed=seed)
+            steps.append(lambda x, f=flip: f(x))
+        elif name == "randaugment":
+            ra = keras.layers.RandAugment(value_range=(0, 255), seed=seed)
+            steps.append(lambda x, r=ra: tf.cast(r(x), tf.float32))
+        elif name == "autoaugment_cifar10":
+            steps.append(_AutoAugment(seed))
+        elif name == "random_erasing":
+            erase = keras.layers.RandomErasing(value_range=(0, 255), seed=seed)
+            steps.append(lambda x, e=erase: tf.cast(e(x), tf.float32))
+    return steps
+
+
+def make_pipeline(
+    ds,
+    *,
+    batch_size,
+    training,
+    image_size=None,
+    augment=(),
+    num_classes=None,
+    one_hot=False,
+    seed=None,
+    shuffle_buffer=10_000,
+    mean=None,
+    std=None,
+    drop_remainder=None,
+    cache=False,
+):
+    """Batched float32 (image, label) data from unbatched (uint8 image, int label) examples.
+
+    Training pipelines shuffle (seeded; `shuffle_buffer=0` keeps the order),
+    augment, and drop the last partial batch (it would retrace the compiled
+    step). Images are scaled to [0, 1], then standardised by `mean`/`std` if
+    given. MixUp and CutMix need one-hot labels, which they imply.
+    """
+    unknown = sorted(set(augment) - set(AUGMENTATIONS))
+    if unknown:
+        raise ValueError(f"Unknown augmentation {unknown[0]!r}: use some of {', '.join(AUGMENTATIONS)}.")
+    mixing = [a for a in augment if a in ("mixup", "cutmix")]
+    one_hot = one_hot or bool(mixing)
+    if one_hot and num_classes is None:
+        raise ValueError("One-hot labels (mixup, cutmix, label smoothing) need num_classes.")
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    if drop_remainder is None:
+        drop_remainder = training
+    if cache:
+        ds = ds.cache()
+    if training and shuffle_buffer:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+
+    def prepare(image, label):
+        image = tf.cast(image, tf.float32)
+        if len(image.shape) == 2:
+            image = image[..., None]
+        if image_size is not None and tuple(image.shape[:2]) != tuple(image_size):
+            image = tf.image.resize(image, image_size)
+        return image, label
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    if training and augment:
+        steps = _image_augmenters(augment, ds.element_spec[0].shape, seed)
+
+        def per_image(image, label):
+            for step in steps:
+                image = step(image)
+            return image, label
+
+        if steps:
+            ds = ds.map(per_image, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if one_hot:
+        ds = ds.map(lambda x, y: (x, tf.one_hot(tf.cast(y, tf.int32), num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
+    if training and mixing:
+        layers = [keras.layers.MixUp(seed=seed) if m == "mixup" else keras.layers.CutMix(seed=seed) for m in mixing]
+
+        def mix(x, y):
+            out = {"images": x, "labels": y}
+            for layer in layers:
+                out = layer(out)
+            return out["images"], out["labels"]
+
+        ds = ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+    scale = 1.0 / 255.0
+    mean_t = None if mean is None else tf.constant(mean, tf.float32)
+    std_t = None if std is None else tf.constant(std, tf.float32)
+
+    def normalise(x, y):
+        x = x * scale
+        if mean_t is not None:
+            x = x - mean_t
+        if std_t is not None:
+            x = x / std_t
+        return x, y
+
+    ds = ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,366 @@
+"""One training run from a TrainConfig: the library behind `python -m keras_motivation.train`.
+
+`run(config)` builds the strategy, data, models and optimizers, trains with
+`MotivatedModel.fit`, evaluates both models and writes the workdir:
+
+    <workdir>/config.json        the resolved config (checked on resume)
+    <workdir>/backup/            state.weights.h5 + state.json, written atomically
+                                 every `backup_every` steps and at epoch ends
+    <workdir>/history.csv        one row per epoch (CSVLogger)
+    <workdir>/batches.csv        per-batch loss, motivated flag, learning rate
+    <workdir>/tensorboard/       TensorBoard logs
+    <workdir>/final/             base.keras, motivated.keras, motivated_model.keras
+    <workdir>/summary.json       accuracies, FLOPs, activation statistics, timing
+"""
+
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+
+import keras
+import tensorflow as tf
+
+import keras_motivation
+from keras_motivation import callbacks as callbacks_lib
+from keras_motivation import conditions as conditions_lib
+from keras_motivation import data as data_lib
+from keras_motivation import models as models_lib
+from keras_motivation import recipes
+from keras_motivation.config import ConfigError
+from keras_motivation.config import TrainConfig
+from keras_motivation.motivated_model import MotivatedModel
+
+BACKUP_EVERY_STEPS = 200
+
+
+# -- strategy ----------------------------------------------------------------------
+
+
+def make_strategy(config):
+    if config.strategy == "default":
+        return tf.distribute.get_strategy()
+    if config.strategy == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if config.strategy == "multi_worker":
+        resolver = None
+        if "TF_CONFIG" not in os.environ and "SLURM_JOB_ID" in os.environ:
+            resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    if config.strategy == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu="" if config.tpu == "local" else config.tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ConfigError(f"Unknown --strategy {config.strategy!r}.")
+
+
+def is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
+
+
+# -- workdir -------------------------------------------------------------------------
+
+
+def check_workdir(config):
+    """Raises ConfigError, before anything is written, when the workdir holds
+    a run of an incompatible config. Returns the backup to resume from, or None."""
+    path = os.path.join(config.workdir, "config.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = TrainConfig.from_json(f.read())
+        different = config.incompatibilities(previous)
+        if different:
+            raise ConfigError(
+                f"Workdir {config.workdir} holds a run with a different config "
+                f"({', '.join(different)}): use another --workdir, or delete it to start over."
+            )
+    backup = os.path.join(config.workdir, "backup", "state.weights.h5")
+    return backup if config.resume and os.path.exists(backup) else None
+
+
+def _atomic_write(path, text):
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+# -- data and models ------------------------------------------------------------------
+
+
+def load_data(config):
+    """(train examples, validation examples, dataset info): unbatched datasets."""
+    info = data_lib.dataset_info(config.dataset)
+    if config.dataset == "fashion_mnist_idx":
+        (x, y), (xt, yt) = data_lib.load_fashion_mnist_idx(config.data_dir)
+        train = tf.data.Dataset.from_tensor_slices((x, y))
+        val = tf.data.Dataset.from_tensor_slices((xt, yt))
+        n_train = len(x)
+    else:
+        train, tinfo = data_lib.load_tfds(config.dataset, "train", data_dir=config.data_dir)
+        val, _ = data_lib.load_tfds(config.dataset, config.validation_split, data_dir=config.data_dir)
+        n_train = int(train.cardinality())
+        if n_train < 0:
+            n_train = tinfo.splits["train"].num_examples
+    if config.train_size:
+        train = train.take(config.train_size)
+        n_train = min(n_train, config.train_size)
+    if config.eval_size:
+        val = val.take(config.eval_size)
+    return train, val, n_train, info
+
+
+def input_shape(config, info):
+    h, w, c = info["image_shape"]
+    if config.image_size:
+        h = w = config.image_size
+    return (h, w, c)
+
+
+def build_model(config, num_classes, shape):
+    base, motivated, wmap = models_lib.get_pair(config.pair, num_classes=num_classes, input_shape=shape, **config.model_kwargs)
+    if config.init_from:
+        _init_from(config, base, motivated)
+    model = MotivatedModel(base, motivated, wmap, make_condition(config))
+    if config.differential_init == "identity":
+        from keras_motivation.models.identity import identity_start
+
+        identity_start(model.weights_map)
+    return model
+
+
+def make_condition(config):
+    if config.condition == "consecutive":
+        return conditions_lib.ConsecutiveDecrease(config.k)
+    spec = config.condition
+    if ":" not in spec and spec not in ("never", "always"):
+        spec = f"{spec}:k={config.k}"
+    return conditions_lib.get(spec)
+
+
+def _init_from(config, base, motivated):
+    """Transfer: start both models from a finished run's base or motivated model.
+
+    Every layer whose name and weight shapes match the source's is loaded;
+    the rest (the classifier head for a new number of classes, layers the
+    source lacks) keeps its fresh initialisation.
+    """
+    path = os.path.join(config.init_from, "final", f"{config.init_from_model}.keras")
+    if not os.path.exists(path):
+        raise ConfigError(f"--init_from={config.init_from} has no {path}: point it at a finished run's workdir.")
+    source = {layer.name: layer for layer in keras.models.load_model(path, compile=False).layers if layer.weights}
+    loaded = 0
+    for target in (base, motivated):
+        for layer in target.layers:
+            src = source.get(layer.name)
+            if src is not None and [tuple(w.shape) for w in layer.weights] == [tuple(w.shape) for w in src.weights]:
+                layer.set_weights(src.get_weights())
+                loaded += 1
+    if loaded == 0:
+        raise ConfigError(f"--init_from={config.init_from}: no layer of {path} matches the models of --pair={config.pair}.")
+    return loaded
+
+
+# -- training ------------------------------------------------------------------------
+
+
+def make_datasets(config, train, val, n_train, shape, num_classes, strategy, start_step):
+    """Batched train dataset (resumable: seeded order, skips `start_step` batches) and val dataset."""
+    replicas = strategy.num_replicas_in_sync
+    data_lib.split_for_replicas(config.batch_size, replicas)
+    steps = n_train // config.batch_size
+    if steps == 0:
+        raise ConfigError(f"--batch_size={config.batch_size} is larger than the {n_train} training examples.")
+    one_hot = any(a in ("mixup", "cutmix") for a in config.augment) or config.label_smoothing > 0
+    common = dict(image_size=shape[:2], num_classes=num_classes, one_hot=one_hot)
+    # The order of every epoch is fixed by the seed, so a resumed run sees the
+    # same batches: shuffle, repeat, then skip what was already trained.
+    ordered = train.shuffle(min(n_train, 50_000), seed=config.seed, reshuffle_each_iteration=True).repeat()
+    ordered = ordered.skip(start_step * config.batch_size)
+    train_ds = data_lib.make_pipeline(
+        ordered, batch_size=config.batch_size, training=True, augment=config.augment, seed=config.seed, shuffle_buffer=0, **common
+    )
+    val_ds = data_lib.make_pipeline(val, batch_size=config.batch_size, training=False, **common)
+    return train_ds, val_ds, steps
+
+
+def compile_model(model, config, steps_per_epoch):
+    if config.label_smoothing:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    else:
+        loss = "sparse_categorical_crossentropy"
+        metrics = ["accuracy"]
+    if any(a in ("mixup", "cutmix") for a in config.augment) and not config.label_smoothing:
+        loss = "categorical_crossentropy"
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+    model.compile(
+        optimizer=recipes.optimizer(config, steps_per_epoch),
+        loss=loss,
+        metrics=metrics,
+        steps_per_execution=config.steps_per_execution,
+        jit_compile=config.jit_compile,
+    )
+
+
+def run(config):
+    """Trains, evaluates and writes the workdir; returns the summary dict."""
+    config.validate()
+    if not config.workdir:
+        raise ConfigError("--workdir is required: the directory for checkpoints, logs and summary.json.")
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(
+            f"--batch_size={config.batch_size} is not divisible by the {strategy.num_replicas_in_sync} replicas: "
+            "use a multiple of the replica count."
+        )
+    if config.pair not in models_lib.list_pairs():
+        raise ConfigError(f"Unknown --pair {config.pair!r}: use one of {', '.join(models_lib.list_pairs())}.")
+    backup = check_workdir(config)
+    train, val, n_train, info = load_data(config)
+    shape = input_shape(config, info)
+    with strategy.scope():
+        try:
+            model = build_model(config, info["num_classes"], shape)
+        except ValueError as err:
+            raise ConfigError(f"--pair={config.pair} cannot be built for input shape {shape}: {err}") from err
+    steps = n_train // config.batch_size
+    with strategy.scope():
+        compile_model(model, config, steps)
+    if backup:
+        # The step counter is part of the weights: position and state agree.
+        model.load_weights(backup)
+    start_step = model.counters()["steps"]
+    os.makedirs(config.workdir, exist_ok=True)
+    _atomic_write(os.path.join(config.workdir, "config.json"), config.to_json())
+    # Logs written after the backup describe batches that will be trained again.
+    callbacks_lib.truncate_csv(os.path.join(config.workdir, "batches.csv"), lambda r: int(r["step"]) <= start_step)
+    callbacks_lib.truncate_csv(
+        os.path.join(config.workdir, "history.csv"), lambda r: int(r["epoch"]) < start_step // max(n_train // config.batch_size, 1)
+    )
+    train_ds, val_ds, steps = make_datasets(config, train, val, n_train, shape, info["num_classes"], strategy, start_step)
+
+    timer = callbacks_lib.ModeTimer()
+    # Logs before the backup: a kill between the two leaves logs that the
+    # resumed run truncates, never a backup whose logs are missing.
+    cbs = [
+        callbacks_lib.BatchLog(os.path.join(config.workdir, "batches.csv")),
+        keras.callbacks.CSVLogger(os.path.join(config.workdir, "history.csv"), append=True),
+        keras.callbacks.TensorBoard(os.path.join(config.workdir, "tensorboard"), update_freq="epoch"),
+        keras.callbacks.TerminateOnNaN(),
+        timer,
+        callbacks_lib.ResumableBackup(os.path.join(config.workdir, "backup"), steps, every=BACKUP_EVERY_STEPS),
+    ]
+    start = time.time()
+    epoch, done_in_epoch = divmod(start_step, steps)
+    # A progress bar on a terminal, one line per epoch otherwise.
+    verbose = int(config.verbose) if config.verbose != "auto" else ("auto" if os.isatty(1) else 2)
+    if done_in_epoch:
+        # Finish the interrupted epoch with its remaining batches first.
+        model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done_in_epoch,
+                  validation_data=val_ds, callbacks=cbs, verbose=verbose)
+        epoch += 1
+        train_ds, val_ds, steps = make_datasets(config, train, val, n_train, shape, info["num_classes"], strategy, epoch * steps)
+    if epoch < config.epochs and not model.stop_training:
+        model.fit(train_ds, epochs=config.epochs, initial_epoch=epoch, steps_per_epoch=steps,
+                  validation_data=val_ds, callbacks=cbs, verbose=verbose)
+    wall = time.time() - start
+    return finish(config, model, val_ds, timer, wall, info, shape, strategy)
+
+
+def finish(config, model, val_ds, timer, wall, info, shape, strategy):
+    """Final evaluation, saved models and summary.json."""
+    evaluation = model.evaluate(val_ds, verbose=0, return_dict=True)
+    final = os.path.join(config.workdir, "final")
+    os.makedirs(final, exist_ok=True)
+    for name, m in (("base", model.base), ("motivated", model.motivated), ("motivated_model", model)):
+        tmp = os.path.join(final, f".tmp-{name}.keras")
+        m.save(tmp)
+        os.replace(tmp, os.path.join(final, f"{name}.keras"))
+    history = callbacks_lib.read_csv(os.path.join(config.workdir, "history.csv"))
+    counters = model.counters()
+    summary = {
+        "pair": config.pair,
+        "dataset": config.dataset,
+        "condition": config.condition,
+        "k": config.k,
+        "differential_init": config.differential_init,
+        "seed": config.seed,
+        "epochs": config.epochs,
+        "input_shape": list(shape),
+        "num_classes": info["num_classes"],
+        "final": {k: float(v) for k, v in evaluation.items()},
+        "best": {
+            "accuracy": max((float(r["val_accuracy"]) for r in history if "val_accuracy" in r), default=None),
+            "motivated_accuracy": max(
+                (float(r["val_motivated_accuracy"]) for r in history if "val_motivated_accuracy" in r), default=None
+            ),
+        },
+        "activations": activation_statistics(counters, config),
+        "wall_clock_s": wall,
+        "wall_clock_per_mode_s": timer.per_mode(),
+        "terminated_on_nan": bool(model.stop_training and any(math.isnan(float(r.get("loss", 0) or 0)) for r in history[-1:])),
+        "versions": {
+            "keras_motivation": keras_motivation.__version__,
+            "keras": keras.__version__,
+            "tensorflow": tf.__version__,
+            "python": platform.python_version(),
+        },
+        "replicas": strategy.num_replicas_in_sync,
+    }
+    summary.update(flops_summary(model, counters))
+    _atomic_write(os.path.join(config.workdir, "summary.json"), json.dumps(summary, indent=2))
+    return summary
+
+
+def activation_statistics(counters, config):
+    steps = max(counters["steps"], 1)
+    stats = {
+        **counters,
+        "activation_rate": counters["motivated_steps"] / steps,
+        "triggers_per_step": counters["activations"] / steps,
+        "mean_activation_length": counters["motivated_steps"] / counters["activations"] if counters["activations"] else 0.0,
+    }
+    if config.condition == "consecutive":
+        stats["noise_trigger_rate"] = 1.0 / math.factorial(config.k + 1)
+    return stats
+
+
+def flops_summary(model, counters):
+    try:
+        from keras_motivation import flops
+    except ImportError:  # flops.py is optional at import time for the trainer
+        return {}
+    fx, fy = flops.count_flops(model.base), flops.count_flops(model.motivated)
+    base_steps = counters["steps"] - counters["motivated_steps"]
+    out = {"flops": {"base": fx, "motivated": fy, "base_macs": fx // 2, "motivated_macs": fy // 2}}
+    if counters["steps"]:
+        out["flops"]["dual_training_average"] = flops.dual_training_flops(fx, fy, base_steps, counters["motivated_steps"])
+    return out
+
+
+def describe(config, summary):
+    """The lines printed at the end of a run: where everything is."""
+    w = config.workdir
+    f = summary["final"]
+    lines = [
+        f"base accuracy {f.get('accuracy', float('nan')):.4f}, motivated accuracy {f.get('motivated_accuracy', float('nan')):.4f} "
+        f"on the validation split; motivated share of steps {summary['activations']['activation_rate']:.3f}",
+        f"summary:     {os.path.join(w, 'summary.json')}",
+        f"history:     {os.path.join(w, 'history.csv')} (per batch: {os.path.join(w, 'batches.csv')})",
+        f"models:      {os.path.join(w, 'final')}/base.keras, motivated.keras",
+        f"tensorboard: tensorboard --logdir {os.path.join(w, 'tensorboard')}",
+    ]
+    return "\n".join(lines)
+

@@ -1,0 +1,103 @@
+"""Every flagfile in configs/ parses, opens with its command, and trains a step on mock data."""
+
+import glob
+import json
+import os
+
+import pytest
+
+from keras_motivation import data, models, train, trainer
+
+CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "*.flags")))
+# Tracing the train step of these pairs takes 1-3 minutes each on 2 CPU cores:
+# they run with -m slow; the default suite runs their recipe on a small model
+# of the same config (test_config_recipe_on_a_small_model).
+SLOW = {"resnet_imagenet.flags", "transfer_cifar10.flags", "transfer_cifar100.flags",
+        "transfer_oxford_flowers102.flags", "transfer_oxford_iiit_pet.flags", "effnet.flags", "vit_cifar10.flags"}
+SMALL = {"vit_cifar10.flags": ["--model_kwargs=depth=1,patch_size=8"]}
+
+
+def test_there_are_configs():
+    names = {os.path.basename(c) for c in CONFIGS}
+    assert {"quickstart.flags", "resnet_cifar10.flags", "resnet_cifar100.flags", "vit_cifar10.flags", "effnet.flags",
+            "resnet_imagenet.flags"} <= names
+    assert {f"transfer_{d}.flags" for d in ("cifar10", "cifar100", "oxford_flowers102", "oxford_iiit_pet")} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_config_parses_and_opens_with_its_command(path):
+    with open(path) as f:
+        first = f.readline()
+    assert first.startswith("# python -m keras_motivation.train --flagfile=configs/" + os.path.basename(path))
+    config = train.config_from_args(["train", f"--flagfile={path}"]).validate()
+    assert config.pair in models.list_pairs()
+    data.dataset_info(config.dataset)
+
+
+def _mock_run(path, tmp_path, extra=()):
+    import tensorflow_datasets as tfds
+
+    config = train.config_from_args(
+        ["train", f"--flagfile={path}", "--epochs=1", "--batch_size=4", "--train_size=8", "--eval_size=8", "--image_size=32",
+         "--warmup_epochs=0", "--verbose=0", f"--workdir={tmp_path / 'run'}", *extra]
+    )
+    if config.init_from:
+        pytest.skip("transfer configs need a previous run: see test_transfer")
+    with tfds.testing.mock_data(num_examples=8, policy=tfds.testing.MockPolicy.USE_CODE):
+        return trainer.run(config)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(c, marks=pytest.mark.slow) if os.path.basename(c) in SLOW else c for c in CONFIGS],
+    ids=os.path.basename,
+)
+def test_config_trains_two_steps_on_mock_data(path, tmp_path):
+    if os.path.basename(path) == "quickstart.flags" and not os.path.isdir(data.FASHION_MNIST_DIRS[0]):
+        pytest.skip("the quickstart reads Debian's dataset-fashion-mnist")
+    summary = _mock_run(path, tmp_path)
+    assert summary["activations"]["steps"] == 2
+    with open(tmp_path / "run" / "summary.json") as f:
+        assert json.load(f)["pair"] == summary["pair"]
+
+
+@pytest.mark.parametrize("name", sorted(SLOW - {"transfer_cifar10.flags", "transfer_cifar100.flags",
+                                                 "transfer_oxford_flowers102.flags", "transfer_oxford_iiit_pet.flags"}))
+def test_config_recipe_on_a_small_model(name, tmp_path):
+    """The recipe of a slow config (optimizer, schedule, augmentation, data) on a small model."""
+    path = [c for c in CONFIGS if os.path.basename(c) == name][0]
+    extra = SMALL.get(name, ["--pair=resnet8:resnet14", "--model_kwargs=width=4"])
+    summary = _mock_run(path, tmp_path, extra)
+    assert summary["activations"]["steps"] == 2
+
+
+def test_transfer_from_a_motivated_model_with_a_new_head(tmp_path):
+    """Fine-tune from a finished run's motivated model on another (mock) dataset."""
+    import keras
+    import numpy as np
+    import tensorflow_datasets as tfds
+
+    configs = os.path.dirname(CONFIGS[0])
+    common = ["--epochs=1", "--batch_size=4", "--train_size=8", "--verbose=0", "--model_kwargs=width=4",
+              "--pair=resnet8:resnet14"]
+    source_dir = tmp_path / "source"
+    with tfds.testing.mock_data(num_examples=8, policy=tfds.testing.MockPolicy.USE_CODE):
+        trainer.run(train.config_from_args(["train", f"--flagfile={configs}/resnet_cifar10.flags", *common,
+                                            f"--workdir={source_dir}"]))
+        target = train.config_from_args(
+            ["train", f"--flagfile={configs}/transfer_cifar100.flags", *common, "--image_size=32", "--condition=consecutive",
+             "--warmup_epochs=0", "--augment=", f"--init_from={source_dir}", "--init_from_model=motivated",
+             f"--workdir={tmp_path / 'target'}"]
+        )
+        model = trainer.build_model(target, num_classes=100, shape=(32, 32, 3))
+        summary = trainer.run(target)
+    src = keras.models.load_model(source_dir / "final" / "motivated.keras")
+    # Every layer but the head starts from the source's motivated model ...
+    for name in ("stem_conv", "stage2_block1_conv1", "stage3_block1_bn2"):
+        for a, b in zip(model.motivated.get_layer(name).weights, src.get_layer(name).weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(model.base.get_layer("stem_conv").kernel.numpy(), src.get_layer("stem_conv").kernel.numpy())
+    # ... the head is new, for 100 classes, and the fine-tuning run trains it.
+    assert model.motivated.get_layer("logits").kernel.shape[-1] == 100
+    assert src.get_layer("logits").kernel.shape[-1] == 10
+    assert summary["num_classes"] == 100 and summary["activations"]["steps"] == 2

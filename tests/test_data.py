@@ -1,0 +1,109 @@
+"""Input pipelines: IDX files, tensorflow-datasets offline, augmentation, folds."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_motivation import data
+from testing_utils import FASHION_MNIST_DIR
+
+
+def images(n=16, size=32, channels=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, size, size, channels), dtype=np.uint8)
+    y = rng.integers(0, 10, n)
+    return tf.data.Dataset.from_tensor_slices((x, y))
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist")
+def test_fashion_mnist_idx_files():
+    (x, y), (xt, yt) = data.load_fashion_mnist_idx()
+    assert x.shape == (60000, 28, 28, 1) and xt.shape == (10000, 28, 28, 1)
+    assert x.dtype == np.uint8 and set(np.unique(y)) == set(range(10)) and len(yt) == 10000
+
+
+def test_missing_idx_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        data.load_fashion_mnist_idx(str(tmp_path))
+
+
+def test_tfds_offline_missing_data_says_what_to_run(tmp_path):
+    with pytest.raises(data.DatasetUnavailableError, match=f"tfds build cifar10 --data_dir={tmp_path}"):
+        data.load_tfds("cifar10", "train", data_dir=str(tmp_path))
+    with pytest.raises(data.DatasetUnavailableError, match="downloads/manual"):
+        data.load_tfds("imagenet2012", "train", data_dir=str(tmp_path))
+
+
+def test_tfds_mock_data_pipeline():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
+        ds, info = data.load_tfds("cifar10", "train")
+        batches = list(data.make_pipeline(ds, batch_size=4, training=True, augment=("crop_flip",), seed=0))
+    assert info.features["label"].num_classes == 10
+    assert len(batches) == 3
+    assert batches[0][0].shape == (4, 32, 32, 3) and batches[0][0].dtype == tf.float32
+
+
+def test_pipeline_shapes_range_and_remainder():
+    train = list(data.make_pipeline(images(10), batch_size=4, training=True, seed=0))
+    assert [b[0].shape[0] for b in train] == [4, 4]  # partial batch dropped for training
+    evals = list(data.make_pipeline(images(10), batch_size=4, training=False))
+    assert [b[0].shape[0] for b in evals] == [4, 4, 2]
+    x = np.concatenate([b[0].numpy() for b in evals])
+    assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.9
+    std = list(data.make_pipeline(images(10), batch_size=10, training=False, mean=0.5, std=0.25))[0][0].numpy()
+    np.testing.assert_allclose(std, (x - 0.5) / 0.25, rtol=1e-5)
+    resized = list(data.make_pipeline(images(4, size=28, channels=1), batch_size=4, training=False, image_size=32))
+    assert resized[0][0].shape == (4, 32, 32, 1)
+
+
+@pytest.mark.parametrize("name", [a for a in data.AUGMENTATIONS if a not in ("mixup", "cutmix")])
+def test_each_augmentation_keeps_shapes_and_changes_images(name):
+    plain = list(data.make_pipeline(images(8), batch_size=8, training=True, seed=0, shuffle_buffer=0))[0][0].numpy()
+    aug = list(data.make_pipeline(images(8), batch_size=8, training=True, augment=(name,), seed=0, shuffle_buffer=0))[0][0].numpy()
+    assert aug.shape == plain.shape and aug.dtype == np.float32
+    assert np.all(np.isfinite(aug))
+    assert not np.allclose(aug, plain), f"{name} left every image unchanged"
+
+
+@pytest.mark.parametrize("name", ["mixup", "cutmix"])
+def test_mixing_gives_one_hot_soft_labels(name):
+    x, y = list(data.make_pipeline(images(8), batch_size=8, training=True, augment=(name,), num_classes=10, seed=0))[0]
+    assert y.shape == (8, 10)
+    np.testing.assert_allclose(y.numpy().sum(-1), 1.0, rtol=1e-5)
+    assert np.any((y.numpy() > 0) & (y.numpy() < 1))
+    with pytest.raises(ValueError, match="num_classes"):
+        data.make_pipeline(images(8), batch_size=8, training=True, augment=(name,))
+
+
+def test_unknown_augmentation():
+    with pytest.raises(ValueError, match="Unknown augmentation 'jitter'.*crop_flip"):
+        data.make_pipeline(images(4), batch_size=2, training=True, augment=("jitter",))
+
+
+def test_seeded_shuffle_is_reproducible():
+    def order(seed):
+        return np.concatenate([b[1].numpy() for b in data.make_pipeline(images(64), batch_size=8, training=True, seed=seed)])
+
+    assert np.array_equal(order(1), order(1))
+    assert not np.array_equal(order(1), order(2))
+
+
+def test_split_for_replicas_and_folds():
+    assert data.split_for_replicas(128, 2) == 64
+    with pytest.raises(ValueError, match="Batch size 30 is not divisible by the 4 replicas"):
+        data.split_for_replicas(30, 4)
+    folds = data.kfold_indices(23, 5, seed=0)
+    vals = np.concatenate([v for _, v in folds])
+    assert sorted(vals) == list(range(23))
+    for tr, va in folds:
+        assert not set(tr) & set(va) and len(tr) + len(va) == 23
+
+
+def test_dataset_info():
+    assert data.dataset_info("cifar100") == {"num_classes": 100, "image_shape": (32, 32, 3)}
+    with pytest.raises(ValueError, match="Unknown dataset"):
+        data.dataset_info("mnist_typo")

@@ -1,0 +1,171 @@
+"""Model families and the registry of pairs: every map validates and round-trips."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_motivation as km
+from keras_motivation import weights_map as wm
+
+SLOW_PAIRS = {"resnet56:resnet110", "resnet101:resnet152", "efficientnet_b5:efficientnet_b6", "efficientnet_b6:efficientnet_b7"}
+
+
+def small_pair(name, num_classes=10):
+    kwargs = dict(patch_size=8, depth=2) if name.startswith("vit") else {}
+    if name.startswith("resnet") and int(name.split(":")[0][6:]) < 50:
+        kwargs = dict(width=4)
+    return km.models.get_pair(name, num_classes=num_classes, input_shape=(32, 32, 3), **kwargs)
+
+
+def scramble(variables, seed):
+    rng = np.random.default_rng(seed)
+    for v in variables:
+        v.assign(rng.normal(size=v.shape).astype(v.dtype))
+
+
+def region(entry):
+    index = tuple(slice(s, s + n) for s, n in zip(entry.start, entry.base.shape))
+    return entry.motivated.numpy()[index]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(p, marks=pytest.mark.slow) if p in SLOW_PAIRS else p for p in km.models.list_pairs()],
+)
+def test_every_registry_pair_maps_and_round_trips(name):
+    base, motivated, wmap = small_pair(name)
+    # WeightsMap validated at construction; check the promises explicitly too.
+    placed = [id(e.base) for e in wmap]
+    assert sorted(placed) == sorted(id(v) for v in wm.mapped_variables(base)), "every base variable placed once"
+    for e in wmap:
+        assert all(s + b <= m for s, b, m in zip(e.start, e.base.shape, e.motivated.shape))
+    floats = [v for v in motivated.weights if "float" in str(v.dtype)]
+    scramble(floats, 1)
+    scramble([v for v in base.weights if "float" in str(v.dtype)], 2)
+    before = [v.numpy().copy() for v in base.weights]
+    wmap.copy_to_motivated()
+    for e in wmap:
+        np.testing.assert_array_equal(region(e), e.base.numpy(), err_msg=e.motivated.path)
+    scramble([v for v in base.weights if "float" in str(v.dtype)], 3)
+    wmap.copy_to_base()
+    for b, v in zip(before, base.weights):
+        np.testing.assert_array_equal(b, v.numpy(), err_msg=v.path)
+    assert wmap.differential_variables() or any(tuple(e.base.shape) != tuple(e.motivated.shape) for e in wmap)
+
+
+def test_resnet50_to_101_maps_last_block_to_last():
+    base, motivated, wmap = small_pair("resnet50:resnet101")
+    pairs = {e.base.path.split("/")[0]: e.motivated.path.split("/")[0] for e in wmap}
+    for b in range(1, 6):
+        assert pairs[f"conv4_block{b}_1_conv"] == f"conv4_block{b}_1_conv"
+    assert pairs["conv4_block6_3_bn"] == "conv4_block23_3_bn"
+    assert pairs["conv5_block3_2_conv"] == "conv5_block3_2_conv"
+    assert pairs["predictions"] == "predictions"
+
+
+def test_efficientnet_depth_then_width():
+    _, _, b0b1 = small_pair("efficientnet_b0:efficientnet_b1")
+    assert all(tuple(e.base.shape) == tuple(e.motivated.shape) for e in b0b1), "B0->B1 is depth only"
+    pairs = {e.base.path.split("/")[0]: e.motivated.path.split("/")[0] for e in b0b1}
+    assert pairs["block2b_project_conv"] == "block2b_project_conv"  # first blocks of the stage
+    _, _, b1b2 = small_pair("efficientnet_b1:efficientnet_b2")
+    partial = {e.base.path: (tuple(e.base.shape), tuple(e.motivated.shape)) for e in b1b2 if e.base.shape != e.motivated.shape}
+    for role in ("dwconv/kernel", "se_reduce/kernel", "se_expand/kernel", "bn/moving_mean"):
+        assert any(role in p for p in partial), role
+
+
+def test_vit_heads_map_one_to_one():
+    base, motivated, wmap = small_pair("vit_tiny:vit_small")
+    wmap.copy_to_motivated()
+    attn_b = base.get_layer("encoder_block0_attention")
+    attn_m = motivated.get_layer("encoder_block0_attention")
+    tokens = np.random.default_rng(0).normal(size=(2, 17, 192)).astype("float32")
+    padded = np.concatenate([tokens, np.zeros((2, 17, 192), "float32")], axis=-1)
+
+    def heads(layer, x):
+        """Per-head attention outputs (before the output projection), from the layer's weights."""
+        qk, qb, kk, kb, vk, vb = [w.numpy() for w in layer.weights[:6]]
+        q = np.einsum("btd,dhk->bthk", x, qk) + qb
+        k = np.einsum("btd,dhk->bthk", x, kk) + kb
+        v = np.einsum("btd,dhk->bthk", x, vk) + vb
+        scores = np.einsum("bqhk,bshk->bhqs", q, k) / np.sqrt(q.shape[-1])
+        scores = np.exp(scores - scores.max(-1, keepdims=True))
+        scores /= scores.sum(-1, keepdims=True)
+        return np.einsum("bhqs,bshk->bqhk", scores, v)
+
+    assert [w.name for w in attn_b.weights[:6]] == ["kernel", "bias"] * 3
+    hb, hm = heads(attn_b, tokens), heads(attn_m, padded)
+    assert hb.shape[2] == 3 and hm.shape[2] == 6
+    np.testing.assert_allclose(hm[:, :, :3], hb, atol=1e-5)
+    # A fused-qkv "first rows" slice would put k and v weights in q's place:
+    # the mapped heads would then not reproduce the base's.
+    assert not np.allclose(hm[:, :, 3:], hb, atol=1e-3)
+
+
+def _user_cnn(widths, prefix, name):
+    inputs = keras.Input((16, 16, 3))
+    x = inputs
+    for i, w in enumerate(widths):
+        x = keras.layers.Conv2D(w, 3, padding="same", name=f"{prefix}conv{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"{prefix}bn{i}")(x)
+        x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name=f"{prefix}head")(x), name=name)
+
+
+def test_users_own_pair_maps_with_overrides_and_trains():
+    base = _user_cnn([8, 16], "small_", "small")
+    motivated = _user_cnn([12, 24, 24], "big_", "big")
+    with pytest.raises(ValueError) as err:
+        wm.derive(base, motivated)
+    # Every unplaceable base variable is listed, with the reason.
+    for v in wm.mapped_variables(base):
+        assert v.path in str(err.value)
+    assert "no motivated layer named 'small_conv0'" in str(err.value)
+    overrides = {f"small_{r}{i}": f"big_{r}{i}" for r in ("conv", "bn") for i in range(2)} | {"small_head": "big_head"}
+    wmap = wm.derive(base, motivated, overrides=overrides)
+    assert any(tuple(e.base.shape) != tuple(e.motivated.shape) for e in wmap)
+    model = km.MotivatedModel(base, motivated, wmap, km.conditions.ConsecutiveDecrease(1))
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).random((64, 16, 16, 3), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, 10, 64)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert model.counters()["motivated_steps"] > 0
+
+
+def test_weights_map_validation_names_the_variables():
+    base = _user_cnn([8], "a_", "a")
+    motivated = _user_cnn([4], "a_", "b")
+    with pytest.raises(ValueError, match=r"a_conv0/kernel \(3, 3, 3, 8\).*does not fit"):
+        wm.derive(base, motivated)
+    big = _user_cnn([8], "a_", "c")
+    entries = [(b, m, None) for b, m in zip(wm.mapped_variables(base), wm.mapped_variables(big))]
+    with pytest.raises(ValueError, match=r"a_head/bias .* is not mapped"):
+        wm.WeightsMap(entries[:-1], base=base, motivated=big)
+    a, b, target = keras.Variable(np.zeros((2, 2))), keras.Variable(np.zeros((2, 2))), keras.Variable(np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="overlap"):
+        wm.WeightsMap([(a, target, (0, 0)), (b, target, (1, 1))])
+    wm.WeightsMap([(a, target, (0, 0)), (b, target, (2, 2))])  # side by side is fine
+    half = keras.Variable(np.zeros((8,), "float16"))
+    with pytest.raises(ValueError, match="dtypes differ"):
+        wm.WeightsMap([(half, big.get_layer("a_bn0").gamma, None)])
+
+
+@pytest.mark.parametrize("name", ["resnet8:resnet14", "resnet20:resnet32", "efficientnet_b0:efficientnet_b1", "resnet50:resnet101"])
+def test_identity_start_makes_the_motivated_model_compute_the_base(name):
+    from keras_motivation.models.identity import identity_start
+
+    base, motivated, wmap = small_pair(name)
+    zeroed = identity_start(wmap)
+    assert zeroed
+    wmap.copy_to_motivated()
+    x = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+    np.testing.assert_allclose(motivated(x, training=False).numpy(), base(x, training=False).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_identity_start_refuses_width_maps():
+    from keras_motivation.models.identity import identity_start
+
+    _, _, wmap = small_pair("vit_tiny:vit_small")
+    with pytest.raises(ValueError, match="depth-only map"):
+        identity_start(wmap)

@@ -1,0 +1,154 @@
+"""The trainer: quickstart on real data, resumption, transfer, bad input."""
+
+import csv
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_motivation import callbacks as callbacks_lib
+from keras_motivation import train
+from keras_motivation import trainer
+from keras_motivation.config import ConfigError
+from testing_utils import FASHION_MNIST_DIR
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+needs_fashion_mnist = pytest.mark.skipif(
+    not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist"
+)
+
+
+def tiny(workdir, *extra):
+    """The quickstart config shrunk to seconds: 256 images, width 4, 2 epochs."""
+    return train.config_from_args(
+        [
+            "train",
+            f"--flagfile={CONFIGS}/quickstart.flags",
+            "--train_size=256",
+            "--batch_size=32",
+            "--epochs=2",
+            "--model_kwargs=width=4",
+            "--verbose=0",
+            f"--workdir={workdir}",
+            *extra,
+        ]
+    )
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@needs_fashion_mnist
+def test_quickstart_writes_the_workdir(tmp_path, capsys):
+    config = tiny(tmp_path / "run")
+    summary = trainer.run(config)
+    w = config.workdir
+    for name in ("config.json", "summary.json", "history.csv", "batches.csv", "backup/state.weights.h5",
+                 "final/base.keras", "final/motivated.keras", "final/motivated_model.keras"):
+        assert os.path.exists(os.path.join(w, name)), name
+    assert os.listdir(os.path.join(w, "tensorboard"))
+    with open(os.path.join(w, "summary.json")) as f:
+        on_disk = json.load(f)
+    assert on_disk["final"] == summary["final"]
+    assert {"accuracy", "motivated_accuracy", "loss", "motivated_loss"} <= set(summary["final"])
+    assert summary["activations"]["steps"] == 2 * (256 // 32)
+    assert summary["activations"]["noise_trigger_rate"] == pytest.approx(1 / 6)
+    assert len(rows(os.path.join(w, "history.csv"))) == 2
+    batches = rows(os.path.join(w, "batches.csv"))
+    assert [int(r["step"]) for r in batches] == list(range(1, 17))
+    assert sum(int(r["motivated"]) for r in batches) == summary["activations"]["motivated_steps"]
+    # The final base model is the trained one.
+    base = keras.models.load_model(os.path.join(w, "final", "base.keras"))
+    assert base.count_params() < keras.models.load_model(os.path.join(w, "final", "motivated.keras")).count_params()
+    text = trainer.describe(config, summary)
+    assert "summary.json" in text and "tensorboard" in text
+
+
+@needs_fashion_mnist
+def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, deterministic):
+    monkeypatch.setattr(trainer, "BACKUP_EVERY_STEPS", 3)
+    full = trainer.run(tiny(tmp_path / "full", "--deterministic"))
+
+    class Killed(Exception):
+        pass
+
+    original = callbacks_lib.BatchLog.on_train_batch_end
+
+    def kill_at_step_12(self, batch, logs=None):
+        original(self, batch, logs)
+        if self.model.counters()["steps"] == 12:
+            raise Killed
+
+    config = tiny(tmp_path / "resumed", "--deterministic")
+    monkeypatch.setattr(callbacks_lib.BatchLog, "on_train_batch_end", kill_at_step_12)
+    with pytest.raises(Killed):
+        trainer.run(config)
+    with open(tmp_path / "resumed" / "backup" / "state.json") as f:
+        # Backups at steps 3, 6, 8 (epoch end) and 11: mid-epoch.
+        assert json.load(f) == {"steps": 11, "epoch": 1, "batch": 3}
+    monkeypatch.setattr(callbacks_lib.BatchLog, "on_train_batch_end", original)
+    resumed = trainer.run(config)
+
+    a = rows(tmp_path / "full" / "batches.csv")
+    b = rows(tmp_path / "resumed" / "batches.csv")
+    assert [r["step"] for r in b] == [r["step"] for r in a]
+    assert [r["motivated"] for r in b] == [r["motivated"] for r in a]
+    assert any(int(r["motivated"]) for r in a)
+    np.testing.assert_allclose([float(r["batch_loss"]) for r in b], [float(r["batch_loss"]) for r in a], rtol=1e-5)
+    assert resumed["activations"] == full["activations"]
+    wa = keras.models.load_model(tmp_path / "full" / "final" / "motivated_model.keras")
+    wb = keras.models.load_model(tmp_path / "resumed" / "final" / "motivated_model.keras")
+    for x, y in zip(wa.weights, wb.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6, err_msg=x.path)
+
+
+@needs_fashion_mnist
+def test_incompatible_workdir_is_refused_untouched(tmp_path):
+    config = tiny(tmp_path / "run", "--epochs=1")
+    trainer.run(config)
+    before = {p: os.path.getmtime(os.path.join(tmp_path / "run", p)) for p in os.listdir(tmp_path / "run")}
+    with pytest.raises(ConfigError, match="different config.*learning_rate"):
+        trainer.run(tiny(tmp_path / "run", "--epochs=1", "--learning_rate=0.2"))
+    after = {p: os.path.getmtime(os.path.join(tmp_path / "run", p)) for p in os.listdir(tmp_path / "run")}
+    assert before == after
+
+
+def test_unknown_pair_fails_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match="Unknown --pair 'resnet9:resnet99'.*resnet20:resnet32"):
+        trainer.run(tiny(tmp_path / "run", "--pair=resnet9:resnet99"))
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_missing_dataset_offline_says_what_to_run(tmp_path):
+    from keras_motivation import data
+
+    with pytest.raises(data.DatasetUnavailableError, match="tfds build cifar10"):
+        trainer.run(tiny(tmp_path / "run", "--dataset=cifar10", f"--data_dir={tmp_path / 'empty'}"))
+    assert not os.path.exists(tmp_path / "run")
+
+
+@needs_fashion_mnist
+def test_image_too_small_for_the_model(tmp_path):
+    with pytest.raises(ConfigError, match="resnet50:resnet101 cannot be built"):
+        trainer.run(tiny(tmp_path / "run", "--pair=resnet50:resnet101", "--image_size=16"))
+    assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--optimizer=adagrad", "--optimizer must be one of"),
+        ("--k=0", "--k must be >= 1"),
+        ("--tpu=grpc://1.2.3.4:8470", "--tpu is only used with --strategy=tpu"),
+        ("--warmup_epochs=5", r"--warmup_epochs must be in \[0, epochs\)"),
+    ],
+)
+def test_contradictory_flags_get_one_line(tmp_path, flag, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        trainer.run(tiny(tmp_path / "run", flag))
+    assert "\n" not in str(err.value)
+    assert not os.path.exists(tmp_path / "run")
