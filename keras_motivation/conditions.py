@@ -8,13 +8,16 @@ answers two questions inside the train function:
 - `select(motivated)`, before a step: which model trains this batch. Only
   conditions with `selects_before_step = True` are asked (random schedules,
   `Always`); the others keep the current state.
-- `update(loss, motivated)`, after the step, with the replica-averaged raw
-  batch loss of the model that trained: which model trains the next batch.
+- `update(loss, motivated, signals)`, after the step, with the
+  replica-averaged raw batch loss of the model that trained: which model
+  trains the next batch. `signals` holds what `replica_signals` computed in
+  the step (a gradient norm, a held-out batch's loss), averaged over replicas.
 
 `on_epoch_begin(epoch, steps_per_epoch)` runs on the host at each epoch start.
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -40,7 +43,11 @@ class Condition(keras.layers.Layer):
     def select(self, motivated):
         return motivated
 
-    def update(self, loss, motivated):
+    def replica_signals(self, model, loss_fn, gradients):
+        """Extra inputs of `update`, computed in each replica after the step."""
+        return {}
+
+    def update(self, loss, motivated, signals=None):
         raise NotImplementedError
 
     def on_epoch_begin(self, epoch, steps_per_epoch):
@@ -69,23 +76,234 @@ class ConsecutiveDecrease(Condition):
         self.previous_loss = self._state("previous_loss", "float32", float("inf"))
         self.streak = self._state("streak", "int32", 0)
 
-    def update(self, loss, motivated):
-        loss = ops.cast(loss, "float32")
-        streak = ops.where(ops.less(loss, self.previous_loss), self.streak + 1, 0)
+    def update(self, loss, motivated, signals=None):
+        return self._streak_of(ops.less(ops.cast(loss, "float32"), self.previous_loss), loss)
+
+    def _streak_of(self, decreased, value):
+        streak = ops.where(decreased, self.streak + 1, 0)
         self.streak.assign(streak)
-        self.previous_loss.assign(loss)
+        self.previous_loss.assign(ops.cast(value, "float32"))
         return ops.greater_equal(streak, self.k)
 
     def get_config(self):
         return {**super().get_config(), "k": self.k}
 
 
+def _check(ok, message):
+    if not ok:
+        raise ValueError(message)
+
+
+@keras.saving.register_keras_serializable(package="keras_motivation")
+class EmaDecrease(ConsecutiveDecrease):
+    """k consecutive decreases of the loss' exponential moving average (paper's `ema`).
+
+    A decrease is a drop of the EMA by at least `min_drop` (relative, 0.2%).
+    A non-finite loss breaks the streak and leaves the EMA unchanged.
+    """
+
+    def __init__(self, k=2, alpha=0.02, min_drop=0.002, **kwargs):
+        _check(0 < alpha <= 1, f"EmaDecrease needs 0 < alpha <= 1, got alpha={alpha!r}.")
+        _check(0 <= min_drop < 1, f"EmaDecrease needs 0 <= min_drop < 1, got min_drop={min_drop!r}.")
+        super().__init__(k, **kwargs)
+        self.alpha, self.min_drop = alpha, min_drop
+        self.ema = self._state("ema", "float32", float("nan"))
+
+    def update(self, loss, motivated, signals=None):
+        loss = ops.cast(loss, "float32")
+        finite = ops.isfinite(loss)
+        # A snapshot: on TensorFlow `.value` is the variable itself, and the
+        # comparison below must see the EMA before this step's assign.
+        previous = ops.copy(self.ema.value)
+        ema = ops.where(ops.isnan(previous), loss, self.alpha * loss + (1 - self.alpha) * previous)
+        ema = ops.where(finite, ema, previous)
+        self.ema.assign(ema)
+        decreased = ops.logical_and(finite, ops.less_equal(ema, previous * (1 - self.min_drop)))
+        return self._streak_of(decreased, loss)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "min_drop": self.min_drop}
+
+
+@keras.saving.register_keras_serializable(package="keras_motivation")
+class GradientNormSlope(ConsecutiveDecrease):
+    """The L2 norm of the concatenated (all-reduced) gradient increased k times in a row."""
+
+    def replica_signals(self, model, loss_fn, gradients):
+        import tensorflow as tf
+
+        # The norm of the summed gradient, not a sum of per-replica norms.
+        ctx = tf.distribute.get_replica_context()
+        gradients = [g for g in gradients if g is not None]
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            gradients = ctx.all_reduce("SUM", gradients)
+        return {"gradient_norm": tf.linalg.global_norm(gradients)}
+
+    def update(self, loss, motivated, signals=None):
+        norm = ops.cast(signals["gradient_norm"], "float32")
+        # previous_loss holds the previous gradient norm here; -norm keeps
+        # "increase" as a decrease of the stored value.
+        return self._streak_of(ops.less(-norm, self.previous_loss), -norm)
+
+
+@keras.saving.register_keras_serializable(package="keras_motivation")
+class ValidationBatch(ConsecutiveDecrease):
+    """The loss of one fixed held-out training batch, computed by the active
+    model after its step, decreased k times in a row (paper's `valloss`)."""
+
+    def __init__(self, k=2, x=None, y=None, x_shape=None, y_shape=None, x_dtype="float32", y_dtype="int32", **kwargs):
+        super().__init__(k, **kwargs)
+        x_shape = tuple(x_shape or np.shape(x))
+        y_shape = tuple(y_shape or np.shape(y))
+        _check(len(x_shape) >= 2, "ValidationBatch needs the held-out batch: ValidationBatch(k, x=images, y=labels).")
+        self.x_dtype, self.y_dtype = x_dtype, y_dtype
+        self.x = self.add_weight(shape=x_shape, dtype=x_dtype, initializer="zeros", trainable=False, name="x", aggregation="only_first_replica")
+        self.y = self.add_weight(shape=y_shape, dtype=y_dtype, initializer="zeros", trainable=False, name="y", aggregation="only_first_replica")
+        if x is not None:
+            self.set_batch(x, y)
+
+    def set_batch(self, x, y):
+        self.x.assign(np.asarray(x, self.x_dtype))
+        self.y.assign(np.asarray(y, self.y_dtype))
+
+    def replica_signals(self, model, loss_fn, gradients):
+        return {"validation_loss": loss_fn(self.y.value, model(self.x.value, training=False))}
+
+    def update(self, loss, motivated, signals=None):
+        value = ops.cast(signals["validation_loss"], "float32")
+        return self._streak_of(ops.less(value, self.previous_loss), value)
+
+    def get_config(self):
+        return {**super().get_config(), "x_shape": list(self.x.shape), "y_shape": list(self.y.shape),
+                "x_dtype": self.x_dtype, "y_dtype": self.y_dtype}
+
+
+@keras.saving.register_keras_serializable(package="keras_motivation")
+class Never(Condition):
+    """Classical training of the base model (X-C) through the same engine."""
+
+    def update(self, loss, motivated, signals=None):
+        return ops.zeros((), "bool")
+
+
+@keras.saving.register_keras_serializable(package="keras_motivation")
+class Always(Condition):
+    """Classical training of the motivated model (Y-C) through the same engine."""
+
+    selects_before_step = True
+
+    def select(self, motivated):
+        return ops.ones((), "bool")
+
+    def update(self, loss, motivated, signals=None):
+        return ops.ones((), "bool")
+
+
+MAX_STEPS_PER_EPOCH = 1 << 16
+
+
+@keras.saving.register_keras_serializable(package="keras_motivation")
+class MatchedRandom(Condition):
+    """Exp B: exactly `per_epoch` motivated batches per epoch, at random batches.
+
+    An activation here is one motivated batch, so `per_epoch` matches the
+    motivated steps (the compute) of a real run; the trainer and
+    tools/reproduce.py take it from the real condition's runs. The epoch's
+    batches are drawn on the host at the epoch start from seed + epoch, so a
+    rerun draws the same ones.
+    """
+
+    selects_before_step = True
+
+    def __init__(self, per_epoch=1, seed=None, **kwargs):
+        _check(isinstance(per_epoch, int) and per_epoch >= 0, f"MatchedRandom needs an integer per_epoch >= 0, got {per_epoch!r}.")
+        super().__init__(**kwargs)
+        self.per_epoch, self.seed = per_epoch, seed
+        self.schedule = self.add_weight(shape=(MAX_STEPS_PER_EPOCH,), dtype="bool", initializer="zeros", trainable=False,
+                                        name="schedule", aggregation="only_first_replica")
+        self.step_in_epoch = self._state("step_in_epoch", "int32", 0)
+
+    def _count(self, rng, steps):
+        return min(self.per_epoch, steps)
+
+    def on_epoch_begin(self, epoch, steps_per_epoch):
+        _check(steps_per_epoch, f"{type(self).__name__} needs the number of steps per epoch: pass steps_per_epoch to fit().")
+        _check(steps_per_epoch <= MAX_STEPS_PER_EPOCH, f"{type(self).__name__} supports at most {MAX_STEPS_PER_EPOCH} steps per epoch.")
+        rng = np.random.default_rng(None if self.seed is None else [self.seed, epoch])
+        schedule = np.zeros(MAX_STEPS_PER_EPOCH, bool)
+        schedule[rng.choice(steps_per_epoch, self._count(rng, steps_per_epoch), replace=False)] = True
+        self.schedule.assign(schedule)
+        self.step_in_epoch.assign(0)
+
+    def select(self, motivated):
+        return ops.take(self.schedule.value, ops.minimum(self.step_in_epoch.value, MAX_STEPS_PER_EPOCH - 1))
+
+    def update(self, loss, motivated, signals=None):
+        self.step_in_epoch.assign_add(1)
+        return motivated
+
+    def get_config(self):
+        return {**super().get_config(), "per_epoch": self.per_epoch, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="keras_motivation")
+class RandomActivation(MatchedRandom):
+    """Exp A: a random number of motivated batches per epoch (uniform in
+    [0, max_per_epoch], default [0, steps per epoch]), at random batches."""
+
+    def __init__(self, seed=None, max_per_epoch=None, **kwargs):
+        _check(max_per_epoch is None or max_per_epoch >= 0, f"RandomActivation needs max_per_epoch >= 0, got {max_per_epoch!r}.")
+        super().__init__(per_epoch=0, seed=seed, **kwargs)
+        self.max_per_epoch = max_per_epoch
+
+    def _count(self, rng, steps):
+        top = steps if self.max_per_epoch is None else min(self.max_per_epoch, steps)
+        return int(rng.integers(0, top + 1))
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("per_epoch")
+        return {**config, "max_per_epoch": self.max_per_epoch}
+
+
+BY_NAME = {
+    "consecutive": ConsecutiveDecrease,
+    "ema": EmaDecrease,
+    "slope": GradientNormSlope,
+    "valloss": ValidationBatch,
+    "random": RandomActivation,
+    "matched_random": MatchedRandom,
+    "never": Never,
+    "always": Always,
+}
+
+
+def from_spec(spec):
+    """A condition from a string such as "consecutive:k=3" or "matched_random:per_epoch=5,seed=1"."""
+    import ast
+
+    name, _, args = spec.partition(":")
+    if name not in BY_NAME:
+        raise ValueError(f"Unknown condition {name!r}: use one of {', '.join(BY_NAME)}.")
+    kwargs = {}
+    for item in filter(None, args.split(",")):
+        key, eq, value = item.partition("=")
+        _check(eq, f"Condition arguments are key=value, got {item!r} in {spec!r}.")
+        kwargs[key.strip()] = ast.literal_eval(value.strip())
+    try:
+        return BY_NAME[name](**kwargs)
+    except TypeError as err:
+        raise ValueError(f"Bad arguments for condition {name!r}: {err}.") from err
+
+
 def get(identifier):
-    """A condition from an instance, a config dict, or None (the paper's k=2)."""
+    """A condition from an instance, a spec string, a config dict, or None (the paper's k=2)."""
     if identifier is None:
         return ConsecutiveDecrease(2)
     if isinstance(identifier, Condition):
         return identifier
+    if isinstance(identifier, str):
+        return from_spec(identifier)
     if isinstance(identifier, dict):
         return keras.saving.deserialize_keras_object(identifier)
     raise TypeError(f"condition must be a Condition, got {identifier!r}")

@@ -179,13 +179,14 @@ class MotivatedModel(keras.Model):
         variables = model.trainable_variables
         gradients = tape.gradient(scaled, variables)
         optimizer.apply_gradients(zip(gradients, variables))
+        signals = self.condition.replica_signals(model, self._compile_loss, gradients)
         loss_tracker, metrics = self._metrics_of(model)
         loss_tracker.update_state(
             _unscale(loss), sample_weight=tf.shape(tf.nest.flatten(x)[0])[0]
         )
         if metrics is not None:
             metrics.update_state(y, y_pred, sample_weight)
-        return loss
+        return loss, signals
 
     def _train_step(self, data):
         """One step of Algorithm 1 (cross-replica context)."""
@@ -195,13 +196,16 @@ class MotivatedModel(keras.Model):
             def step(d):
                 return self._replica_train_step(model, optimizer, d)
 
+            loss, signals = strategy.run(step, args=(data,))
             # compute_loss divides by the replica count: the sum is the mean.
-            return strategy.reduce("SUM", strategy.run(step, args=(data,)), axis=None)
+            return strategy.reduce("SUM", loss, axis=None), {
+                k: strategy.reduce("MEAN", v, axis=None) for k, v in signals.items()
+            }
 
         if self.condition.selects_before_step:
             self._switch_to(self.condition.select(tf.identity(self._motivated_active.value)))
         active = tf.identity(self._motivated_active.value)
-        loss = tf.cond(
+        loss, signals = tf.cond(
             active,
             lambda: run(self.motivated, self.motivated_optimizer),
             lambda: run(self.base, self.optimizer),
@@ -209,7 +213,7 @@ class MotivatedModel(keras.Model):
         loss = tf.cast(loss, "float32")
         self._total_steps.assign_add(1)
         self._motivated_steps.assign_add(tf.cast(active, "int32"))
-        self._switch_to(self.condition.update(loss, active))
+        self._switch_to(self.condition.update(loss, active, signals))
         logs = self.get_metrics_result()
         logs["batch_loss"] = loss
         logs["motivated"] = tf.cast(active, "float32")

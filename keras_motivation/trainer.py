@@ -123,11 +123,11 @@ def input_shape(config, info):
     return (h, w, c)
 
 
-def build_model(config, num_classes, shape):
+def build_model(config, num_classes, shape, heldout=None):
     base, motivated, wmap = models_lib.get_pair(config.pair, num_classes=num_classes, input_shape=shape, **config.model_kwargs)
     if config.init_from:
         _init_from(config, base, motivated)
-    model = MotivatedModel(base, motivated, wmap, make_condition(config))
+    model = MotivatedModel(base, motivated, wmap, make_condition(config, heldout))
     if config.differential_init == "identity":
         from keras_motivation.models.identity import identity_start
 
@@ -135,13 +135,18 @@ def build_model(config, num_classes, shape):
     return model
 
 
-def make_condition(config):
-    if config.condition == "consecutive":
-        return conditions_lib.ConsecutiveDecrease(config.k)
-    spec = config.condition
-    if ":" not in spec and spec not in ("never", "always"):
-        spec = f"{spec}:k={config.k}"
-    return conditions_lib.get(spec)
+def make_condition(config, heldout=None):
+    """The condition of `config`; `--k` fills in k for the streak conditions."""
+    name, _, args = config.condition.partition(":")
+    if name == "valloss":
+        x, y = heldout
+        return conditions_lib.ValidationBatch(config.k, x=x, y=y, y_dtype=str(y.dtype))
+    if name in ("consecutive", "ema", "slope") and "k=" not in args:
+        args = ",".join(filter(None, [f"k={config.k}", args]))
+    try:
+        return conditions_lib.get(f"{name}:{args}" if args else name)
+    except ValueError as err:
+        raise ConfigError(f"--condition={config.condition}: {err}") from err
 
 
 def _init_from(config, base, motivated):
@@ -177,8 +182,7 @@ def make_datasets(config, train, val, n_train, shape, num_classes, strategy, sta
     steps = n_train // config.batch_size
     if steps == 0:
         raise ConfigError(f"--batch_size={config.batch_size} is larger than the {n_train} training examples.")
-    one_hot = any(a in ("mixup", "cutmix") for a in config.augment) or config.label_smoothing > 0
-    common = dict(image_size=shape[:2], num_classes=num_classes, one_hot=one_hot)
+    common = dict(image_size=shape[:2], num_classes=num_classes, one_hot=uses_one_hot(config))
     # The order of every epoch is fixed by the seed, so a resumed run sees the
     # same batches: shuffle, repeat, then skip what was already trained.
     ordered = train.shuffle(min(n_train, 50_000), seed=config.seed, reshuffle_each_iteration=True).repeat()
@@ -188,6 +192,10 @@ def make_datasets(config, train, val, n_train, shape, num_classes, strategy, sta
     )
     val_ds = data_lib.make_pipeline(val, batch_size=config.batch_size, training=False, **common)
     return train_ds, val_ds, steps
+
+
+def uses_one_hot(config):
+    return any(a in ("mixup", "cutmix") for a in config.augment) or config.label_smoothing > 0
 
 
 def compile_model(model, config, steps_per_epoch):
@@ -230,9 +238,18 @@ def run(config):
     backup = check_workdir(config)
     train, val, n_train, info = load_data(config)
     shape = input_shape(config, info)
+    heldout = None
+    if config.condition.startswith("valloss"):
+        # The paper's `valloss`: one training batch is held out and its loss
+        # drives the condition; the model never trains on it.
+        batch = data_lib.make_pipeline(train.take(config.batch_size), batch_size=config.batch_size, training=False,
+                                       image_size=shape[:2], num_classes=info["num_classes"],
+                                       one_hot=uses_one_hot(config))
+        heldout = [t.numpy() for t in next(iter(batch))]
+        train, n_train = train.skip(config.batch_size), n_train - config.batch_size
     with strategy.scope():
         try:
-            model = build_model(config, info["num_classes"], shape)
+            model = build_model(config, info["num_classes"], shape, heldout)
         except ValueError as err:
             raise ConfigError(f"--pair={config.pair} cannot be built for input shape {shape}: {err}") from err
     steps = n_train // config.batch_size
@@ -333,7 +350,11 @@ def activation_statistics(counters, config):
         "mean_activation_length": counters["motivated_steps"] / counters["activations"] if counters["activations"] else 0.0,
     }
     if config.condition == "consecutive":
-        stats["noise_trigger_rate"] = 1.0 / math.factorial(config.k + 1)
+        # For i.i.d. losses, a batch is motivated when the k+1 losses before
+        # it fell strictly: probability 1/(k+1)!; a trigger additionally needs
+        # the streak to start there: 1/(k+1)! - 1/(k+2)!.
+        stats["noise_activation_rate"] = 1.0 / math.factorial(config.k + 1)
+        stats["noise_triggers_per_step"] = 1.0 / math.factorial(config.k + 1) - 1.0 / math.factorial(config.k + 2)
     return stats
 
 

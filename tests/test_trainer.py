@@ -56,7 +56,7 @@ def test_quickstart_writes_the_workdir(tmp_path, capsys):
     assert on_disk["final"] == summary["final"]
     assert {"accuracy", "motivated_accuracy", "loss", "motivated_loss"} <= set(summary["final"])
     assert summary["activations"]["steps"] == 2 * (256 // 32)
-    assert summary["activations"]["noise_trigger_rate"] == pytest.approx(1 / 6)
+    assert summary["activations"]["noise_activation_rate"] == pytest.approx(1 / 6)
     assert len(rows(os.path.join(w, "history.csv"))) == 2
     batches = rows(os.path.join(w, "batches.csv"))
     assert [int(r["step"]) for r in batches] == list(range(1, 17))

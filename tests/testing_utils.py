@@ -28,7 +28,7 @@ class Scripted(Condition):
     def select(self, motivated):
         return tf.gather(self.schedule, tf.minimum(self.step, len(self.schedule) - 1))
 
-    def update(self, loss, motivated):
+    def update(self, loss, motivated, signals=None):
         self.step.assign_add(1)
         return motivated
 

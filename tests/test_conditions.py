@@ -1,0 +1,201 @@
+"""Conditions against independent pure-Python versions of their rules; controls."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_motivation as km
+from keras_motivation import conditions
+from testing_utils import BatchRecorder, random_data, tiny_model, tiny_pair
+
+NAN = float("nan")
+
+
+def drive(condition, values, signal=None, epoch_every=None):
+    """Feeds `values` to update() one by one (eagerly); returns the flags."""
+    flags, motivated = [], False
+    for i, v in enumerate(values):
+        if epoch_every and i % epoch_every == 0:
+            condition.on_epoch_begin(i // epoch_every, epoch_every)  # must not reset a streak
+        signals = {signal: tf.constant(v, tf.float32)} if signal else None
+        motivated = bool(condition.update(tf.constant(0.0 if signal else v, tf.float32), tf.constant(motivated), signals))
+        flags.append(motivated)
+    return flags
+
+
+def streak_rule(values, k, decreased, start=float("inf")):
+    """Algorithm 1's streak over `values`; the first comparison is with `start`."""
+    flags, prev, streak = [], start, 0
+    for v in values:
+        streak = streak + 1 if decreased(v, prev) else 0
+        flags.append(streak >= k)
+        prev = v
+    return flags
+
+
+SEQUENCE = [5, 4, 3, 3.5, 3, 2, 1, NAN, 0.5, 0.4, 0.3, 0.2, 0.25, 0.1, 0.05, NAN, NAN, 2, 1, 0.5]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_consecutive_decrease(k):
+    def decreased(v, prev):
+        return v < prev  # NaN compares false
+
+    expected = streak_rule(SEQUENCE, k, decreased)
+    assert drive(conditions.ConsecutiveDecrease(k), SEQUENCE, epoch_every=4) == expected
+    assert any(expected)
+
+
+def test_ema_decrease():
+    alpha, drop, k = 0.5, 0.01, 2
+    values = [4.0, 3.0, 2.9, 2.95, 2.0, 1.0, NAN, 0.9, 0.95, 0.96, 0.5, 0.4]
+    flags, ema, streak = [], None, 0
+    for v in values:
+        if math.isnan(v):
+            streak = 0
+        else:
+            new = v if ema is None else alpha * v + (1 - alpha) * ema
+            streak = streak + 1 if ema is not None and new <= ema * (1 - drop) else 0
+            ema = new
+        flags.append(streak >= k)
+    assert drive(conditions.EmaDecrease(k, alpha=alpha, min_drop=drop), values, epoch_every=5) == flags
+    assert any(flags)
+
+
+def test_gradient_norm_slope():
+    norms = [1.0, 2.0, 3.0, 2.5, 2.6, 2.7, 2.8, 1.0, NAN, 1.0, 2.0]
+
+    expected = streak_rule(norms, 2, lambda v, prev: v > prev, start=-float("inf"))
+    assert drive(conditions.GradientNormSlope(2), norms, signal="gradient_norm") == expected
+    assert any(expected)
+
+
+def test_validation_batch_uses_its_own_loss():
+    x = np.zeros((4, 8, 8, 1), "float32")
+    y = np.zeros((4,), "int32")
+    values = [3.0, 2.0, 1.0, 1.5, 1.0, 0.5, 0.2]
+    expected = streak_rule(values, 2, lambda v, p: v < p)
+    assert drive(conditions.ValidationBatch(2, x=x, y=y), values, signal="validation_loss") == expected
+
+
+def test_validation_batch_and_slope_run_inside_fit():
+    x, y = random_data(64)
+    for condition in (conditions.ValidationBatch(1, x=x[:8], y=y[:8], y_dtype="int64"), conditions.GradientNormSlope(1)):
+        model = tiny_model(condition)
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+        assert model.counters()["steps"] == 8
+
+
+def test_never_and_always():
+    assert drive(conditions.Never(), [3, 2, 1, 0.5]) == [False] * 4
+    assert drive(conditions.Always(), [3, 4, 5]) == [True] * 3
+    assert bool(conditions.Always().select(tf.constant(False)))
+
+
+def _plain_and_motivated(condition, which):
+    """Trains `which` model plainly and through MotivatedModel from the same weights."""
+    x, y = random_data(96)
+    base, motivated = tiny_pair()
+    model = km.MotivatedModel(base, motivated, "resnet_depth", condition)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy")
+    ours = getattr(model, which)
+    # Y-C through the engine starts where its first switch puts it: the
+    # base's weights in the mapped slices, its own in the differential parts.
+    model.weights_map.copy_to_motivated()
+    plain = keras.models.clone_model(ours)
+    plain.set_weights(ours.get_weights())
+    plain.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy")
+    plain.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
+    return plain, ours
+
+
+def test_never_reproduces_plain_fit_of_the_base(deterministic):
+    plain, ours = _plain_and_motivated(conditions.Never(), "base")
+    for a, b in zip(plain.weights, ours.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_always_reproduces_plain_fit_of_the_motivated_model(deterministic):
+    plain, ours = _plain_and_motivated(conditions.Always(), "motivated")
+    for a, b in zip(plain.weights, ours.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_matched_random_activates_exactly_n_per_epoch_and_is_seeded():
+    x, y = random_data(160)
+
+    def run(condition):
+        rec = BatchRecorder()
+        tiny_model(condition).fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[rec])
+        return rec
+
+    a = run(conditions.MatchedRandom(3, seed=7))
+    assert [logs["motivated_steps"] for _, logs in a.epochs] == [3, 3, 3]
+    assert a.flags == run(conditions.MatchedRandom(3, seed=7)).flags
+    assert a.flags != run(conditions.MatchedRandom(3, seed=8)).flags
+    r1, r2 = run(conditions.RandomActivation(seed=1)), run(conditions.RandomActivation(seed=1))
+    assert r1.flags == r2.flags
+    assert len({logs["motivated_steps"] for _, logs in r1.epochs} | {-1}) >= 2
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_iid_losses_give_the_noise_rate(k):
+    """For i.i.d. losses the next batch is motivated when the last k+1 losses
+    fell strictly: probability 1/(k+1)!. The share of motivated steps is that
+    rate (an activation start, the trigger, is rarer: 1/(k+1)! - 1/(k+2)!)."""
+    n = 60_000
+    losses = tf.constant(np.random.default_rng(k).random(n), tf.float32)
+    condition = conditions.ConsecutiveDecrease(k)
+
+    @tf.function
+    def run():
+        flags = tf.TensorArray(tf.bool, size=n)
+        for i in tf.range(n):
+            flags = flags.write(i, condition.update(losses[i], tf.constant(False)))
+        return flags.stack()
+
+    flags = run().numpy()
+    # The compiled rule agrees with the pure-Python one on a prefix ...
+    prefix = losses.numpy()[:2000]
+    assert list(flags[:2000]) == streak_rule(prefix, k, lambda v, p: v < p)
+    # ... and its motivated share is the noise rate within 5 standard errors
+    # (streaks make steps dependent: the error is inflated by a factor 2).
+    rate, p = flags.mean(), 1 / math.factorial(k + 1)
+    assert abs(rate - p) < 5 * 2 * math.sqrt(p * (1 - p) / n), (rate, p)
+
+
+def test_specs_and_invalid_parameters():
+    assert isinstance(conditions.get("ema:k=3,alpha=0.1"), conditions.EmaDecrease)
+    assert conditions.get("matched_random:per_epoch=4,seed=2").per_epoch == 4
+    with pytest.raises(ValueError, match="Unknown condition 'bogus'"):
+        conditions.get("bogus")
+    with pytest.raises(ValueError, match="alpha"):
+        conditions.EmaDecrease(2, alpha=0)
+    with pytest.raises(ValueError, match="per_epoch"):
+        conditions.MatchedRandom(-1)
+    with pytest.raises(ValueError, match="held-out batch"):
+        conditions.ValidationBatch(2)
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [conditions.EmaDecrease(3, alpha=0.1), conditions.GradientNormSlope(2), conditions.MatchedRandom(2, seed=3),
+     conditions.RandomActivation(seed=4, max_per_epoch=5), conditions.Never(), conditions.Always()],
+    ids=lambda c: type(c).__name__,
+)
+def test_conditions_round_trip_through_keras_saving(condition, tmp_path):
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(condition))
+    assert type(clone) is type(condition) and clone.get_config() == condition.get_config()
+    base, motivated = tiny_pair()
+    model = km.MotivatedModel(base, motivated, "resnet_depth", condition)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x, y = random_data(32)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    for a, b in zip(model.condition.weights, loaded.condition.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
