@@ -359,10 +359,8 @@ def activation_statistics(counters, config):
 
 
 def flops_summary(model, counters):
-    try:
-        from keras_motivation import flops
-    except ImportError:  # flops.py is optional at import time for the trainer
-        return {}
+    from keras_motivation import flops
+
     fx, fy = flops.count_flops(model.base), flops.count_flops(model.motivated)
     base_steps = counters["steps"] - counters["motivated_steps"]
     out = {"flops": {"base": fx, "motivated": fy, "base_macs": fx // 2, "motivated_macs": fy // 2}}

@@ -25,6 +25,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from keras_motivation.flops import acc_per_flops  # noqa: E402
+
 
 def find_runs(paths):
     runs = []
@@ -111,13 +113,6 @@ def rows_for(runs):
             })
     add_ratios(rows)
     return rows
-
-
-def acc_per_flops(acc, acc_ref, flops, flops_ref):
-    """ACC/FLOPs (paper Eqs. 1-2): accuracy gained per FLOP spent over the reference."""
-    if flops == flops_ref:
-        raise ValueError("ACC/FLOPs is undefined when both FLOPs are equal.")
-    return (acc - acc_ref) / (flops - flops_ref)
 
 
 def add_ratios(rows):
