@@ -1,0 +1,109 @@
+"""SavedModels for TF Serving, reloaded with TensorFlow alone and with saved_model_cli."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_motivation import export
+from testing_utils import FASHION_MNIST_DIR, load_fashion_mnist, tiny_model
+
+RELOAD = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+assert "keras_motivation" not in sys.modules
+path, npz = sys.argv[1], sys.argv[2]
+data = np.load(npz, allow_pickle=True)  # the PNG bytes are an object array
+loaded = tf.saved_model.load(path)
+by_bytes = loaded.signatures["serving_default"](image_bytes=tf.constant(list(data["png"])))
+by_images = loaded.signatures["serving_images"](images=tf.constant(data["images"]))
+np.savez(npz + ".out.npz", bytes_probabilities=by_bytes["probabilities"].numpy(), bytes_ids=by_bytes["top_k_ids"].numpy(),
+         images_probabilities=by_images["probabilities"].numpy())
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist")
+def test_exported_pair_reloads_without_this_package(tmp_path):
+    (x, y), (xt, _) = load_fashion_mnist(n_train=256, n_test=8)
+    model = tiny_model(input_shape=(28, 28, 1))
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    paths = export.export_pair(model.base, model.motivated, str(tmp_path / "export"), image_size=(28, 28), channels=1,
+                               metadata={"pair": "resnet8:resnet14"})
+    pixels = np.round(xt * 255).astype(np.uint8)
+    png = np.array([tf.io.encode_png(p).numpy() for p in pixels], dtype=object)
+    npz = str(tmp_path / "inputs.npz")
+    np.savez(npz, png=png, images=pixels.astype(np.float32))
+    config = open(tmp_path / "export" / "models.config").read()
+    for name, keras_model in (("base", model.base), ("motivated", model.motivated)):
+        version = os.path.join(paths[name], "1")
+        assert os.path.exists(os.path.join(version, "saved_model.pb"))
+        with open(os.path.join(version, "assets", "export_info.json")) as f:
+            assert json.load(f)["pair"] == "resnet8:resnet14"
+        assert f'name: "{name}"' in config and f'base_path: "{os.path.abspath(paths[name])}"' in config
+        out = subprocess.run([sys.executable, "-c", RELOAD, version, npz], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        got = np.load(npz + ".out.npz")
+        expected = keras_model.predict(pixels / 255.0, verbose=0)
+        np.testing.assert_allclose(got["bytes_probabilities"], expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got["images_probabilities"], expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(got["bytes_ids"][:, 0], expected.argmax(-1))
+        # TensorFlow's own command-line tool.
+        cli = shutil.which("saved_model_cli") or os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+        np.save(tmp_path / "images.npy", pixels.astype(np.float32))
+        outdir = tmp_path / f"cli_{name}"
+        run = subprocess.run([cli, "run", "--dir", version, "--tag_set", "serve", "--signature_def", "serving_images",
+                              "--inputs", f"images={tmp_path / 'images.npy'}", "--outdir", str(outdir)],
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        np.testing.assert_allclose(np.load(outdir / "probabilities.npy"), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_existing_version_is_refused_and_left_untouched(tmp_path):
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    path = export.export_saved_model(model, str(tmp_path), "m", image_size=(8, 8), channels=1)
+    before = sorted(os.listdir(path))
+    with pytest.raises(FileExistsError, match="exists: export another --version"):
+        export.export_saved_model(model, str(tmp_path), "m", image_size=(8, 8), channels=1)
+    assert sorted(os.listdir(path)) == before
+    assert [p for p in os.listdir(tmp_path / "m") if p.startswith(".tmp")] == []
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist")
+def test_export_command_checks_every_artefact_of_a_run(tmp_path, capsys):
+    from keras_motivation import train, trainer
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    workdir = str(tmp_path / "run")
+    trainer.run(train.config_from_args([
+        "train", f"--flagfile={root}/configs/quickstart.flags", "--train_size=3072", "--batch_size=64", "--epochs=1",
+        "--eval_size=256", "--model_kwargs=width=8", "--verbose=0", f"--workdir={workdir}"]))
+    rows = export.main([f"--workdir={workdir}", "--check", "--check_images=256"])
+    by_name = {r["name"]: r for r in rows}
+    assert set(by_name) == {"base SavedModel", "motivated SavedModel", "base LiteRT float", "base LiteRT dynamic",
+                            "base LiteRT int8"}
+    assert by_name["base SavedModel"]["agreement"] == 1.0 and by_name["motivated SavedModel"]["agreement"] == 1.0
+    assert by_name["base LiteRT float"]["agreement"] >= 0.99
+    # Full-integer int8 on a real Fashion-MNIST test batch, run by the TFLite interpreter.
+    assert by_name["base LiteRT int8"]["agreement"] >= 0.95, by_name["base LiteRT int8"]
+    assert by_name["base LiteRT int8"]["size_mb"] < by_name["base LiteRT float"]["size_mb"]
+    assert by_name["base SavedModel"]["accuracy"] > 0.5
+    out = capsys.readouterr().out
+    assert "| base LiteRT int8 |" in out and "top-1 agreement" in out
+    # A second call finds everything exported and only checks.
+    before = os.path.getmtime(by_name["base LiteRT int8"]["path"])
+    export.main([f"--workdir={workdir}", "--litert=int8"])
+    assert os.path.getmtime(by_name["base LiteRT int8"]["path"]) == before
+
+
+def test_export_command_refuses_an_unfinished_run(tmp_path):
+    with pytest.raises(SystemExit, match="is not a finished run"):
+        export.main([f"--workdir={tmp_path}"])
+    with pytest.raises(SystemExit):
+        export.main([f"--workdir={tmp_path}", "--litert=int4"])
