@@ -9,7 +9,10 @@ import keras
 
 
 class EpochBoundary(keras.callbacks.Callback):
-    """Ends every epoch on the base model and logs the epoch's motivation counts.
+    """Ends every epoch on the base model and logs the epoch's motivation counts:
+    `motivated_steps`, `switches`, `activations` (switches into the motivated
+    model), `activation_rate` (motivated share of the steps) and
+    `mean_activation_length` (motivated steps per activation).
 
     `MotivatedModel.fit` puts it first in the callback list, so the switch back
     happens (and `motivated_steps` / `switches` are in the logs) before any
@@ -28,8 +31,14 @@ class EpochBoundary(keras.callbacks.Callback):
             # Per-batch quantities: the last batch's value means nothing per epoch.
             logs.pop("batch_loss", None)
             logs.pop("motivated", None)
-            logs["motivated_steps"] = end["motivated_steps"] - self._start["motivated_steps"]
-            logs["switches"] = end["switches"] - self._start["switches"]
+            epoch_counts = {k: end[k] - self._start[k] for k in end}
+            logs["motivated_steps"] = epoch_counts["motivated_steps"]
+            logs["switches"] = epoch_counts["switches"]
+            logs["activations"] = epoch_counts["activations"]
+            logs["activation_rate"] = epoch_counts["motivated_steps"] / max(epoch_counts["steps"], 1)
+            logs["mean_activation_length"] = (
+                epoch_counts["motivated_steps"] / epoch_counts["activations"] if epoch_counts["activations"] else 0.0
+            )
 
 
 class ResumableBackup(keras.callbacks.Callback):
@@ -144,6 +153,8 @@ def truncate_csv(path, keep):
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         fields, rows = reader.fieldnames, [r for r in reader if keep(r)]
+    if not fields:  # killed before the first row: nothing to keep
+        return
     tmp = path + ".tmp"
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)

@@ -274,7 +274,9 @@ def run(config):
     cbs = [
         callbacks_lib.BatchLog(os.path.join(config.workdir, "batches.csv")),
         keras.callbacks.CSVLogger(os.path.join(config.workdir, "history.csv"), append=True),
-        keras.callbacks.TensorBoard(os.path.join(config.workdir, "tensorboard"), update_freq="epoch"),
+        # Per-batch scalars (batch_loss, motivated) every 10 steps, epoch logs
+        # (both models' losses and accuracies, activation rate) every epoch.
+        keras.callbacks.TensorBoard(os.path.join(config.workdir, "tensorboard"), update_freq=10),
         keras.callbacks.TerminateOnNaN(),
         timer,
         callbacks_lib.ResumableBackup(os.path.join(config.workdir, "backup"), steps, every=BACKUP_EVERY_STEPS),
@@ -286,12 +288,12 @@ def run(config):
     if done_in_epoch:
         # Finish the interrupted epoch with its remaining batches first.
         model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done_in_epoch,
-                  validation_data=val_ds, callbacks=cbs, verbose=verbose)
+                  validation_data=val_ds, callbacks=cbs, verbose=verbose, shuffle=False)  # the pipeline shuffles
         epoch += 1
         train_ds, val_ds, steps = make_datasets(config, train, val, n_train, shape, info["num_classes"], strategy, epoch * steps)
     if epoch < config.epochs and not model.stop_training:
         model.fit(train_ds, epochs=config.epochs, initial_epoch=epoch, steps_per_epoch=steps,
-                  validation_data=val_ds, callbacks=cbs, verbose=verbose)
+                  validation_data=val_ds, callbacks=cbs, verbose=verbose, shuffle=False)  # the pipeline shuffles
     wall = time.time() - start
     return finish(config, model, val_ds, timer, wall, info, shape, strategy)
 
@@ -327,7 +329,7 @@ def finish(config, model, val_ds, timer, wall, info, shape, strategy):
         "activations": activation_statistics(counters, config),
         "wall_clock_s": wall,
         "wall_clock_per_mode_s": timer.per_mode(),
-        "terminated_on_nan": bool(model.stop_training and any(math.isnan(float(r.get("loss", 0) or 0)) for r in history[-1:])),
+        "stopped": stop_reason(config.workdir, model),
         "versions": {
             "keras_motivation": keras_motivation.__version__,
             "keras": keras.__version__,
@@ -337,8 +339,25 @@ def finish(config, model, val_ds, timer, wall, info, shape, strategy):
         "replicas": strategy.num_replicas_in_sync,
     }
     summary.update(flops_summary(model, counters))
+    summary["speedup_vs_motivated_alone"] = speedup(summary)
+    if config.export:
+        from keras_motivation import export
+
+        summary["export"] = export.export_pair(
+            model.base, model.motivated, os.path.join(config.workdir, "export"), image_size=shape[:2],
+            channels=shape[2], overwrite=True,
+            metadata={"pair": config.pair, "flops": summary.get("flops"), "validation": summary["final"]},
+        )
     _atomic_write(os.path.join(config.workdir, "summary.json"), json.dumps(summary, indent=2))
     return summary
+
+
+def stop_reason(workdir, model):
+    """Why training ended early (TerminateOnNaN), or None."""
+    rows = callbacks_lib.read_csv(os.path.join(workdir, "batches.csv"))
+    if model.stop_training and rows and not math.isfinite(float(rows[-1]["batch_loss"])):
+        return f"non-finite loss at step {rows[-1]['step']} (TerminateOnNaN)"
+    return None
 
 
 def activation_statistics(counters, config):
@@ -366,6 +385,21 @@ def flops_summary(model, counters):
     out = {"flops": {"base": fx, "motivated": fy, "base_macs": fx // 2, "motivated_macs": fy // 2}}
     if counters["steps"]:
         out["flops"]["dual_training_average"] = flops.dual_training_flops(fx, fy, base_steps, counters["motivated_steps"])
+    return out
+
+
+def speedup(summary):
+    """Predicted (forward FLOPs) and measured (wall-clock) speed-up of this run
+    over training the motivated model alone for the same steps."""
+    out = {}
+    f = summary.get("flops", {})
+    if f.get("dual_training_average"):
+        out["predicted_from_flops"] = f["motivated"] / f["dual_training_average"]
+    modes = summary["wall_clock_per_mode_s"]
+    mot, base = modes["motivated"], modes["base"]
+    if mot["seconds_per_batch"] and mot["batches"] + base["batches"]:
+        alone = mot["seconds_per_batch"] * (mot["batches"] + base["batches"])
+        out["measured_wall_clock"] = alone / (mot["seconds"] + base["seconds"])
     return out
 
 

@@ -152,3 +152,18 @@ def test_contradictory_flags_get_one_line(tmp_path, flag, message):
         trainer.run(tiny(tmp_path / "run", flag))
     assert "\n" not in str(err.value)
     assert not os.path.exists(tmp_path / "run")
+
+
+@needs_fashion_mnist
+def test_trainer_with_mirrored_strategy_on_two_devices(tmp_path):
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "trainer_mirrored_run.py")
+    out = subprocess.run([sys.executable, script, CONFIGS, str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["replicas"] == 2 and r["steps"] == 256 // 32
+    # Bad input: a global batch that does not split across the replicas.
+    assert "--batch_size=31 is not divisible by the 2 replicas" in r["error"]
+    assert not r["bad_workdir_exists"]
