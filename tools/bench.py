@@ -1,0 +1,182 @@
+"""Benchmark: what the motivation machinery costs next to plain `keras.Model.fit`.
+
+    python tools/bench.py --pair=resnet20:resnet32 --image_size=32 --batch_size=128 \
+        --steps=50 --repeats=5 --out=bench.json
+
+Same machine, same data, interleaved repetitions, medians. Measures
+(a) MotivatedModel with `Never` (base only) against plain fit of the base;
+(b) with `Always` against plain fit of the motivated model;
+(c) one switch each way (weights, BN statistics, optimizer slots) in units of
+    one base training step;
+(d) a real condition's epoch (ConsecutiveDecrease(k)) against the time that
+    (a), (b), (c) and its measured counts predict;
+(e) input-pipeline throughput against model throughput.
+Writes JSON (--out) and prints a Markdown table.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_motivation as km  # noqa: E402
+from keras_motivation import conditions  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--pair", default="resnet20:resnet32")
+    p.add_argument("--image_size", type=int, default=32)
+    p.add_argument("--channels", type=int, default=3)
+    p.add_argument("--num_classes", type=int, default=10)
+    p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=50, help="steps per timed epoch")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--k", type=int, default=2)
+    p.add_argument("--switches", type=int, default=20, help="switch pairs timed per repeat")
+    p.add_argument("--steps_per_execution", type=int, default=1)
+    p.add_argument("--jit_compile", action="store_true")
+    p.add_argument("--strategy", choices=("default", "mirrored"), default="default")
+    p.add_argument("--out", default=None)
+    return p.parse_args(argv)
+
+
+def make_data(args):
+    rng = np.random.default_rng(0)
+    n = args.batch_size * args.steps
+    x = rng.random((n, args.image_size, args.image_size, args.channels), dtype=np.float32)
+    y = rng.integers(0, args.num_classes, n)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(args.batch_size, drop_remainder=True).cache()
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def build(args, kind):
+    shape = (args.image_size, args.image_size, args.channels)
+    base, motivated, wmap = km.models.get_pair(args.pair, num_classes=args.num_classes, input_shape=shape)
+    compile_kwargs = dict(
+        loss="sparse_categorical_crossentropy",
+        steps_per_execution=args.steps_per_execution,
+        jit_compile=args.jit_compile,
+    )
+    opt = keras.optimizers.SGD(0.01, momentum=0.9)
+    if kind == "plain_base":
+        base.compile(optimizer=opt, **compile_kwargs)
+        return base
+    if kind == "plain_motivated":
+        motivated.compile(optimizer=opt, **compile_kwargs)
+        return motivated
+    condition = {
+        "never": conditions.Never(),
+        "always": conditions.Always(),
+        "condition": conditions.ConsecutiveDecrease(args.k),
+    }[kind]
+    model = km.MotivatedModel(base, motivated, wmap, condition)
+    model.compile(optimizer=opt, **compile_kwargs)
+    return model
+
+
+def timed_epoch(model, ds):
+    start = time.perf_counter()
+    model.fit(ds, epochs=1, verbose=0)
+    return time.perf_counter() - start
+
+
+def time_switches(model, n):
+    """Seconds per switch pair (X->Y then Y->X), in one compiled function."""
+
+    @tf.function
+    def switch_pairs():
+        for _ in tf.range(n):
+            model._switch_to(tf.constant(True))
+            model._switch_to(tf.constant(False))
+
+    switch_pairs()  # trace
+    start = time.perf_counter()
+    switch_pairs()
+    return (time.perf_counter() - start) / n
+
+
+def time_pipeline(ds):
+    start = time.perf_counter()
+    n = 0
+    for x, _ in ds:
+        n += int(x.shape[0])
+    return n / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    keras.utils.set_random_seed(0)
+    strategy = tf.distribute.MirroredStrategy() if args.strategy == "mirrored" else tf.distribute.get_strategy()
+    ds = make_data(args)
+    kinds = ("plain_base", "never", "plain_motivated", "always", "condition")
+    with strategy.scope():
+        models = {k: build(args, k) for k in kinds}
+    for m in models.values():  # warm-up: tracing and the first epoch
+        timed_epoch(m, ds)
+    times = {k: [] for k in kinds}
+    switch, counts, pipeline = [], [], []
+    for _ in range(args.repeats):  # interleaved
+        for k in kinds:
+            before = models[k].counters() if k == "condition" else None
+            times[k].append(timed_epoch(models[k], ds))
+            if before is not None:
+                after = models[k].counters()
+                counts.append({c: after[c] - before[c] for c in after})
+        switch.append(time_switches(models["never"], args.switches))
+        pipeline.append(time_pipeline(ds))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    images = args.batch_size * args.steps
+    base_step = med["never"] / args.steps
+    mot_step = med["always"] / args.steps
+    count = {c: statistics.median(x[c] for x in counts) for c in counts[0]}
+    switch_s = statistics.median(switch)
+    predicted = (
+        (count["steps"] - count["motivated_steps"]) * base_step + count["motivated_steps"] * mot_step + count["switches"] * switch_s / 2
+    )
+    result = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU"))},
+        "args": vars(args),
+        "images_per_s": {k: images / med[k] for k in kinds},
+        "a_never_vs_plain_base": med["never"] / med["plain_base"],
+        "b_always_vs_plain_motivated": med["always"] / med["plain_motivated"],
+        "c_switch_pair_s": switch_s,
+        "c_switch_one_way_in_base_steps": switch_s / 2 / base_step,
+        "d_condition_epoch_s": med["condition"],
+        "d_predicted_epoch_s": predicted,
+        "d_measured_vs_predicted": med["condition"] / predicted,
+        "d_counts_per_epoch": count,
+        "e_pipeline_images_per_s": statistics.median(pipeline),
+        "e_pipeline_vs_base_model": statistics.median(pipeline) / (images / med["plain_base"]),
+        "raw_seconds": times,
+    }
+    text = json.dumps(result, indent=2)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    print(markdown(result))
+    return result
+
+
+def markdown(r):
+    rows = [
+        ("(a) Never / plain fit of the base (time ratio)", f"{r['a_never_vs_plain_base']:.3f}"),
+        ("(b) Always / plain fit of the motivated model", f"{r['b_always_vs_plain_motivated']:.3f}"),
+        ("(c) one switch, in base training steps", f"{r['c_switch_one_way_in_base_steps']:.3f}"),
+        ("(d) k-condition epoch, measured / predicted", f"{r['d_measured_vs_predicted']:.3f}"),
+        ("(e) input pipeline / base model throughput", f"{r['e_pipeline_vs_base_model']:.1f}"),
+    ]
+    rows += [(f"images/s {k}", f"{v:.0f}") for k, v in r["images_per_s"].items()]
+    return "\n".join(["| measure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
+
+
+if __name__ == "__main__":
+    main()
