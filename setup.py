@@ -26,7 +26,7 @@ setuptools.setup(
     extras_require={
         "cpu": ["tensorflow-cpu==2.21.*"],
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
-        "dev": ["pytest>=8"],
+        "dev": ["pytest>=8", "pytest-xdist>=3"],
     },
     entry_points={
         "console_scripts": [
