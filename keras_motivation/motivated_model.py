@@ -327,6 +327,35 @@ class MotivatedModel(keras.Model):
         self.train_function = function
         return function
 
+    def make_test_function(self, force=False):
+        strategy = self.distribute_strategy
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return super().make_test_function(force)
+        if self.test_function is not None and not force:
+            return self.test_function
+        # Keras 3.15 reduces the scalar metric results with axis=0 under this
+        # strategy and fails ("Invalid reduction dimension 0"); reduce here.
+        # The end of the data is agreed on by all workers (get_next_as_optional).
+        def step(data):
+            logs = strategy.run(self.test_step, args=(data,))
+            return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
+
+        step = tf.function(step, reduce_retracing=True)
+
+        def function(iterator):
+            logs = None
+            for _ in range(self.steps_per_execution):
+                optional = iterator.get_next_as_optional()
+                if not bool(optional.has_value()):
+                    break
+                logs = step(optional.get_value())
+            if logs is None:
+                raise StopIteration
+            return logs
+
+        self.test_function = function
+        return function
+
     # -- epoch boundary and fit ------------------------------------------------
 
     def finish_epoch(self):

@@ -13,10 +13,12 @@
     <workdir>/summary.json       accuracies, FLOPs, activation statistics, timing
 """
 
+import dataclasses
 import json
 import math
 import os
 import platform
+import shutil
 import tempfile
 import time
 
@@ -191,7 +193,11 @@ def make_datasets(config, train, val, n_train, shape, num_classes, strategy, sta
         ordered, batch_size=config.batch_size, training=True, augment=config.augment, seed=config.seed, shuffle_buffer=0, **common
     )
     val_ds = data_lib.make_pipeline(val, batch_size=config.batch_size, training=False, **common)
-    return train_ds, val_ds, steps
+    # Across workers, every worker reads the same seeded order and keeps its
+    # share of each batch: deterministic, and resumable at any step.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return train_ds.with_options(options), val_ds.with_options(options), steps
 
 
 def uses_one_hot(config):
@@ -255,47 +261,57 @@ def run(config):
     steps = n_train // config.batch_size
     with strategy.scope():
         compile_model(model, config, steps)
-    if backup:
-        # The step counter is part of the weights: position and state agree.
-        model.load_weights(backup)
-    start_step = model.counters()["steps"]
-    os.makedirs(config.workdir, exist_ok=True)
-    _atomic_write(os.path.join(config.workdir, "config.json"), config.to_json())
-    # Logs written after the backup describe batches that will be trained again.
-    callbacks_lib.truncate_csv(os.path.join(config.workdir, "batches.csv"), lambda r: int(r["step"]) <= start_step)
-    callbacks_lib.truncate_csv(
-        os.path.join(config.workdir, "history.csv"), lambda r: int(r["epoch"]) < start_step // max(n_train // config.batch_size, 1)
-    )
-    train_ds, val_ds, steps = make_datasets(config, train, val, n_train, shape, info["num_classes"], strategy, start_step)
+    # Under MultiWorkerMirroredStrategy every worker runs the same steps (the
+    # collectives need them all) but only the chief writes the workdir; the
+    # others write to a temporary directory, removed at the end. All read the
+    # backup from the shared workdir.
+    chief = is_chief(strategy)
+    writer = config if chief else dataclasses.replace(config, workdir=tempfile.mkdtemp(prefix="keras_motivation_worker_"))
+    try:
+        if backup:
+            # The step counter is part of the weights: position and state agree.
+            model.load_weights(backup)
+        start_step = model.counters()["steps"]
+        os.makedirs(writer.workdir, exist_ok=True)
+        _atomic_write(os.path.join(writer.workdir, "config.json"), config.to_json())
+        # Logs written after the backup describe batches that will be trained again.
+        callbacks_lib.truncate_csv(os.path.join(writer.workdir, "batches.csv"), lambda r: int(r["step"]) <= start_step)
+        callbacks_lib.truncate_csv(
+            os.path.join(writer.workdir, "history.csv"), lambda r: int(r["epoch"]) < start_step // max(n_train // config.batch_size, 1)
+        )
+        train_ds, val_ds, steps = make_datasets(config, train, val, n_train, shape, info["num_classes"], strategy, start_step)
 
-    timer = callbacks_lib.ModeTimer()
-    # Logs before the backup: a kill between the two leaves logs that the
-    # resumed run truncates, never a backup whose logs are missing.
-    cbs = [
-        callbacks_lib.BatchLog(os.path.join(config.workdir, "batches.csv")),
-        keras.callbacks.CSVLogger(os.path.join(config.workdir, "history.csv"), append=True),
-        # Per-batch scalars (batch_loss, motivated) every 10 steps, epoch logs
-        # (both models' losses and accuracies, activation rate) every epoch.
-        keras.callbacks.TensorBoard(os.path.join(config.workdir, "tensorboard"), update_freq=10),
-        keras.callbacks.TerminateOnNaN(),
-        timer,
-        callbacks_lib.ResumableBackup(os.path.join(config.workdir, "backup"), steps, every=BACKUP_EVERY_STEPS),
-    ]
-    start = time.time()
-    epoch, done_in_epoch = divmod(start_step, steps)
-    # A progress bar on a terminal, one line per epoch otherwise.
-    verbose = int(config.verbose) if config.verbose != "auto" else ("auto" if os.isatty(1) else 2)
-    if done_in_epoch:
-        # Finish the interrupted epoch with its remaining batches first.
-        model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done_in_epoch,
-                  validation_data=val_ds, callbacks=cbs, verbose=verbose, shuffle=False)  # the pipeline shuffles
-        epoch += 1
-        train_ds, val_ds, steps = make_datasets(config, train, val, n_train, shape, info["num_classes"], strategy, epoch * steps)
-    if epoch < config.epochs and not model.stop_training:
-        model.fit(train_ds, epochs=config.epochs, initial_epoch=epoch, steps_per_epoch=steps,
-                  validation_data=val_ds, callbacks=cbs, verbose=verbose, shuffle=False)  # the pipeline shuffles
-    wall = time.time() - start
-    return finish(config, model, val_ds, timer, wall, info, shape, strategy)
+        timer = callbacks_lib.ModeTimer()
+        # Logs before the backup: a kill between the two leaves logs that the
+        # resumed run truncates, never a backup whose logs are missing.
+        cbs = [
+            callbacks_lib.BatchLog(os.path.join(writer.workdir, "batches.csv")),
+            keras.callbacks.CSVLogger(os.path.join(writer.workdir, "history.csv"), append=True),
+            # Per-batch scalars (batch_loss, motivated) every 10 steps, epoch logs
+            # (both models' losses and accuracies, activation rate) every epoch.
+            keras.callbacks.TensorBoard(os.path.join(writer.workdir, "tensorboard"), update_freq=10),
+            keras.callbacks.TerminateOnNaN(),
+            timer,
+            callbacks_lib.ResumableBackup(os.path.join(writer.workdir, "backup"), steps, every=BACKUP_EVERY_STEPS),
+        ]
+        start = time.time()
+        epoch, done_in_epoch = divmod(start_step, steps)
+        # A progress bar on a terminal, one line per epoch otherwise.
+        verbose = int(config.verbose) if config.verbose != "auto" else ("auto" if os.isatty(1) else 2)
+        if done_in_epoch:
+            # Finish the interrupted epoch with its remaining batches first.
+            model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done_in_epoch,
+                      validation_data=val_ds, callbacks=cbs, verbose=verbose, shuffle=False)  # the pipeline shuffles
+            epoch += 1
+            train_ds, val_ds, steps = make_datasets(config, train, val, n_train, shape, info["num_classes"], strategy, epoch * steps)
+        if epoch < config.epochs and not model.stop_training:
+            model.fit(train_ds, epochs=config.epochs, initial_epoch=epoch, steps_per_epoch=steps,
+                      validation_data=val_ds, callbacks=cbs, verbose=verbose, shuffle=False)  # the pipeline shuffles
+        wall = time.time() - start
+        return finish(writer, model, val_ds, timer, wall, info, shape, strategy)
+    finally:
+        if not chief:
+            shutil.rmtree(writer.workdir, ignore_errors=True)
 
 
 def finish(config, model, val_ds, timer, wall, info, shape, strategy):

@@ -5,6 +5,7 @@ Plain Keras 3.15 fit fails under this strategy before the first step
 replica's shard and owns its train function, so it runs.
 """
 
+import csv
 import json
 import os
 import socket
@@ -12,8 +13,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+
+from testing_utils import FASHION_MNIST_DIR
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIGS = os.path.join(os.path.dirname(HERE), "configs")
 
 
 def _free_port():
@@ -45,6 +50,7 @@ def _run_workers(tmp_path, n=2, timeout=600):
     return results
 
 
+@pytest.mark.xdist_group("mirrored_reference")
 def test_two_workers_agree_and_match_mirrored(tmp_path, mirrored_reference):
     w0, w1 = _run_workers(tmp_path)
     assert w0["replicas"] == w1["replicas"] == 2
@@ -62,3 +68,53 @@ def test_two_workers_agree_and_match_mirrored(tmp_path, mirrored_reference):
     b = np.load(ref["weights_npz"])
     drift = max(float(np.max(np.abs(a[k] - b[k])) / (np.max(np.abs(b[k])) + 1e-12)) for k in a.files)
     assert drift < max(10 * ref["drift_plain_keras"], 1e-4), drift
+
+
+def _launch_trainer(workdir, tmp_path, tag, kill_after=None, timeout=600):
+    """The trainer as 2 workers on loopback, started by tools/launch_local_cluster.py's functions."""
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
+    import launch_local_cluster
+
+    envs = []
+    for i in range(2):
+        tmpdir = tmp_path / f"{tag}_tmp{i}"
+        tmpdir.mkdir()
+        envs.append({"TMPDIR": str(tmpdir), **({"KILL_AFTER_EPOCH": str(kill_after)} if kill_after is not None else {})})
+    procs = launch_local_cluster.start_workers(
+        [sys.executable, os.path.join(HERE, "trainer_worker_run.py"), CONFIGS, str(workdir)], 2, env=envs)
+    results = launch_local_cluster.wait(procs, timeout=timeout, echo=False)
+    return [(rc, out.strip().splitlines()[-1] if rc == 0 else out[-3000:]) for rc, out in results]
+
+
+def _motivated_flags(workdir):
+    with open(os.path.join(workdir, "batches.csv")) as f:
+        return [(int(r["step"]), r["motivated"]) for r in csv.DictReader(f)]
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist")
+def test_trainer_on_two_workers_writes_once_and_survives_losing_both(tmp_path):
+    # Uninterrupted: 2 epochs.
+    full = tmp_path / "full"
+    results = _launch_trainer(full, tmp_path, "full")
+    assert [rc for rc, _ in results] == [0, 0], results
+    chief, other = (json.loads(line) for _, line in results)
+    assert chief["replicas"] == other["replicas"] == 2
+    assert chief["activations"] == other["activations"]
+    # Only the chief wrote: one row per step in the shared logs, and the other
+    # worker's temporary directory is gone.
+    reference = _motivated_flags(full)
+    assert [s for s, _ in reference] == list(range(1, chief["activations"]["steps"] + 1))
+    assert os.path.exists(full / "summary.json") and os.path.exists(full / "final" / "base.keras")
+    assert os.listdir(tmp_path / "full_tmp1") == []
+
+    # Both workers die right after the first epoch's backup, and restart.
+    resumed = tmp_path / "resumed"
+    killed = _launch_trainer(resumed, tmp_path, "killed", kill_after=1)
+    assert [rc for rc, _ in killed] == [17, 17], killed
+    with open(resumed / "backup" / "state.json") as f:
+        assert json.load(f)["epoch"] == 1
+    assert not os.path.exists(resumed / "summary.json")
+    results = _launch_trainer(resumed, tmp_path, "restarted")
+    assert [rc for rc, _ in results] == [0, 0], results
+    assert _motivated_flags(resumed) == reference
+    assert json.loads(results[0][1])["activations"] == chief["activations"]

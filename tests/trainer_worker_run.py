@@ -1,0 +1,35 @@
+"""One worker of `python -m keras_motivation.train --strategy=multi_worker` (TF_CONFIG set by the test).
+
+argv: flagfile directory, workdir, then extra flags. With KILL_AFTER_EPOCH=N the
+process dies abruptly (os._exit, no clean-up, like SIGKILL) right after the
+backup at the end of epoch N, as a lost worker would.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from keras_motivation import callbacks as callbacks_lib  # noqa: E402
+from keras_motivation import train, trainer  # noqa: E402
+
+configs, workdir, *extra = sys.argv[1:]
+kill_after = os.environ.get("KILL_AFTER_EPOCH")
+if kill_after is not None:
+    save = callbacks_lib.ResumableBackup.on_epoch_end
+
+    def save_then_die(self, epoch, logs=None):
+        save(self, epoch, logs)
+        if epoch + 1 == int(kill_after):
+            os._exit(17)
+
+    callbacks_lib.ResumableBackup.on_epoch_end = save_then_die
+
+config = train.config_from_args(
+    ["train", f"--flagfile={configs}/quickstart.flags", "--strategy=multi_worker", "--train_size=256",
+     "--batch_size=32", "--eval_size=64", "--epochs=2", "--model_kwargs=width=4", "--verbose=0", "--deterministic",
+     f"--workdir={workdir}", *extra])
+summary = trainer.run(config)
+print(json.dumps({"replicas": summary["replicas"], "activations": summary["activations"],
+                  "accuracy": summary["final"]["accuracy"]}))
