@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 
 def _check(r):
@@ -20,13 +21,23 @@ def _check(r):
     assert r["drift_motivated"] < max(10 * r["drift_plain_keras"], 1e-4), r
 
 
+# Both tests share the session's reference run: keep them on one xdist worker.
+@pytest.mark.xdist_group("mirrored_reference")
 def test_mirrored_run_matches_single_device(mirrored_reference):
     _check(mirrored_reference)
 
 
-def test_mirrored_with_steps_per_execution():
+@pytest.mark.xdist_group("mirrored_reference")
+def test_mirrored_with_steps_per_execution(mirrored_reference, tmp_path):
     script = os.path.join(os.path.dirname(__file__), "mirrored_run.py")
-    env = {**os.environ, "STEPS_PER_EXECUTION": "3"}
+    npz = str(tmp_path / "weights.npz")
+    env = {**os.environ, "STEPS_PER_EXECUTION": "3", "MIRRORED_ONLY": "1", "WEIGHTS_NPZ": npz}
     out = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
-    _check(json.loads(out.stdout.strip().splitlines()[-1]))
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    # Three steps per call: the same run as one step per call.
+    assert r["replicas"] == 2
+    assert r["counters_mirrored"] == mirrored_reference["counters_mirrored"]
+    a, b = np.load(npz), np.load(mirrored_reference["weights_npz"])
+    for k in a.files:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6)

@@ -21,12 +21,13 @@ needs_fashion_mnist = pytest.mark.skipif(
 
 
 def tiny(workdir, *extra):
-    """The quickstart config shrunk to seconds: 256 images, width 4, 2 epochs."""
+    """The quickstart config shrunk to seconds: 256 images, width 4, 2 epochs, 512 test images."""
     return train.config_from_args(
         [
             "train",
             f"--flagfile={CONFIGS}/quickstart.flags",
             "--train_size=256",
+            "--eval_size=512",
             "--batch_size=32",
             "--epochs=2",
             "--model_kwargs=width=4",
