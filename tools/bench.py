@@ -34,6 +34,7 @@ from keras_motivation import conditions  # noqa: E402
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pair", default="resnet20:resnet32")
+    p.add_argument("--width", type=int, default=None, help="first-stage width of CIFAR ResNets (default: the paper's 16)")
     p.add_argument("--image_size", type=int, default=32)
     p.add_argument("--channels", type=int, default=3)
     p.add_argument("--num_classes", type=int, default=10)
@@ -60,7 +61,8 @@ def make_data(args):
 
 def build(args, kind):
     shape = (args.image_size, args.image_size, args.channels)
-    base, motivated, wmap = km.models.get_pair(args.pair, num_classes=args.num_classes, input_shape=shape)
+    extra = {"width": args.width} if args.width else {}
+    base, motivated, wmap = km.models.get_pair(args.pair, num_classes=args.num_classes, input_shape=shape, **extra)
     compile_kwargs = dict(
         loss="sparse_categorical_crossentropy",
         steps_per_execution=args.steps_per_execution,
