@@ -31,6 +31,7 @@ from keras_motivation import conditions as conditions_lib
 from keras_motivation import data as data_lib
 from keras_motivation import models as models_lib
 from keras_motivation import recipes
+from keras_motivation import weights_map as weights_map_lib
 from keras_motivation.config import ConfigError
 from keras_motivation.config import TrainConfig
 from keras_motivation.motivated_model import MotivatedModel
@@ -354,7 +355,9 @@ def finish(config, model, val_ds, timer, wall, info, shape, strategy):
         },
         "replicas": strategy.num_replicas_in_sync,
     }
-    summary.update(flops_summary(model, counters))
+    summary.update(flops_summary(model, counters, config.batch_size))
+    summary["switch_seconds"] = switch_seconds(model)
+    summary["time_in_switches_s"] = summary["switch_seconds"] * counters["switches"]
     summary["speedup_vs_motivated_alone"] = speedup(summary)
     if config.export:
         from keras_motivation import export
@@ -393,7 +396,9 @@ def activation_statistics(counters, config):
     return stats
 
 
-def flops_summary(model, counters):
+def flops_summary(model, counters, batch_size):
+    """Forward FLOPs per image of both models, the paper's F_{X-Y}, and what the
+    paper leaves out: training FLOPs with the backward passes (about 2x forward)."""
     from keras_motivation import flops
 
     fx, fy = flops.count_flops(model.base), flops.count_flops(model.motivated)
@@ -401,7 +406,34 @@ def flops_summary(model, counters):
     out = {"flops": {"base": fx, "motivated": fy, "base_macs": fx // 2, "motivated_macs": fy // 2}}
     if counters["steps"]:
         out["flops"]["dual_training_average"] = flops.dual_training_flops(fx, fy, base_steps, counters["motivated_steps"])
+        out["flops"]["training_total"] = (flops.training_flops(fx, base_steps * batch_size)
+                                          + flops.training_flops(fy, counters["motivated_steps"] * batch_size))
+        out["flops"]["training_total_motivated_alone"] = flops.training_flops(fy, counters["steps"] * batch_size)
     return out
+
+
+def switch_seconds(model, repeats=10):
+    """Measured seconds of one switch (weights, BN statistics, optimizer slots;
+    the mean of both directions), timed after training; every variable the
+    copies touch is restored afterwards."""
+    entries = model.weights_map.entries + model._slot_entries
+    touched = {id(v): v for e in entries for v in (e.base, e.motivated)}.values()
+    saved = [(v, v.numpy()) for v in touched]
+
+    @tf.function
+    def there_and_back():
+        weights_map_lib.copy_to_motivated(entries)
+        weights_map_lib.copy_to_base(entries)
+
+    try:
+        there_and_back()  # trace
+        start = time.perf_counter()
+        for _ in range(repeats):
+            there_and_back()
+        return (time.perf_counter() - start) / repeats / 2
+    finally:
+        for v, value in saved:
+            v.assign(value)
 
 
 def speedup(summary):

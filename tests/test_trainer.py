@@ -58,6 +58,14 @@ def test_quickstart_writes_the_workdir(tmp_path, capsys):
     assert {"accuracy", "motivated_accuracy", "loss", "motivated_loss"} <= set(summary["final"])
     assert summary["activations"]["steps"] == 2 * (256 // 32)
     assert summary["activations"]["noise_activation_rate"] == pytest.approx(1 / 6)
+    # Costs the paper leaves out: backward passes, and the switches themselves.
+    flops = summary["flops"]
+    assert flops["base"] < flops["dual_training_average"] < flops["motivated"]
+    assert flops["training_total"] == pytest.approx(
+        3 * 32 * (flops["base"] * (16 - summary["activations"]["motivated_steps"])
+                  + flops["motivated"] * summary["activations"]["motivated_steps"]))
+    assert 0 < summary["switch_seconds"] < 1
+    assert summary["time_in_switches_s"] == pytest.approx(summary["switch_seconds"] * summary["activations"]["switches"])
     assert len(rows(os.path.join(w, "history.csv"))) == 2
     batches = rows(os.path.join(w, "batches.csv"))
     assert [int(r["step"]) for r in batches] == list(range(1, 17))
