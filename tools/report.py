@@ -83,7 +83,10 @@ def rows_for(runs):
         c = r["config"]
         groups[(c["pair"], c["dataset"], c["epochs"], c.get("train_size"), arm_of(c))].append(r)
     rows = []
-    for (pair, dataset, epochs, train_size, arm), members in sorted(groups.items()):
+    # The paper's order: X-C, the X-Y variants, Y-C, then the random controls.
+    rank = {"X-C": 0, "Y-C": 2, "ExpA": 3, "ExpB": 4}
+    order = sorted(groups.items(), key=lambda kv: (kv[0][:4], rank.get(kv[0][4], 1), kv[0][4]))
+    for (pair, dataset, epochs, train_size, arm), members in order:
         x, y = model_names(pair)
         s0 = members[0]["summary"]
         flops = s0.get("flops", {})
@@ -183,13 +186,18 @@ def plot_dynamics(run, path):
     mot = [(s, l) for s, l, b in zip(steps, loss, batches) if int(b["motivated"])]
     if mot:
         axes[0].scatter(*zip(*mot), s=10, color="tab:red", label="trained by the motivated model", zorder=3)
-    axes[0].set(xlabel="training step", ylabel="training loss (cross-entropy)", title=f"{run['config']['pair']}: training dynamics")
+    c = run["config"]
+    title = f"{c['pair']}, {arm_of(c)}, seed {c['seed']}: training dynamics"
+    axes[0].set(xlabel="training step", ylabel="training loss (cross-entropy)", title=title)
     axes[0].legend()
     epochs = [int(h["epoch"]) + 1 for h in history]
     for key, label in (("val_accuracy", "base"), ("val_motivated_accuracy", "motivated")):
         if history and key in history[0]:
             axes[1].plot(epochs, [100 * float(h[key]) for h in history], marker="o", label=label)
     axes[1].set(xlabel="epoch", ylabel="validation accuracy (%)")
+    if epochs:
+        axes[1].set_xticks(epochs if len(epochs) <= 20 else epochs[:: len(epochs) // 10])
+        axes[1].set_xlim(0.5, max(epochs) + 0.5)
     axes[1].legend()
     axes[2].plot(steps, [float(b["learning_rate"]) for b in batches], color="tab:green", label="learning rate")
     axes[2].set(xlabel="training step", ylabel="learning rate")
@@ -227,7 +235,9 @@ def write_report(paths, out):
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    xy = [r for r in runs if arm_of(r["config"]).startswith("X-Y")] or runs
+    # Figure 2 shows the paper's variant when there is one.
+    xy = sorted((r for r in runs if arm_of(r["config"]).startswith("X-Y")),
+                key=lambda r: (r["config"].get("differential_init", "paper") != "paper", r["dir"])) or runs
     plot_dynamics(xy[0], os.path.join(out, "dynamics.png"))
     plot_accuracy_vs_flops(rows, os.path.join(out, "accuracy_vs_flops.png"))
     return rows
