@@ -105,6 +105,7 @@ def rows_for(runs):
                 "experiment": f"{pair} {dataset} {epochs} ep" + (f" {train_size} ex" if train_size else ""),
                 "arm": arm,
                 "model": name,
+                "role": which,
                 "seeds": len(members),
                 "accuracy_mean": acc_mean,
                 "accuracy_std": acc_std,
@@ -139,10 +140,12 @@ def add_ratios(rows):
                 b["acc_f_ratio"] = b["acc_per_mflop"] / yc_rate if yc_rate else None
         for members in arms.values():
             for r in members:
-                if r["arm"] != "X-C" and r["accuracy_mean"] is not None:
-                    delta = r["accuracy_mean"] - xc["accuracy_mean"]
-                    spread = max(r["accuracy_std"] or 0.0, xc["accuracy_std"] or 0.0)
-                    r["delta_vs_x_c"] = delta
+                # Each model against its own architecture trained classically.
+                ref = xc if r["role"] == "base" else yc
+                if r is not ref and r["accuracy_mean"] is not None:
+                    delta = r["accuracy_mean"] - ref["accuracy_mean"]
+                    spread = max(r["accuracy_std"] or 0.0, ref["accuracy_std"] or 0.0)
+                    r["delta_vs_classical"] = delta
                     r["within_one_std"] = abs(delta) <= spread
 
 
@@ -151,21 +154,26 @@ def fmt(v, spec):
 
 
 def markdown(rows):
-    head = ("| experiment | model | seeds | accuracy % | Δ vs X-C | forward MFLOPs | ACC/MFLOP | ACC/F_Ratio "
+    """One table per experiment (pair, dataset, budget), under its own heading.
+    Δ vs classical: a base (-B) against X-C, a motivated model (-M) against Y-C."""
+    head = ("| model | seeds | accuracy % | Δ vs classical | forward MFLOPs | ACC/MFLOP | ACC/F_Ratio "
             "| motivated share | noise 1/(k+1)! | wall-clock s |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in rows:
-        acc = f"{r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f}" if r["accuracy_mean"] is not None else ""
-        delta = ""
-        if "delta_vs_x_c" in r:
-            delta = f"{r['delta_vs_x_c']:+.2f}" + (" (within 1 sd)" if r["within_one_std"] else "")
-        lines.append(
-            f"| {r['experiment']} | {r['model']} | {r['seeds']} | {acc} | {delta} | "
-            f"{fmt(r['forward_flops'] and r['forward_flops'] / 1e6, '.2f')} | {fmt(r.get('acc_per_mflop'), '.3g')} | "
-            f"{fmt(r.get('acc_f_ratio'), '.2f')} | {r['motivated_share']:.3f} | {fmt(r['noise_rate'], '.3f')} | "
-            f"{r['wall_clock_s']:.0f} |"
-        )
-    return "\n".join(lines)
+    out = []
+    for experiment in dict.fromkeys(r["experiment"] for r in rows):
+        out += [f"**{experiment}**", "", head, "|" + "---|" * (head.count("|") - 1)]
+        for r in (r for r in rows if r["experiment"] == experiment):
+            acc = f"{r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f}" if r["accuracy_mean"] is not None else ""
+            delta = ""
+            if "delta_vs_classical" in r:
+                delta = f"{r['delta_vs_classical']:+.2f}" + (" (within 1 sd)" if r["within_one_std"] else "")
+            out.append(
+                f"| {r['model']} | {r['seeds']} | {acc} | {delta} | "
+                f"{fmt(r['forward_flops'] and r['forward_flops'] / 1e6, '.2f')} | {fmt(r.get('acc_per_mflop'), '.3g')} | "
+                f"{fmt(r.get('acc_f_ratio'), '.2f')} | {r['motivated_share']:.3f} | {fmt(r['noise_rate'], '.3f')} | "
+                f"{r['wall_clock_s']:.0f} |"
+            )
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
 
 
 def read_csv(path):
@@ -229,7 +237,7 @@ def write_report(paths, out):
     os.makedirs(out, exist_ok=True)
     rows = rows_for(runs)
     with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(markdown(rows) + "\n")
+        f.write(markdown(rows))
     with open(os.path.join(out, "results.csv"), "w", newline="") as f:
         fields = sorted({k for r in rows for k in r})
         writer = csv.DictWriter(f, fieldnames=fields)
