@@ -30,7 +30,7 @@ class TrainConfig:
     model_kwargs: dict = dataclasses.field(default_factory=dict)
     condition: str = "consecutive"
     k: int = 2
-    differential_init: str = "paper"
+    differential_init: str = "identity"
     # Data.
     dataset: str = "fashion_mnist_idx"
     data_dir: Optional[str] = None

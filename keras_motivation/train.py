@@ -19,7 +19,7 @@ HELP = {
     "model_kwargs": "Extra model arguments as key=value,... (e.g. width=8,weight_decay=2.5e-4).",
     "condition": "Motivation condition: consecutive (the paper's), ema, valloss, slope, random, matched_random:per_epoch=N, never, always.",
     "k": "Consecutive loss decreases that trigger the motivated model.",
-    "differential_init": "paper: differential layers start random; identity: they start as no-ops.",
+    "differential_init": "identity (default): differential layers start as no-ops; paper: they start random, as in the paper.",
     "dataset": "tensorflow-datasets name (cifar10, cifar100, imagenet2012, ...) or fashion_mnist_idx (Debian's IDX files).",
     "data_dir": "TFDS data dir (default $TFDS_DATA_DIR) or the IDX directory.",
     "image_size": "Resize images to this size (the paper's EfficientNet and ViT recipes use 224).",

@@ -63,7 +63,7 @@ def arm_of(config):
         return "ExpA"
     if condition == "matched_random":
         return "ExpB"
-    variant = "" if config.get("differential_init", "paper") == "paper" else f" ({config['differential_init']})"
+    variant = f" ({config.get('differential_init', 'paper')})"
     if condition == "consecutive":
         return f"X-Y k={config['k']}{variant}"
     return f"X-Y {condition}{variant}"
@@ -222,7 +222,7 @@ def plot_accuracy_vs_flops(rows, path):
             continue
         marker = "s" if r["arm"] in ("X-C", "Y-C") else ("o" if r["model"].split()[0].endswith("-B") else "^")
         ax.errorbar(r["forward_flops"] / 1e6, r["accuracy_mean"], yerr=r["accuracy_std"], fmt=marker, capsize=3, label=r["model"])
-    ax.set(xlabel="forward MFLOPs per image (dual training: average per pass)", ylabel="test accuracy (%)",
+    ax.set(xlabel="forward MFLOPs per image (dual training: average per pass)", ylabel="test accuracy (%), mean ± sd over seeds",
            title="accuracy versus FLOPs")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -6,8 +6,8 @@
 Arms (paper sections 4-5): X-C (`never`, the base trained classically), X-Y
 (the experiment's condition: gives X-Y-B and X-Y-M), Y-C (`always`, the
 motivated model trained classically), Exp A (`random`) and Exp B
-(`matched_random` with the motivated steps per epoch measured in the X-Y runs),
-and X-Y with `--differential_init=identity` ("X-Y-id"). Finished runs are kept,
+(`matched_random` with the motivated steps per epoch measured in the X-Y runs);
+X-Y runs the paper's random start, X-Y-id the identity start. Finished runs are kept,
 interrupted ones resume from their backup: rerun the same command after a stop.
 Then: python tools/report.py runs/quickstart --out=runs/quickstart/report
 """
@@ -22,10 +22,13 @@ ARMS = ("X-C", "X-Y", "Y-C", "ExpA", "ExpB", "X-Y-id")
 
 def arm_flags(arm, matched_per_epoch=None):
     """Flags that turn the experiment's config into one arm."""
-    return {
+    # Every arm but X-Y-id starts the differential layers as the paper does
+    # (for Y-C that is classical training of the motivated model).
+    init = ["--differential_init=identity" if arm == "X-Y-id" else "--differential_init=paper"]
+    return init + {
         "X-C": ["--condition=never"],
         "X-Y": [],
-        "X-Y-id": ["--differential_init=identity"],
+        "X-Y-id": [],
         "Y-C": ["--condition=always"],
         "ExpA": ["--condition=random"],
         "ExpB": [f"--condition=matched_random:per_epoch={matched_per_epoch}"],
