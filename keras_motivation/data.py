@@ -1,4 +1,4 @@
-"""Input pipelines: tensorflow-datasets, Debian's Fashion-MNIST IDX files, image folders.
+"""Input pipelines: tensorflow-datasets and Debian's Fashion-MNIST IDX files.
 
 Sources yield unbatched `(uint8 image, int label)` examples; `make_pipeline`
 turns them into batched float32 training or evaluation data with core Keras
