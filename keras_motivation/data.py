@@ -1,4 +1,4 @@
-"""Input pipelines: tensorflow-datasets and Debian's Fashion-MNIST IDX files.
+"""Input pipelines: tensorflow-datasets, Debian's Fashion-MNIST IDX files, image folders.
 
 Sources yield unbatched `(uint8 image, int label)` examples; `make_pipeline`
 turns them into batched float32 training or evaluation data with core Keras
@@ -25,6 +25,9 @@ DATASETS = {
     "oxford_flowers102": (102, (224, 224, 3)),
     "oxford_iiit_pet": (37, (224, 224, 3)),
 }
+# Users' own images, one directory per class: DIR/train/<class>/*, DIR/test/<class>/*.
+IMAGE_FOLDER = "image_folder"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 AUGMENTATIONS = ("crop_flip", "flip", "randaugment", "autoaugment_cifar10", "random_erasing", "mixup", "cutmix")
 
@@ -33,12 +36,50 @@ class DatasetUnavailableError(RuntimeError):
     """The data is not on this machine; the message says what to run."""
 
 
-def dataset_info(name):
-    """{"num_classes", "image_shape"} of a supported dataset."""
+def dataset_info(name, data_dir=None):
+    """{"num_classes", "image_shape"} of a supported dataset (image folders: read from `data_dir`)."""
+    if name == IMAGE_FOLDER:
+        classes = image_folder_classes(data_dir)
+        return {"num_classes": len(classes), "image_shape": (None, None, 3), "class_names": classes}
     if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}: use one of {', '.join(sorted(DATASETS))}.")
+        raise ValueError(f"Unknown dataset {name!r}: use one of {', '.join(sorted(DATASETS))} or {IMAGE_FOLDER}.")
     classes, shape = DATASETS[name]
     return {"num_classes": classes, "image_shape": shape}
+
+
+def image_folder_classes(data_dir):
+    """Sorted class names: the subdirectories of `data_dir/train`; a clear error when there are none."""
+    train = os.path.join(data_dir or "", "train")
+    if not data_dir or not os.path.isdir(train):
+        raise FileNotFoundError(
+            f"--dataset={IMAGE_FOLDER} reads DATA_DIR/train/<class>/<image> and DATA_DIR/test/<class>/<image>: "
+            f"no directory {train!r}; pass --data_dir."
+        )
+    classes = sorted(d for d in os.listdir(train) if os.path.isdir(os.path.join(train, d)))
+    if len(classes) < 2:
+        raise FileNotFoundError(f"{train} has {len(classes)} class directories: an image folder needs one per class, at least 2.")
+    return classes
+
+
+def load_image_folder(data_dir, split, image_size, class_names):
+    """Unbatched (uint8 image, int label) examples of `data_dir/split/<class>/*`, resized to `image_size`.
+
+    Labels follow `class_names` (the training split's), so every split agrees.
+    """
+    directory = os.path.join(data_dir, split)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"No directory {directory!r} for the {split!r} split of the image folder {data_dir}.")
+    missing = [c for c in os.listdir(directory) if os.path.isdir(os.path.join(directory, c)) and c not in class_names]
+    if missing:
+        raise ValueError(f"{directory} has classes the training split lacks: {', '.join(sorted(missing))}.")
+    ds = keras.utils.image_dataset_from_directory(
+        directory, labels="inferred", label_mode="int", class_names=class_names, color_mode="rgb",
+        batch_size=None, image_size=image_size, shuffle=False, verbose=False,
+    )
+    count = int(ds.cardinality())
+    if count == 0:
+        raise FileNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {directory}.")
+    return ds.map(lambda x, y: (tf.cast(tf.round(x), tf.uint8), tf.cast(y, tf.int64))), count
 
 
 def load_fashion_mnist_idx(directory=None):

@@ -20,7 +20,7 @@ HELP = {
     "condition": "Motivation condition: consecutive (the paper's), ema, valloss, slope, random, matched_random:per_epoch=N, never, always.",
     "k": "Consecutive loss decreases that trigger the motivated model.",
     "differential_init": "identity (default): differential layers start as no-ops; paper: they start random, as in the paper.",
-    "dataset": "tensorflow-datasets name (cifar10, cifar100, imagenet2012, ...) or fashion_mnist_idx (Debian's IDX files).",
+    "dataset": "tensorflow-datasets name (cifar10, cifar100, imagenet2012, ...), fashion_mnist_idx (Debian's IDX files) or image_folder (--data_dir with train/<class>/ and test/<class>/, needs --image_size).",
     "data_dir": "TFDS data dir (default $TFDS_DATA_DIR) or the IDX directory.",
     "image_size": "Resize images to this size (the paper's EfficientNet and ViT recipes use 224).",
     "train_size": "Use only the first N training examples (a budget for CPU runs).",

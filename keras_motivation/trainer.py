@@ -99,8 +99,20 @@ def _atomic_write(path, text):
 
 def load_data(config):
     """(train examples, validation examples, dataset info): unbatched datasets."""
-    info = data_lib.dataset_info(config.dataset)
-    if config.dataset == "fashion_mnist_idx":
+    try:
+        info = data_lib.dataset_info(config.dataset, config.data_dir)
+    except (ValueError, FileNotFoundError) as err:
+        raise ConfigError(str(err)) from err
+    if config.dataset == data_lib.IMAGE_FOLDER:
+        if not config.image_size:
+            raise ConfigError(f"--dataset={data_lib.IMAGE_FOLDER} needs --image_size: the images are resized to it.")
+        size = (config.image_size, config.image_size)
+        try:
+            train, n_train = data_lib.load_image_folder(config.data_dir, "train", size, info["class_names"])
+            val, _ = data_lib.load_image_folder(config.data_dir, config.validation_split, size, info["class_names"])
+        except (ValueError, FileNotFoundError) as err:
+            raise ConfigError(str(err)) from err
+    elif config.dataset == "fashion_mnist_idx":
         (x, y), (xt, yt) = data_lib.load_fashion_mnist_idx(config.data_dir)
         train = tf.data.Dataset.from_tensor_slices((x, y))
         val = tf.data.Dataset.from_tensor_slices((xt, yt))

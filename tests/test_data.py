@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from keras_motivation import data
-from testing_utils import FASHION_MNIST_DIR
+from testing_utils import FASHION_MNIST_DIR, write_image_folder
 
 
 def images(n=16, size=32, channels=3, seed=0):
@@ -107,3 +107,27 @@ def test_dataset_info():
     assert data.dataset_info("cifar100") == {"num_classes": 100, "image_shape": (32, 32, 3)}
     with pytest.raises(ValueError, match="Unknown dataset"):
         data.dataset_info("mnist_typo")
+
+
+def test_image_folder(tmp_path):
+    root = write_image_folder(tmp_path / "pets")
+    info = data.dataset_info(data.IMAGE_FOLDER, root)
+    assert info["num_classes"] == 3 and info["class_names"] == ["boot", "coat", "shirt"]
+    ds, count = data.load_image_folder(root, "train", (16, 16), info["class_names"])
+    examples = list(ds.as_numpy_iterator())
+    assert count == len(examples) == 12
+    for x, y in examples:
+        assert x.dtype == np.uint8 and x.shape == (16, 16, 3)
+        assert abs(int(x.mean()) - 60 * (y + 1)) <= 2  # the label is the image's class
+    assert sorted(int(y) for _, y in examples) == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_image_folder_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="DATA_DIR/train/<class>/<image>.*pass --data_dir"):
+        data.dataset_info(data.IMAGE_FOLDER, str(tmp_path))
+    root = write_image_folder(tmp_path / "a", splits=("train",))
+    with pytest.raises(FileNotFoundError, match="No directory .*'test' split"):
+        data.load_image_folder(root, "test", (16, 16), ["boot", "coat", "shirt"])
+    root = write_image_folder(tmp_path / "b", classes=("boot", "coat", "hat"), splits=("test",))
+    with pytest.raises(ValueError, match="classes the training split lacks: hat"):
+        data.load_image_folder(root, "test", (16, 16), ["boot", "coat", "shirt"])

@@ -12,7 +12,7 @@ from keras_motivation import callbacks as callbacks_lib
 from keras_motivation import train
 from keras_motivation import trainer
 from keras_motivation.config import ConfigError
-from testing_utils import FASHION_MNIST_DIR
+from testing_utils import FASHION_MNIST_DIR, write_image_folder
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 needs_fashion_mnist = pytest.mark.skipif(
@@ -137,6 +137,26 @@ def test_missing_dataset_offline_says_what_to_run(tmp_path):
 
     with pytest.raises(data.DatasetUnavailableError, match="tfds build cifar10"):
         trainer.run(tiny(tmp_path / "run", "--dataset=cifar10", f"--data_dir={tmp_path / 'empty'}"))
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_image_folder_run(tmp_path):
+    root = write_image_folder(tmp_path / "images", per_class=16)
+    summary = trainer.run(tiny(tmp_path / "run", "--dataset=image_folder", f"--data_dir={root}", "--image_size=16",
+                               "--batch_size=8", "--learning_rate=0.02"))
+    assert summary["num_classes"] == 3
+    assert summary["activations"]["steps"] == 2 * (48 // 8)
+    history = rows(tmp_path / "run" / "history.csv")
+    assert float(history[-1]["loss"]) < float(history[0]["loss"])
+    assert 0 <= summary["final"]["accuracy"] <= 1
+
+
+def test_image_folder_needs_image_size_before_any_work(tmp_path):
+    root = write_image_folder(tmp_path / "images")
+    with pytest.raises(ConfigError, match="--dataset=image_folder needs --image_size"):
+        trainer.run(tiny(tmp_path / "run", "--dataset=image_folder", f"--data_dir={root}"))
+    with pytest.raises(ConfigError, match="no directory .*train.*pass --data_dir"):
+        trainer.run(tiny(tmp_path / "run", "--dataset=image_folder", f"--data_dir={tmp_path}", "--image_size=16"))
     assert not os.path.exists(tmp_path / "run")
 
 

@@ -115,3 +115,18 @@ def load_fashion_mnist(n_train=512, n_test=256):
     xt = read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
     yt = read("t10k-labels-idx1-ubyte.gz", 8).astype("int64")
     return (x[:n_train] / 255.0, y[:n_train]), (xt[:n_test] / 255.0, yt[:n_test])
+
+
+def write_image_folder(root, classes=("boot", "coat", "shirt"), per_class=4, splits=("train", "test"), seed=0):
+    """PNG and JPEG files of different sizes; class i is a solid grey level 60 * (i + 1)."""
+    rng = np.random.default_rng(seed)
+    for split in splits:
+        for i, name in enumerate(classes):
+            os.makedirs(os.path.join(root, split, name))
+            for j in range(per_class):
+                h, w = rng.integers(20, 40, 2)
+                img = tf.fill((int(h), int(w), 3), tf.constant(60 * (i + 1), tf.uint8))
+                encoded = tf.io.encode_png(img) if j % 2 else tf.io.encode_jpeg(img, quality=100)
+                tf.io.write_file(os.path.join(root, split, name, f"{j}.{'png' if j % 2 else 'jpg'}"), encoded)
+    return str(root)
+
