@@ -21,6 +21,18 @@ import numpy as np
 from keras import ops
 
 
+def state_variable(layer, name, dtype, value):
+    """A scalar non-trainable variable of `layer`: saved with it, the same on every replica."""
+    return layer.add_weight(
+        shape=(),
+        dtype=dtype,
+        initializer=keras.initializers.Constant(value),
+        trainable=False,
+        aggregation="only_first_replica",
+        name=name,
+    )
+
+
 class Condition(keras.layers.Layer):
     """Base class of motivation conditions."""
 
@@ -31,14 +43,7 @@ class Condition(keras.layers.Layer):
         self.built = True
 
     def _state(self, name, dtype, value):
-        return self.add_weight(
-            shape=(),
-            dtype=dtype,
-            initializer=keras.initializers.Constant(value),
-            trainable=False,
-            aggregation="only_first_replica",
-            name=name,
-        )
+        return state_variable(self, name, dtype, value)
 
     def select(self, motivated):
         return motivated

@@ -75,14 +75,7 @@ class MotivatedModel(keras.Model):
         self.built = True
 
     def _state(self, name, dtype, value):
-        return self.add_weight(
-            shape=(),
-            dtype=dtype,
-            initializer=keras.initializers.Constant(value),
-            trainable=False,
-            aggregation="only_first_replica",
-            name=name,
-        )
+        return conditions_lib.state_variable(self, name, dtype, value)
 
     def call(self, inputs, training=None):
         return self.base(inputs, training=training)

@@ -1,6 +1,5 @@
 """Small models, data and a scripted condition shared by the engine tests."""
 
-import gzip
 import os
 
 import keras
@@ -106,14 +105,10 @@ def assert_same(before, variables):
 
 
 def load_fashion_mnist(n_train=512, n_test=256):
-    def read(name, offset):
-        with gzip.open(os.path.join(FASHION_MNIST_DIR, name)) as f:
-            return np.frombuffer(f.read(), np.uint8, offset=offset)
+    """The first real Fashion-MNIST images, scaled to [0, 1]."""
+    from keras_motivation import data
 
-    x = read("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
-    y = read("train-labels-idx1-ubyte.gz", 8).astype("int64")
-    xt = read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
-    yt = read("t10k-labels-idx1-ubyte.gz", 8).astype("int64")
+    (x, y), (xt, yt) = data.load_fashion_mnist_idx(FASHION_MNIST_DIR)
     return (x[:n_train] / 255.0, y[:n_train]), (xt[:n_test] / 255.0, yt[:n_test])
 
 
