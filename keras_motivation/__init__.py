@@ -3,6 +3,7 @@
 Acheli & Gaaloul, "Motivation is Something You Need" (2026).
 """
 
+from keras_motivation import batch_norm
 from keras_motivation import conditions
 from keras_motivation import models
 from keras_motivation import weights_map

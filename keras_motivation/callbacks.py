@@ -9,7 +9,8 @@ import keras
 
 
 class EpochBoundary(keras.callbacks.Callback):
-    """Ends every epoch on the base model and logs the epoch's motivation counts:
+    """Ends every epoch on the base model (with recomputed BatchNorm
+    statistics under bn_statistics="recalibrated") and logs the epoch's motivation counts:
     `motivated_steps`, `switches`, `activations` (switches into the motivated
     model), `activation_rate` (motivated share of the steps) and
     `mean_activation_length` (motivated steps per activation).
@@ -22,10 +23,11 @@ class EpochBoundary(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = self.model.counters()
+        self.model._statistics_fresh = False
         self.model.condition.on_epoch_begin(epoch, self.params.get("steps"))
 
     def on_epoch_end(self, epoch, logs=None):
-        self.model.finish_epoch()
+        self.model.close_epoch()
         end = self.model.counters()
         if logs is not None:
             # Per-batch quantities: the last batch's value means nothing per epoch.

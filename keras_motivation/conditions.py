@@ -16,6 +16,8 @@ answers two questions inside the train function:
 `on_epoch_begin(epoch, steps_per_epoch)` runs on the host at each epoch start.
 """
 
+import re
+
 import keras
 import numpy as np
 from keras import ops
@@ -231,12 +233,18 @@ class MatchedRandom(Condition):
     def _count(self, rng, steps):
         return min(self.per_epoch, steps)
 
+    def _schedule(self, rng, epoch, steps):
+        """The epoch's motivated batches: a boolean array of `steps`."""
+        chosen = np.zeros(steps, bool)
+        chosen[rng.choice(steps, self._count(rng, steps), replace=False)] = True
+        return chosen
+
     def on_epoch_begin(self, epoch, steps_per_epoch):
         _check(steps_per_epoch, f"{type(self).__name__} needs the number of steps per epoch: pass steps_per_epoch to fit().")
         _check(steps_per_epoch <= MAX_STEPS_PER_EPOCH, f"{type(self).__name__} supports at most {MAX_STEPS_PER_EPOCH} steps per epoch.")
         rng = np.random.default_rng(None if self.seed is None else [self.seed, epoch])
         schedule = np.zeros(MAX_STEPS_PER_EPOCH, bool)
-        schedule[rng.choice(steps_per_epoch, self._count(rng, steps_per_epoch), replace=False)] = True
+        schedule[:steps_per_epoch] = self._schedule(rng, epoch, steps_per_epoch)
         self.schedule.assign(schedule)
         self.step_in_epoch.assign(0)
 
@@ -271,6 +279,39 @@ class RandomActivation(MatchedRandom):
         return {**config, "max_per_epoch": self.max_per_epoch}
 
 
+@keras.saving.register_keras_serializable(package="keras_motivation")
+class RandomShare(MatchedRandom):
+    """A share of the batches, at random: each batch of epoch e goes to the
+    motivated model with probability `share` (or `share[e]`, a schedule; the
+    last value holds for later epochs). Drawn on the host at the epoch start
+    from seed + epoch, so a rerun draws the same batches.
+
+    `share=1.0` for the last epochs grows the model late (Net2Net, progressive
+    growing); a rising schedule moves from base-heavy to motivated-heavy
+    training; a constant share trains the differential layers as stochastic
+    depth / LayerDrop would drop them, with probability 1 - share.
+    """
+
+    def __init__(self, share=0.5, seed=None, **kwargs):
+        shares = [share] if isinstance(share, (int, float)) else list(share)
+        _check(shares and all(isinstance(p, (int, float)) and 0 <= p <= 1 for p in shares),
+               f"RandomShare needs a share in [0, 1] or a list of them (one per epoch), got {share!r}.")
+        super().__init__(per_epoch=0, seed=seed, **kwargs)
+        self.share = share if isinstance(share, (int, float)) else [float(p) for p in shares]
+
+    def share_of_epoch(self, epoch):
+        shares = [self.share] if isinstance(self.share, (int, float)) else self.share
+        return float(shares[min(epoch, len(shares) - 1)])
+
+    def _schedule(self, rng, epoch, steps):
+        return rng.random(steps) < self.share_of_epoch(epoch)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("per_epoch")
+        return {**config, "share": self.share}
+
+
 BY_NAME = {
     "consecutive": ConsecutiveDecrease,
     "ema": EmaDecrease,
@@ -278,6 +319,7 @@ BY_NAME = {
     "valloss": ValidationBatch,
     "random": RandomActivation,
     "matched_random": MatchedRandom,
+    "random_share": RandomShare,
     "never": Never,
     "always": Always,
 }
@@ -291,7 +333,8 @@ def from_spec(spec):
     if name not in BY_NAME:
         raise ValueError(f"Unknown condition {name!r}: use one of {', '.join(BY_NAME)}.")
     kwargs = {}
-    for item in filter(None, args.split(",")):
+    # Commas inside brackets belong to a list value (share=[0.2,0.5]).
+    for item in filter(None, re.split(r",(?![^\[]*\])", args)):
         key, eq, value = item.partition("=")
         _check(eq, f"Condition arguments are key=value, got {item!r} in {spec!r}.")
         kwargs[key.strip()] = ast.literal_eval(value.strip())

@@ -9,6 +9,10 @@ import dataclasses
 import json
 from typing import Optional
 
+from keras_motivation.batch_norm import BN_STATISTICS
+from keras_motivation.batch_norm import DEFAULT_BN_STATISTICS
+from keras_motivation.batch_norm import DEFAULT_RECALIBRATION_BATCHES
+
 OPTIMIZERS = ("sgd", "adamw", "adam", "rmsprop", "lamb")
 SCHEDULES = ("cosine", "exponential", "constant")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -16,7 +20,9 @@ DIFFERENTIAL_INITS = ("paper", "identity")
 
 # Fields that may change when a run resumes in the same workdir: they do not
 # change what is being trained.
-RESUMABLE_CHANGES = frozenset({"resume", "export", "verbose", "workdir", "data_dir", "strategy", "tpu"})
+RESUMABLE_CHANGES = frozenset(
+    {"resume", "export", "verbose", "workdir", "data_dir", "strategy", "tpu", "statistics_check_batches"}
+)
 
 
 class ConfigError(ValueError):
@@ -31,6 +37,8 @@ class TrainConfig:
     condition: str = "consecutive"
     k: int = 2
     differential_init: str = "identity"
+    bn_statistics: str = DEFAULT_BN_STATISTICS
+    recalibration_batches: int = DEFAULT_RECALIBRATION_BATCHES
     # Data.
     dataset: str = "fashion_mnist_idx"
     data_dir: Optional[str] = None
@@ -66,6 +74,7 @@ class TrainConfig:
     init_from: Optional[str] = None
     init_from_model: str = "base"
     verbose: str = "auto"
+    statistics_check_batches: int = 0
 
     def validate(self):
         """Raises ConfigError (one line) for values no run can use."""
@@ -86,6 +95,12 @@ class TrainConfig:
             self.differential_init in DIFFERENTIAL_INITS,
             f"--differential_init must be one of {DIFFERENTIAL_INITS}, got {self.differential_init!r}.",
         )
+        check(
+            self.bn_statistics in BN_STATISTICS,
+            f"--bn_statistics must be one of {BN_STATISTICS}, got {self.bn_statistics!r}.",
+        )
+        check(self.recalibration_batches >= 1, f"--recalibration_batches must be >= 1, got {self.recalibration_batches}.")
+        check(self.statistics_check_batches >= 0, f"--statistics_check_batches must be >= 0, got {self.statistics_check_batches}.")
         check(self.strategy != "tpu" or self.tpu, "--strategy=tpu needs --tpu (a TPU name or grpc:// address, or 'local').")
         check(self.tpu is None or self.strategy == "tpu", "--tpu is only used with --strategy=tpu.")
         check(self.steps_per_execution >= 1, f"--steps_per_execution must be >= 1, got {self.steps_per_execution}.")

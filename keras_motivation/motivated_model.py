@@ -21,6 +21,7 @@ How the train step is built, and why:
 import keras
 import tensorflow as tf
 
+from keras_motivation import batch_norm
 from keras_motivation import conditions as conditions_lib
 from keras_motivation import keras_internals
 from keras_motivation import weights_map as weights_map_lib
@@ -39,6 +40,14 @@ class MotivatedModel(keras.Model):
             callable `(base, motivated) -> WeightsMap`.
         condition: a `keras_motivation.conditions.Condition`; default
             `ConsecutiveDecrease(k=2)`.
+        bn_statistics: whose BatchNorm moving statistics each model is
+            evaluated, saved and exported with (`keras_motivation.batch_norm`):
+            `"recalibrated"` (default: each model's own, recomputed from
+            `recalibration_batches` training batches at every epoch end,
+            before validation), `"private"` (each model's own, updated only by
+            its own steps; free) or `"shared"` (the paper's: copied with the
+            weights at every switch). Training is the same under all three.
+        recalibration_batches: training batches per recalibration.
 
     `model(x)` and `predict` use the base model; `model.base` and
     `model.motivated` are the two deployable models. Training logs per batch
@@ -50,7 +59,10 @@ class MotivatedModel(keras.Model):
     the compiled metrics of both models.
     """
 
-    def __init__(self, base, motivated, weights_map="resnet_depth", condition=None, name="motivated_model", **kwargs):
+    def __init__(self, base, motivated, weights_map="resnet_depth", condition=None,
+                 bn_statistics=batch_norm.DEFAULT_BN_STATISTICS,
+                 recalibration_batches=batch_norm.DEFAULT_RECALIBRATION_BATCHES, name="motivated_model", **kwargs):
+        batch_norm.check_option(bn_statistics, recalibration_batches)
         super().__init__(name=name, **kwargs)
         for label, m in (("base", base), ("motivated", motivated)):
             if not isinstance(m, keras.Model) or not m.built:
@@ -61,6 +73,8 @@ class MotivatedModel(keras.Model):
         self.motivated = motivated
         self.weights_map = weights_map_lib.get(weights_map, base, motivated)
         self.condition = conditions_lib.get(condition)
+        self.bn_statistics = bn_statistics
+        self.recalibration_batches = recalibration_batches
         # Pre-step state of the batch: True while the motivated model holds the
         # live weights of the mapped slices.
         self._motivated_active = self._state("motivated_active", "bool", False)
@@ -68,10 +82,16 @@ class MotivatedModel(keras.Model):
         self._motivated_steps = self._state("motivated_steps", "int32", 0)
         self._switches = self._state("switches", "int32", 0)
         self._activations = self._state("activations", "int32", 0)
+        # Batches each model's BatchNorm statistics were recomputed from
+        # (forward passes that count as training compute).
+        self._recalibration_batches_done = self._state("recalibration_batches", "int32", 0)
         self.motivated_optimizer = None
         self._motivated_metrics = None
         self._slot_entries = []
+        self._copies = []
         self._finish_epoch_fn = None
+        self._recalibration_data = None
+        self._statistics_fresh = False
         self.built = True
 
     def _state(self, name, dtype, value):
@@ -123,6 +143,11 @@ class MotivatedModel(keras.Model):
             self.optimizer.build(self.base.trainable_variables)
             self.motivated_optimizer.build(self.motivated.trainable_variables)
         self._slot_entries = _slot_entries(self.weights_map, self.optimizer, self.motivated_optimizer)
+        entries = self.weights_map.entries
+        if self.bn_statistics != "shared":
+            own = {id(v) for v in batch_norm.moving_statistics(self.base)}
+            entries = [e for e in entries if id(e.base) not in own]
+        self._copies = entries + self._slot_entries
         self._finish_epoch_fn = None
 
     def get_compile_config(self):
@@ -212,19 +237,24 @@ class MotivatedModel(keras.Model):
         logs["motivated"] = tf.cast(active, "float32")
         return logs
 
+    def _copy_entries(self):
+        """What a switch copies: the mapped weights, optimizer slots and step
+        counter, and the BatchNorm moving statistics only when shared."""
+        return self._copies
+
     def _switch_to(self, motivated):
         """Copies weights, BN statistics and optimizer slots when the mode changes."""
         motivated = tf.convert_to_tensor(motivated)
         current = self._motivated_active.value
 
         def to_motivated():
-            weights_map_lib.copy_to_motivated(self.weights_map.entries + self._slot_entries)
+            weights_map_lib.copy_to_motivated(self._copy_entries())
             self._activations.assign_add(1)
             self._switches.assign_add(1)
             return tf.constant(True)
 
         def to_base():
-            weights_map_lib.copy_to_base(self.weights_map.entries + self._slot_entries)
+            weights_map_lib.copy_to_base(self._copy_entries())
             self._switches.assign_add(1)
             return tf.constant(False)
 
@@ -358,9 +388,16 @@ class MotivatedModel(keras.Model):
         with self.distribute_strategy.scope():
             self._finish_epoch_fn()
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs):
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            recalibration_data=None, **kwargs):
+        """`keras.Model.fit`, plus `recalibration_data`: the batched training
+        images that option "recalibrated" recomputes BatchNorm statistics from
+        (default: `x` when it is a `tf.data.Dataset`, else `x` batched by
+        `batch_size`)."""
         if not self.compiled or self.motivated_optimizer is None:
             raise ValueError("Call compile() on the MotivatedModel before fit().")
+        self._recalibration_data = self._recalibration_source(x, batch_size, recalibration_data)
+        self._statistics_fresh = False
         boundary = EpochBoundary()
         if isinstance(callbacks, keras.callbacks.CallbackList):
             callbacks.callbacks.insert(0, boundary)
@@ -369,11 +406,57 @@ class MotivatedModel(keras.Model):
             callbacks = [boundary] + list(callbacks or [])
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks, **kwargs)
 
+    def _recalibration_source(self, x, batch_size, recalibration_data):
+        if recalibration_data is not None or self.bn_statistics != "recalibrated":
+            return recalibration_data
+        if isinstance(x, tf.data.Dataset):
+            return x
+        if isinstance(x, (tf.Tensor, keras.KerasTensor)) or hasattr(x, "shape"):
+            return tf.data.Dataset.from_tensor_slices(x).batch(batch_size or 32)
+        raise ValueError(
+            f"bn_statistics='recalibrated' cannot draw training batches from a {type(x).__name__}: "
+            "pass fit(..., recalibration_data=a batched tf.data.Dataset of training images)."
+        )
+
     def evaluate(self, *args, **kwargs):
         if kwargs.get("_use_cached_eval_dataset"):
             # fit() validates before on_epoch_end: the epoch ends here.
-            self.finish_epoch()
+            self.close_epoch()
         return super().evaluate(*args, **kwargs)
+
+    def close_epoch(self, recalibration_data=None):
+        """The epoch boundary: back on the base model, and (option
+        "recalibrated") both models' BatchNorm statistics recomputed, once.
+
+        Args:
+            recalibration_data: replaces the training batches `fit` was given.
+        """
+        if recalibration_data is not None:
+            self._recalibration_data = recalibration_data
+        self.finish_epoch()
+        if self.bn_statistics == "recalibrated" and not self._statistics_fresh:
+            self.recalibrate_statistics()
+
+    def recalibrate_statistics(self, data=None):
+        """Recomputes both models' BatchNorm statistics from training batches.
+
+        Args:
+            data: a batched dataset; by default the one `fit` trained on (or
+                its `recalibration_data`).
+        """
+        data = self._recalibration_data if data is None else data
+        if data is None:
+            raise ValueError(
+                "No training data to recompute BatchNorm statistics from: pass "
+                "fit(..., recalibration_data=dataset) or recalibrate_statistics(dataset)."
+            )
+        self.finish_epoch()
+        used = 0
+        with self.distribute_strategy.scope():
+            for model in (self.base, self.motivated):
+                used = batch_norm.recalibrate(model, data, self.recalibration_batches)
+        self._recalibration_batches_done.assign_add(used)
+        self._statistics_fresh = True
 
     # -- state for users, callbacks and tools ---------------------------------------
 
@@ -389,6 +472,7 @@ class MotivatedModel(keras.Model):
             "motivated_steps": int(self._motivated_steps.numpy()),
             "switches": int(self._switches.numpy()),
             "activations": int(self._activations.numpy()),
+            "recalibration_batches": int(self._recalibration_batches_done.numpy()),
         }
 
     # -- serialization -----------------------------------------------------------
@@ -400,6 +484,8 @@ class MotivatedModel(keras.Model):
             "motivated": keras.saving.serialize_keras_object(self.motivated),
             "weights_map": self.weights_map.get_config(),
             "condition": keras.saving.serialize_keras_object(self.condition),
+            "bn_statistics": self.bn_statistics,
+            "recalibration_batches": self.recalibration_batches,
         }
 
     @classmethod

@@ -142,7 +142,8 @@ def build_model(config, num_classes, shape, heldout=None):
     base, motivated, wmap = models_lib.get_pair(config.pair, num_classes=num_classes, input_shape=shape, **config.model_kwargs)
     if config.init_from:
         _init_from(config, base, motivated)
-    model = MotivatedModel(base, motivated, wmap, make_condition(config, heldout))
+    model = MotivatedModel(base, motivated, wmap, make_condition(config, heldout), bn_statistics=config.bn_statistics,
+                           recalibration_batches=config.recalibration_batches)
     if config.differential_init == "identity":
         from keras_motivation.models.identity import identity_start
 
@@ -158,6 +159,9 @@ def make_condition(config, heldout=None):
         return conditions_lib.ValidationBatch(config.k, x=x, y=y, y_dtype=str(y.dtype))
     if name in ("consecutive", "ema", "slope") and "k=" not in args:
         args = ",".join(filter(None, [f"k={config.k}", args]))
+    if name in ("random", "matched_random", "random_share") and "seed=" not in args:
+        # Random batches from the run's seed: a resumed run draws the same ones.
+        args = ",".join(filter(None, [args, f"seed={config.seed}"]))
     try:
         return conditions_lib.get(f"{name}:{args}" if args else name)
     except ValueError as err:
@@ -206,11 +210,15 @@ def make_datasets(config, train, val, n_train, shape, num_classes, strategy, sta
         ordered, batch_size=config.batch_size, training=True, augment=config.augment, seed=config.seed, shuffle_buffer=0, **common
     )
     val_ds = data_lib.make_pipeline(val, batch_size=config.batch_size, training=False, **common)
+    # BatchNorm statistics are recomputed from the first training batches, as
+    # evaluation preprocesses them: the same images at every epoch end, also
+    # after a resume.
+    recal_ds = data_lib.make_pipeline(train, batch_size=config.batch_size, training=False, **common)
     # Across workers, every worker reads the same seeded order and keeps its
     # share of each batch: deterministic, and resumable at any step.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return train_ds.with_options(options), val_ds.with_options(options), steps
+    return train_ds.with_options(options), val_ds.with_options(options), recal_ds.with_options(options), steps
 
 
 def uses_one_hot(config):
@@ -292,7 +300,9 @@ def run(config):
         callbacks_lib.truncate_csv(
             os.path.join(writer.workdir, "history.csv"), lambda r: int(r["epoch"]) < start_step // max(n_train // config.batch_size, 1)
         )
-        train_ds, val_ds, steps = make_datasets(config, train, val, n_train, shape, info["num_classes"], strategy, start_step)
+        train_ds, val_ds, recal_ds, steps = make_datasets(
+            config, train, val, n_train, shape, info["num_classes"], strategy, start_step
+        )
 
         timer = callbacks_lib.ModeTimer()
         # Logs before the backup: a kill between the two leaves logs that the
@@ -307,28 +317,36 @@ def run(config):
             timer,
             callbacks_lib.ResumableBackup(os.path.join(writer.workdir, "backup"), steps, every=BACKUP_EVERY_STEPS),
         ]
-        start = time.time()
+        start, cpu_start = time.time(), time.process_time()
         epoch, done_in_epoch = divmod(start_step, steps)
         # A progress bar on a terminal, one line per epoch otherwise.
         verbose = int(config.verbose) if config.verbose != "auto" else ("auto" if os.isatty(1) else 2)
         if done_in_epoch:
             # Finish the interrupted epoch with its remaining batches first.
             model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done_in_epoch,
-                      validation_data=val_ds, callbacks=cbs, verbose=verbose, shuffle=False)  # the pipeline shuffles
+                      validation_data=val_ds, callbacks=cbs, verbose=verbose, shuffle=False,  # the pipeline shuffles
+                      recalibration_data=recal_ds)
             epoch += 1
-            train_ds, val_ds, steps = make_datasets(config, train, val, n_train, shape, info["num_classes"], strategy, epoch * steps)
+            train_ds, val_ds, recal_ds, steps = make_datasets(
+                config, train, val, n_train, shape, info["num_classes"], strategy, epoch * steps
+            )
         if epoch < config.epochs and not model.stop_training:
             model.fit(train_ds, epochs=config.epochs, initial_epoch=epoch, steps_per_epoch=steps,
-                      validation_data=val_ds, callbacks=cbs, verbose=verbose, shuffle=False)  # the pipeline shuffles
+                      validation_data=val_ds, callbacks=cbs, verbose=verbose, shuffle=False,  # the pipeline shuffles
+                      recalibration_data=recal_ds)
         wall = time.time() - start
-        return finish(writer, model, val_ds, timer, wall, info, shape, strategy)
+        cpu = time.process_time() - cpu_start
+        return finish(writer, model, val_ds, recal_ds, timer, wall, cpu, info, shape, strategy)
     finally:
         if not chief:
             shutil.rmtree(writer.workdir, ignore_errors=True)
 
 
-def finish(config, model, val_ds, timer, wall, info, shape, strategy):
+def finish(config, model, val_ds, recal_ds, timer, wall, cpu, info, shape, strategy):
     """Final evaluation, saved models and summary.json."""
+    # A no-op after a complete epoch; after a resume with nothing left to
+    # train it recomputes the statistics ("recalibrated") the backup lacks.
+    model.close_epoch(recalibration_data=recal_ds)
     evaluation = model.evaluate(val_ds, verbose=0, return_dict=True)
     final = os.path.join(config.workdir, "final")
     os.makedirs(final, exist_ok=True)
@@ -344,6 +362,8 @@ def finish(config, model, val_ds, timer, wall, info, shape, strategy):
         "condition": config.condition,
         "k": config.k,
         "differential_init": config.differential_init,
+        "bn_statistics": config.bn_statistics,
+        "recalibration_batches": config.recalibration_batches if config.bn_statistics == "recalibrated" else 0,
         "seed": config.seed,
         "epochs": config.epochs,
         "input_shape": list(shape),
@@ -357,6 +377,7 @@ def finish(config, model, val_ds, timer, wall, info, shape, strategy):
         },
         "activations": activation_statistics(counters, config),
         "wall_clock_s": wall,
+        "cpu_time_s": cpu,
         "wall_clock_per_mode_s": timer.per_mode(),
         "stopped": stop_reason(config.workdir, model),
         "versions": {
@@ -367,7 +388,10 @@ def finish(config, model, val_ds, timer, wall, info, shape, strategy):
         },
         "replicas": strategy.num_replicas_in_sync,
     }
-    summary.update(flops_summary(model, counters, config.batch_size))
+    if config.statistics_check_batches:
+        summary["statistics_check"] = statistics_check(model, val_ds, recal_ds, config.statistics_check_batches)
+    summary.update(flops_summary(model, counters, config.batch_size,
+                                 config.recalibration_batches if config.bn_statistics == "recalibrated" else 0))
     summary["switch_seconds"] = switch_seconds(model)
     summary["time_in_switches_s"] = summary["switch_seconds"] * counters["switches"]
     summary["speedup_vs_motivated_alone"] = speedup(summary)
@@ -408,7 +432,7 @@ def activation_statistics(counters, config):
     return stats
 
 
-def flops_summary(model, counters, batch_size):
+def flops_summary(model, counters, batch_size, final_recalibration_batches=0):
     """Forward FLOPs per image of both models, the paper's F_{X-Y}, and what the
     paper leaves out: training FLOPs with the backward passes (about 2x forward)."""
     from keras_motivation import flops
@@ -421,7 +445,42 @@ def flops_summary(model, counters, batch_size):
         out["flops"]["training_total"] = (flops.training_flops(fx, base_steps * batch_size)
                                           + flops.training_flops(fy, counters["motivated_steps"] * batch_size))
         out["flops"]["training_total_motivated_alone"] = flops.training_flops(fy, counters["steps"] * batch_size)
+        # Recomputing BatchNorm statistics is one forward pass of each model
+        # per image. The last recalibration makes the deployed models and
+        # counts as training; the earlier ones served validation only.
+        done = counters.get("recalibration_batches", 0) * batch_size * (fx + fy)
+        final = min(done, final_recalibration_batches * batch_size * (fx + fy))
+        out["flops"]["recalibration"] = final
+        out["flops"]["recalibration_for_validation"] = done - final
+        out["flops"]["training_total"] += final
     return out
+
+
+def statistics_check(model, val_ds, recal_ds, batches):
+    """Both models' validation accuracy as saved and with BatchNorm statistics
+    recomputed from `batches` training batches (on copies; nothing saved changes).
+    Statistics that are already right give the same accuracy both ways."""
+    from keras_motivation import batch_norm
+
+    out = {"batches": batches}
+    for name, m in (("base", model.base), ("motivated", model.motivated)):
+        with model.distribute_strategy.scope():
+            copy = keras.models.clone_model(m)
+            copy.set_weights(m.get_weights())
+        accuracies = []
+        for recompute in (False, True):
+            if recompute:
+                batch_norm.recalibrate(copy, recal_ds, batches)
+            with model.distribute_strategy.scope():
+                copy.compile(loss=model.loss, metrics=["accuracy"] if not _one_hot_metrics(model) else
+                             [keras.metrics.CategoricalAccuracy(name="accuracy")])
+            accuracies.append(float(copy.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"]))
+        out[name] = {"as_saved": accuracies[0], "recomputed": accuracies[1]}
+    return out
+
+
+def _one_hot_metrics(model):
+    return isinstance(model.loss, keras.losses.CategoricalCrossentropy) or model.loss == "categorical_crossentropy"
 
 
 def switch_seconds(model, repeats=10):

@@ -142,6 +142,38 @@ def test_matched_random_activates_exactly_n_per_epoch_and_is_seeded():
     assert len({logs["motivated_steps"] for _, logs in r1.epochs} | {-1}) >= 2
 
 
+def test_random_share_follows_its_schedule_exactly():
+    """Batch b of epoch e is motivated iff the seeded draw u(seed, e)[b] < share[e]
+    (pure-Python rule), shares past the schedule's end repeat its last value."""
+    x, y = random_data(160)
+    rec = BatchRecorder()
+    model = tiny_model(conditions.RandomShare([0.25, 0.75], seed=5))
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[rec])
+    expected = []
+    for epoch, share in enumerate([0.25, 0.75, 0.75]):
+        expected += list(np.random.default_rng([5, epoch]).random(10) < share)
+    assert rec.flags == expected
+    assert 0 < sum(expected[:10]) < sum(expected[10:20]), "the schedule must differ between epochs"
+    assert [logs["motivated_steps"] for _, logs in rec.epochs] == [sum(expected[i:i + 10]) for i in (0, 10, 20)]
+    assert rec.flags == _flags_of(conditions.RandomShare([0.25, 0.75], seed=5), x, y)
+    assert rec.flags != _flags_of(conditions.RandomShare([0.25, 0.75], seed=6), x, y)
+
+
+def _flags_of(condition, x, y):
+    rec = BatchRecorder()
+    tiny_model(condition).fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[rec])
+    return rec.flags
+
+
+def test_random_share_zero_and_one_are_never_and_always():
+    x, y = random_data(64)
+    assert _flags_of(conditions.RandomShare(0.0, seed=1), x, y) == [False] * 12
+    assert _flags_of(conditions.RandomShare(1.0, seed=1), x, y) == [True] * 12
+    with pytest.raises(ValueError, match="share in"):
+        conditions.RandomShare(1.5)
+    assert conditions.get("random_share:share=[0.2,0.5,0.8],seed=3").share == [0.2, 0.5, 0.8]
+
+
 @pytest.mark.parametrize("k", [2, 3])
 def test_iid_losses_give_the_noise_rate(k):
     """For i.i.d. losses the next batch is motivated when the last k+1 losses
@@ -184,7 +216,8 @@ def test_specs_and_invalid_parameters():
 @pytest.mark.parametrize(
     "condition",
     [conditions.EmaDecrease(3, alpha=0.1), conditions.GradientNormSlope(2), conditions.MatchedRandom(2, seed=3),
-     conditions.RandomActivation(seed=4, max_per_epoch=5), conditions.Never(), conditions.Always()],
+     conditions.RandomActivation(seed=4, max_per_epoch=5), conditions.RandomShare([0.1, 0.9], seed=2),
+     conditions.Never(), conditions.Always()],
     ids=lambda c: type(c).__name__,
 )
 def test_conditions_round_trip_through_keras_saving(condition, tmp_path):

@@ -1,4 +1,4 @@
-"""Runs the arms of a paper experiment over several seeds, one workdir each.
+"""Runs the arms of a paper experiment over several seeds and budgets, one workdir each.
 
     python tools/reproduce.py --flagfile=configs/quickstart.flags --out=runs/quickstart \
         --seeds=0,1,2 --epochs=3 --train_size=10000
@@ -7,9 +7,14 @@ Arms (paper sections 4-5): X-C (`never`, the base trained classically), X-Y
 (the experiment's condition: gives X-Y-B and X-Y-M), Y-C (`always`, the
 motivated model trained classically), Exp A (`random`) and Exp B
 (`matched_random` with the motivated steps per epoch measured in the X-Y runs);
-X-Y runs the paper's random start, X-Y-id the identity start. Finished runs are kept,
-interrupted ones resume from their backup: rerun the same command after a stop.
-Then: python tools/report.py runs/quickstart --out=runs/quickstart/report
+X-Y runs the paper's random start, X-Y-id the identity start. More arms:
+`--arm="NAME=--flag=value --flag=value"` (the flags are added to the
+experiment's), and `--arm=ExpB:NAME`, Exp B matched to arm NAME (its flags, with
+as many motivated batches per epoch as NAME's runs had, at random batches).
+
+`--epochs=1,2,3` runs every arm at each budget, in `OUT/ep<E>/`. Finished runs
+are kept, interrupted ones resume from their backup: rerun the same command
+after a stop. Then: python tools/report.py runs/quickstart --out=runs/quickstart/report
 """
 
 import argparse
@@ -17,22 +22,36 @@ import json
 import os
 import statistics
 
-ARMS = ("X-C", "X-Y", "Y-C", "ExpA", "ExpB", "X-Y-id")
+# Every built-in arm but X-Y-id starts the differential layers as the paper
+# does (for Y-C that is classical training of the motivated model).
+ARMS = {
+    "X-C": ["--condition=never", "--differential_init=paper"],
+    "X-Y": ["--differential_init=paper"],
+    "Y-C": ["--condition=always", "--differential_init=paper"],
+    "ExpA": ["--condition=random", "--differential_init=paper"],
+    "ExpB": "ExpB:X-Y",
+    "X-Y-id": ["--differential_init=identity"],
+}
+MATCHED = "ExpB:"
 
 
-def arm_flags(arm, matched_per_epoch=None):
-    """Flags that turn the experiment's config into one arm."""
-    # Every arm but X-Y-id starts the differential layers as the paper does
-    # (for Y-C that is classical training of the motivated model).
-    init = ["--differential_init=identity" if arm == "X-Y-id" else "--differential_init=paper"]
-    return init + {
-        "X-C": ["--condition=never"],
-        "X-Y": [],
-        "X-Y-id": [],
-        "Y-C": ["--condition=always"],
-        "ExpA": ["--condition=random"],
-        "ExpB": [f"--condition=matched_random:per_epoch={matched_per_epoch}"],
-    }[arm]
+def parse_arms(names, custom=()):
+    """{arm name: flags, or 'ExpB:OTHER'} in run order (matched arms after the arm they match)."""
+    arms = {}
+    for spec in list(names) + list(custom):
+        name, eq, flags = spec.partition("=")
+        if eq:
+            arms[name] = flags.split()
+        elif name in ARMS:
+            arms[name] = ARMS[name]
+        elif name.startswith(MATCHED):
+            arms[name] = name
+        else:
+            raise SystemExit(f"Unknown arm {name!r}: use one of {', '.join(ARMS)}, ExpB:<arm>, or NAME=FLAGS.")
+    for name, flags in arms.items():
+        if isinstance(flags, str) and flags[len(MATCHED):] not in arms:
+            raise SystemExit(f"{name} needs the runs of arm {flags[len(MATCHED):]}: include it in the arms.")
+    return dict(sorted(arms.items(), key=lambda kv: isinstance(kv[1], str)))
 
 
 def workdir(out, arm, seed):
@@ -43,18 +62,48 @@ def finished(path):
     return os.path.exists(os.path.join(path, "summary.json"))
 
 
-def matched_count(out, seeds):
-    """Mean motivated steps per epoch over the finished X-Y runs (for Exp B)."""
+def matched_count(out, arm, seeds):
+    """Mean motivated steps per epoch over the finished runs of `arm` (for Exp B)."""
     counts = []
     for seed in seeds:
-        path = os.path.join(workdir(out, "X-Y", seed), "summary.json")
+        path = os.path.join(workdir(out, arm, seed), "summary.json")
         if os.path.exists(path):
             with open(path) as f:
                 s = json.load(f)
             counts.append(s["activations"]["motivated_steps"] / s["epochs"])
     if not counts:
-        raise SystemExit("Exp B needs finished X-Y runs: include X-Y in --arms (it runs first).")
+        raise SystemExit(f"Exp B needs finished runs of arm {arm}.")
     return max(1, round(statistics.mean(counts)))
+
+
+def arm_flags(arms, name, out, seeds):
+    flags = arms[name]
+    if isinstance(flags, str):
+        matched = flags[len(MATCHED):]
+        base = arms[matched] if not isinstance(arms[matched], str) else []
+        return [*base, f"--condition=matched_random:per_epoch={matched_count(out, matched, seeds)}"]
+    return list(flags)
+
+
+def run_arms(flagfile, out, seeds, arms, epochs=None, train_size=None, extra=(), log=print):
+    """Trains every arm x seed that has no summary.json yet; returns the workdirs."""
+    from keras_motivation import train, trainer
+
+    budget = [f"--epochs={epochs}"] * bool(epochs) + [f"--train_size={train_size}"] * bool(train_size)
+    done = []
+    for arm in arms:
+        flags = None
+        for seed in seeds:
+            path = workdir(out, arm, seed)
+            if not finished(path):
+                flags = flags or arm_flags(arms, arm, out, seeds)
+                argv = ["reproduce", f"--flagfile={flagfile}", *budget, *extra, f"--seed={seed}",
+                        f"--workdir={path}", "--verbose=0", *flags]
+                summary = trainer.run(train.config_from_args(argv))
+                log(f"{arm} seed {seed}: base {summary['final'].get('accuracy'):.4f} "
+                    f"motivated {summary['final'].get('motivated_accuracy'):.4f} -> {path}")
+            done.append(path)
+    return done
 
 
 def main(argv=None):
@@ -62,37 +111,20 @@ def main(argv=None):
     p.add_argument("--flagfile", required=True, help="the experiment's config")
     p.add_argument("--out", required=True, help="root directory of the arms' workdirs")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--arms", default=",".join(ARMS))
-    p.add_argument("--epochs", type=int, default=None, help="budget: epochs per run")
+    p.add_argument("--arms", default=",".join(ARMS), help=f"built-in arms: {', '.join(ARMS)}, or ExpB:<arm>")
+    p.add_argument("--arm", action="append", default=[], help='another arm: "NAME=--flag=value ..." (repeatable)')
+    p.add_argument("--epochs", default=None, help="budget: epochs per run; a list (1,2,3) runs each in OUT/ep<E>")
     p.add_argument("--train_size", type=int, default=None, help="budget: training examples per run")
     p.add_argument("--extra", action="append", default=[], help="more trainer flags, e.g. --extra=--batch_size=64")
     args = p.parse_args(argv)
-    arms = [a for a in args.arms.split(",") if a]
-    unknown = sorted(set(arms) - set(ARMS))
-    if unknown:
-        raise SystemExit(f"Unknown arms {unknown}: use some of {', '.join(ARMS)}.")
+    arms = parse_arms([a for a in args.arms.split(",") if a], args.arm)
     seeds = [int(s) for s in args.seeds.split(",")]
-    # Exp B needs the X-Y counts: run X-Y first.
-    arms.sort(key=lambda a: (a == "ExpB", a != "X-Y"))
-
-    from keras_motivation import train, trainer
-
-    budget = [f"--epochs={args.epochs}"] * bool(args.epochs) + [f"--train_size={args.train_size}"] * bool(args.train_size)
+    budgets = [int(e) for e in args.epochs.split(",")] if args.epochs else [None]
     done = []
-    for arm in arms:
-        per_epoch = matched_count(args.out, seeds) if arm == "ExpB" else None
-        for seed in seeds:
-            path = workdir(args.out, arm, seed)
-            if finished(path):
-                done.append(path)
-                continue
-            argv_ = ["reproduce", f"--flagfile={args.flagfile}", *budget, *args.extra, f"--seed={seed}",
-                     f"--workdir={path}", "--verbose=0", *arm_flags(arm, per_epoch)]
-            config = train.config_from_args(argv_)
-            summary = trainer.run(config)
-            print(f"{arm} seed {seed}: base {summary['final'].get('accuracy'):.4f} "
-                  f"motivated {summary['final'].get('motivated_accuracy'):.4f} -> {path}", flush=True)
-            done.append(path)
+    for epochs in budgets:
+        out = os.path.join(args.out, f"ep{epochs}") if len(budgets) > 1 else args.out
+        done += run_arms(args.flagfile, out, seeds, arms, epochs, args.train_size, args.extra,
+                         log=lambda line: print(line, flush=True))
     print(f"{len(done)} runs in {args.out}; report: python tools/report.py {args.out} --out={args.out}/report")
     return done
 

@@ -1,0 +1,102 @@
+"""Does the dual run pay? The whole study, in one resumable command.
+
+    python tools/pay_study.py --out=runs/pay_study && python tools/report.py runs/pay_study --out=runs/pay_study/report
+
+On real Fashion-MNIST (Debian's IDX files; the quickstart: 20,000 training
+images, the 10,000 test images, ResNet-8 with motivated ResNet-14, width 16,
+SGD 0.05 with momentum and cosine decay, batch 128), 3 seeds each:
+
+- `front`: the classical compute-accuracy front, X-C and Y-C trained alone
+  (ordinary initialisation, plain Keras BatchNorm) for 1, 2, 3, 4 and 6 epochs.
+- `bn`: the paper's trigger (k = 2) with both starts and the three BatchNorm
+  statistics options, at the quickstart budget (3 epochs).
+- `policies`: at 3 epochs, identity start, the default BatchNorm option: the
+  trigger with k = 1, 2, 3, each next to Exp B matched to its share (random
+  batches, as many per epoch); random shares 0.5 and 0.8; a share ramp
+  0.2 -> 0.5 -> 0.8 over the three epochs (base-heavy to motivated-heavy); the
+  last epoch on the motivated model only (grow late, as Net2Net / progressive
+  growing do); and the paper's start with random shares 0.5.
+
+Every dual run also reports its models' accuracy with BatchNorm statistics
+recomputed from 40 training batches (`statistics_check` in summary.json).
+Rerun the same command after a stop: finished runs are kept. `--groups`
+runs a part (for example two processes, one per group).
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reproduce  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGFILE = os.path.join(ROOT, "configs", "quickstart.flags")
+FRONT_EPOCHS = (1, 2, 3, 4, 6)
+DUAL_EPOCHS = 3
+CHECK = "--statistics_check_batches=40"
+
+FRONT = {
+    "X-C": ["--condition=never", "--differential_init=paper", "--bn_statistics=private"],
+    "Y-C": ["--condition=always", "--differential_init=paper", "--bn_statistics=private"],
+}
+BN = {
+    f"k2-{init}-{bn}": ["--k=2", f"--differential_init={init}", f"--bn_statistics={bn}", CHECK]
+    for init in ("paper", "id")
+    for bn in ("shared", "private", "recalibrated")
+}
+for name, flags in BN.items():
+    flags[1] = flags[1].replace("=id", "=identity")
+
+ID = ["--differential_init=identity", "--bn_statistics=recalibrated", CHECK]
+POLICIES = {
+    "k1-id": ["--k=1", *ID],
+    "k2-id-recalibrated": BN["k2-id-recalibrated"],
+    "k3-id": ["--k=3", *ID],
+    "ExpB:k1-id": "ExpB:k1-id",
+    "ExpB:k2-id-recalibrated": "ExpB:k2-id-recalibrated",
+    "ExpB:k3-id": "ExpB:k3-id",
+    "share0.5-id": ["--condition=random_share:share=0.5", *ID],
+    "share0.8-id": ["--condition=random_share:share=0.8", *ID],
+    "ramp-id": ["--condition=random_share:share=[0.2,0.5,0.8]", *ID],
+    "late-id": ["--condition=random_share:share=[0.0,0.0,1.0]", *ID],
+    "share0.5-paper": ["--condition=random_share:share=0.5", "--differential_init=paper",
+                       "--bn_statistics=recalibrated", CHECK],
+}
+GROUPS = ("bn", "front", "policies")
+
+
+def run(out, seeds=(0, 1, 2), groups=GROUPS, flagfile=FLAGFILE, front_epochs=FRONT_EPOCHS, dual_epochs=DUAL_EPOCHS,
+        extra=(), log=print):
+    """Runs the study's groups into `out`; returns the workdirs."""
+    done = []
+    if "bn" in groups:
+        done += reproduce.run_arms(flagfile, os.path.join(out, f"ep{dual_epochs}"), seeds, reproduce.parse_arms(
+            [], [f"{k}={' '.join(v)}" for k, v in BN.items()]), dual_epochs, extra=extra, log=log)
+    if "front" in groups:
+        for epochs in front_epochs:
+            arms = reproduce.parse_arms([], [f"{k}={' '.join(v)}" for k, v in FRONT.items()])
+            done += reproduce.run_arms(flagfile, os.path.join(out, f"ep{epochs}"), seeds, arms, epochs, extra=extra, log=log)
+    if "policies" in groups:
+        specs = [v if isinstance(v, str) else f"{k}={' '.join(v)}" for k, v in POLICIES.items()]
+        done += reproduce.run_arms(flagfile, os.path.join(out, f"ep{dual_epochs}"), seeds, reproduce.parse_arms([], specs),
+                                   dual_epochs, extra=extra, log=log)
+    return done
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True, help="root directory of the study's workdirs")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--groups", default=",".join(GROUPS), help=f"some of {', '.join(GROUPS)}")
+    args = p.parse_args(argv)
+    groups = [g for g in args.groups.split(",") if g]
+    unknown = sorted(set(groups) - set(GROUPS))
+    if unknown:
+        raise SystemExit(f"Unknown groups {unknown}: use some of {', '.join(GROUPS)}.")
+    done = run(args.out, [int(s) for s in args.seeds.split(",")], groups, log=lambda line: print(line, flush=True))
+    print(f"{len(done)} runs in {args.out}; report: python tools/report.py {args.out} --out={args.out}/report")
+
+
+if __name__ == "__main__":
+    main()
