@@ -1,4 +1,4 @@
-"""A reduced reproduction, from tools/reproduce.py to tools/report.py, on real data."""
+"""The does-it-pay study reduced, from tools/pay_study.py through tools/report.py, on real data."""
 
 import csv
 import json
@@ -12,39 +12,87 @@ from testing_utils import FASHION_MNIST_DIR
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
+EXTRA = ["--train_size=256", "--batch_size=32", "--eval_size=128", "--model_kwargs=width=4"]
+
 
 @pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist")
-def test_reduced_reproduction_and_report(tmp_path):
+def test_reduced_study_and_report(tmp_path):
+    import pay_study
     import report
-    import reproduce
 
     out = tmp_path / "runs"
-    args = [f"--flagfile={ROOT}/configs/quickstart.flags", f"--out={out}", "--seeds=0,1", "--arms=X-C,X-Y,Y-C,ExpA,ExpB",
-            "--epochs=1", "--train_size=256", "--extra=--batch_size=32", "--extra=--eval_size=128",
-            "--extra=--model_kwargs=width=4"]
-    done = reproduce.main(args)
+    policies = {name: pay_study.POLICIES[name] for name in ("k2-id-recalibrated", "ExpB:k2-id-recalibrated", "ramp-id")}
+    kwargs = dict(seeds=(0, 1), groups=("front", "policies"), front_epochs=(1,), dual_epochs=1, extra=EXTRA,
+                  policies=policies)
+    done = pay_study.run(str(out), **kwargs)
     assert len(done) == 10
     # Resumable: a second call finds every run finished and trains nothing.
-    assert reproduce.main(args) == done
-    xy = [json.load(open(out / "X-Y" / f"seed{s}" / "summary.json")) for s in (0, 1)]
-    expb = json.load(open(out / "ExpB" / "seed0" / "config.json"))
-    per_epoch = round(sum(s["activations"]["motivated_steps"] for s in xy) / 2)
-    assert expb["condition"] == f"matched_random:per_epoch={max(1, per_epoch)}"
+    assert pay_study.run(str(out), **kwargs, log=lambda line: pytest.fail(f"trained again: {line}")) == done
+    runs = out / "ep1"
+    xy = [json.load(open(runs / "k2-id-recalibrated" / f"seed{s}" / "summary.json")) for s in (0, 1)]
+    expb = json.load(open(runs / "ExpB:k2-id-recalibrated" / "seed0" / "config.json"))
+    per_epoch = max(1, round(sum(s["activations"]["motivated_steps"] for s in xy) / 2))
+    assert expb["condition"] == f"matched_random:per_epoch={per_epoch}"  # drawn from --seed
+    assert (expb["differential_init"], expb["bn_statistics"]) == ("identity", "recalibrated")
+    assert xy[0]["bn_statistics"] == "recalibrated" and set(xy[0]["statistics_check"]) == {"batches", "base", "motivated"}
 
     rows = report.write_report([str(out)], str(tmp_path / "report"))
     table = open(tmp_path / "report" / "results.md").read()
-    for name in ("ResNet-8-C", "ResNet-8-ResNet-14-B", "ResNet-8-ResNet-14-M", "ResNet-14-C", "ExpA", "ExpB"):
+    for name in ("ResNet-8-C", "ResNet-8-ResNet-14-B k=2 (identity, recalibrated)", "ResNet-14-C", "ExpB",
+                 "share 0.2→0.5→0.8"):
         assert name in table, name
     # The report's numbers are read back from the run directories.
     by_model = {r["model"]: r for r in rows}
-    xc = [json.load(open(out / "X-C" / f"seed{s}" / "summary.json"))["final"]["accuracy"] * 100 for s in (0, 1)]
+    xc = [json.load(open(runs / "X-C" / f"seed{s}" / "summary.json"))["final"]["accuracy"] * 100 for s in (0, 1)]
     assert by_model["ResNet-8-C"]["accuracy_mean"] == pytest.approx(sum(xc) / 2)
     assert by_model["ResNet-8-C"]["seeds"] == 2
-    xyb = [r for r in rows if r["arm"].startswith("X-Y") and r["model"].endswith("-B k=2")] or \
-          [r for r in rows if r["arm"].startswith("X-Y") and "-B" in r["model"]]
-    assert xyb and "acc_per_mflop" in xyb[0] and "acc_f_ratio" in xyb[0]
-    assert xyb[0]["noise_rate"] == pytest.approx(1 / 6)
     with open(tmp_path / "report" / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == len(rows)
-    for png in ("dynamics.png", "accuracy_vs_flops.png"):
+    # Does it pay: one row per dual policy, against the classical front.
+    pays = json.load(open(tmp_path / "report" / "pays.json"))
+    assert [p[0] for p in pays["front"]["base"]] == [1] and [p[0] for p in pays["front"]["motivated"]] == [1]
+    policies = {r["policy"]: r for r in pays["policies"]}
+    assert len(policies) == 3
+    k2 = policies["X-Y k=2 (identity, recalibrated)"]
+    assert k2["training_tflops"] * 1e12 == pytest.approx(sum(s["flops"]["training_total"] for s in xy) / 2)
+    assert k2["pays"] == (k2["separate_tflops"] > k2["training_tflops"]) or k2["pays"] is None
+    assert "| pays |" in open(tmp_path / "report" / "pays.md").read()
+    # BatchNorm statistics as saved against recomputed, per dual arm.
+    checks = {r["arm"]: r for r in json.load(open(tmp_path / "report" / "statistics.json"))}
+    assert checks[k2["policy"]]["base_as_saved"] == pytest.approx(
+        sum(100 * s["statistics_check"]["base"]["as_saved"] for s in xy) / 2)
+    for png in ("dynamics.png", "accuracy_vs_flops.png", "accuracy_vs_compute.png"):
         assert os.path.getsize(tmp_path / "report" / png) > 10_000
+
+
+def test_front_interpolation_and_the_pay_rule():
+    import report
+
+    # (epochs, compute, accuracy mean, sd, cpu, seeds)
+    front = {"base": [(1, 1.0, 70.0, 0.5, 1, 3), (2, 2.0, 80.0, 0.5, 1, 3), (3, 3.0, 78.0, 0.5, 1, 3)],
+             "motivated": [(1, 2.0, 75.0, 0.5, 1, 3), (2, 4.0, 85.0, 0.5, 1, 3)]}
+    assert report.reach(front["base"], 0.5) == pytest.approx(40.0)  # from chance (10%) at zero compute
+    assert report.reach(front["base"], 1.5) == pytest.approx(75.0)
+    assert report.reach(front["base"], 3.0) == pytest.approx(80.0)  # the best reachable, not the last point
+    assert report.compute_to_reach(front["base"], 75.0) == pytest.approx(1.5)
+    assert report.compute_to_reach(front["base"], 81.0) is None
+    # Base 75% costs X-C 1.5; motivated 80% costs Y-C 3.0: separately 4.5.
+    verdict = report._pays(front, 4.0, 75.0, 80.0, 10.0)
+    assert verdict["separate_compute"] == pytest.approx(4.5) and verdict["pays"] is True
+    assert verdict["y_with_rest"] == pytest.approx(report.reach(front["motivated"], 2.5))
+    assert report._pays(front, 5.0, 75.0, 80.0, 10.0)["pays"] is False
+    # Beyond the front the separate cost is a lower bound: it proves only a yes.
+    assert report._pays(front, 10.0, 75.0, 90.0, 10.0)["pays"] is None
+    assert report._pays(front, 4.0, 75.0, 90.0, 10.0)["pays"] is True
+
+
+def test_arms_parse_and_reject_unknown_names():
+    import reproduce
+
+    arms = reproduce.parse_arms(["X-C", "ExpB", "X-Y"], ["mine=--k=3 --differential_init=identity"])
+    assert list(arms) == ["X-C", "X-Y", "mine", "ExpB"]  # matched arms after the arms they match
+    assert arms["mine"] == ["--k=3", "--differential_init=identity"]
+    with pytest.raises(SystemExit, match="needs the runs of arm X-Y"):
+        reproduce.parse_arms(["ExpB"])
+    with pytest.raises(SystemExit, match="Unknown arm 'bogus'"):
+        reproduce.parse_arms(["bogus"])

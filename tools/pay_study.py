@@ -66,21 +66,24 @@ POLICIES = {
 GROUPS = ("bn", "front", "policies")
 
 
+def _specs(arms):
+    return reproduce.parse_arms([], [v if isinstance(v, str) else f"{k}={' '.join(v)}" for k, v in arms.items()])
+
+
 def run(out, seeds=(0, 1, 2), groups=GROUPS, flagfile=FLAGFILE, front_epochs=FRONT_EPOCHS, dual_epochs=DUAL_EPOCHS,
-        extra=(), log=print):
-    """Runs the study's groups into `out`; returns the workdirs."""
-    done = []
+        extra=(), policies=None, log=print):
+    """Runs the study's groups into `out` (OUT/ep<E>/<arm>/seed<S>); returns the workdirs."""
+    plan = []
     if "bn" in groups:
-        done += reproduce.run_arms(flagfile, os.path.join(out, f"ep{dual_epochs}"), seeds, reproduce.parse_arms(
-            [], [f"{k}={' '.join(v)}" for k, v in BN.items()]), dual_epochs, extra=extra, log=log)
+        plan.append((dual_epochs, BN))
     if "front" in groups:
-        for epochs in front_epochs:
-            arms = reproduce.parse_arms([], [f"{k}={' '.join(v)}" for k, v in FRONT.items()])
-            done += reproduce.run_arms(flagfile, os.path.join(out, f"ep{epochs}"), seeds, arms, epochs, extra=extra, log=log)
+        plan += [(epochs, FRONT) for epochs in front_epochs]
     if "policies" in groups:
-        specs = [v if isinstance(v, str) else f"{k}={' '.join(v)}" for k, v in POLICIES.items()]
-        done += reproduce.run_arms(flagfile, os.path.join(out, f"ep{dual_epochs}"), seeds, reproduce.parse_arms([], specs),
-                                   dual_epochs, extra=extra, log=log)
+        plan.append((dual_epochs, POLICIES if policies is None else policies))
+    done = []
+    for epochs, arms in plan:
+        done += reproduce.run_arms(flagfile, os.path.join(out, f"ep{epochs}"), seeds, _specs(arms), epochs,
+                                   extra=extra, log=log)
     return done
 
 

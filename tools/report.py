@@ -18,6 +18,7 @@ import csv
 import json
 import math
 import os
+import re
 import statistics
 
 import matplotlib
@@ -53,20 +54,25 @@ def model_names(pair):
 
 
 def arm_of(config):
-    """The paper's arm of a run, from its config."""
-    condition = config["condition"].split(":")[0]
+    """The paper's arm of a run, from its config, with the start and the
+    BatchNorm statistics option of a dual run: "X-Y k=2 (identity, recalibrated)"."""
+    condition, _, args = config["condition"].partition(":")
     if condition == "never":
         return "X-C"
     if condition == "always":
         return "Y-C"
+    variant = f" ({config.get('differential_init', 'paper')}, {config.get('bn_statistics', 'shared')})"
+    params = dict(item.split("=", 1) for item in re.split(r",(?![^\[]*\])", args) if "=" in item)
     if condition == "random":
-        return "ExpA"
+        return "ExpA" + variant
     if condition == "matched_random":
-        return "ExpB"
-    variant = f" ({config.get('differential_init', 'paper')})"
+        return f"ExpB {params.get('per_epoch', '?')}/epoch" + variant
+    if condition == "random_share":
+        share = params.get("share", "0.5").strip("[]").replace(",", "→")
+        return f"X-Y share {share}" + variant
     if condition == "consecutive":
-        return f"X-Y k={config['k']}{variant}"
-    return f"X-Y {condition}{variant}"
+        return f"X-Y k={config['k']}" + variant
+    return f"X-Y {condition}" + variant
 
 
 def mean_std(values):
@@ -85,7 +91,7 @@ def rows_for(runs):
     rows = []
     # The paper's order: X-C, the X-Y variants, Y-C, then the random controls.
     rank = {"X-C": 0, "Y-C": 2, "ExpA": 3, "ExpB": 4}
-    order = sorted(groups.items(), key=lambda kv: (kv[0][:4], rank.get(kv[0][4], 1), kv[0][4]))
+    order = sorted(groups.items(), key=lambda kv: (kv[0][:4], rank.get(kv[0][4].split()[0], 1), kv[0][4]))
     for (pair, dataset, epochs, train_size, arm), members in order:
         x, y = model_names(pair)
         s0 = members[0]["summary"]
@@ -230,6 +236,203 @@ def plot_accuracy_vs_flops(rows, path):
     plt.close(fig)
 
 
+# -- does the dual run pay? ------------------------------------------------------
+# Compute is the training FLOPs summary.json counts (forward + backward of every
+# trained example, both models, the final BatchNorm recalibration); CPU time is
+# reported beside it.
+
+
+def _training_flops(run):
+    return run["summary"].get("flops", {}).get("training_total")
+
+
+def classical_front(runs):
+    """{"base"|"motivated": [(epochs, compute mean, acc mean, acc sd, cpu s mean, seeds)]} from X-C and Y-C runs."""
+    groups = collections.defaultdict(list)
+    for r in runs:
+        arm = arm_of(r["config"])
+        if arm in ("X-C", "Y-C"):
+            groups[(arm, r["config"]["epochs"])].append(r)
+    front = {"base": [], "motivated": []}
+    for (arm, epochs), members in sorted(groups.items()):
+        role, key = ("base", "accuracy") if arm == "X-C" else ("motivated", "motivated_accuracy")
+        acc, sd = mean_std([100 * m["summary"]["final"][key] for m in members])
+        front[role].append((epochs, statistics.mean(_training_flops(m) for m in members), acc, sd,
+                            statistics.mean(m["summary"].get("cpu_time_s", float("nan")) for m in members), len(members)))
+    for role in front:
+        front[role].sort(key=lambda p: p[1])
+    return front
+
+
+def _envelope(points, chance):
+    """(compute, best accuracy reachable with at most that compute), from (0, chance)."""
+    out, best = [(0.0, chance)], chance
+    for p in points:
+        best = max(best, p[2])
+        out.append((p[1], best))
+    return out
+
+
+def reach(points, compute, chance=10.0):
+    """Accuracy a separately trained model reaches with `compute` (linear between
+    measured budgets, from chance at zero compute; capped at the largest budget)."""
+    env = _envelope(points, chance)
+    for (c0, a0), (c1, a1) in zip(env, env[1:]):
+        if compute <= c1:
+            return a0 + (a1 - a0) * (compute - c0) / (c1 - c0) if c1 > c0 else a1
+    return env[-1][1]
+
+
+def compute_to_reach(points, accuracy, chance=10.0):
+    """Least compute for which the front reaches `accuracy`; None beyond the front."""
+    env = _envelope(points, chance)
+    if accuracy <= env[0][1]:
+        return 0.0
+    for (c0, a0), (c1, a1) in zip(env, env[1:]):
+        if accuracy <= a1:
+            return c0 + (c1 - c0) * (accuracy - a0) / (a1 - a0) if a1 > a0 else c0
+    return None
+
+
+def _pays(front, compute, acc_b, acc_m, chance):
+    """Whether no split of `compute` between X-C and Y-C gives both accuracies,
+    and the accuracy Y-C reaches with what is left after X-C reaches acc_b."""
+    cx = compute_to_reach(front["base"], acc_b, chance)
+    if cx is None:  # the base beats every X-C budget measured: X-C would need more than the largest
+        cx = front["base"][-1][1]
+        beyond = True
+    else:
+        beyond = False
+    left = compute - cx
+    y_left = reach(front["motivated"], left, chance) if left > 0 else None
+    cy = compute_to_reach(front["motivated"], acc_m, chance)
+    separate = cx + (cy if cy is not None else front["motivated"][-1][1])
+    # Beyond the front, `separate` is a lower bound: it decides only a "yes".
+    pays = True if separate > compute else (None if beyond or cy is None else False)
+    return {"x_compute": cx, "x_beyond_front": beyond, "y_with_rest": y_left, "separate_compute": separate,
+            "y_beyond_front": cy is None, "pays": pays}
+
+
+def pays_rows(runs):
+    """One row per dual policy: compute, both accuracies, the best separate split, pays, small model free."""
+    front = classical_front(runs)
+    if not front["base"] or not front["motivated"]:
+        return []
+    groups = collections.defaultdict(list)
+    for r in runs:
+        arm = arm_of(r["config"])
+        if arm not in ("X-C", "Y-C") and _training_flops(r):
+            groups[(r["config"]["epochs"], arm)].append(r)
+    chance = 100.0 / runs[0]["summary"]["num_classes"]
+    xc_at = {p[0]: p for p in front["base"]}
+    rows = []
+    for (epochs, arm), members in sorted(groups.items()):
+        compute = statistics.mean(_training_flops(m) for m in members)
+        acc_b, sd_b = mean_std([100 * m["summary"]["final"]["accuracy"] for m in members])
+        acc_m, sd_m = mean_std([100 * m["summary"]["final"]["motivated_accuracy"] for m in members])
+        verdict = _pays(front, compute, acc_b, acc_m, chance)
+        # Inside the noise when moving both accuracies by one seed sd flips the verdict.
+        low = _pays(front, compute, acc_b - sd_b, acc_m - sd_m, chance)["pays"]
+        high = _pays(front, compute, acc_b + sd_b, acc_m + sd_m, chance)["pays"]
+        y_alone = reach(front["motivated"], compute, chance)
+        xc = xc_at.get(epochs)
+        free = acc_m >= y_alone and xc is not None and acc_b >= xc[2] - 0.3
+        rows.append({
+            "policy": arm, "epochs": epochs, "seeds": len(members), "training_tflops": compute / 1e12,
+            "cpu_s": statistics.mean(m["summary"].get("cpu_time_s", float("nan")) for m in members),
+            "motivated_share": statistics.mean(m["summary"]["activations"]["activation_rate"] for m in members),
+            "base_mean": acc_b, "base_sd": sd_b, "motivated_mean": acc_m, "motivated_sd": sd_m,
+            "x_c_tflops_for_base": verdict["x_compute"] / 1e12, "x_beyond_front": verdict["x_beyond_front"],
+            "y_c_with_rest": verdict["y_with_rest"], "separate_tflops": verdict["separate_compute"] / 1e12,
+            "y_beyond_front": verdict["y_beyond_front"], "pays": verdict["pays"], "pays_within_noise": low != high,
+            "y_c_with_all": y_alone, "x_c_same_epochs": xc[2] if xc else None, "small_model_free": free,
+        })
+    return rows
+
+
+def pays_markdown(front, rows):
+    out = ["**Classical front** (each model trained alone; compute = training FLOPs)", "",
+           "| model | epochs | training TFLOPs | CPU s | test accuracy % | seeds |", "|---|---|---|---|---|---|"]
+    for role, label in (("base", "X-C"), ("motivated", "Y-C")):
+        for epochs, c, acc, sd, cpu, n in front[role]:
+            out.append(f"| {label} | {epochs} | {c / 1e12:.2f} | {cpu:.0f} | {acc:.2f} ± {sd:.2f} | {n} |")
+    out += ["", "**Dual policies** (base and motivated model of one run, against the best separate split of the same "
+            "compute)", "",
+            "| policy | epochs | training TFLOPs | CPU s | motivated share | base % | motivated % | X-C TFLOPs to the base's % "
+            "| Y-C with the rest, % | separate TFLOPs for both | pays | Y-C with all of it, % | small model free |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        yes = {True: "yes", False: "no", None: "unknown"}[r["pays"]]
+        if r["pays_within_noise"]:
+            yes += " (within noise)"
+        sep = f"{r['separate_tflops']:.2f}" + (" (> front)" if r["x_beyond_front"] or r["y_beyond_front"] else "")
+        out.append(
+            f"| {r['policy']} | {r['epochs']} | {r['training_tflops']:.2f} | {r['cpu_s']:.0f} | {r['motivated_share']:.2f} | "
+            f"{r['base_mean']:.2f} ± {r['base_sd']:.2f} | {r['motivated_mean']:.2f} ± {r['motivated_sd']:.2f} | "
+            f"{r['x_c_tflops_for_base']:.2f}{' (> front)' if r['x_beyond_front'] else ''} | "
+            f"{fmt(r['y_c_with_rest'], '.2f')} | {sep} | {yes} | {r['y_c_with_all']:.2f} | "
+            f"{'yes' if r['small_model_free'] else 'no'} |")
+    return "\n".join(out) + "\n"
+
+
+def plot_front(front, rows, path, names=("base", "motivated")):
+    """Accuracy against training compute: one panel per architecture, the
+    classical curve with its seed band, every dual policy as a point."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=False)
+    markers = "os^vD<>phX*P"
+    for ax, role, name in zip(axes, ("base", "motivated"), names):
+        pts = front[role]
+        c = [p[1] / 1e12 for p in pts]
+        a = [p[2] for p in pts]
+        sd = [p[3] for p in pts]
+        ax.plot(c, a, "-", color="black", label=f"{name} trained alone (classical)")
+        ax.fill_between(c, [x - s for x, s in zip(a, sd)], [x + s for x, s in zip(a, sd)], color="grey", alpha=0.3,
+                        label="± 1 sd over seeds")
+        for p in pts:
+            ax.annotate(f"{p[0]} ep", (p[1] / 1e12, p[2]), textcoords="offset points", xytext=(4, -10), fontsize=7)
+        for i, r in enumerate(rows):
+            key = "base" if role == "base" else "motivated"
+            ax.errorbar(r["training_tflops"], r[f"{key}_mean"], yerr=r[f"{key}_sd"], fmt=markers[i % len(markers)],
+                        capsize=3, label=f"{r['policy']} ({r['epochs']} ep)")
+        ax.set(xlabel="training compute of the run (TFLOPs: forward + backward, both models)",
+               ylabel="test accuracy (%), mean ± sd over seeds", title=f"{name}")
+        lo = min(a + [r[f"{'base' if role == 'base' else 'motivated'}_mean"] for r in rows]) - 3
+        ax.set_ylim(max(lo, 0), max(a + [r[f"{'base' if role == 'base' else 'motivated'}_mean"] for r in rows]) + 1.5)
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def statistics_rows(runs):
+    """Per dual arm with a `statistics_check`: both models' test accuracy as
+    saved and with BatchNorm statistics recomputed from training batches."""
+    groups = collections.defaultdict(list)
+    for r in runs:
+        if "statistics_check" in r["summary"]:
+            groups[(r["config"]["epochs"], arm_of(r["config"]))].append(r)
+    rows = []
+    for (epochs, arm), members in sorted(groups.items()):
+        row = {"arm": arm, "epochs": epochs, "seeds": len(members)}
+        for model in ("base", "motivated"):
+            checks = [m["summary"]["statistics_check"][model] for m in members]
+            for key in ("as_saved", "recomputed"):
+                row[f"{model}_{key}"], row[f"{model}_{key}_sd"] = mean_std([100 * c[key] for c in checks])
+            row[f"{model}_change"] = statistics.mean(100 * abs(c["recomputed"] - c["as_saved"]) for c in checks)
+        rows.append(row)
+    return rows
+
+
+def statistics_markdown(rows):
+    out = ["| arm | epochs | seeds | base as saved % | base recomputed % | motivated as saved % | motivated recomputed % "
+           "| mean abs change (base / motivated) |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = [f"{r[f'{m}_{k}']:.2f} ± {r[f'{m}_{k}_sd']:.2f}" for m in ("base", "motivated") for k in ("as_saved", "recomputed")]
+        out.append(f"| {r['arm']} | {r['epochs']} | {r['seeds']} | {' | '.join(cells)} | "
+                   f"{r['base_change']:.2f} / {r['motivated_change']:.2f} |")
+    return "\n".join(out) + "\n"
+
+
 def write_report(paths, out):
     runs = find_runs(paths)
     if not runs:
@@ -245,9 +448,24 @@ def write_report(paths, out):
         writer.writerows(rows)
     # Figure 2 shows the paper's variant when there is one.
     xy = sorted((r for r in runs if arm_of(r["config"]).startswith("X-Y")),
-                key=lambda r: (r["config"].get("differential_init", "paper") != "paper", r["dir"])) or runs
+                key=lambda r: (r["config"].get("differential_init", "paper") != "paper",
+                               r["config"].get("bn_statistics", "shared") != "shared", r["dir"])) or runs
     plot_dynamics(xy[0], os.path.join(out, "dynamics.png"))
     plot_accuracy_vs_flops(rows, os.path.join(out, "accuracy_vs_flops.png"))
+    checks = statistics_rows(runs)
+    if checks:
+        with open(os.path.join(out, "statistics.md"), "w") as f:
+            f.write(statistics_markdown(checks))
+        with open(os.path.join(out, "statistics.json"), "w") as f:
+            json.dump(checks, f, indent=1)
+    front = classical_front(runs)
+    policies = pays_rows(runs)
+    if policies:
+        with open(os.path.join(out, "pays.md"), "w") as f:
+            f.write(pays_markdown(front, policies))
+        with open(os.path.join(out, "pays.json"), "w") as f:
+            json.dump({"front": front, "policies": policies}, f, indent=1)
+        plot_front(front, policies, os.path.join(out, "accuracy_vs_compute.png"), model_names(runs[0]["config"]["pair"]))
     return rows
 
 
