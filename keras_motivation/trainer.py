@@ -389,7 +389,11 @@ def finish(config, model, val_ds, recal_ds, timer, wall, cpu, info, shape, strat
         "replicas": strategy.num_replicas_in_sync,
     }
     if config.statistics_check_batches:
-        summary["statistics_check"] = statistics_check(model, val_ds, recal_ds, config.statistics_check_batches)
+        # Training images the recalibration did not use, when there are any.
+        check_ds = recal_ds.unbatch().skip(config.recalibration_batches * config.batch_size).batch(config.batch_size)
+        if not any(True for _ in check_ds.take(1)):
+            check_ds = recal_ds
+        summary["statistics_check"] = statistics_check(model, val_ds, check_ds, config.statistics_check_batches)
     summary.update(flops_summary(model, counters, config.batch_size,
                                  config.recalibration_batches if config.bn_statistics == "recalibrated" else 0))
     summary["switch_seconds"] = switch_seconds(model)
