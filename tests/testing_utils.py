@@ -38,9 +38,10 @@ def tiny_pair(base_depth=8, motivated_depth=14, width=4, input_shape=SHAPE, **kw
     return base, motivated
 
 
-def tiny_model(condition=None, optimizer=None, metrics=("accuracy",), **kwargs):
+def tiny_model(condition=None, optimizer=None, metrics=("accuracy",), bn_statistics="recalibrated", **kwargs):
     base, motivated = tiny_pair(**kwargs)
-    model = km.MotivatedModel(base, motivated, "resnet_depth", condition or km.conditions.ConsecutiveDecrease(2))
+    model = km.MotivatedModel(base, motivated, "resnet_depth", condition or km.conditions.ConsecutiveDecrease(2),
+                              bn_statistics=bn_statistics)
     model.compile(
         optimizer=optimizer or keras.optimizers.SGD(0.05, momentum=0.9),
         loss="sparse_categorical_crossentropy",

@@ -1,0 +1,35 @@
+"""The README's study numbers are read back from the committed run summaries."""
+
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+STUDY = os.path.join(ROOT, "tools", "examples", "pay_study")
+
+
+def _readme_lines():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        return {line.rstrip("\n") for line in f}
+
+
+def _table_rows(markdown):
+    return [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| ---")]
+
+
+def test_study_tables_in_the_readme_match_the_committed_summaries():
+    import report
+
+    runs = report.find_runs([STUDY])
+    assert len(runs) >= 75, "the committed study has 3 seeds of every arm"
+    readme = _readme_lines()
+    front = report.classical_front(runs)
+    tables = {
+        "does it pay": report.pays_markdown(front, report.pays_rows(runs)),
+        "BatchNorm statistics": report.statistics_markdown(report.statistics_rows(runs)),
+    }
+    for name, markdown in tables.items():
+        rows = _table_rows(markdown)
+        assert rows, name
+        missing = [row for row in rows if row not in readme]
+        assert not missing, f"README's {name} table differs from tools/examples/pay_study: {missing[:2]}"
