@@ -54,12 +54,24 @@ class ResumableBackup(keras.callbacks.Callback):
     a temporary name and renamed, so a kill never leaves a half-written backup.
     """
 
-    def __init__(self, directory, steps_per_epoch, every=200):
+    def __init__(self, directory, steps_per_epoch, every=200, elapsed=None):
         super().__init__()
         self.directory = directory
         self.steps_per_epoch = steps_per_epoch
         self.every = every
+        # Optional callable: {"wall_clock_s": ..., "cpu_time_s": ...} spent so
+        # far, kept with the backup so that a resumed run adds to it.
+        self.elapsed = elapsed
         self._since = 0
+
+    @staticmethod
+    def read_state(directory):
+        """The last backup's state.json ({} when there is none)."""
+        path = os.path.join(directory, "state.json")
+        if not os.path.exists(path):
+            return {}
+        with open(path) as f:
+            return json.load(f)
 
     def on_train_batch_end(self, batch, logs=None):
         self._since += 1
@@ -77,6 +89,8 @@ class ResumableBackup(keras.callbacks.Callback):
         os.replace(tmp, os.path.join(self.directory, "state.weights.h5"))
         steps = self.model.counters()["steps"]
         state = {"steps": steps, "epoch": steps // self.steps_per_epoch, "batch": steps % self.steps_per_epoch}
+        if self.elapsed is not None:
+            state.update(self.elapsed())
         tmp = os.path.join(self.directory, ".tmp-state.json")
         with open(tmp, "w") as f:
             json.dump(state, f)

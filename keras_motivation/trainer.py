@@ -315,8 +315,12 @@ def run(config):
             keras.callbacks.TensorBoard(os.path.join(writer.workdir, "tensorboard"), update_freq=10),
             keras.callbacks.TerminateOnNaN(),
             timer,
-            callbacks_lib.ResumableBackup(os.path.join(writer.workdir, "backup"), steps, every=BACKUP_EVERY_STEPS),
+            callbacks_lib.ResumableBackup(os.path.join(writer.workdir, "backup"), steps, every=BACKUP_EVERY_STEPS,
+                                          elapsed=lambda: {"wall_clock_s": time.time() - start + before.get("wall_clock_s", 0.0),
+                                                           "cpu_time_s": time.process_time() - cpu_start + before.get("cpu_time_s", 0.0)}),
         ]
+        # Time spent by the interrupted runs this one resumes (from their backup).
+        before = callbacks_lib.ResumableBackup.read_state(os.path.join(config.workdir, "backup")) if backup else {}
         start, cpu_start = time.time(), time.process_time()
         epoch, done_in_epoch = divmod(start_step, steps)
         # A progress bar on a terminal, one line per epoch otherwise.
@@ -334,8 +338,8 @@ def run(config):
             model.fit(train_ds, epochs=config.epochs, initial_epoch=epoch, steps_per_epoch=steps,
                       validation_data=val_ds, callbacks=cbs, verbose=verbose, shuffle=False,  # the pipeline shuffles
                       recalibration_data=recal_ds)
-        wall = time.time() - start
-        cpu = time.process_time() - cpu_start
+        wall = time.time() - start + before.get("wall_clock_s", 0.0)
+        cpu = time.process_time() - cpu_start + before.get("cpu_time_s", 0.0)
         return finish(writer, model, val_ds, recal_ds, timer, wall, cpu, info, shape, strategy)
     finally:
         if not chief:

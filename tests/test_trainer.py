@@ -97,10 +97,14 @@ def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, determi
     with pytest.raises(Killed):
         trainer.run(config)
     with open(tmp_path / "resumed" / "backup" / "state.json") as f:
-        # Backups at steps 3, 6, 8 (epoch end) and 11: mid-epoch.
-        assert json.load(f) == {"steps": 11, "epoch": 1, "batch": 3}
+        state = json.load(f)
+    # Backups at steps 3, 6, 8 (epoch end) and 11: mid-epoch.
+    assert {k: state[k] for k in ("steps", "epoch", "batch")} == {"steps": 11, "epoch": 1, "batch": 3}
+    assert state["cpu_time_s"] > 0 and state["wall_clock_s"] > 0
     monkeypatch.setattr(callbacks_lib.BatchLog, "on_train_batch_end", original)
     resumed = trainer.run(config)
+    # The resumed run's time includes the interrupted run's.
+    assert resumed["cpu_time_s"] > state["cpu_time_s"] and resumed["wall_clock_s"] > state["wall_clock_s"]
 
     a = rows(tmp_path / "full" / "batches.csv")
     b = rows(tmp_path / "resumed" / "batches.csv")
