@@ -15,7 +15,7 @@ SGD 0.05 with momentum and cosine decay, batch 128), 3 seeds each:
   batches, as many per epoch); random shares 0.5 and 0.8; a share ramp
   0.2 -> 0.5 -> 0.8 over the three epochs (base-heavy to motivated-heavy); the
   last epoch on the motivated model only (grow late, as Net2Net / progressive
-  growing do); and the paper's start with random shares 0.5.
+  growing do).
 
 Every dual run also reports its models' accuracy with BatchNorm statistics
 recomputed from 40 training batches (`statistics_check` in summary.json).
@@ -60,8 +60,6 @@ POLICIES = {
     "share0.8-id": ["--condition=random_share:share=0.8", *ID],
     "ramp-id": ["--condition=random_share:share=[0.2,0.5,0.8]", *ID],
     "late-id": ["--condition=random_share:share=[0.0,0.0,1.0]", *ID],
-    "share0.5-paper": ["--condition=random_share:share=0.5", "--differential_init=paper",
-                       "--bn_statistics=recalibrated", CHECK],
 }
 GROUPS = ("bn", "front", "policies")
 
