@@ -2,6 +2,18 @@
 
     python tools/bench.py --pair=resnet20:resnet32 --image_size=32 --batch_size=128 \
         --steps=50 --repeats=5 --out=bench.json
+    # the short-step regime (accelerator-like): tiny dense models, several settings
+    python tools/bench.py --model=tiny_dense --settings=default:1,default:16,xla:16,mirrored:1 \
+        --steps=256 --repeats=7 --out=bench_short.json
+
+`--model=tiny_dense` is a 2-hidden-layer dense base and a 4-hidden-layer
+motivated model (32 units, 8x8x3 input, batch 64 by default), where a step
+takes well under a millisecond and any fixed per-step cost of the engine
+shows. `--settings` runs several `strategy:steps_per_execution` settings in
+one process (strategy `default`, `xla` = one device with `jit_compile=True`,
+or `mirrored` = MirroredStrategy on 2 logical CPU devices, which this script
+creates itself when there is one CPU device); each setting is measured like a
+single run and its result lands under `settings` in the JSON.
 
 Same machine, same data, interleaved repetitions, medians. Measures
 (a) MotivatedModel with `Never` (base only) against plain fit of the base;
@@ -10,7 +22,11 @@ Same machine, same data, interleaved repetitions, medians. Measures
     one base training step;
 (d) a real condition's epoch (ConsecutiveDecrease(k)) against the time that
     (a), (b), (c) and its measured counts predict;
-(e) input-pipeline throughput against model throughput.
+(e) input-pipeline throughput against model throughput;
+and per-step times of every variant, plus `d_condition_vs_plain_steps`: the
+condition's epoch against the time its steps take as plain fits of the two
+models (its base steps at plain-base speed, its motivated steps at
+plain-motivated speed, switches free).
 Writes JSON (--out) and prints a Markdown table, from wall-clock and from the
 process's CPU time (the second is the one to trust on a shared VM, where the
 host can stall the whole machine mid-run).
@@ -35,6 +51,9 @@ from keras_motivation import conditions  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=("pair", "tiny_dense"), default="pair",
+                   help="pair: the registry pair of --pair; tiny_dense: 2 vs 4 dense layers of --units (short steps)")
+    p.add_argument("--units", type=int, default=32)
     p.add_argument("--pair", default="resnet20:resnet32")
     p.add_argument("--width", type=int, default=None, help="first-stage width of CIFAR ResNets (default: the paper's 16)")
     p.add_argument("--image_size", type=int, default=32)
@@ -48,6 +67,9 @@ def parse_args(argv=None):
     p.add_argument("--steps_per_execution", type=int, default=1)
     p.add_argument("--jit_compile", action="store_true")
     p.add_argument("--strategy", choices=("default", "mirrored"), default="default")
+    p.add_argument("--settings", default=None,
+                   help="comma-separated strategy:steps_per_execution, strategy in default|xla|mirrored "
+                        "(overrides --strategy, --steps_per_execution, --jit_compile)")
     p.add_argument("--out", default=None)
     return p.parse_args(argv)
 
@@ -61,10 +83,30 @@ def make_data(args):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def tiny_dense_pair(args):
+    """Dense base (2 hidden layers) and motivated model (4), the base's layers first, and the map."""
+
+    def mlp(depth, name):
+        inputs = keras.Input((args.image_size, args.image_size, args.channels))
+        h = keras.layers.Flatten()(inputs)
+        for i in range(depth):
+            h = keras.layers.Dense(args.units, activation="relu", name=f"dense_{i}")(h)
+        outputs = keras.layers.Dense(args.num_classes, activation="softmax", name="head")(h)
+        return keras.Model(inputs, outputs, name=name)
+
+    base, motivated = mlp(2, "base"), mlp(4, "motivated")
+    m = {l.name: l for l in motivated.layers}
+    entries = [(b, mv, None) for l in base.layers if l.weights for b, mv in zip(l.weights, m[l.name].weights)]
+    return base, motivated, km.WeightsMap(entries, base, motivated)
+
+
 def build(args, kind):
     shape = (args.image_size, args.image_size, args.channels)
-    extra = {"width": args.width} if args.width else {}
-    base, motivated, wmap = km.models.get_pair(args.pair, num_classes=args.num_classes, input_shape=shape, **extra)
+    if args.model == "tiny_dense":
+        base, motivated, wmap = tiny_dense_pair(args)
+    else:
+        extra = {"width": args.width} if args.width else {}
+        base, motivated, wmap = km.models.get_pair(args.pair, num_classes=args.num_classes, input_shape=shape, **extra)
     compile_kwargs = dict(
         loss="sparse_categorical_crossentropy",
         steps_per_execution=args.steps_per_execution,
@@ -121,10 +163,61 @@ def time_pipeline(ds):
     return n / (time.perf_counter() - start)
 
 
+def parse_settings(args):
+    """[(name, strategy, steps_per_execution, jit_compile)] from --settings, or the single-run flags."""
+    if not args.settings:
+        return [(None, args.strategy, args.steps_per_execution, args.jit_compile)]
+    out = []
+    for item in args.settings.split(","):
+        kind, _, spe = item.strip().partition(":")
+        if kind not in ("default", "xla", "mirrored") or not spe.isdigit() or int(spe) < 1:
+            raise SystemExit(f"--settings: bad item {item!r}; use strategy:steps_per_execution, strategy in default|xla|mirrored")
+        out.append((f"{kind}:{spe}", "mirrored" if kind == "mirrored" else "default", int(spe), kind == "xla"))
+    return out
+
+
+def logical_cpus(n=2):
+    """Splits the one CPU into n logical devices (must run before TensorFlow initialises)."""
+    cpus = tf.config.list_physical_devices("CPU")
+    if len(cpus) >= n:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError as err:
+        raise SystemExit(f"--strategy=mirrored needs {n} CPU devices, and TensorFlow is already initialised: {err}")
+
+
 def main(argv=None):
     args = parse_args(argv)
+    settings = parse_settings(args)
+    if any(strategy == "mirrored" for _, strategy, _, _ in settings) and not tf.config.list_physical_devices("GPU"):
+        logical_cpus(2)
+    results = {}
+    for name, strategy, spe, jit in settings:
+        run_args = argparse.Namespace(**{**vars(args), "strategy": strategy, "steps_per_execution": spe, "jit_compile": jit})
+        results[name] = run_setting(run_args)
+        if name:
+            print(f"\n## {name}\n")
+        print(markdown(results[name]))
+    if len(results) == 1:
+        result = next(iter(results.values()))
+    else:
+        result = {"machine": next(iter(results.values()))["machine"], "args": vars(args), "settings": results}
+        print("\n" + summary_markdown(results))
+    result["date"] = time.strftime("%Y-%m-%d")
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(json.dumps(result, indent=2))
+    return result
+
+
+def run_setting(args):
     keras.utils.set_random_seed(0)
-    strategy = tf.distribute.MirroredStrategy() if args.strategy == "mirrored" else tf.distribute.get_strategy()
+    if args.strategy == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+    else:
+        strategy = tf.distribute.get_strategy()
     ds = make_data(args)
     kinds = ("plain_base", "never", "plain_motivated", "always", "condition")
     with strategy.scope():
@@ -156,10 +249,12 @@ def main(argv=None):
         med = {k: statistics.median(v) for k, v in times.items()}
         base_step, mot_step = med["never"] / args.steps, med["always"] / args.steps
         switch_s = statistics.median(switch_times)
-        predicted = ((count["steps"] - count["motivated_steps"]) * base_step + count["motivated_steps"] * mot_step
-                     + count["switches"] * switch_s / 2)
+        base_steps, mot_steps = count["steps"] - count["motivated_steps"], count["motivated_steps"]
+        predicted = base_steps * base_step + mot_steps * mot_step + count["switches"] * switch_s / 2
+        as_plain = (base_steps * med["plain_base"] + mot_steps * med["plain_motivated"]) / args.steps
         return {
             "images_per_s": {k: images / med[k] for k in kinds},
+            "ms_per_step": {k: 1e3 * med[k] / args.steps for k in kinds},
             "a_never_vs_plain_base": med["never"] / med["plain_base"],
             "b_always_vs_plain_motivated": med["always"] / med["plain_motivated"],
             "c_switch_pair_s": switch_s,
@@ -167,11 +262,15 @@ def main(argv=None):
             "d_condition_epoch_s": med["condition"],
             "d_predicted_epoch_s": predicted,
             "d_measured_vs_predicted": med["condition"] / predicted,
+            "d_as_plain_fits_epoch_s": as_plain,
+            "d_condition_vs_plain_steps": med["condition"] / as_plain,
         }
 
     result = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU"))},
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU")),
+                    "tensorflow": tf.__version__, "keras": keras.__version__},
         "args": vars(args),
+        "replicas": strategy.num_replicas_in_sync,
         **ratios(wall, switch),
         # CPU time of the process (all threads): immune to the host descheduling
         # the machine, which wall-clock on a shared VM is not.
@@ -182,12 +281,20 @@ def main(argv=None):
         "raw_seconds": wall,
         "raw_cpu_seconds": cpu,
     }
-    text = json.dumps(result, indent=2)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    print(markdown(result))
     return result
+
+
+def summary_markdown(results):
+    """One row per setting: CPU-time ms per step and the ratios against plain Keras."""
+    lines = ["| setting | plain base ms/step | Never | Never / plain | plain motivated | Always | Always / plain | "
+             "k-condition / its steps as plain fits |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        c = r["cpu_time"]
+        ms = c["ms_per_step"]
+        lines.append(f"| {name} | {ms['plain_base']:.3f} | {ms['never']:.3f} | {c['a_never_vs_plain_base']:.3f} | "
+                     f"{ms['plain_motivated']:.3f} | {ms['always']:.3f} | {c['b_always_vs_plain_motivated']:.3f} | "
+                     f"{c['d_condition_vs_plain_steps']:.3f} |")
+    return "\n".join(lines)
 
 
 def markdown(r):
@@ -197,7 +304,9 @@ def markdown(r):
         ("(b) Always / plain fit of the motivated model", r["b_always_vs_plain_motivated"], c["b_always_vs_plain_motivated"], ".3f"),
         ("(c) one switch, in base training steps", r["c_switch_one_way_in_base_steps"], c["c_switch_one_way_in_base_steps"], ".4f"),
         ("(d) k-condition epoch, measured / predicted", r["d_measured_vs_predicted"], c["d_measured_vs_predicted"], ".3f"),
+        ("(d') k-condition epoch / its steps as plain fits", r["d_condition_vs_plain_steps"], c["d_condition_vs_plain_steps"], ".3f"),
     ]
+    rows += [(f"ms/step {k}", v, c["ms_per_step"][k], ".3f") for k, v in r["ms_per_step"].items()]
     rows += [(f"images/s {k}", v, c["images_per_s"][k], ".0f") for k, v in r["images_per_s"].items()]
     lines = ["| measure | wall-clock | CPU time |", "|---|---|---|"]
     lines += [f"| {a} | {format(w, f)} | {format(t, f)} |" for a, w, t, f in rows]
