@@ -87,7 +87,14 @@ class MotivatedModel(keras.Model):
 
         Args:
             motivated_optimizer: the motivated model's optimizer; by default a
-                fresh optimizer from the same config as `optimizer`.
+                fresh optimizer from the same config as `optimizer` that shares
+                its learning-rate variable: every change of
+                `model.optimizer.learning_rate` (ReduceLROnPlateau,
+                LearningRateScheduler, your code) applies to both models. An
+                optimizer you pass keeps its own rate: set
+                `model.motivated_optimizer.learning_rate` yourself (e.g. in a
+                callback next to the one that sets the base's), or give both
+                the same LearningRateSchedule.
         """
         if loss is None:
             raise ValueError(
@@ -96,8 +103,11 @@ class MotivatedModel(keras.Model):
             )
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted_metrics, **kwargs)
         base_opt = keras_internals.inner_optimizer(self.optimizer)
-        if motivated_optimizer is None:
+        default_optimizer = motivated_optimizer is None
+        if default_optimizer:
             motivated_optimizer = type(base_opt).from_config(base_opt.get_config())
+            # One learning-rate variable for both: callbacks and user code set the base's.
+            keras_internals.share_learning_rate(base_opt, motivated_optimizer)
         motivated_optimizer = keras.optimizers.get(motivated_optimizer)
         if motivated_optimizer is base_opt:
             raise ValueError("`motivated_optimizer` must be a different optimizer object from `optimizer`.")
@@ -107,7 +117,8 @@ class MotivatedModel(keras.Model):
             # compile() wrapped the first optimizer for mixed precision.
             motivated_optimizer = keras.optimizers.LossScaleOptimizer(motivated_optimizer, name="motivated_loss_scale_optimizer")
         self.motivated_optimizer = motivated_optimizer
-        self._compile_config.config["motivated_optimizer"] = motivated_optimizer
+        # The default is rebuilt (sharing again) when a saved model is compiled.
+        self._compile_config.config["motivated_optimizer"] = None if default_optimizer else motivated_optimizer
         compile_metrics = None
         if metrics is not None or weighted_metrics is not None:
             compile_metrics = keras_internals.PrefixedCompileMetrics(
@@ -361,7 +372,7 @@ class MotivatedModel(keras.Model):
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, **kwargs):
         if not self.compiled or self.motivated_optimizer is None:
             raise ValueError("Call compile() on the MotivatedModel before fit().")
-        boundary = EpochBoundary()
+        boundary = EpochBoundary(callbacks)
         if isinstance(callbacks, keras.callbacks.CallbackList):
             callbacks.callbacks.insert(0, boundary)
             boundary.set_model(self)
