@@ -8,11 +8,15 @@ import ast
 import dataclasses
 import sys
 
-from absl import app
-from absl import flags
+from keras_motivation import console
 
-from keras_motivation import trainer
-from keras_motivation.config import TrainConfig
+console.quiet_tensorflow()  # before TensorFlow is imported (also for the keras-motivation-train script)
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from keras_motivation import trainer  # noqa: E402
+from keras_motivation.config import TrainConfig  # noqa: E402
 
 HELP = {
     "pair": "Registry name of the model pair, 'base:motivated' (e.g. resnet20:resnet32).",
