@@ -16,7 +16,7 @@ DIFFERENTIAL_INITS = ("paper", "identity")
 
 # Fields that may change when a run resumes in the same workdir: they do not
 # change what is being trained.
-RESUMABLE_CHANGES = frozenset({"resume", "export", "verbose", "workdir", "data_dir", "strategy", "tpu"})
+RESUMABLE_CHANGES = frozenset({"resume", "export", "verbose", "workdir", "data_dir", "download", "strategy", "tpu"})
 
 
 class ConfigError(ValueError):
@@ -34,6 +34,7 @@ class TrainConfig:
     # Data.
     dataset: str = "fashion_mnist_idx"
     data_dir: Optional[str] = None
+    download: bool = True
     image_size: Optional[int] = None
     train_size: Optional[int] = None
     eval_size: Optional[int] = None

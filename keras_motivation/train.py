@@ -26,6 +26,7 @@ HELP = {
     "differential_init": "identity (default): differential layers start as no-ops; paper: they start random, as in the paper.",
     "dataset": "tensorflow-datasets name (cifar10, cifar100, imagenet2012, ...), fashion_mnist_idx (Debian's IDX files) or image_folder (--data_dir with train/<class>/ and test/<class>/, needs --image_size).",
     "data_dir": "TFDS data dir (default $TFDS_DATA_DIR) or the IDX directory.",
+    "download": "Download and prepare a missing tensorflow-datasets dataset on first use (needs network; --download=false for offline clusters).",
     "image_size": "Resize images to this size (the paper's EfficientNet and ViT recipes use 224).",
     "train_size": "Use only the first N training examples (a budget for CPU runs).",
     "eval_size": "Evaluate on only the first N examples of the validation split (a budget).",

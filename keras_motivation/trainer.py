@@ -119,8 +119,8 @@ def load_data(config):
         val = tf.data.Dataset.from_tensor_slices((xt, yt))
         n_train = len(x)
     else:
-        train, tinfo = data_lib.load_tfds(config.dataset, "train", data_dir=config.data_dir)
-        val, _ = data_lib.load_tfds(config.dataset, config.validation_split, data_dir=config.data_dir)
+        train, tinfo = data_lib.load_tfds(config.dataset, "train", data_dir=config.data_dir, download=config.download)
+        val, _ = data_lib.load_tfds(config.dataset, config.validation_split, data_dir=config.data_dir, download=config.download)
         n_train = int(train.cardinality())
         if n_train < 0:
             n_train = tinfo.splits["train"].num_examples
