@@ -133,12 +133,6 @@ def load_tfds(name, split, data_dir=None, download=True, probe_timeout=5.0):
     if not builder.is_prepared():
         todo = f"run `tfds build {name} --data_dir={data_dir}`"
         manual = getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)
-        manual_dir = os.path.join(data_dir, "downloads", "manual")
-        if manual and not (os.path.isdir(manual_dir) and os.listdir(manual_dir)):
-            raise DatasetUnavailableError(
-                f"Dataset {name} is not prepared in {data_dir} and cannot be downloaded automatically: put its "
-                f"archives in {manual_dir}, then {todo} (or rerun), or pass --data_dir."
-            )
         if not download:
             raise DatasetUnavailableError(
                 f"Dataset {name} is not prepared in {data_dir} and downloading is off (--download=false): "
@@ -152,7 +146,16 @@ def load_tfds(name, split, data_dir=None, download=True, probe_timeout=5.0):
                     f"reached from here: {todo} on a machine with internet and copy the directory here, "
                     "or pass --data_dir."
                 )
-        _download_and_prepare(builder, data_dir)
+        try:
+            _download_and_prepare(builder, data_dir)
+        except AssertionError as err:  # tfds: "Manual directory ... does not exist or is empty"
+            if not manual or "Manual directory" not in str(err):
+                raise
+            manual_dir = os.path.join(data_dir, "downloads", "manual")
+            raise DatasetUnavailableError(
+                f"Dataset {name} is not prepared in {data_dir} and cannot be downloaded automatically: put its "
+                f"archives in {manual_dir}, then rerun (or {todo}), or pass --data_dir."
+            ) from None
     return builder.as_dataset(split=split, as_supervised=True), builder.info
 
 
