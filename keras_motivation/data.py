@@ -216,7 +216,10 @@ def _download_and_prepare(builder, data_dir):
                 continue
             for entry in set(os.listdir(d)) - (before or set()):
                 path = os.path.join(d, entry)
-                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.remove(path)
             if before is None and not os.listdir(d):
                 os.rmdir(d)
         raise
