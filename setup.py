@@ -16,6 +16,9 @@ setuptools.setup(
     install_requires=[
         "keras>=3.15,<4",
         "tensorflow-datasets>=4.9",
+        # tensorflow-datasets 4.9.10 imports it to download and prepare a
+        # dataset (DatasetBuilder.url_infos) but does not declare it.
+        "importlib_resources",
         "absl-py>=2",
         "numpy>=2",
         "tensorboard>=2.21",

@@ -3,11 +3,21 @@
 Acheli & Gaaloul, "Motivation is Something You Need" (2026).
 """
 
-from keras_motivation import batch_norm
-from keras_motivation import conditions
-from keras_motivation import models
-from keras_motivation import weights_map
-from keras_motivation.motivated_model import MotivatedModel
-from keras_motivation.weights_map import WeightsMap
+import sys as _sys
+
+if _sys.argv[:1] == ["-m"]:
+    # `python -m keras_motivation.<tool>`: Python imports this package while
+    # argv[0] is still "-m", before the tool's own code can run. The tools'
+    # console opens without TensorFlow's start-up noise (keras_motivation.console).
+    from keras_motivation import console as _console
+
+    _console.quiet_tensorflow()
+
+from keras_motivation import batch_norm  # noqa: E402
+from keras_motivation import conditions  # noqa: E402
+from keras_motivation import models  # noqa: E402
+from keras_motivation import weights_map  # noqa: E402
+from keras_motivation.motivated_model import MotivatedModel  # noqa: E402
+from keras_motivation.weights_map import WeightsMap  # noqa: E402
 
 __version__ = "0.1.0"

@@ -7,6 +7,11 @@ import time
 
 import keras
 
+from keras_motivation import keras_internals
+
+# The motivated model's logs: motivated_loss, motivated_<metric>, val_motivated_...
+MOTIVATED_PREFIX = "motivated_"
+
 
 class EpochBoundary(keras.callbacks.Callback):
     """Ends every epoch on the base model (with recomputed BatchNorm
@@ -19,7 +24,17 @@ class EpochBoundary(keras.callbacks.Callback):
     happens (and `motivated_steps` / `switches` are in the logs) before any
     other callback sees the end of the epoch. When `fit` validates, the switch
     back already happened before validation (see `MotivatedModel.evaluate`).
+
+    `callbacks`: the other callbacks of the `fit`. Those that watch a
+    motivated metric (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau with
+    `monitor="val_motivated_accuracy"`, ...) get that metric's direction from
+    the base's (`val_accuracy`), as Keras would find it, before they first
+    need it at the end of the first epoch.
     """
+
+    def __init__(self, callbacks=()):
+        super().__init__()
+        self._others = list(getattr(callbacks, "callbacks", callbacks) or ())
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = self.model.counters()
@@ -27,6 +42,8 @@ class EpochBoundary(keras.callbacks.Callback):
         self.model.condition.on_epoch_begin(epoch, self.params.get("steps"))
 
     def on_epoch_end(self, epoch, logs=None):
+        for callback in self._others:
+            keras_internals.resolve_prefixed_monitor(callback, MOTIVATED_PREFIX)
         self.model.close_epoch()
         end = self.model.counters()
         if logs is not None:

@@ -21,7 +21,7 @@ DIFFERENTIAL_INITS = ("paper", "identity")
 # Fields that may change when a run resumes in the same workdir: they do not
 # change what is being trained.
 RESUMABLE_CHANGES = frozenset(
-    {"resume", "export", "verbose", "workdir", "data_dir", "strategy", "tpu", "statistics_check_batches"}
+    {"resume", "export", "verbose", "workdir", "data_dir", "download", "strategy", "tpu", "statistics_check_batches"}
 )
 
 
@@ -42,6 +42,7 @@ class TrainConfig:
     # Data.
     dataset: str = "fashion_mnist_idx"
     data_dir: Optional[str] = None
+    download: bool = True
     image_size: Optional[int] = None
     train_size: Optional[int] = None
     eval_size: Optional[int] = None

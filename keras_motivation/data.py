@@ -1,4 +1,4 @@
-"""Input pipelines: tensorflow-datasets, Debian's Fashion-MNIST IDX files, image folders.
+"""Input pipelines: tensorflow-datasets (prepared on first use), Debian's Fashion-MNIST IDX files, image folders.
 
 Sources yield unbatched `(uint8 image, int label)` examples; `make_pipeline`
 turns them into batched float32 training or evaluation data with core Keras
@@ -8,6 +8,7 @@ exported models stay free of training-only layers).
 
 import gzip
 import os
+import time
 
 import keras
 import numpy as np
@@ -111,26 +112,117 @@ def load_fashion_mnist_idx(directory=None):
     return (x, y), (xt, yt)
 
 
-def load_tfds(name, split, data_dir=None):
-    """A prepared tensorflow-datasets split, offline: (dataset, info).
+def load_tfds(name, split, data_dir=None, download=True, probe_timeout=5.0):
+    """A tensorflow-datasets split, (dataset, info); prepared on first use when `download`.
 
-    Raises DatasetUnavailableError saying what to run when it is not prepared.
+    A dataset not yet in `data_dir` is downloaded and prepared by
+    tensorflow-datasets (`builder.download_and_prepare`, with its progress
+    bars) when `download` is true and its download hosts answer within
+    `probe_timeout` seconds; otherwise, and for ImageNet without its archives
+    in `<data_dir>/downloads/manual`, DatasetUnavailableError says what to
+    run, within seconds and before anything is written. A download that fails
+    half-way leaves nothing of its own in `data_dir`.
     """
     import tensorflow_datasets as tfds
 
     data_dir = data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
     try:
-        ds, info = tfds.load(name, split=split, data_dir=data_dir, download=False, as_supervised=True, with_info=True)
+        builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError as err:
         raise ValueError(f"Unknown tensorflow-datasets name {name!r}: use one of {', '.join(sorted(DATASETS))}.") from err
-    except AssertionError as err:  # tfds' "could not find data in <data_dir>"
-        manual = f" (ImageNet: put the archives in {data_dir}/downloads/manual first)" if name == "imagenet2012" else ""
-        raise DatasetUnavailableError(
-            f"Dataset {name} is not prepared in {data_dir} and this run does not download: run "
-            f"`tfds build {name} --data_dir={data_dir}`{manual} on a machine with internet and copy the "
-            "directory here, or pass --data_dir."
-        ) from err
-    return ds, info
+    if not builder.is_prepared():
+        todo = f"run `tfds build {name} --data_dir={data_dir}`"
+        manual = getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)
+        if not download:
+            raise DatasetUnavailableError(
+                f"Dataset {name} is not prepared in {data_dir} and downloading is off (--download=false): "
+                f"{todo} on a machine with internet and copy the directory here, or pass --data_dir."
+            )
+        if not manual:
+            unreachable = unreachable_hosts(download_hosts(builder), timeout=probe_timeout)
+            if unreachable:
+                raise DatasetUnavailableError(
+                    f"Dataset {name} is not prepared in {data_dir} and its download host {unreachable[0]} cannot be "
+                    f"reached from here: {todo} on a machine with internet and copy the directory here, "
+                    "or pass --data_dir."
+                )
+        try:
+            _download_and_prepare(builder, data_dir)
+        except AssertionError as err:  # tfds: "Manual directory ... does not exist or is empty"
+            if not manual or "Manual directory" not in str(err):
+                raise
+            manual_dir = os.path.join(data_dir, "downloads", "manual")
+            raise DatasetUnavailableError(
+                f"Dataset {name} is not prepared in {data_dir} and cannot be downloaded automatically: put its "
+                f"archives in {manual_dir}, then rerun (or {todo}), or pass --data_dir."
+            ) from None
+    return builder.as_dataset(split=split, as_supervised=True), builder.info
+
+
+def download_hosts(builder):
+    """(host, port) pairs a tensorflow-datasets builder downloads from (its checksums file);
+    the proxy instead when one is set for HTTPS/HTTP."""
+    import urllib.parse
+    import urllib.request
+
+    urls = list(builder.url_infos or {})
+    hosts = []
+    for url in urls:
+        parsed = urllib.parse.urlparse(url)
+        proxy = urllib.request.getproxies().get(parsed.scheme)
+        if proxy and not urllib.request.proxy_bypass(parsed.hostname or ""):
+            parsed = urllib.parse.urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        if parsed.hostname:
+            hosts.append((parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)))
+    return list(dict.fromkeys(hosts))
+
+
+def unreachable_hosts(hosts, timeout=5.0):
+    """The "host:port"s among `hosts` that take no TCP connection within `timeout` seconds in all
+    (name resolution included, which has no timeout of its own: it runs in daemon threads)."""
+    import socket
+    import threading
+
+    reached = {}
+
+    def probe(host, port):
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            reached[(host, port)] = True
+        except OSError:
+            reached[(host, port)] = False
+
+    threads = [threading.Thread(target=probe, args=hp, daemon=True) for hp in hosts]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return [f"{h}:{p}" for h, p in hosts if not reached.get((h, p))]
+
+
+def _download_and_prepare(builder, data_dir):
+    """builder.download_and_prepare(); on failure, removes what it added to data_dir."""
+    import shutil
+
+    watched = [data_dir, os.path.join(data_dir, "downloads"), os.path.join(data_dir, builder.name)]
+    existed = {d: set(os.listdir(d)) if os.path.isdir(d) else None for d in watched}
+    try:
+        builder.download_and_prepare()
+    except BaseException:
+        for d in reversed(watched):
+            before = existed[d]
+            if not os.path.isdir(d):
+                continue
+            for entry in set(os.listdir(d)) - (before or set()):
+                path = os.path.join(d, entry)
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.remove(path)
+            if before is None and not os.listdir(d):
+                os.rmdir(d)
+        raise
 
 
 def split_for_replicas(global_batch_size, num_replicas):

@@ -22,7 +22,15 @@ def count_macs(model, input_shape=None):
     graph = convert_variables_to_constants_v2(fn).graph
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
-    profile = tf.compat.v1.profiler.profile(graph=graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op", options=options)
+    # The v1 profiler calls a deprecated TF helper, which warns on every call
+    # (twice under absl); the warning is TensorFlow's own business.
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        profile = tf.compat.v1.profiler.profile(graph=graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op", options=options)
+    finally:
+        logger.setLevel(level)
     return profile.total_float_ops // 2
 
 

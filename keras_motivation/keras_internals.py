@@ -1,12 +1,14 @@
 """Every Keras-private attribute this package touches, in one place.
 
 Keras 3 exposes optimizer slots (momentum, Adam moments, RMS accumulators)
-only through private attributes, and the per-output metric container used by
-`compile()` only through `keras.src`. A Keras upgrade that moves them breaks
+only through private attributes, the per-output metric container used by
+`compile()` and the monitor-direction lookup of EarlyStopping & co. only
+through `keras.src`. A Keras upgrade that moves them breaks
 this file, loudly, and `tests/test_keras_internals.py` says which part.
 """
 
 import keras
+from keras.src.callbacks import monitor_callback
 from keras.src.trainers import compile_utils
 
 
@@ -93,3 +95,63 @@ def symbolic_build(model, iterator=None, data_batch=None):
     )
     with model.distribute_strategy.scope():
         model._symbolic_build(data_batch=data_batch)
+
+
+def share_learning_rate(source, target):
+    """Makes `target` read its learning rate from `source`'s variable; True if it did.
+
+    Every learning-rate change made on `source` (`optimizer.learning_rate =
+    ...` from ReduceLROnPlateau, LearningRateScheduler or user code: an
+    assign to the variable) then reaches `target` too. Only when both hold a
+    plain variable (not a LearningRateSchedule or a callable, which already
+    agree as functions of the step counter). Private: `_learning_rate` and
+    the optimizer's variable list `_variables`; the shared variable takes
+    the place of `target`'s own in that list, so `target.variables` keeps
+    its length and order and saved optimizers load either way. Breaks (the
+    test in tests/test_keras_internals.py fails) if Keras renames
+    `_learning_rate` or stops reading it in `learning_rate`.
+    """
+    src, tgt = inner_optimizer(source), inner_optimizer(target)
+    shared, own = getattr(src, "_learning_rate", None), getattr(tgt, "_learning_rate", None)
+    if not isinstance(shared, keras.Variable) or not isinstance(own, keras.Variable):
+        return False
+    if shared is own:
+        return True
+    tgt._learning_rate = shared  # Keras' attribute tracking appends it to `_variables`
+    variables = tgt._variables  # the tracker's own list, not a copy
+    index = next(i for i, v in enumerate(variables) if v is own)
+    while variables[-1] is shared:
+        variables.pop()
+    variables[index] = shared
+    return True
+
+
+def resolve_prefixed_monitor(callback, prefix):
+    """Gives a Keras MonitorCallback watching `[val_]<prefix><metric>` the direction of `[val_]<metric>`.
+
+    EarlyStopping, ModelCheckpoint and ReduceLROnPlateau (`mode="auto"`) find
+    a metric's direction by searching `model.metrics` for its name, and the
+    motivated model's metrics are named without the prefix inside
+    PrefixedCompileMetrics (its loss tracker is not "loss"), so Keras raises
+    "isn't able to automatically determine ...". Here Keras' own
+    `_set_monitor_op` runs on the base metric's name instead, so the
+    direction is exactly the one Keras gives the base's metric. Private:
+    `MonitorCallback`, its `monitor_op` and `_set_monitor_op` (keras.src);
+    on an upgrade that moves them, tests/test_keras_internals.py fails.
+    """
+    if not isinstance(callback, monitor_callback.MonitorCallback):
+        return
+    if callback.monitor_op is not None or callback.mode in ("min", "max"):
+        return
+    original = callback.monitor
+    split = "val_" if original.startswith("val_") else ""
+    name = original[len(split):]
+    if not name.startswith(prefix) or name == prefix:
+        return
+    callback.monitor = split + name[len(prefix):]
+    try:
+        callback._set_monitor_op()
+    except ValueError:
+        callback.monitor_op = None  # not the base's either: Keras raises with the real name
+    finally:
+        callback.monitor = original

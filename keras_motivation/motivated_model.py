@@ -107,7 +107,14 @@ class MotivatedModel(keras.Model):
 
         Args:
             motivated_optimizer: the motivated model's optimizer; by default a
-                fresh optimizer from the same config as `optimizer`.
+                fresh optimizer from the same config as `optimizer` that shares
+                its learning-rate variable: every change of
+                `model.optimizer.learning_rate` (ReduceLROnPlateau,
+                LearningRateScheduler, your code) applies to both models. An
+                optimizer you pass keeps its own rate: set
+                `model.motivated_optimizer.learning_rate` yourself (e.g. in a
+                callback next to the one that sets the base's), or give both
+                the same LearningRateSchedule.
         """
         if loss is None:
             raise ValueError(
@@ -116,8 +123,11 @@ class MotivatedModel(keras.Model):
             )
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted_metrics, **kwargs)
         base_opt = keras_internals.inner_optimizer(self.optimizer)
-        if motivated_optimizer is None:
+        default_optimizer = motivated_optimizer is None
+        if default_optimizer:
             motivated_optimizer = type(base_opt).from_config(base_opt.get_config())
+            # One learning-rate variable for both: callbacks and user code set the base's.
+            keras_internals.share_learning_rate(base_opt, motivated_optimizer)
         motivated_optimizer = keras.optimizers.get(motivated_optimizer)
         if motivated_optimizer is base_opt:
             raise ValueError("`motivated_optimizer` must be a different optimizer object from `optimizer`.")
@@ -127,7 +137,8 @@ class MotivatedModel(keras.Model):
             # compile() wrapped the first optimizer for mixed precision.
             motivated_optimizer = keras.optimizers.LossScaleOptimizer(motivated_optimizer, name="motivated_loss_scale_optimizer")
         self.motivated_optimizer = motivated_optimizer
-        self._compile_config.config["motivated_optimizer"] = motivated_optimizer
+        # The default is rebuilt (sharing again) when a saved model is compiled.
+        self._compile_config.config["motivated_optimizer"] = None if default_optimizer else motivated_optimizer
         compile_metrics = None
         if metrics is not None or weighted_metrics is not None:
             compile_metrics = keras_internals.PrefixedCompileMetrics(
@@ -398,7 +409,7 @@ class MotivatedModel(keras.Model):
             raise ValueError("Call compile() on the MotivatedModel before fit().")
         self._recalibration_data = self._recalibration_source(x, batch_size, recalibration_data)
         self._statistics_fresh = False
-        boundary = EpochBoundary()
+        boundary = EpochBoundary(callbacks)
         if isinstance(callbacks, keras.callbacks.CallbackList):
             callbacks.callbacks.insert(0, boundary)
             boundary.set_model(self)

@@ -8,11 +8,15 @@ import ast
 import dataclasses
 import sys
 
-from absl import app
-from absl import flags
+from keras_motivation import console
 
-from keras_motivation import trainer
-from keras_motivation.config import TrainConfig
+console.quiet_tensorflow()  # before TensorFlow is imported (also for the keras-motivation-train script)
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+from keras_motivation import trainer  # noqa: E402
+from keras_motivation.config import TrainConfig  # noqa: E402
 
 HELP = {
     "pair": "Registry name of the model pair, 'base:motivated' (e.g. resnet20:resnet32).",
@@ -25,6 +29,7 @@ HELP = {
     "statistics_check_batches": "After training, also report both models' accuracy with BatchNorm statistics recomputed from this many training batches (0: off); a check that the saved statistics are right.",
     "dataset": "tensorflow-datasets name (cifar10, cifar100, imagenet2012, ...), fashion_mnist_idx (Debian's IDX files) or image_folder (--data_dir with train/<class>/ and test/<class>/, needs --image_size).",
     "data_dir": "TFDS data dir (default $TFDS_DATA_DIR) or the IDX directory.",
+    "download": "Download and prepare a missing tensorflow-datasets dataset on first use (needs network; --download=false for offline clusters).",
     "image_size": "Resize images to this size (the paper's EfficientNet and ViT recipes use 224).",
     "train_size": "Use only the first N training examples (a budget for CPU runs).",
     "eval_size": "Evaluate on only the first N examples of the validation split (a budget).",

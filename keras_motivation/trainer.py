@@ -32,6 +32,7 @@ from keras_motivation import data as data_lib
 from keras_motivation import models as models_lib
 from keras_motivation import recipes
 from keras_motivation import weights_map as weights_map_lib
+from keras_motivation import workdir_lock
 from keras_motivation.config import ConfigError
 from keras_motivation.config import TrainConfig
 from keras_motivation.motivated_model import MotivatedModel
@@ -118,8 +119,8 @@ def load_data(config):
         val = tf.data.Dataset.from_tensor_slices((xt, yt))
         n_train = len(x)
     else:
-        train, tinfo = data_lib.load_tfds(config.dataset, "train", data_dir=config.data_dir)
-        val, _ = data_lib.load_tfds(config.dataset, config.validation_split, data_dir=config.data_dir)
+        train, tinfo = data_lib.load_tfds(config.dataset, "train", data_dir=config.data_dir, download=config.download)
+        val, _ = data_lib.load_tfds(config.dataset, config.validation_split, data_dir=config.data_dir, download=config.download)
         n_train = int(train.cardinality())
         if n_train < 0:
             n_train = tinfo.splits["train"].num_examples
@@ -245,7 +246,20 @@ def compile_model(model, config, steps_per_epoch):
 
 
 def run(config):
-    """Trains, evaluates and writes the workdir; returns the summary dict."""
+    """Trains, evaluates and writes the workdir; returns the summary dict.
+
+    The chief holds `<workdir>/.lock` for the whole run: a second run on the
+    same workdir is refused at once (WorkdirBusyError names the running one).
+    """
+    held = []
+    try:
+        return _run(config, held)
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _run(config, held):
     config.validate()
     if not config.workdir:
         raise ConfigError("--workdir is required: the directory for checkpoints, logs and summary.json.")
@@ -263,6 +277,8 @@ def run(config):
     if config.pair not in models_lib.list_pairs():
         raise ConfigError(f"Unknown --pair {config.pair!r}: use one of {', '.join(models_lib.list_pairs())}.")
     backup = check_workdir(config)
+    if is_chief(strategy):
+        held.append(workdir_lock.acquire(config.workdir))
     train, val, n_train, info = load_data(config)
     shape = input_shape(config, info)
     heldout = None

@@ -34,6 +34,13 @@ def test_config_parses_and_opens_with_its_command(path):
     data.dataset_info(config.dataset)
 
 
+@pytest.fixture(autouse=True)
+def _download_hosts_answer(monkeypatch):
+    """Mock data stands for a dataset tfds downloads on first use: its hosts "answer"
+    (tfds.testing.mock_data makes download_and_prepare a no-op)."""
+    monkeypatch.setattr(data, "unreachable_hosts", lambda hosts, timeout=5.0: [])
+
+
 def _mock_run(path, tmp_path, extra=()):
     import tensorflow_datasets as tfds
 

@@ -36,9 +36,76 @@ def test_tfds_offline_missing_data_says_what_to_run(tmp_path):
         data.load_tfds("imagenet2012", "train", data_dir=str(tmp_path))
 
 
-def test_tfds_mock_data_pipeline():
+def test_tfds_download_without_network_fails_fast_and_leaves_nothing(tmp_path):
+    # This machine has no route to the datasets' hosts: the probe, not a download, says so.
+    import time
+
+    data_dir = tmp_path / "tfds"
+    start = time.monotonic()
+    with pytest.raises(data.DatasetUnavailableError) as err:
+        data.load_tfds("cifar100", "train", data_dir=str(data_dir))
+    elapsed = time.monotonic() - start
+    message = str(err.value)
+    assert "\n" not in message
+    assert "download host www.cs.toronto.edu:443 cannot be reached" in message
+    assert f"tfds build cifar100 --data_dir={data_dir}" in message
+    assert elapsed < 15, elapsed
+    assert not data_dir.exists()
+
+
+def test_tfds_download_off_says_so(tmp_path):
+    with pytest.raises(data.DatasetUnavailableError, match=r"downloading is off \(--download=false\): run `tfds build cifar10"):
+        data.load_tfds("cifar10", "train", data_dir=str(tmp_path), download=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_tfds_download_that_fails_half_way_leaves_nothing(tmp_path, monkeypatch):
     import tensorflow_datasets as tfds
 
+    data_dir = tmp_path / "tfds"
+    (data_dir / "other").mkdir(parents=True)  # someone else's: kept
+    calls = []
+
+    def broken_download(self, *args, **kwargs):
+        calls.append(self.name)
+        os.makedirs(data_dir / "downloads" / "extracted")
+        (data_dir / "downloads" / "cifar-10-binary.tar.gz.tmp").write_bytes(b"half")
+        os.makedirs(data_dir / "cifar10" / "3.0.2.incomplete")
+        raise ConnectionError("connection reset")
+
+    monkeypatch.setattr(data, "unreachable_hosts", lambda hosts, timeout=5.0: [])
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", broken_download)
+    with pytest.raises(ConnectionError):
+        data.load_tfds("cifar10", "train", data_dir=str(data_dir))
+    assert calls == ["cifar10"]
+    assert sorted(os.listdir(data_dir)) == ["other"]
+
+
+def test_tfds_download_hosts_and_probe():
+    import socket
+
+    import tensorflow_datasets as tfds
+
+    assert data.download_hosts(tfds.builder("cifar10")) == [("www.cs.toronto.edu", 443)]
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, not listening: refused
+    try:
+        open_port, closed_port = server.getsockname()[1], closed.getsockname()[1]
+        assert data.unreachable_hosts([("127.0.0.1", open_port)], timeout=2) == []
+        assert data.unreachable_hosts([("127.0.0.1", closed_port)], timeout=2) == [f"127.0.0.1:{closed_port}"]
+    finally:
+        server.close()
+        closed.close()
+
+
+def test_tfds_mock_data_pipeline(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    # As on a networked machine: the hosts answer, tfds prepares (mocked: a no-op) and reads.
+    monkeypatch.setattr(data, "unreachable_hosts", lambda hosts, timeout=5.0: [])
     with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
         ds, info = data.load_tfds("cifar10", "train")
         batches = list(data.make_pipeline(ds, batch_size=4, training=True, augment=("crop_flip",), seed=0))

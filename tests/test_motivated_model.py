@@ -388,3 +388,26 @@ def test_different_optimizer_classes_are_rejected():
     model = km.MotivatedModel(base, motivated, "resnet_depth")
     with pytest.raises(ValueError, match="same optimizer class"):
         model.compile(optimizer="sgd", motivated_optimizer="adam", loss="sparse_categorical_crossentropy")
+
+
+def test_saved_model_keeps_the_shared_learning_rate(tmp_path):
+    model = tiny_model(conditions.ConsecutiveDecrease(2), optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    x, y = random_data(64)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    model.optimizer.learning_rate = 0.013  # e.g. ReduceLROnPlateau
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    for opt in (loaded.optimizer, loaded.motivated_optimizer):
+        assert float(opt.learning_rate.numpy()) == pytest.approx(0.013)
+    loaded.optimizer.learning_rate = 0.002
+    assert float(loaded.motivated_optimizer.learning_rate.numpy()) == pytest.approx(0.002)
+    # A motivated optimizer of one's own stays one's own through save and load.
+    own = km.MotivatedModel(*tiny_pair(), "resnet_depth")
+    own.compile(optimizer=keras.optimizers.SGD(0.05), motivated_optimizer=keras.optimizers.SGD(0.01),
+                loss="sparse_categorical_crossentropy")
+    own.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    own.save(path)
+    loaded = keras.models.load_model(path)
+    loaded.optimizer.learning_rate = 0.002
+    assert float(loaded.motivated_optimizer.learning_rate.numpy()) == pytest.approx(0.01)

@@ -1,0 +1,54 @@
+"""A clean console for the package's command-line tools (no TensorFlow import here).
+
+TensorFlow's C++ start-up logs reach the terminal before anything of ours:
+cpu_feature_guard and the grappler INFO lines honour TF_CPP_MIN_LOG_LEVEL,
+but the absl lines written while `tensorflow` is imported ("WARNING: All log
+messages before absl::InitializeLog() is called ...", "I... port.cc] oneDNN
+custom operations are on ...") do not (TF 2.21). `quiet_tensorflow()` sets
+TF_CPP_MIN_LOG_LEVEL=2 unless the user set it, and then imports TensorFlow
+with the process's stderr captured, writing back every line except those
+INFO ones. A user's own TF_CPP_MIN_LOG_LEVEL wins: then nothing is filtered.
+"""
+
+import os
+import re
+import sys
+import tempfile
+
+# INFO lines in absl's format ("I1126 00:42:43.708849 ...") and the absl
+# notice that precedes them; with level 2 TensorFlow itself drops INFO lines.
+_NOISE = re.compile(r"^(I\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log messages before absl::InitializeLog\(\))")
+
+_done = False
+
+
+def quiet_tensorflow():
+    """Sets TF_CPP_MIN_LOG_LEVEL=2 if unset and imports TensorFlow without its start-up INFO lines.
+
+    Must run before anything imports TensorFlow; later calls do nothing.
+    Returns True when it quieted the import.
+    """
+    global _done
+    if _done:
+        return False
+    _done = True
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+        return False
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401  (the import that logs)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", "replace")
+            kept = [line for line in text.splitlines(keepends=True) if not _NOISE.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+    return True

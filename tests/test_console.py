@@ -1,0 +1,50 @@
+"""The trainer's console: no TensorFlow start-up noise, progress per epoch, the final lines."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from testing_utils import FASHION_MNIST_DIR
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOISE = ("absl::InitializeLog", "port.cc", "oneDNN", "cpu_feature_guard", "To enable the following instructions",
+         "devices.cc", "single_machine.cc", "deprecat", "Instructions for updating")
+
+
+def trainer(args, workdir, env_extra=None, timeout=600):
+    """`python -m keras_motivation.train ...` as a user types it (no TF_CPP_MIN_LOG_LEVEL of ours)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+    env.update(env_extra or {})
+    cmd = [sys.executable, "-m", "keras_motivation.train", f"--flagfile={ROOT}/configs/quickstart.flags",
+           "--train_size=128", "--eval_size=128", "--batch_size=32", "--epochs=2", "--model_kwargs=width=4",
+           f"--workdir={workdir}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(workdir.parent))
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist")
+def test_trainer_console_is_clean_with_progress_and_final_lines(tmp_path):
+    out = trainer([], tmp_path / "run")
+    assert out.returncode == 0, out.stderr[-3000:]
+    console = out.stdout + out.stderr
+    for noise in NOISE:
+        assert noise not in console, (noise, console[-3000:])
+    lines = out.stdout.splitlines()
+    # Not a terminal: one progress line per epoch (Keras verbose=2).
+    assert sum("val_motivated_accuracy" in line for line in lines) == 2, out.stdout
+    assert lines[-5].startswith("base accuracy ") and "motivated accuracy" in lines[-5]
+    assert lines[-4] == f"summary:     {tmp_path / 'run' / 'summary.json'}"
+    assert lines[-2].startswith("models:      ") and lines[-2].endswith("base.keras, motivated.keras")
+
+
+def test_the_users_own_log_level_wins(tmp_path):
+    # Stops after TensorFlow's import (an unknown pair): the start-up lines show
+    # when the user asks for every log.
+    out = trainer(["--pair=nope:nope"], tmp_path / "run", env_extra={"TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert out.returncode == 1
+    assert "oneDNN custom operations" in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error: Unknown --pair 'nope:nope'")
+    quiet = trainer(["--pair=nope:nope"], tmp_path / "run")
+    assert quiet.stderr.strip().splitlines() == [quiet.stderr.strip().splitlines()[-1]], quiet.stderr
