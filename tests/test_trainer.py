@@ -61,9 +61,15 @@ def test_quickstart_writes_the_workdir(tmp_path, capsys):
     # Costs the paper leaves out: backward passes, and the switches themselves.
     flops = summary["flops"]
     assert flops["base"] < flops["dual_training_average"] < flops["motivated"]
-    assert flops["training_total"] == pytest.approx(
-        3 * 32 * (flops["base"] * (16 - summary["activations"]["motivated_steps"])
-                  + flops["motivated"] * summary["activations"]["motivated_steps"]))
+    # The default recalibrated BatchNorm statistics: one forward pass of each
+    # model over the 8 training batches there are, at each of the 2 epoch ends;
+    # the last one makes the saved models and counts as training.
+    assert summary["bn_statistics"] == "recalibrated"
+    assert summary["activations"]["recalibration_batches"] == 2 * 8
+    assert flops["recalibration"] == flops["recalibration_for_validation"] == 8 * 32 * (flops["base"] + flops["motivated"])
+    assert flops["training_total"] == pytest.approx(flops["recalibration"] + 3 * 32 * (
+        flops["base"] * (16 - summary["activations"]["motivated_steps"])
+        + flops["motivated"] * summary["activations"]["motivated_steps"]))
     assert 0 < summary["switch_seconds"] < 1
     assert summary["time_in_switches_s"] == pytest.approx(summary["switch_seconds"] * summary["activations"]["switches"])
     assert len(rows(os.path.join(w, "history.csv"))) == 2
