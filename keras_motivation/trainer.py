@@ -414,8 +414,11 @@ def finish(config, model, val_ds, recal_ds, timer, wall, cpu, info, shape, strat
         if not any(True for _ in check_ds.take(1)):
             check_ds = recal_ds
         summary["statistics_check"] = statistics_check(model, val_ds, check_ds, config.statistics_check_batches)
-    summary.update(flops_summary(model, counters, config.batch_size,
-                                 config.recalibration_batches if config.bn_statistics == "recalibrated" else 0))
+    final_batches = 0
+    if config.bn_statistics == "recalibrated":
+        available = int(recal_ds.cardinality())  # negative when unknown
+        final_batches = config.recalibration_batches if available < 0 else min(config.recalibration_batches, available)
+    summary.update(flops_summary(model, counters, config.batch_size, final_batches))
     summary["switch_seconds"] = switch_seconds(model)
     summary["time_in_switches_s"] = summary["switch_seconds"] * counters["switches"]
     summary["speedup_vs_motivated_alone"] = speedup(summary)
