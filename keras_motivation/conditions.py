@@ -229,6 +229,10 @@ class MatchedRandom(Condition):
         self.schedule = self.add_weight(shape=(MAX_STEPS_PER_EPOCH,), dtype="bool", initializer="zeros", trainable=False,
                                         name="schedule", aggregation="only_first_replica")
         self.step_in_epoch = self._state("step_in_epoch", "int32", 0)
+        # Which epoch the schedule was drawn for, and its length: a run
+        # resumed mid-epoch from a backup keeps the epoch's draw.
+        self.drawn_epoch = self._state("drawn_epoch", "int32", -1)
+        self.drawn_steps = self._state("drawn_steps", "int32", 0)
 
     def _count(self, rng, steps):
         return min(self.per_epoch, steps)
@@ -240,6 +244,8 @@ class MatchedRandom(Condition):
         return chosen
 
     def on_epoch_begin(self, epoch, steps_per_epoch):
+        if int(self.drawn_epoch.numpy()) == epoch and 0 < int(self.step_in_epoch.numpy()) < int(self.drawn_steps.numpy()):
+            return  # resumed mid-epoch: the rest of this epoch's draw follows
         _check(steps_per_epoch, f"{type(self).__name__} needs the number of steps per epoch: pass steps_per_epoch to fit().")
         _check(steps_per_epoch <= MAX_STEPS_PER_EPOCH, f"{type(self).__name__} supports at most {MAX_STEPS_PER_EPOCH} steps per epoch.")
         rng = np.random.default_rng(None if self.seed is None else [self.seed, epoch])
@@ -247,6 +253,8 @@ class MatchedRandom(Condition):
         schedule[:steps_per_epoch] = self._schedule(rng, epoch, steps_per_epoch)
         self.schedule.assign(schedule)
         self.step_in_epoch.assign(0)
+        self.drawn_epoch.assign(epoch)
+        self.drawn_steps.assign(steps_per_epoch)
 
     def select(self, motivated):
         return ops.take(self.schedule.value, ops.minimum(self.step_in_epoch.value, MAX_STEPS_PER_EPOCH - 1))

@@ -165,6 +165,37 @@ def _flags_of(condition, x, y):
     return rec.flags
 
 
+@pytest.mark.parametrize("make", [lambda: conditions.MatchedRandom(4, seed=3), lambda: conditions.RandomShare(0.5, seed=3)],
+                         ids=["MatchedRandom", "RandomShare"])
+def test_random_schedules_resume_mid_epoch_where_they_stopped(make):
+    def steps(condition, n):
+        flags = []
+        for _ in range(n):
+            flags.append(bool(condition.select(tf.constant(False))))
+            condition.update(tf.constant(0.0), tf.constant(flags[-1]))
+        return flags
+
+    uninterrupted = make()
+    uninterrupted.on_epoch_begin(0, 10)
+    expected = steps(uninterrupted, 10)
+    uninterrupted.on_epoch_begin(1, 10)
+    expected += steps(uninterrupted, 10)
+    # Killed after 4 steps, resumed from a backup of its state: the trainer
+    # finishes the epoch with a fit of the 6 remaining steps.
+    first = make()
+    first.on_epoch_begin(0, 10)
+    flags = steps(first, 4)
+    resumed = make()
+    for a, b in zip(resumed.weights, first.weights):
+        a.assign(b.numpy())
+    resumed.on_epoch_begin(0, 6)
+    flags += steps(resumed, 6)
+    resumed.on_epoch_begin(1, 10)
+    flags += steps(resumed, 10)
+    assert flags == expected
+    assert any(expected) and not all(expected)
+
+
 def test_random_share_zero_and_one_are_never_and_always():
     x, y = random_data(64)
     assert _flags_of(conditions.RandomShare(0.0, seed=1), x, y) == [False] * 12
