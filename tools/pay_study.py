@@ -12,10 +12,10 @@ SGD 0.05 with momentum and cosine decay, batch 128), 3 seeds each:
   statistics options, at the quickstart budget (3 epochs).
 - `policies`: at 3 epochs, identity start, the default BatchNorm option: the
   trigger with k = 1, 2, 3, each next to Exp B matched to its share (random
-  batches, as many per epoch); random shares 0.5 and 0.8; a share ramp
-  0.2 -> 0.5 -> 0.8 over the three epochs (base-heavy to motivated-heavy); the
-  last epoch on the motivated model only (grow late, as Net2Net / progressive
-  growing do).
+  batches, as many per epoch); random shares 0.5 and 0.8 (the differential
+  layers trained as stochastic depth / LayerDrop would drop them); a share
+  ramp 0.2 -> 0.5 -> 0.8 over the three epochs (base-heavy to
+  motivated-heavy, towards growing late as Net2Net / progressive growing do).
 
 Every dual run also reports its models' accuracy with BatchNorm statistics
 recomputed from 40 training batches (`statistics_check` in summary.json).
@@ -59,7 +59,6 @@ POLICIES = {
     "share0.5-id": ["--condition=random_share:share=0.5", *ID],
     "share0.8-id": ["--condition=random_share:share=0.8", *ID],
     "ramp-id": ["--condition=random_share:share=[0.2,0.5,0.8]", *ID],
-    "late-id": ["--condition=random_share:share=[0.0,0.0,1.0]", *ID],
 }
 GROUPS = ("bn", "front", "policies")
 
