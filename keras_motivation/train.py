@@ -22,7 +22,7 @@ HELP = {
     "pair": "Registry name of the model pair, 'base:motivated' (e.g. resnet20:resnet32).",
     "model_kwargs": "Extra model arguments as key=value,... (e.g. width=8,weight_decay=2.5e-4).",
     "condition": "Motivation condition: consecutive (the paper's), ema, valloss, slope, random, matched_random:per_epoch=N, never, always.",
-    "k": "Consecutive loss decreases that trigger the motivated model.",
+    "k": "Consecutive loss decreases that trigger the motivated model (default 3, measured in README 'Does it pay?'; the paper's flagfiles and the quickstart use the paper's 2).",
     "differential_init": "identity (default): differential layers start as no-ops; paper: they start random, as in the paper.",
     "bn_statistics": "BatchNorm moving statistics each model is evaluated and saved with: recalibrated (default: its own, recomputed from training batches at every epoch end), private (its own, updated by its own steps) or shared (the paper's: copied with the weights).",
     "recalibration_batches": "Training batches that --bn_statistics=recalibrated recomputes the statistics from.",
