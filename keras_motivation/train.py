@@ -21,7 +21,7 @@ from keras_motivation.config import TrainConfig  # noqa: E402
 HELP = {
     "pair": "Registry name of the model pair, 'base:motivated' (e.g. resnet20:resnet32).",
     "model_kwargs": "Extra model arguments as key=value,... (e.g. width=8,weight_decay=2.5e-4).",
-    "condition": "Motivation condition: consecutive (the paper's), ema, valloss, slope, random, matched_random:per_epoch=N, never, always.",
+    "condition": "Motivation condition: consecutive (the paper's), ema, valloss, slope, random, matched_random:per_epoch=N, random_share:share=0.5 (or a per-epoch list [0.2,0.5,0.8]), never, always.",
     "k": "Consecutive loss decreases that trigger the motivated model (default 3, measured in README 'Does it pay?'; the paper's flagfiles and the quickstart use the paper's 2).",
     "differential_init": "identity (default): differential layers start as no-ops; paper: they start random, as in the paper.",
     "bn_statistics": "BatchNorm moving statistics each model is evaluated and saved with: recalibrated (default: its own, recomputed from training batches at every epoch end), private (its own, updated by its own steps) or shared (the paper's: copied with the weights).",
