@@ -514,7 +514,7 @@ def switch_seconds(model, repeats=10):
     """Measured seconds of one switch (weights, BN statistics, optimizer slots;
     the mean of both directions), timed after training; every variable the
     copies touch is restored afterwards."""
-    entries = model.weights_map.entries + model._slot_entries
+    entries = model._copy_entries()  # what a switch of this run copies
     touched = {id(v): v for e in entries for v in (e.base, e.motivated)}.values()
     saved = [(v, v.numpy()) for v in touched]
 
