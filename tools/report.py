@@ -395,13 +395,12 @@ def plot_front(front, rows, path, names=("base", "motivated")):
         for p in pts:
             ax.annotate(f"{p[0]} ep", (p[1] / 1e12, p[2]), textcoords="offset points", xytext=(4, -10), fontsize=7)
         for i, r in enumerate(rows):
-            key = "base" if role == "base" else "motivated"
-            ax.errorbar(r["training_tflops"], r[f"{key}_mean"], yerr=r[f"{key}_sd"], fmt=markers[i % len(markers)],
+            ax.errorbar(r["training_tflops"], r[f"{role}_mean"], yerr=r[f"{role}_sd"], fmt=markers[i % len(markers)],
                         capsize=3, label=f"{r['policy']} ({r['epochs']} ep)")
         ax.set(xlabel="training compute of the run (TFLOPs: forward + backward, both models)",
                ylabel="test accuracy (%), mean ± sd over seeds", title=f"{name}")
-        lo = min(a + [r[f"{'base' if role == 'base' else 'motivated'}_mean"] for r in rows]) - 3
-        ax.set_ylim(max(lo, 0), max(a + [r[f"{'base' if role == 'base' else 'motivated'}_mean"] for r in rows]) + 1.5)
+        shown = a + [r[f"{role}_mean"] for r in rows]
+        ax.set_ylim(max(min(shown) - 3, 0), max(shown) + 1.5)
     axes[1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
