@@ -1,15 +1,23 @@
 """keras-motivation: motivated dual-model training for Keras 3 (Acheli & Gaaloul, 2026)."""
 
+import pathlib
+import re
+
 import setuptools
+
+HERE = pathlib.Path(__file__).parent
+# The version is written once, in keras_motivation/version.py; read as text so
+# that set-up does not import TensorFlow.
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "keras_motivation" / "version.py").read_text()).group(1)
 
 setuptools.setup(
     name="keras-motivation",
-    version="0.1.0",
+    version=VERSION,
     description=(
         "Motivated dual-model training: a base model and a bigger model that "
         "contains it, trained in alternation, in one keras.Model.fit run."
     ),
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["keras_motivation", "keras_motivation.*"]),
     python_requires=">=3.10",
@@ -29,7 +37,7 @@ setuptools.setup(
     extras_require={
         "cpu": ["tensorflow-cpu==2.21.*"],
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
-        "dev": ["pytest>=8", "pytest-xdist>=3"],
+        "dev": ["pytest>=8", "pytest-xdist>=3", "ruff==0.17.*"],
     },
     entry_points={
         "console_scripts": [
