@@ -21,7 +21,11 @@ from tensorflow.python.framework import convert_to_constants
 
 
 class PrefixedCompileMetrics(compile_utils.CompileMetrics):
-    """`compile(metrics=...)` for a second model: results named `prefix + name`."""
+    """`compile(metrics=...)` for a second model: results named `prefix + name`.
+
+    Private: `keras.src.trainers.compile_utils.CompileMetrics` (what
+    `compile` builds from `metrics=`), its constructor and `result()`.
+    """
 
     def __init__(self, metrics, weighted_metrics, prefix, output_names=None):
         super().__init__(metrics, weighted_metrics, name=f"{prefix}compile_metrics", output_names=output_names)
@@ -47,6 +51,10 @@ def optimizer_slots(optimizer):
     `_velocities` (Adam, AdamW, Lamb, Nadam), `_velocities`, `_momentums` and
     `_average_gradients` (RMSprop), ... Any other per-variable state would not
     be copied, so it is an error.
+
+    Private: the optimizer's slot lists (found among its attributes, so a
+    renamed list is still found), `_trainable_variables` and
+    `_learning_rate`; a new kind of per-variable state raises here.
     """
     opt = inner_optimizer(optimizer)
     if not opt.built:
@@ -75,7 +83,10 @@ def optimizer_slots(optimizer):
 
 
 def slot_index(optimizer, variable):
-    """Position of `variable` in the optimizer's slot lists."""
+    """Position of `variable` in the optimizer's slot lists.
+
+    Private: `Optimizer._get_variable_index`.
+    """
     return inner_optimizer(optimizer)._get_variable_index(variable)
 
 
@@ -90,6 +101,9 @@ def symbolic_build(model, iterator=None, data_batch=None):
     data, which starts one more pass of a reshuffling dataset and changes the
     order of the batches that training then sees. Only shapes and dtypes
     matter here: they come from the dataset's element spec.
+
+    Private: `Trainer._symbolic_build(data_batch=)` and the epoch iterator's
+    `data_adapter.get_tf_dataset()`.
     """
     import tensorflow as tf
 
