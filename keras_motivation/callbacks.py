@@ -1,4 +1,4 @@
-"""Callbacks that MotivatedModel.fit adds, and ones users may add."""
+"""Callbacks of the trainer that users may add too: per-batch logs, per-mode timing, resumable backups."""
 
 import csv
 import json
@@ -7,57 +7,9 @@ import time
 
 import keras
 
-from keras_motivation import keras_internals
-
-# The motivated model's logs: motivated_loss, motivated_<metric>, val_motivated_...
-MOTIVATED_PREFIX = "motivated_"
-
-
-class EpochBoundary(keras.callbacks.Callback):
-    """Ends every epoch on the base model (with recomputed BatchNorm
-    statistics under bn_statistics="recalibrated") and logs the epoch's motivation counts:
-    `motivated_steps`, `switches`, `activations` (switches into the motivated
-    model), `activation_rate` (motivated share of the steps) and
-    `mean_activation_length` (motivated steps per activation).
-
-    `MotivatedModel.fit` puts it first in the callback list, so the switch back
-    happens (and `motivated_steps` / `switches` are in the logs) before any
-    other callback sees the end of the epoch. When `fit` validates, the switch
-    back already happened before validation (see `MotivatedModel.evaluate`).
-
-    `callbacks`: the other callbacks of the `fit`. Those that watch a
-    motivated metric (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau with
-    `monitor="val_motivated_accuracy"`, ...) get that metric's direction from
-    the base's (`val_accuracy`), as Keras would find it, before they first
-    need it at the end of the first epoch.
-    """
-
-    def __init__(self, callbacks=()):
-        super().__init__()
-        self._others = list(getattr(callbacks, "callbacks", callbacks) or ())
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = self.model.counters()
-        self.model._statistics_fresh = False
-        self.model.condition.on_epoch_begin(epoch, self.params.get("steps"))
-
-    def on_epoch_end(self, epoch, logs=None):
-        for callback in self._others:
-            keras_internals.resolve_prefixed_monitor(callback, MOTIVATED_PREFIX)
-        self.model.close_epoch()
-        end = self.model.counters()
-        if logs is not None:
-            # Per-batch quantities: the last batch's value means nothing per epoch.
-            logs.pop("batch_loss", None)
-            logs.pop("motivated", None)
-            epoch_counts = {k: end[k] - self._start[k] for k in end}
-            logs["motivated_steps"] = epoch_counts["motivated_steps"]
-            logs["switches"] = epoch_counts["switches"]
-            logs["activations"] = epoch_counts["activations"]
-            logs["activation_rate"] = epoch_counts["motivated_steps"] / max(epoch_counts["steps"], 1)
-            logs["mean_activation_length"] = (
-                epoch_counts["motivated_steps"] / epoch_counts["activations"] if epoch_counts["activations"] else 0.0
-            )
+# Moved to the engine, which adds it in `fit`; kept importable from here.
+from keras_motivation.motivated_model import MOTIVATED_PREFIX  # noqa: F401
+from keras_motivation.motivated_model import EpochBoundary  # noqa: F401
 
 
 class ResumableBackup(keras.callbacks.Callback):

@@ -22,17 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
-
-def state_variable(layer, name, dtype, value):
-    """A scalar non-trainable variable of `layer`: saved with it, the same on every replica."""
-    return layer.add_weight(
-        shape=(),
-        dtype=dtype,
-        initializer=keras.initializers.Constant(value),
-        trainable=False,
-        aggregation="only_first_replica",
-        name=name,
-    )
+from keras_motivation.state import state_variable
 
 
 class Condition(keras.layers.Layer):

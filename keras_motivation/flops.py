@@ -9,7 +9,8 @@ FLOPs = 2 x MACs. The paper mixes the two: its ResNet-20 "82.82M FLOPs" are
 """
 
 import tensorflow as tf
-from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from keras_motivation import keras_internals
 
 
 def count_macs(model, input_shape=None):
@@ -19,7 +20,7 @@ def count_macs(model, input_shape=None):
         raise ValueError(f"count_macs needs a fixed input shape, got {shape}: pass input_shape=(h, w, c).")
     dtype = model.inputs[0].dtype if getattr(model, "inputs", None) else "float32"
     fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(tf.TensorSpec((1, *shape), dtype))
-    graph = convert_variables_to_constants_v2(fn).graph
+    graph = keras_internals.frozen_graph(fn)
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
     # The v1 profiler calls a deprecated TF helper, which warns on every call

@@ -1,19 +1,31 @@
-"""Every Keras-private attribute this package touches, in one place.
+"""Every Keras- and TensorFlow-private name this package touches, in one place.
 
 Keras 3 exposes optimizer slots (momentum, Adam moments, RMS accumulators)
-only through private attributes, the per-output metric container used by
-`compile()` and the monitor-direction lookup of EarlyStopping & co. only
-through `keras.src`. A Keras upgrade that moves them breaks
-this file, loudly, and `tests/test_keras_internals.py` says which part.
+only through private attributes; the compiled loss, loss tracker, metrics
+and compile config a second model shares with `compile()`, the build hook
+`fit` calls before the first step and the flag `fit` passes to its
+validation `evaluate` only as private model attributes; the per-output
+metric container and the monitor-direction lookup of EarlyStopping & co.
+only through `keras.src`; the graph freezing that FLOPs are counted on only
+through `tensorflow.python`. Each touch is one named function here, whose
+docstring says what it relies on. A Keras or TensorFlow upgrade that moves
+one breaks this file, loudly, and `tests/test_keras_internals.py` names the
+part (it also fails if any other module of the package or tools/ touches a
+private name).
 """
 
 import keras
 from keras.src.callbacks import monitor_callback
 from keras.src.trainers import compile_utils
+from tensorflow.python.framework import convert_to_constants
 
 
 class PrefixedCompileMetrics(compile_utils.CompileMetrics):
-    """`compile(metrics=...)` for a second model: results named `prefix + name`."""
+    """`compile(metrics=...)` for a second model: results named `prefix + name`.
+
+    Private: `keras.src.trainers.compile_utils.CompileMetrics` (what
+    `compile` builds from `metrics=`), its constructor and `result()`.
+    """
 
     def __init__(self, metrics, weighted_metrics, prefix, output_names=None):
         super().__init__(metrics, weighted_metrics, name=f"{prefix}compile_metrics", output_names=output_names)
@@ -39,6 +51,10 @@ def optimizer_slots(optimizer):
     `_velocities` (Adam, AdamW, Lamb, Nadam), `_velocities`, `_momentums` and
     `_average_gradients` (RMSprop), ... Any other per-variable state would not
     be copied, so it is an error.
+
+    Private: the optimizer's slot lists (found among its attributes, so a
+    renamed list is still found), `_trainable_variables` and
+    `_learning_rate`; a new kind of per-variable state raises here.
     """
     opt = inner_optimizer(optimizer)
     if not opt.built:
@@ -67,7 +83,10 @@ def optimizer_slots(optimizer):
 
 
 def slot_index(optimizer, variable):
-    """Position of `variable` in the optimizer's slot lists."""
+    """Position of `variable` in the optimizer's slot lists.
+
+    Private: `Optimizer._get_variable_index`.
+    """
     return inner_optimizer(optimizer)._get_variable_index(variable)
 
 
@@ -82,6 +101,9 @@ def symbolic_build(model, iterator=None, data_batch=None):
     data, which starts one more pass of a reshuffling dataset and changes the
     order of the batches that training then sees. Only shapes and dtypes
     matter here: they come from the dataset's element spec.
+
+    Private: `Trainer._symbolic_build(data_batch=)` and the epoch iterator's
+    `data_adapter.get_tf_dataset()`.
     """
     import tensorflow as tf
 
@@ -155,3 +177,94 @@ def resolve_prefixed_monitor(callback, prefix):
         callback.monitor_op = None  # not the base's either: Keras raises with the real name
     finally:
         callback.monitor = original
+
+
+# -- what compile() leaves on a model (keras.src.trainers.trainer.Trainer) ----
+# Private attributes set by `Trainer.compile`; renamed attributes raise
+# AttributeError here and in tests/test_keras_internals.py.
+
+
+def compiled_loss(model):
+    """The `loss` of `model.compile`, as Keras wraps it: `(y, y_pred, sample_weight) -> loss`.
+
+    Private: `Trainer._compile_loss` (a `CompileLoss`).
+    """
+    return model._compile_loss
+
+
+def additional_loss(model, loss):
+    """`loss` from `add_loss` or a regularizer, summed and cast as Keras' own `compute_loss` does.
+
+    Private: `Trainer._aggregate_additional_loss`.
+    """
+    return model._aggregate_additional_loss(loss)
+
+
+def loss_tracker(model):
+    """The mean-of-the-loss metric Keras logs as `loss`.
+
+    Private: `Trainer._loss_tracker`.
+    """
+    return model._loss_tracker
+
+
+def compiled_metrics(model):
+    """The metrics of `model.compile` (a `CompileMetrics`), or None without any.
+
+    Private: `Trainer._compile_metrics`.
+    """
+    return model._compile_metrics
+
+
+def set_compile_argument(model, name, value):
+    """Makes `model.get_compile_config()` (what `save` writes) hold `value` for compile argument `name`.
+
+    Private: `Trainer._compile_config` (a `SerializableDict` of the compile
+    arguments) and its `config` dict.
+    """
+    model._compile_config.config[name] = value
+
+
+def serialized_compile_config(model):
+    """What Keras' own `get_compile_config` returns: the compile arguments, serialized.
+
+    Private: `Trainer._compile_config.serialize()`.
+    """
+    return model._compile_config.serialize()
+
+
+def replaces_symbolic_build(cls):
+    """Class decorator: `fit` and `evaluate` build `cls` with `symbolic_build` (see there).
+
+    Private: the hook `Trainer._maybe_symbolic_build(iterator=, data_batch=)`
+    that Keras' TensorFlow trainer calls before the first step. If Keras
+    renames it, the override is silently ignored: the test in
+    tests/test_keras_internals.py checks that Keras still calls it.
+    """
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        symbolic_build(self, iterator=iterator, data_batch=data_batch)
+
+    cls._maybe_symbolic_build = _maybe_symbolic_build
+    return cls
+
+
+def is_fit_validation(evaluate_kwargs):
+    """True when `evaluate` was called by `fit` to validate at an epoch end.
+
+    Private: the keyword `_use_cached_eval_dataset=True` that Keras' `fit`
+    passes to `evaluate` (and only `fit` does).
+    """
+    return bool(evaluate_kwargs.get("_use_cached_eval_dataset"))
+
+
+# -- TensorFlow --------------------------------------------------------------
+
+
+def frozen_graph(concrete_function):
+    """The graph of `concrete_function` with its variables folded into constants.
+
+    Private: `tensorflow.python.framework.convert_to_constants.
+    convert_variables_to_constants_v2` (TensorFlow has no public equivalent).
+    """
+    return convert_to_constants.convert_variables_to_constants_v2(concrete_function).graph

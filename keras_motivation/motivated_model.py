@@ -18,17 +18,23 @@ How the train step is built, and why:
   `save`, `save_weights` and `BackupAndRestore`.
 """
 
+import time
+
 import keras
 import tensorflow as tf
 
 from keras_motivation import batch_norm
 from keras_motivation import conditions as conditions_lib
 from keras_motivation import keras_internals
+from keras_motivation import state as state_lib
 from keras_motivation import weights_map as weights_map_lib
-from keras_motivation.callbacks import EpochBoundary
+
+# The motivated model's logs: motivated_loss, motivated_<metric>, val_motivated_...
+MOTIVATED_PREFIX = "motivated_"
 
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
+@keras_internals.replaces_symbolic_build
 class MotivatedModel(keras.Model):
     """A base model and a motivated model that contains it, trained by one `fit`.
 
@@ -95,7 +101,7 @@ class MotivatedModel(keras.Model):
         self.built = True
 
     def _state(self, name, dtype, value):
-        return conditions_lib.state_variable(self, name, dtype, value)
+        return state_lib.state_variable(self, name, dtype, value)
 
     def call(self, inputs, training=None):
         return self.base(inputs, training=training)
@@ -138,11 +144,11 @@ class MotivatedModel(keras.Model):
             motivated_optimizer = keras.optimizers.LossScaleOptimizer(motivated_optimizer, name="motivated_loss_scale_optimizer")
         self.motivated_optimizer = motivated_optimizer
         # The default is rebuilt (sharing again) when a saved model is compiled.
-        self._compile_config.config["motivated_optimizer"] = None if default_optimizer else motivated_optimizer
+        keras_internals.set_compile_argument(self, "motivated_optimizer", None if default_optimizer else motivated_optimizer)
         compile_metrics = None
         if metrics is not None or weighted_metrics is not None:
             compile_metrics = keras_internals.PrefixedCompileMetrics(
-                metrics, weighted_metrics, prefix="motivated_", output_names=getattr(self, "output_names", None)
+                metrics, weighted_metrics, prefix=MOTIVATED_PREFIX, output_names=getattr(self, "output_names", None)
             )
         # A plain holder, not attributes: Keras would track them in the
         # model's metrics list and keep stale ones across re-compiles.
@@ -164,7 +170,7 @@ class MotivatedModel(keras.Model):
     def get_compile_config(self):
         if not self.compiled:
             return {}
-        return self._compile_config.serialize()
+        return keras_internals.serialized_compile_config(self)
 
     def compile_from_config(self, config):
         config = keras.saving.deserialize_keras_object(config)
@@ -180,7 +186,9 @@ class MotivatedModel(keras.Model):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # Keras' symbolic build calls this once to create the metric state:
         # create both models' metrics then.
-        self._compile_metrics.update_state(y, y_pred, sample_weight) if self._compile_metrics else None
+        compile_metrics = keras_internals.compiled_metrics(self)
+        if compile_metrics is not None:
+            compile_metrics.update_state(y, y_pred, sample_weight)
         if self._motivated_metrics.compile_metrics is not None:
             self._motivated_metrics.compile_metrics.update_state(y, y_pred, sample_weight)
         return self.get_metrics_result()
@@ -189,13 +197,13 @@ class MotivatedModel(keras.Model):
 
     def _loss(self, model, y, y_pred, sample_weight):
         """compute_loss for one of the two models: compiled loss + its own losses."""
-        losses = [self._compile_loss(y, y_pred, sample_weight)]
-        losses += [self._aggregate_additional_loss(l) for l in model.losses]
+        losses = [keras_internals.compiled_loss(self)(y, y_pred, sample_weight)]
+        losses += [keras_internals.additional_loss(self, l) for l in model.losses]
         return losses[0] if len(losses) == 1 else keras.ops.sum(losses)
 
     def _metrics_of(self, model):
         if model is self.base:
-            return self._loss_tracker, self._compile_metrics
+            return keras_internals.loss_tracker(self), keras_internals.compiled_metrics(self)
         return self._motivated_metrics
 
     def _replica_train_step(self, model, optimizer, data):
@@ -208,7 +216,7 @@ class MotivatedModel(keras.Model):
         variables = model.trainable_variables
         gradients = tape.gradient(scaled, variables)
         optimizer.apply_gradients(zip(gradients, variables))
-        signals = self.condition.replica_signals(model, self._compile_loss, gradients)
+        signals = self.condition.replica_signals(model, keras_internals.compiled_loss(self), gradients)
         loss_tracker, metrics = self._metrics_of(model)
         loss_tracker.update_state(
             _unscale(loss), sample_weight=tf.shape(tf.nest.flatten(x)[0])[0]
@@ -290,10 +298,6 @@ class MotivatedModel(keras.Model):
             if metrics is not None:
                 metrics.update_state(y, y_pred, sample_weight)
         return self.get_metrics_result()
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras' hook (called by fit/evaluate before the first step).
-        keras_internals.symbolic_build(self, iterator=iterator, data_batch=data_batch)
 
     # -- the train function ------------------------------------------------------
 
@@ -430,10 +434,16 @@ class MotivatedModel(keras.Model):
         )
 
     def evaluate(self, *args, **kwargs):
-        if kwargs.get("_use_cached_eval_dataset"):
+        if keras_internals.is_fit_validation(kwargs):
             # fit() validates before on_epoch_end: the epoch ends here.
             self.close_epoch()
         return super().evaluate(*args, **kwargs)
+
+    def open_epoch(self, epoch, steps_per_epoch=None):
+        """The epoch start (`EpochBoundary` calls it): BatchNorm statistics
+        are stale again, and the condition learns the epoch."""
+        self._statistics_fresh = False
+        self.condition.on_epoch_begin(epoch, steps_per_epoch)
 
     def close_epoch(self, recalibration_data=None):
         """The epoch boundary: back on the base model, and (option
@@ -486,6 +496,46 @@ class MotivatedModel(keras.Model):
             "recalibration_batches": int(self._recalibration_batches_done.numpy()),
         }
 
+    def time_switch(self, repeats=10, clock=time.perf_counter):
+        """Measured seconds of one switch, the mean of both directions.
+
+        Times what this run's switches copy (`_copy_entries`: the mapped
+        weights, optimizer slots and step counter, BatchNorm statistics only
+        when shared): `repeats` round trips base -> motivated -> base in one
+        compiled call, after an untimed call that traces it. Every variable
+        the copies touch is restored afterwards, so training state is as
+        before.
+
+        Args:
+            repeats: round trips timed.
+            clock: `time.perf_counter` (wall-clock) or `time.process_time`
+                (CPU time of this process, all threads).
+        """
+        if not isinstance(repeats, int) or repeats < 1:
+            raise ValueError(f"time_switch needs repeats >= 1 (an int), got {repeats!r}.")
+        if self.motivated_optimizer is None:
+            raise ValueError("Call compile() on the MotivatedModel before time_switch().")
+        entries = self._copy_entries()
+        touched = list({id(v): v for e in entries for v in (e.base, e.motivated)}.values())
+        saved = [v.numpy() for v in touched]
+
+        @tf.function
+        def round_trips(n):
+            for _ in tf.range(n):
+                weights_map_lib.copy_to_motivated(entries)
+                weights_map_lib.copy_to_base(entries)
+
+        n = tf.constant(repeats)
+        with self.distribute_strategy.scope():
+            try:
+                round_trips(n)  # trace, untimed
+                start = clock()
+                round_trips(n)
+                return (clock() - start) / repeats / 2
+            finally:
+                for v, value in zip(touched, saved):
+                    v.assign(value)
+
     # -- serialization -----------------------------------------------------------
 
     def get_config(self):
@@ -507,6 +557,52 @@ class MotivatedModel(keras.Model):
         wmap = weights_map_lib.WeightsMap.from_config(config.pop("weights_map"), base, motivated)
         condition = keras.saving.deserialize_keras_object(config.pop("condition"), custom_objects=custom_objects)
         return cls(base, motivated, weights_map=wmap, condition=condition, **config)
+
+
+class EpochBoundary(keras.callbacks.Callback):
+    """Ends every epoch on the base model (with recomputed BatchNorm
+    statistics under bn_statistics="recalibrated") and logs the epoch's motivation counts:
+    `motivated_steps`, `switches`, `activations` (switches into the motivated
+    model), `activation_rate` (motivated share of the steps) and
+    `mean_activation_length` (motivated steps per activation).
+
+    `MotivatedModel.fit` puts it first in the callback list, so the switch back
+    happens (and `motivated_steps` / `switches` are in the logs) before any
+    other callback sees the end of the epoch. When `fit` validates, the switch
+    back already happened before validation (see `MotivatedModel.evaluate`).
+
+    `callbacks`: the other callbacks of the `fit`. Those that watch a
+    motivated metric (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau with
+    `monitor="val_motivated_accuracy"`, ...) get that metric's direction from
+    the base's (`val_accuracy`), as Keras would find it, before they first
+    need it at the end of the first epoch.
+    """
+
+    def __init__(self, callbacks=()):
+        super().__init__()
+        self._others = list(getattr(callbacks, "callbacks", callbacks) or ())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = self.model.counters()
+        self.model.open_epoch(epoch, self.params.get("steps"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        for callback in self._others:
+            keras_internals.resolve_prefixed_monitor(callback, MOTIVATED_PREFIX)
+        self.model.close_epoch()
+        end = self.model.counters()
+        if logs is not None:
+            # Per-batch quantities: the last batch's value means nothing per epoch.
+            logs.pop("batch_loss", None)
+            logs.pop("motivated", None)
+            epoch_counts = {k: end[k] - self._start[k] for k in end}
+            logs["motivated_steps"] = epoch_counts["motivated_steps"]
+            logs["switches"] = epoch_counts["switches"]
+            logs["activations"] = epoch_counts["activations"]
+            logs["activation_rate"] = epoch_counts["motivated_steps"] / max(epoch_counts["steps"], 1)
+            logs["mean_activation_length"] = (
+                epoch_counts["motivated_steps"] / epoch_counts["activations"] if epoch_counts["activations"] else 0.0
+            )
 
 
 class _MotivatedMetrics:

@@ -31,7 +31,6 @@ from keras_motivation import conditions as conditions_lib
 from keras_motivation import data as data_lib
 from keras_motivation import models as models_lib
 from keras_motivation import recipes
-from keras_motivation import weights_map as weights_map_lib
 from keras_motivation import workdir_lock
 from keras_motivation.config import ConfigError
 from keras_motivation.config import TrainConfig
@@ -146,7 +145,7 @@ def build_model(config, num_classes, shape, heldout=None):
     model = MotivatedModel(base, motivated, wmap, make_condition(config, heldout), bn_statistics=config.bn_statistics,
                            recalibration_batches=config.recalibration_batches)
     if config.differential_init == "identity":
-        from keras_motivation.models.identity import identity_start
+        from keras_motivation.weights_map import identity_start
 
         identity_start(model.weights_map)
     return model
@@ -511,27 +510,8 @@ def _one_hot_metrics(model):
 
 
 def switch_seconds(model, repeats=10):
-    """Measured seconds of one switch (weights, BN statistics, optimizer slots;
-    the mean of both directions), timed after training; every variable the
-    copies touch is restored afterwards."""
-    entries = model._copy_entries()  # what a switch of this run copies
-    touched = {id(v): v for e in entries for v in (e.base, e.motivated)}.values()
-    saved = [(v, v.numpy()) for v in touched]
-
-    @tf.function
-    def there_and_back():
-        weights_map_lib.copy_to_motivated(entries)
-        weights_map_lib.copy_to_base(entries)
-
-    try:
-        there_and_back()  # trace
-        start = time.perf_counter()
-        for _ in range(repeats):
-            there_and_back()
-        return (time.perf_counter() - start) / repeats / 2
-    finally:
-        for v, value in saved:
-            v.assign(value)
+    """Measured seconds of one switch: `MotivatedModel.time_switch`."""
+    return model.time_switch(repeats)
 
 
 def speedup(summary):

@@ -1,10 +1,20 @@
-"""The Keras-private touches of keras_internals.py, one test each: an upgrade that moves them fails here."""
+"""The private touches of keras_internals.py, one test each: a Keras or
+TensorFlow upgrade that moves one fails here, naming the part. And the
+promise of that module: no other module of the package or tools/ touches a
+Keras or TensorFlow private name (`test_no_module_but_keras_internals_touches_private_names`)."""
+
+import ast
+import importlib
+import pathlib
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_motivation import keras_internals
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _built(optimizer):
@@ -71,3 +81,262 @@ def test_resolve_prefixed_monitor_leaves_other_metrics_and_explicit_modes_alone(
         callback.set_model(model)
         keras_internals.resolve_prefixed_monitor(callback, "motivated_")
         assert callback.monitor_op is None
+
+
+def _compiled(metrics=("accuracy",)):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=list(metrics) or None)
+    return model
+
+
+def test_prefixed_compile_metrics_names_results_with_the_prefix():
+    metrics = keras_internals.PrefixedCompileMetrics(["accuracy"], None, prefix="motivated_")
+    y, y_pred = np.array([0, 1]), np.array([[0.9, 0.1, 0.0], [0.8, 0.1, 0.1]], "float32")
+    metrics.build(y, y_pred)
+    metrics.update_state(y, y_pred)
+    assert {k: float(v) for k, v in metrics.result().items()} == {"motivated_accuracy": 0.5}
+
+
+def test_inner_optimizer_unwraps_loss_scale_optimizers():
+    adam = keras.optimizers.Adam()
+    assert keras_internals.inner_optimizer(keras.optimizers.LossScaleOptimizer(adam)) is adam
+    assert keras_internals.inner_optimizer(adam) is adam
+
+
+@pytest.mark.parametrize("optimizer, names", [
+    (lambda: keras.optimizers.SGD(0.1, momentum=0.9), ["momentums"]),
+    (keras.optimizers.Adam, ["_momentums", "_velocities"]),
+    (keras.optimizers.RMSprop, ["_velocities"]),
+])
+def test_optimizer_slots_and_slot_index_find_one_slot_per_variable(optimizer, names):
+    variables = [keras.Variable(np.ones((3,), "float32")), keras.Variable(np.ones((2, 2), "float32"))]
+    opt = optimizer()
+    opt.build(variables)
+    slots = keras_internals.optimizer_slots(opt)
+    assert sorted(slots) == names
+    for i, v in enumerate(variables):
+        assert keras_internals.slot_index(opt, v) == i
+        assert all(tuple(slots[n][i].shape) == tuple(v.shape) for n in names)
+
+
+def test_optimizer_slots_refuses_unbuilt_optimizers_and_state_it_cannot_map():
+    with pytest.raises(ValueError, match="not built"):
+        keras_internals.optimizer_slots(keras.optimizers.SGD())
+    opt = _built(keras.optimizers.SGD(0.1, momentum=0.9))
+    opt.extra = opt.add_variable((3,), name="extra")  # per-variable state that is no slot list
+    with pytest.raises(NotImplementedError, match="cannot map"):
+        keras_internals.optimizer_slots(opt)
+
+
+def test_compiled_loss_additional_loss_tracker_and_metrics_are_what_compile_made():
+    model = _compiled()
+    y, y_pred = np.array([0, 2]), np.array([[0.7, 0.2, 0.1], [0.2, 0.2, 0.6]], "float32")
+    expected = keras.losses.sparse_categorical_crossentropy(y, y_pred).numpy().mean()
+    assert float(keras_internals.compiled_loss(model)(y, y_pred, None)) == pytest.approx(expected, rel=1e-6)
+    added = keras_internals.additional_loss(model, tf.constant([1, 2], "int32"))
+    assert added.dtype == "float32" and float(added) == 3.0
+    tracker = keras_internals.loss_tracker(model)
+    assert tracker.name == "loss" and tracker in model.metrics
+    metrics = keras_internals.compiled_metrics(model)
+    metrics.update_state(y, y_pred)
+    assert float(metrics.result()["accuracy"]) == 1.0
+    assert keras_internals.compiled_metrics(_compiled(metrics=())) is None
+
+
+def test_set_compile_argument_is_what_get_compile_config_saves():
+    model = _compiled()
+    assert keras_internals.serialized_compile_config(model) == model.get_compile_config()
+    keras_internals.set_compile_argument(model, "loss_weights", [2.0])
+    assert keras_internals.serialized_compile_config(model)["loss_weights"] == [2.0]
+    assert model.get_compile_config()["loss_weights"] == [2.0]
+
+
+def test_replaces_symbolic_build_is_the_hook_fit_and_evaluate_call(monkeypatch):
+    calls = []
+    monkeypatch.setattr(keras_internals, "symbolic_build",
+                        lambda model, iterator=None, data_batch=None: calls.append(iterator is not None))
+
+    @keras_internals.replaces_symbolic_build
+    class Hooked(keras.Sequential):
+        pass
+
+    model = Hooked([keras.Input((2,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.zeros((8, 2), "float32"), np.zeros((8,))
+    model.fit(x, y, epochs=1, verbose=0)
+    model.evaluate(x, y, verbose=0)
+    assert calls == [True, True]
+
+
+def test_symbolic_build_builds_optimizer_and_metrics_from_the_spec_alone():
+    model = _compiled()
+    spec = (tf.TensorSpec((None, 2), "float32"), tf.TensorSpec((None,), "int64"))
+    assert not model.optimizer.built
+    keras_internals.symbolic_build(model, data_batch=spec)
+    assert model.optimizer.built
+    assert keras_internals.compiled_metrics(model).built
+
+
+def test_is_fit_validation_tells_fits_validation_from_a_users_evaluate():
+    seen = []
+
+    class Recording(keras.Sequential):
+        def evaluate(self, *args, **kwargs):
+            seen.append(keras_internals.is_fit_validation(kwargs))
+            return super().evaluate(*args, **kwargs)
+
+    model = Recording([keras.Input((2,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.zeros((8, 2), "float32"), np.zeros((8,))
+    model.fit(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    model.evaluate(x, y, verbose=0)
+    assert seen == [True, False]
+
+
+def test_frozen_graph_folds_variables_into_constants():
+    v = keras.Variable(np.full((2,), 3.0, "float32"))
+    fn = tf.function(lambda x: x * v).get_concrete_function(tf.TensorSpec((2,), "float32"))
+    ops = {op.type for op in keras_internals.frozen_graph(fn).get_operations()}
+    assert "ReadVariableOp" not in ops and "Const" in ops
+    assert "ReadVariableOp" in {op.type for op in fn.graph.get_operations()}
+
+
+# -- no private touch outside keras_internals.py -------------------------------
+
+_PRIVATE_PACKAGES = ("keras.src", "tensorflow.python")
+_ATTRIBUTE_FUNCTIONS = ("getattr", "setattr", "hasattr", "delattr")
+
+
+def _is_private(name):
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _keras_private_names(keras_class):
+    """Private names of a Keras class and of a typical instance (compile() sets the model's)."""
+    names = set(dir(keras_class))
+    if issubclass(keras_class, keras.Model):
+        names |= set(vars(_compiled()))
+    else:
+        try:
+            names |= set(vars(keras_class()))
+        except TypeError:  # needs arguments: the class's own names only
+            pass
+    return {n for n in names if _is_private(n)}
+
+
+def private_touches(source, keras_classes=None):
+    """["line: what"] for every private touch in `source`.
+
+    - imports of, or attributes under, `keras.src` / `tensorflow.python`;
+    - `obj._name` and `getattr(obj, "_name")`, `obj.get("_name")`,
+      `obj["_name"]`, `f(_name=...)` for any object but `self` / `cls`;
+    - in a class body, `self._name` or `def _name` where `_name` is private
+      to its Keras ancestor (`keras_classes`: class name -> Keras class).
+    """
+    tree = ast.parse(source)
+    found = []
+
+    def add(node, what):
+        found.append(f"{node.lineno}: {what}")
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith(_PRIVATE_PACKAGES):
+                    add(node, f"import {alias.name}")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(_PRIVATE_PACKAGES):
+            add(node, f"from {node.module} import")
+        elif isinstance(node, ast.Attribute):
+            if ast.unparse(node).startswith(("keras.src.", "tf.python.", "tensorflow.python.")) or ast.unparse(node) in (
+                "keras.src", "tf.python", "tensorflow.python"
+            ):
+                add(node, ast.unparse(node))
+            elif _is_private(node.attr) and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                add(node, ast.unparse(node))
+        elif isinstance(node, ast.keyword) and node.arg and _is_private(node.arg):
+            add(node, f"keyword {node.arg}=")
+        elif isinstance(node, ast.Call):
+            func, args = node.func, node.args
+            if isinstance(func, ast.Name) and func.id in _ATTRIBUTE_FUNCTIONS and len(args) >= 2:
+                target, key = args[0], args[1]
+            elif isinstance(func, ast.Attribute) and func.attr in ("get", "pop", "setdefault") and args:
+                target, key = func.value, args[0]
+            else:
+                continue
+            if (isinstance(key, ast.Constant) and isinstance(key.value, str) and _is_private(key.value)
+                    and not (isinstance(target, ast.Name) and target.id in ("self", "cls"))):
+                add(node, ast.unparse(node))
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            key = node.slice.value
+            if isinstance(key, str) and _is_private(key) and key.isidentifier():
+                add(node, ast.unparse(node))
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        keras_class = (keras_classes or {}).get(cls.name)
+        if keras_class is None:
+            continue
+        names = _keras_private_names(keras_class)
+        for node in ast.walk(cls):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
+                    and node.attr in names):
+                add(node, f"{cls.name}: self.{node.attr}, private to {keras_class.__name__}")
+            elif isinstance(node, ast.FunctionDef) and node.name in names:
+                add(node, f"{cls.name}: def {node.name}, private to {keras_class.__name__}")
+    return found
+
+
+def _keras_classes(module):
+    """Class name -> its first Keras ancestor, for the classes of `module`."""
+    out = {}
+    for name, value in vars(module).items():
+        if isinstance(value, type) and value.__module__ == module.__name__:
+            ancestor = next((k for k in value.__mro__ if k.__module__.split(".")[0] == "keras"), None)
+            if ancestor is not None:
+                out[name] = ancestor
+    return out
+
+
+def _sources():
+    package = sorted((ROOT / "keras_motivation").rglob("*.py"))
+    tools = sorted((ROOT / "tools").glob("*.py"))
+    return [p for p in package + tools if p.name != "keras_internals.py"]
+
+
+def test_no_module_but_keras_internals_touches_private_names():
+    touches = {}
+    for path in _sources():
+        relative = path.relative_to(ROOT)
+        keras_classes = {}
+        if relative.parts[0] == "keras_motivation":
+            keras_classes = _keras_classes(importlib.import_module(".".join(relative.with_suffix("").parts)))
+        found = private_touches(path.read_text(), keras_classes)
+        if found:
+            touches[str(relative)] = found
+    assert not touches, f"private names touched outside keras_internals.py (move them there): {touches}"
+    assert len(_sources()) > 20  # the scan saw the package and the tools
+
+
+def test_private_touches_finds_each_kind_of_touch():
+    source = """
+import keras.src.utils
+from tensorflow.python.framework import ops
+import keras
+x = keras.src.trainers
+model._switch_to(True)
+getattr(optimizer, "_learning_rate")
+kwargs.get("_use_cached_eval_dataset")
+logs["_hidden"]
+model.evaluate(x, _use_cached_eval_dataset=True)
+self._mine = 1
+getattr(self, "_mine", None)
+
+
+class Engine(keras.Model):
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        return self._compile_loss, self._own_state
+"""
+    found = private_touches(source, {"Engine": keras.Model})
+    lines = sorted({int(f.split(":")[0]) for f in found})
+    assert lines == [2, 3, 5, 6, 7, 8, 9, 10, 16, 17], found
+    assert any("def _maybe_symbolic_build, private to Model" in f for f in found)
+    assert any("self._compile_loss" in f for f in found)
+    assert not any("_own_state" in f or "_mine" in f for f in found)

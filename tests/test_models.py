@@ -158,7 +158,7 @@ def test_weights_map_validation_names_the_variables():
      "resnet50:resnet101"],
 )
 def test_identity_start_makes_the_motivated_model_compute_the_base(name):
-    from keras_motivation.models.identity import identity_start
+    from keras_motivation.weights_map import identity_start
 
     base, motivated, wmap = small_pair(name)
     zeroed = identity_start(wmap)
@@ -175,7 +175,7 @@ VIT_IDENTITY_TOLERANCE = 0.5
 
 
 def test_identity_start_on_a_width_map_keeps_the_base_channels_and_lets_the_extra_ones_learn():
-    from keras_motivation.models.identity import identity_start
+    from keras_motivation.weights_map import identity_start
 
     base, motivated, wmap = small_pair("vit_tiny:vit_small")
     x = np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)
@@ -195,3 +195,11 @@ def test_identity_start_on_a_width_map_keeps_the_base_channels_and_lets_the_extr
     assert np.all(q[d:] == 0) and np.any(q[:d, -1] != 0)
 
 
+
+
+def test_identity_start_keeps_its_old_import_with_a_deprecation_message():
+    from keras_motivation import weights_map
+
+    with pytest.warns(DeprecationWarning, match="use keras_motivation.weights_map.identity_start"):
+        from keras_motivation.models.identity import identity_start
+    assert identity_start is weights_map.identity_start

@@ -1,6 +1,7 @@
 """MotivatedModel: Algorithm 1, copies, isolation, state, saving, bad input."""
 
 import os
+import time
 
 import keras
 import numpy as np
@@ -150,6 +151,30 @@ def test_copies_round_trip_and_land_in_the_right_slices():
     model._switch_to(False)
     assert_same(before, base_state)
     assert not model.is_motivated
+
+
+@pytest.mark.parametrize("bn_statistics", ["shared", "private"])
+def test_time_switch_times_what_a_switch_copies_and_restores_everything(bn_statistics, monkeypatch):
+    model = tiny_model(optimizer=keras.optimizers.Adam(1e-3), bn_statistics=bn_statistics)
+    _scramble(model.motivated.weights + _slots(model.motivated_optimizer, model.motivated.weights), 1)
+    _scramble(model.base.weights + _slots(model.optimizer, model.base.weights), 2)
+    model.optimizer.iterations.assign(7)
+    everything = model.weights + model.optimizer.variables + model.motivated_optimizer.variables
+    before, counters = snapshot(everything), model.counters()
+    copied = []
+    copy = km.weights_map.copy_to_motivated
+    monkeypatch.setattr(km.weights_map, "copy_to_motivated", lambda entries: copied.append(entries) or copy(entries))
+
+    assert 0 < model.time_switch(3) < 1
+    assert 0 < model.time_switch(2, clock=time.process_time) < 1
+    # Traced once per call, over this run's copies: BatchNorm statistics only when shared.
+    assert len(copied) == 2 and all(entries is model._copy_entries() for entries in copied)
+    statistics = [e for e in copied[0] if "moving_" in e.base.path]
+    assert bool(statistics) == (bn_statistics == "shared")
+    assert_same(before, everything)
+    assert model.counters() == counters and not model.is_motivated
+    with pytest.raises(ValueError, match="repeats >= 1"):
+        model.time_switch(0)
 
 
 @pytest.mark.parametrize(
