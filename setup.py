@@ -33,7 +33,7 @@ setuptools.setup(
     },
     entry_points={
         "console_scripts": [
-            "keras-motivation-train=keras_motivation.train:run",
+            "keras-motivation-train=keras_motivation.train:cli",
         ]
     },
 )
