@@ -21,7 +21,6 @@ import time
 import keras
 import tensorflow as tf
 
-import keras_motivation
 from keras_motivation import files
 from keras_motivation import flops as flops_lib
 
@@ -184,11 +183,15 @@ def stop_reason(workdir, model):
 # -- the summary -----------------------------------------------------------------------
 
 
-def summarize(config, model, evaluation, *, val_ds, recal_ds, mode_seconds, wall, cpu, info, shape, replicas):
+def summarize(config, model, evaluation, *, val_ds, recal_ds, mode_seconds, wall, cpu, info, shape, replicas,
+              library_version):
     """summary.json of a finished run (without the export paths, which the trainer adds).
 
     `evaluation`: the final `model.evaluate` dict; `mode_seconds`: ModeTimer.per_mode();
-    `wall`, `cpu`: seconds of this run and the interrupted runs it resumed.
+    `wall`, `cpu`: seconds of this run and the interrupted runs it resumed;
+    `library_version`: keras_motivation.__version__, passed in so that this
+    module imports no package __init__ (the engine can use its formulas
+    without an import circle).
     """
     history = files.read_csv(os.path.join(config.workdir, "history.csv"))
     counters = model.counters()
@@ -217,7 +220,7 @@ def summarize(config, model, evaluation, *, val_ds, recal_ds, mode_seconds, wall
         "wall_clock_per_mode_s": mode_seconds,
         "stopped": stop_reason(config.workdir, model),
         "versions": {
-            "keras_motivation": keras_motivation.__version__,
+            "keras_motivation": library_version,
             "keras": keras.__version__,
             "tensorflow": tf.__version__,
             "python": platform.python_version(),

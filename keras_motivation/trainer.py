@@ -11,7 +11,7 @@
     <workdir>/batches.csv        per-batch loss, motivated flag, learning rate
     <workdir>/tensorboard/       TensorBoard logs
     <workdir>/final/             base.keras, motivated.keras, motivated_model.keras
-    <workdir>/summary.json       accuracies, FLOPs, activation statistics, timing
+    <workdir>/summary.json       accuracies, FLOPs, motivation statistics (motivated share), timing
 """
 
 import dataclasses
@@ -25,6 +25,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+import keras_motivation
 from keras_motivation import callbacks as callbacks_lib
 from keras_motivation import conditions as conditions_lib
 from keras_motivation import data as data_lib
@@ -40,17 +41,17 @@ from keras_motivation.config import TrainConfig
 from keras_motivation.motivated_model import MotivatedModel
 
 # Moved to data.py, strategies.py and summary.py; importable from here as before.
-from keras_motivation.data import input_shape  # noqa: E402, F401
-from keras_motivation.data import make_datasets  # noqa: E402, F401
-from keras_motivation.data import uses_one_hot  # noqa: E402, F401
-from keras_motivation.strategies import is_chief  # noqa: E402, F401
-from keras_motivation.strategies import make_strategy  # noqa: E402, F401
-from keras_motivation.summary import describe  # noqa: E402, F401
-from keras_motivation.summary import flops_summary  # noqa: E402, F401
-from keras_motivation.summary import speedup  # noqa: E402, F401
-from keras_motivation.summary import statistics_check  # noqa: E402, F401
-from keras_motivation.summary import stop_reason  # noqa: E402, F401
-from keras_motivation.summary import switch_seconds  # noqa: E402, F401
+from keras_motivation.data import input_shape  # noqa: F401
+from keras_motivation.data import make_datasets  # noqa: F401
+from keras_motivation.data import uses_one_hot  # noqa: F401
+from keras_motivation.strategies import is_chief  # noqa: F401
+from keras_motivation.strategies import make_strategy  # noqa: F401
+from keras_motivation.summary import describe  # noqa: F401
+from keras_motivation.summary import flops_summary  # noqa: F401
+from keras_motivation.summary import speedup  # noqa: F401
+from keras_motivation.summary import statistics_check  # noqa: F401
+from keras_motivation.summary import stop_reason  # noqa: F401
+from keras_motivation.summary import switch_seconds  # noqa: F401
 
 BACKUP_EVERY_STEPS = 200
 
@@ -90,13 +91,10 @@ def _run(config, held):
             writer, model, evaluation, val_ds=trained["val_ds"], recal_ds=trained["recal_ds"],
             mode_seconds=trained["timer"].per_mode(), wall=trained["wall"], cpu=trained["cpu"], info=info,
             shape=shape, replicas=strategy.num_replicas_in_sync,
+            library_version=keras_motivation.__version__,
         )
         if config.export:
-            summary["export"] = export_lib.export_pair(
-                model.base, model.motivated, os.path.join(writer.workdir, "export"), image_size=shape[:2],
-                channels=shape[2], overwrite=True,
-                metadata={"pair": config.pair, "flops": summary.get("flops"), "validation": summary["final"]},
-            )
+            summary["export"] = export_models(writer, model, shape, summary)
         files.atomic_write(os.path.join(writer.workdir, "summary.json"), json.dumps(summary, indent=2))
         return summary
     finally:
@@ -254,15 +252,13 @@ def _init_from(config, base, motivated):
 
 
 def compile_model(model, config, steps_per_epoch):
-    if config.label_smoothing:
+    """Loss and accuracy for the run's labels (one-hot with MixUp, CutMix or label smoothing), the recipe's optimizer."""
+    if data_lib.uses_one_hot(config):
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
         metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
     else:
         loss = "sparse_categorical_crossentropy"
         metrics = ["accuracy"]
-    if any(a in ("mixup", "cutmix") for a in config.augment) and not config.label_smoothing:
-        loss = "categorical_crossentropy"
-        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
     model.compile(
         optimizer=recipes.optimizer(config, steps_per_epoch),
         loss=loss,
@@ -352,6 +348,34 @@ def evaluate_and_save(config, model, val_ds, recal_ds):
         with files.replacing(os.path.join(final, f"{name}.keras"), suffix=".keras") as tmp:
             m.save(tmp)
     return evaluation
+
+
+# -- export --------------------------------------------------------------------------
+
+
+def export_models(config, model, shape, summary):
+    """SavedModels of both models for TF Serving in `<workdir>/export`; returns their paths."""
+    return export_lib.export_pair(
+        model.base, model.motivated, os.path.join(config.workdir, "export"), image_size=shape[:2], channels=shape[2],
+        overwrite=True, metadata={"pair": config.pair, "flops": summary.get("flops"), "validation": summary["final"]},
+    )
+
+
+# -- deprecated ----------------------------------------------------------------------
+
+
+def finish(config, model, val_ds, recal_ds, timer, wall, cpu, info, shape, strategy):
+    """Deprecated: `run` does these steps (evaluate_and_save, summary.summarize, export_models)."""
+    warnings.warn("keras_motivation.trainer.finish is deprecated: trainer.run evaluates, summarizes and exports.",
+                  DeprecationWarning, stacklevel=2)
+    evaluation = evaluate_and_save(config, model, val_ds, recal_ds)
+    summary = summary_lib.summarize(config, model, evaluation, val_ds=val_ds, recal_ds=recal_ds,
+                                    mode_seconds=timer.per_mode(), wall=wall, cpu=cpu, info=info, shape=shape,
+                                    replicas=strategy.num_replicas_in_sync, library_version=keras_motivation.__version__)
+    if config.export:
+        summary["export"] = export_models(config, model, shape, summary)
+    files.atomic_write(os.path.join(config.workdir, "summary.json"), json.dumps(summary, indent=2))
+    return summary
 
 
 def activation_statistics(counters, config):

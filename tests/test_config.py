@@ -93,3 +93,13 @@ def test_old_names_still_work():
         model = trainer.build_model(config, num_classes=10, shape=(28, 28, 1))
     assert any(issubclass(w.category, DeprecationWarning) and "build_motivated_model" in str(w.message) for w in caught)
     assert model.base.name != model.motivated.name
+
+
+def test_condition_help_names_every_condition():
+    import re
+
+    from keras_motivation import conditions
+
+    help_text = {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}["condition"]
+    for name in conditions.BY_NAME:  # whole words: "random" inside "matched_random" does not count
+        assert re.search(rf"\b{name}\b", help_text), name

@@ -122,3 +122,11 @@ def test_the_old_trainer_export_circle_would_be_found():
     graph = import_graph()
     graph["keras_motivation.export"] = graph["keras_motivation.export"] | {"keras_motivation.trainer"}
     assert find_circle(graph) is not None
+
+
+def test_the_engine_may_use_the_summary_formulas():
+    """summary.py holds the motivated-share and noise formulas; the engine's epoch logs can import them."""
+    graph = import_graph()
+    for engine in ("keras_motivation.motivated_model", "keras_motivation.callbacks"):
+        with_edge = {**graph, engine: graph[engine] | {"keras_motivation.summary"}}
+        assert find_circle(with_edge) is None, engine
