@@ -14,6 +14,7 @@ console.quiet_tensorflow()  # before TensorFlow is imported (also for the keras-
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
+from keras_motivation import config as config_lib  # noqa: E402
 from keras_motivation import data as data_lib  # noqa: E402
 from keras_motivation import summary as summary_lib  # noqa: E402
 from keras_motivation import trainer  # noqa: E402
@@ -39,6 +40,8 @@ def main(argv):
 def cli():
     """The `keras-motivation-train` command: defines the flags and runs `main`."""
     define_flags()
+    # The flags are defined in config.py; --help lists the main module's own.
+    flags.adopt_module_key_flags(config_lib)
     app.run(main)
 
 

@@ -103,3 +103,20 @@ def test_condition_help_names_every_condition():
     help_text = {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}["condition"]
     for name in conditions.BY_NAME:  # whole words: "random" inside "matched_random" does not count
         assert re.search(rf"\b{name}\b", help_text), name
+
+
+def test_help_lists_every_flag_with_its_field_help():
+    """`--help` shows the main module's flags: the ones config.py defines must be adopted by train.py."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, "-m", "keras_motivation.train", "--help"], capture_output=True, text=True,
+                         timeout=300, env=env)
+    text = " ".join(out.stdout.split())  # absl's --help exits with 1
+    assert "Trains a motivated pair" in text, out.stderr[-2000:]
+    for f in dataclasses.fields(TrainConfig):
+        assert f"--{f.name}:" in text or f"--[no]{f.name}:" in text, f.name
+    assert "sgd, adamw, adam, rmsprop or lamb" in text
