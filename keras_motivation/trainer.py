@@ -330,11 +330,9 @@ def fit(config, model, backup, train, val, n_train, shape, num_classes, strategy
         train_ds, val_ds, recal_ds, steps = datasets(epoch * steps)
     if epoch < config.epochs and not model.stop_training:
         fit_epochs(epoch, config.epochs, steps)
-    return {"val_ds": val_ds, "recal_ds": recal_ds, "timer": timer, **_seconds(elapsed())}
-
-
-def _seconds(elapsed):
-    return {"wall": elapsed["wall_clock_s"], "cpu": elapsed["cpu_time_s"]}
+    seconds = elapsed()
+    return {"val_ds": val_ds, "recal_ds": recal_ds, "timer": timer, "wall": seconds["wall_clock_s"],
+            "cpu": seconds["cpu_time_s"]}
 
 
 def evaluate_and_save(config, model, val_ds, recal_ds):

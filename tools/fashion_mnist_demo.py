@@ -9,7 +9,6 @@ motivated share of the steps (and its noise level 1/(k+1)!) as JSON.
 
 import argparse
 import json
-import os
 import time
 
 import keras
@@ -21,17 +20,18 @@ from keras_motivation import summary
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data_dir", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--data_dir", default=None, help="IDX directory (default: $FASHION_MNIST_DIR, Debian's, the Keras cache).")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--train_size", type=int, default=10000)
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--k", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    if not os.path.isdir(args.data_dir):
-        raise SystemExit(f"No Fashion-MNIST files in {args.data_dir}: apt-get install dataset-fashion-mnist, or pass --data_dir.")
     keras.utils.set_random_seed(args.seed)
-    (x, y), (xt, yt) = data.load_fashion_mnist_idx(args.data_dir)
+    try:
+        (x, y), (xt, yt) = data.load_fashion_mnist_idx(args.data_dir)
+    except FileNotFoundError as err:
+        raise SystemExit(f"error: {err}") from None
     x, y, xt = x[: args.train_size] / 255.0, y[: args.train_size], xt / 255.0
 
     base = km.models.resnet_cifar(8, input_shape=(28, 28, 1), width=16)
