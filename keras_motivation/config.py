@@ -166,7 +166,10 @@ class TrainConfig:
         check(self.steps_per_execution >= 1, f"--steps_per_execution must be >= 1, got {self.steps_per_execution}.")
         check(0 <= self.warmup_epochs < self.epochs, f"--warmup_epochs must be in [0, epochs), got {self.warmup_epochs}.")
         check(0 <= self.label_smoothing < 1, f"--label_smoothing must be in [0, 1), got {self.label_smoothing}.")
-        check(self.init_from_model in INIT_FROM_MODELS, f"--init_from_model must be {_or(INIT_FROM_MODELS)}, got {self.init_from_model!r}.")
+        check(
+            self.init_from_model in INIT_FROM_MODELS,
+            f"--init_from_model must be {_or(INIT_FROM_MODELS)}, got {self.init_from_model!r}.",
+        )
         check(self.train_size is None or self.train_size > 0, f"--train_size must be > 0, got {self.train_size}.")
         check(self.eval_size is None or self.eval_size > 0, f"--eval_size must be > 0, got {self.eval_size}.")
         check(self.image_size is None or self.image_size > 0, f"--image_size must be > 0, got {self.image_size}.")
