@@ -158,8 +158,6 @@ def load_data(config):
     """data.load_data, with settings no data can satisfy reported as ConfigError."""
     try:
         return data_lib.load_data(config)
-    except FileNotFoundError:
-        raise
     except ValueError as err:
         raise ConfigError(str(err)) from err
 
