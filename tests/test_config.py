@@ -120,3 +120,11 @@ def test_help_lists_every_flag_with_its_field_help():
     for f in dataclasses.fields(TrainConfig):
         assert f"--{f.name}:" in text or f"--[no]{f.name}:" in text, f.name
     assert "sgd, adamw, adam, rmsprop or lamb" in text
+
+
+def test_train_run_is_a_deprecated_name_of_cli(monkeypatch):
+    called = []
+    monkeypatch.setattr(train, "cli", lambda: called.append(True))
+    with pytest.warns(DeprecationWarning, match="use keras_motivation.train.cli"):
+        train.run()
+    assert called == [True]
