@@ -41,7 +41,7 @@ setuptools.setup(
     },
     entry_points={
         "console_scripts": [
-            "keras-motivation-train=keras_motivation.train:run",
+            "keras-motivation-train=keras_motivation.train:cli",
         ]
     },
 )

@@ -10,6 +10,9 @@ import keras
 # Moved to the engine, which adds it in `fit`; kept importable from here.
 from keras_motivation.motivated_model import MOTIVATED_PREFIX  # noqa: F401
 from keras_motivation.motivated_model import EpochBoundary  # noqa: F401
+from keras_motivation import files
+from keras_motivation.files import read_csv  # noqa: F401  (public here before files.py held it)
+from keras_motivation.files import truncate_csv  # noqa: F401
 
 
 class ResumableBackup(keras.callbacks.Callback):
@@ -53,17 +56,13 @@ class ResumableBackup(keras.callbacks.Callback):
     def _save(self):
         self._since = 0
         os.makedirs(self.directory, exist_ok=True)
-        tmp = os.path.join(self.directory, ".tmp-state.weights.h5")
-        self.model.save_weights(tmp)
-        os.replace(tmp, os.path.join(self.directory, "state.weights.h5"))
+        with files.replacing(os.path.join(self.directory, "state.weights.h5"), suffix=".weights.h5") as tmp:
+            self.model.save_weights(tmp)
         steps = self.model.counters()["steps"]
         state = {"steps": steps, "epoch": steps // self.steps_per_epoch, "batch": steps % self.steps_per_epoch}
         if self.elapsed is not None:
             state.update(self.elapsed())
-        tmp = os.path.join(self.directory, ".tmp-state.json")
-        with open(tmp, "w") as f:
-            json.dump(state, f)
-        os.replace(tmp, os.path.join(self.directory, "state.json"))
+        files.atomic_write(os.path.join(self.directory, "state.json"), json.dumps(state))
 
 
 class BatchLog(keras.callbacks.Callback):
@@ -121,28 +120,3 @@ class ModeTimer(keras.callbacks.Callback):
             }
             for mode in self.seconds
         }
-
-
-def read_csv(path):
-    """Rows of a CSV file as dicts ([] when the file does not exist)."""
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def truncate_csv(path, keep):
-    """Keeps the header and the rows for which `keep(row)` is true (atomically)."""
-    if not os.path.exists(path):
-        return
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        fields, rows = reader.fieldnames, [r for r in reader if keep(r)]
-    if not fields:  # killed before the first row: nothing to keep
-        return
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)

@@ -2,21 +2,33 @@
 
 The trainer's flags fill it (`keras_motivation.train`), tests build it
 directly, and the workdir keeps it as `config.json` so that a resumed run can
-be checked against the run it continues.
+be checked against the run it continues. Each field carries its flag's help
+(`define_flags` defines one flag per field); `config_from_args` turns a
+command line into a config for tools that run the trainer without absl's app.
 """
 
+import ast
 import dataclasses
 import json
 from typing import Optional
 
+from absl import flags
+
 from keras_motivation.batch_norm import BN_STATISTICS
 from keras_motivation.batch_norm import DEFAULT_BN_STATISTICS
 from keras_motivation.batch_norm import DEFAULT_RECALIBRATION_BATCHES
+from keras_motivation.data import AUGMENTATIONS
+from keras_motivation.recipes import OPTIMIZERS as _OPTIMIZER_BUILDERS
+from keras_motivation.recipes import SCHEDULES as _SCHEDULE_BUILDERS
+from keras_motivation.strategies import STRATEGIES as _STRATEGY_BUILDERS
 
-OPTIMIZERS = ("sgd", "adamw", "adam", "rmsprop", "lamb")
-SCHEDULES = ("cosine", "exponential", "constant")
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+# Each list is defined once, next to what builds its entries; validation and
+# the flags' help are written from these.
+OPTIMIZERS = tuple(_OPTIMIZER_BUILDERS)
+SCHEDULES = tuple(_SCHEDULE_BUILDERS)
+STRATEGIES = tuple(_STRATEGY_BUILDERS)
 DIFFERENTIAL_INITS = ("paper", "identity")
+INIT_FROM_MODELS = ("base", "motivated")
 
 # Fields that may change when a run resumes in the same workdir: they do not
 # change what is being trained.
@@ -29,54 +41,100 @@ class ConfigError(ValueError):
     """A config that cannot run; the message is one line saying what to change."""
 
 
+def _or(names):
+    return ", ".join(names[:-1]) + f" or {names[-1]}"
+
+
+def _field(default, help, factory=None):
+    """A config field whose flag help is kept with it (the flags are defined from the dataclass)."""
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass
 class TrainConfig:
     # What to train.
-    pair: str = "resnet8:resnet14"
-    model_kwargs: dict = dataclasses.field(default_factory=dict)
-    condition: str = "consecutive"
+    pair: str = _field("resnet8:resnet14", "Registry name of the model pair, 'base:motivated' (e.g. resnet20:resnet32).")
+    model_kwargs: dict = _field(None, "Extra model arguments as key=value,... (e.g. width=8,weight_decay=2.5e-4).", factory=dict)
+    condition: str = _field(
+        "consecutive",
+        "Motivation condition: consecutive (the paper's), ema, valloss, slope, random, matched_random:per_epoch=N, "
+        "random_share:share=0.5 (or a per-epoch list [0.2,0.5,0.8]), never, always.",
+    )
     # 3 paid best in README "Does it pay?"; the paper's flagfiles set its 2.
-    k: int = 3
-    differential_init: str = "identity"
-    bn_statistics: str = DEFAULT_BN_STATISTICS
-    recalibration_batches: int = DEFAULT_RECALIBRATION_BATCHES
+    k: int = _field(
+        3,
+        "Consecutive loss decreases that trigger the motivated model (default 3, measured in README 'Does it pay?'; "
+        "the paper's flagfiles and the quickstart use the paper's 2).",
+    )
+    differential_init: str = _field(
+        "identity", "identity (default): differential layers start as no-ops; paper: they start random, as in the paper."
+    )
+    bn_statistics: str = _field(
+        DEFAULT_BN_STATISTICS,
+        "BatchNorm moving statistics each model is evaluated and saved with: recalibrated (default: its own, recomputed "
+        "from training batches at every epoch end), private (its own, updated by its own steps) or shared (the paper's: "
+        "copied with the weights).",
+    )
+    recalibration_batches: int = _field(
+        DEFAULT_RECALIBRATION_BATCHES, "Training batches that --bn_statistics=recalibrated recomputes the statistics from."
+    )
     # Data.
-    dataset: str = "fashion_mnist_idx"
-    data_dir: Optional[str] = None
-    download: bool = True
-    image_size: Optional[int] = None
-    train_size: Optional[int] = None
-    eval_size: Optional[int] = None
-    validation_split: str = "test"
-    augment: tuple = ()
+    dataset: str = _field(
+        "fashion_mnist_idx",
+        "tensorflow-datasets name (cifar10, cifar100, imagenet2012, ...), fashion_mnist_idx (Debian's IDX files) or "
+        "image_folder (--data_dir with train/<class>/ and test/<class>/, needs --image_size).",
+    )
+    data_dir: Optional[str] = _field(None, "TFDS data dir (default $TFDS_DATA_DIR) or the IDX directory.")
+    download: bool = _field(
+        True,
+        "Download and prepare a missing tensorflow-datasets dataset on first use (needs network; --download=false for "
+        "offline clusters).",
+    )
+    image_size: Optional[int] = _field(None, "Resize images to this size (the paper's EfficientNet and ViT recipes use 224).")
+    train_size: Optional[int] = _field(None, "Use only the first N training examples (a budget for CPU runs).")
+    eval_size: Optional[int] = _field(None, "Evaluate on only the first N examples of the validation split (a budget).")
+    validation_split: str = _field("test", "Split used for validation and the final evaluation.")
+    augment: tuple = _field(None, f"Comma-separated augmentations: {', '.join(AUGMENTATIONS)}.", factory=tuple)
     # Recipe.
-    epochs: int = 3
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    learning_rate: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str = "cosine"
-    warmup_epochs: float = 0.0
-    decay_rate: float = 0.97
-    decay_epochs: float = 2.0
-    label_smoothing: float = 0.0
+    epochs: int = _field(3, "Training epochs.")
+    batch_size: int = _field(128, "Global batch size (split across replicas).")
+    optimizer: str = _field("sgd", f"{_or(OPTIMIZERS)} (the motivated model gets a fresh copy).")
+    learning_rate: float = _field(0.1, "Peak learning rate.")
+    momentum: float = _field(0.9, "Momentum of SGD and RMSprop.")
+    nesterov: bool = _field(False, "Nesterov momentum for SGD.")
+    weight_decay: float = _field(0.0, "Decoupled weight decay of the optimizer.")
+    schedule: str = _field(
+        "cosine",
+        f"{_or(SCHEDULES)}: cosine has a linear warm-up; exponential multiplies by decay_rate every decay_epochs, "
+        "after warm-up.",
+    )
+    warmup_epochs: float = _field(0.0, "Linear warm-up epochs.")
+    decay_rate: float = _field(0.97, "Factor of the exponential schedule.")
+    decay_epochs: float = _field(2.0, "Epochs between two decays of the exponential schedule.")
+    label_smoothing: float = _field(0.0, "Label smoothing of the cross-entropy.")
     # Running.
-    seed: int = 0
-    deterministic: bool = False
-    strategy: str = "default"
-    tpu: Optional[str] = None
-    steps_per_execution: int = 1
-    jit_compile: bool = False
-    mixed_precision: bool = False
-    workdir: Optional[str] = None
-    resume: bool = True
-    export: bool = False
-    init_from: Optional[str] = None
-    init_from_model: str = "base"
-    verbose: str = "auto"
-    statistics_check_batches: int = 0
+    seed: int = _field(0, "Random seed (weights, data order, conditions).")
+    deterministic: bool = _field(False, "Enable TensorFlow op determinism (two runs with one seed give the same result).")
+    strategy: str = _field("default", f"{_or(STRATEGIES)} (multi_worker reads TF_CONFIG or Slurm's variables).")
+    tpu: Optional[str] = _field(None, "TPU name or grpc:// address for --strategy=tpu ('local' on a TPU VM).")
+    steps_per_execution: int = _field(1, "Steps per compiled call.")
+    jit_compile: bool = _field(False, "Compile the train step with XLA (single device).")
+    mixed_precision: bool = _field(False, "mixed_float16 compute (GPU/TPU).")
+    workdir: Optional[str] = _field(None, "Directory of the run: config, backups, logs, final models, summary.json.")
+    resume: bool = _field(True, "Resume from the workdir's backup when there is one.")
+    export: bool = _field(False, "Export SavedModels for TF Serving into <workdir>/export at the end.")
+    init_from: Optional[str] = _field(
+        None, "Workdir of a finished run to initialise from (transfer learning; new classifier head)."
+    )
+    init_from_model: str = _field("base", f"Which model of --init_from to start from: {_or(INIT_FROM_MODELS)}.")
+    verbose: str = _field("auto", "Keras verbosity: auto, 0, 1 or 2.")
+    statistics_check_batches: int = _field(
+        0,
+        "After training, also report both models' accuracy with BatchNorm statistics recomputed from this many "
+        "training batches (0: off); a check that the saved statistics are right.",
+    )
 
     def validate(self):
         """Raises ConfigError (one line) for values no run can use."""
@@ -108,7 +166,10 @@ class TrainConfig:
         check(self.steps_per_execution >= 1, f"--steps_per_execution must be >= 1, got {self.steps_per_execution}.")
         check(0 <= self.warmup_epochs < self.epochs, f"--warmup_epochs must be in [0, epochs), got {self.warmup_epochs}.")
         check(0 <= self.label_smoothing < 1, f"--label_smoothing must be in [0, 1), got {self.label_smoothing}.")
-        check(self.init_from_model in ("base", "motivated"), f"--init_from_model must be base or motivated, got {self.init_from_model!r}.")
+        check(
+            self.init_from_model in INIT_FROM_MODELS,
+            f"--init_from_model must be {_or(INIT_FROM_MODELS)}, got {self.init_from_model!r}.",
+        )
         check(self.train_size is None or self.train_size > 0, f"--train_size must be > 0, got {self.train_size}.")
         check(self.eval_size is None or self.eval_size > 0, f"--eval_size must be > 0, got {self.eval_size}.")
         check(self.image_size is None or self.image_size > 0, f"--image_size must be > 0, got {self.image_size}.")
@@ -135,3 +196,57 @@ class TrainConfig:
         a, b = dataclasses.asdict(self), dataclasses.asdict(other)
         a["augment"], b["augment"] = list(a["augment"]), list(b["augment"])
         return sorted(k for k in a if k not in RESUMABLE_CHANGES and a[k] != b.get(k))
+
+
+# -- command line ----------------------------------------------------------------------
+
+
+def define_flags(flag_values=flags.FLAGS):
+    """Defines one flag per TrainConfig field, with the field's help."""
+    for field in dataclasses.fields(TrainConfig):
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        help_text = field.metadata["help"]
+        if field.name == "model_kwargs":
+            flags.DEFINE_string(field.name, "", help_text, flag_values=flag_values)
+        elif field.name == "augment":
+            flags.DEFINE_list(field.name, list(default), help_text, flag_values=flag_values)
+        elif isinstance(default, bool):
+            flags.DEFINE_bool(field.name, default, help_text, flag_values=flag_values)
+        elif isinstance(default, int):
+            flags.DEFINE_integer(field.name, default, help_text, flag_values=flag_values)
+        elif isinstance(default, float):
+            flags.DEFINE_float(field.name, default, help_text, flag_values=flag_values)
+        elif field.type == Optional[int]:
+            flags.DEFINE_integer(field.name, None, help_text, flag_values=flag_values)
+        else:
+            flags.DEFINE_string(field.name, default, help_text, flag_values=flag_values)
+
+
+def parse_kwargs(text):
+    """'width=8,sync_bn=True' -> {'width': 8, 'sync_bn': True}."""
+    out = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        if "=" not in item:
+            raise ValueError(f"--model_kwargs items must be key=value, got {item!r}.")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value.strip()
+    return out
+
+
+def config_from_flags(values):
+    """A TrainConfig from parsed flag values (defined by `define_flags`)."""
+    kwargs = {f.name: values[f.name].value for f in dataclasses.fields(TrainConfig)}
+    kwargs["model_kwargs"] = parse_kwargs(kwargs["model_kwargs"] or "")
+    kwargs["augment"] = tuple(kwargs["augment"] or ())
+    return TrainConfig(**kwargs)
+
+
+def config_from_args(argv):
+    """A TrainConfig from a command line (argv[0] is the program name), without absl's app."""
+    values = flags.FlagValues()
+    define_flags(values)
+    values(argv)
+    return config_from_flags(values)

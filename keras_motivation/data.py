@@ -432,3 +432,96 @@ def make_pipeline(
 
     ds = ds.map(normalise, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+# -- a run's data, from its TrainConfig ------------------------------------------------
+
+
+def load_data(config):
+    """(train examples, validation examples, number of training examples, dataset info): unbatched datasets.
+
+    Settings no data can satisfy raise ValueError (the trainer reports it as a
+    ConfigError); missing files raise FileNotFoundError or DatasetUnavailableError.
+    """
+    try:
+        info = dataset_info(config.dataset, config.data_dir)
+    except (ValueError, FileNotFoundError) as err:
+        raise ValueError(str(err)) from err
+    if config.dataset == IMAGE_FOLDER:
+        if not config.image_size:
+            raise ValueError(f"--dataset={IMAGE_FOLDER} needs --image_size: the images are resized to it.")
+        size = (config.image_size, config.image_size)
+        try:
+            train, n_train = load_image_folder(config.data_dir, "train", size, info["class_names"])
+            val, _ = load_image_folder(config.data_dir, config.validation_split, size, info["class_names"])
+        except (ValueError, FileNotFoundError) as err:
+            raise ValueError(str(err)) from err
+    elif config.dataset == "fashion_mnist_idx":
+        (x, y), (xt, yt) = load_fashion_mnist_idx(config.data_dir)
+        train = tf.data.Dataset.from_tensor_slices((x, y))
+        val = tf.data.Dataset.from_tensor_slices((xt, yt))
+        n_train = len(x)
+    else:
+        train, tinfo = load_tfds(config.dataset, "train", data_dir=config.data_dir, download=config.download)
+        val, _ = load_tfds(config.dataset, config.validation_split, data_dir=config.data_dir, download=config.download)
+        n_train = int(train.cardinality())
+        if n_train < 0:
+            n_train = tinfo.splits["train"].num_examples
+    if config.train_size:
+        train = train.take(config.train_size)
+        n_train = min(n_train, config.train_size)
+    if config.eval_size:
+        val = val.take(config.eval_size)
+    return train, val, n_train, info
+
+
+def input_shape(config, info):
+    """(height, width, channels) the models of a run take: the dataset's, resized to --image_size."""
+    h, w, c = info["image_shape"]
+    if config.image_size:
+        h = w = config.image_size
+    return (h, w, c)
+
+
+def uses_one_hot(config):
+    """Whether a run's labels are one-hot: MixUp, CutMix and label smoothing need them."""
+    return any(a in ("mixup", "cutmix") for a in config.augment) or config.label_smoothing > 0
+
+
+def hold_out_batch(config, train, n_train, shape, num_classes):
+    """The paper's `valloss`: one training batch held out to drive the condition; the model never trains on it.
+
+    Returns ([images, labels] as arrays, the remaining training examples, their number).
+    """
+    batch = make_pipeline(train.take(config.batch_size), batch_size=config.batch_size, training=False,
+                          image_size=shape[:2], num_classes=num_classes, one_hot=uses_one_hot(config))
+    heldout = [t.numpy() for t in next(iter(batch))]
+    return heldout, train.skip(config.batch_size), n_train - config.batch_size
+
+
+def make_datasets(config, train, val, n_train, shape, num_classes, strategy, start_step):
+    """Batched train dataset (resumable: seeded order, skips `start_step` batches), validation and
+    recalibration datasets, and the steps of one epoch."""
+    replicas = strategy.num_replicas_in_sync
+    split_for_replicas(config.batch_size, replicas)
+    steps = n_train // config.batch_size
+    if steps == 0:
+        raise ValueError(f"--batch_size={config.batch_size} is larger than the {n_train} training examples.")
+    common = dict(image_size=shape[:2], num_classes=num_classes, one_hot=uses_one_hot(config))
+    # The order of every epoch is fixed by the seed, so a resumed run sees the
+    # same batches: shuffle, repeat, then skip what was already trained.
+    ordered = train.shuffle(min(n_train, 50_000), seed=config.seed, reshuffle_each_iteration=True).repeat()
+    ordered = ordered.skip(start_step * config.batch_size)
+    train_ds = make_pipeline(
+        ordered, batch_size=config.batch_size, training=True, augment=config.augment, seed=config.seed, shuffle_buffer=0, **common
+    )
+    val_ds = make_pipeline(val, batch_size=config.batch_size, training=False, **common)
+    # BatchNorm statistics are recomputed from the first training batches, as
+    # evaluation preprocesses them: the same images at every epoch end, also
+    # after a resume.
+    recal_ds = make_pipeline(train, batch_size=config.batch_size, training=False, **common)
+    # Across workers, every worker reads the same seeded order and keeps its
+    # share of each batch: deterministic, and resumable at any step.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return train_ds.with_options(options), val_ds.with_options(options), recal_ds.with_options(options), steps

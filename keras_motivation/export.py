@@ -33,7 +33,6 @@ LiteRT converter's post-training quantization are what work.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,10 @@ import tempfile
 import keras
 import numpy as np
 import tensorflow as tf
+
+from keras_motivation import data as data_lib
+from keras_motivation import files
+from keras_motivation.config import TrainConfig
 
 
 def _preprocess(images, image_size, mean, std):
@@ -84,27 +87,20 @@ def export_saved_model(model, export_dir, model_name, *, image_size, channels, v
     archive.add_endpoint(
         "serving_images", serve_images, input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32, name="images")]
     )
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=os.path.dirname(target))
-    try:
+    info = {
+        "model_name": model_name,
+        "keras_name": model.name,
+        "input": {"image_size": list(image_size), "channels": channels, "mean": mean, "std": std,
+                  "pixels": "0-255, resized and scaled to [0, 1] by the signature"},
+        "signatures": {"serving_default": "image_bytes", "serving_images": "images"},
+        "outputs": ["probabilities", "top_k_ids", "top_k_scores"],
+        **(metadata or {}),
+    }
+    with files.replacing(target) as tmp:
         archive.write_out(tmp, verbose=False)
-        info = {
-            "model_name": model_name,
-            "keras_name": model.name,
-            "input": {"image_size": list(image_size), "channels": channels, "mean": mean, "std": std,
-                      "pixels": "0-255, resized and scaled to [0, 1] by the signature"},
-            "signatures": {"serving_default": "image_bytes", "serving_images": "images"},
-            "outputs": ["probabilities", "top_k_ids", "top_k_scores"],
-            **(metadata or {}),
-        }
         os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
         with open(os.path.join(tmp, "assets", "export_info.json"), "w") as f:
             json.dump(info, f, indent=2)
-        if os.path.exists(target):
-            shutil.rmtree(target)
-        os.rename(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
@@ -123,8 +119,7 @@ def export_pair(base, motivated, export_dir, *, version=1, metadata=None, **kwar
     for name, model in (("base", base), ("motivated", motivated)):
         export_saved_model(model, export_dir, name, version=version, metadata={**(metadata or {}), "role": name}, **kwargs)
         paths[name] = os.path.join(export_dir, name)
-    with open(os.path.join(export_dir, "models.config"), "w") as f:
-        f.write(models_config(paths))
+    files.atomic_write(os.path.join(export_dir, "models.config"), models_config(paths))
     return paths
 
 
@@ -162,11 +157,7 @@ def export_litert(model, path, *, quantization="float", representative_images=No
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.uint8
         flatbuffer = converter.convert()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(flatbuffer)
-    os.replace(tmp, path)
+    files.atomic_write(path, flatbuffer)
     return path
 
 
@@ -186,8 +177,6 @@ def keras_int8(model):
 
 
 def _load_run(workdir):
-    from keras_motivation.config import TrainConfig
-
     config_path = os.path.join(workdir, "config.json")
     final = os.path.join(workdir, "final")
     if not os.path.exists(config_path) or not os.path.exists(os.path.join(final, "base.keras")):
@@ -197,16 +186,17 @@ def _load_run(workdir):
     models = {name: keras.saving.load_model(os.path.join(final, f"{name}.keras"), compile=False)
               for name in ("base", "motivated")}
     summary_path = os.path.join(workdir, "summary.json")
-    summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
+    summary = {}
+    if os.path.exists(summary_path):
+        with open(summary_path) as f:
+            summary = json.load(f)
     return config, models, summary
 
 
 def _images(config, split, n):
     """n examples of a split of the run's dataset, resized like in training: (uint8-range float pixels, labels)."""
-    from keras_motivation import trainer
-
-    train, val, _, info = trainer.load_data(config)
-    h, w, c = trainer.input_shape(config, info)
+    train, val, _, info = data_lib.load_data(config)
+    h, w, c = data_lib.input_shape(config, info)
     ds = (train if split == "train" else val).take(n)
     images, labels = [], []
     for example in ds.as_numpy_iterator():

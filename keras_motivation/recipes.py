@@ -36,26 +36,48 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+def _constant(config, steps_per_epoch, warmup, total):
+    return config.learning_rate
+
+
+def _cosine(config, steps_per_epoch, warmup, total):
+    if warmup == 0:
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=total)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=total - warmup, warmup_target=config.learning_rate, warmup_steps=warmup
+    )
+
+
+def _exponential(config, steps_per_epoch, warmup, total):
+    return WarmupExponentialDecay(
+        config.learning_rate,
+        decay_steps=max(1, int(round(config.decay_epochs * steps_per_epoch))),
+        decay_rate=config.decay_rate,
+        warmup_steps=warmup,
+    )
+
+
+# The one list of schedules (--schedule validates against it; its help is written from it).
+SCHEDULES = {"cosine": _cosine, "exponential": _exponential, "constant": _constant}
+
+
 def learning_rate(config, steps_per_epoch):
     """The learning rate or schedule of `config` for `steps_per_epoch` steps an epoch."""
+    if config.schedule not in SCHEDULES:
+        raise ValueError(f"Unknown schedule {config.schedule!r}: use one of {', '.join(SCHEDULES)}.")
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
-    total = config.epochs * steps_per_epoch
-    if config.schedule == "constant":
-        return config.learning_rate
-    if config.schedule == "cosine":
-        if warmup == 0:
-            return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=total)
-        return keras.optimizers.schedules.CosineDecay(
-            0.0, decay_steps=total - warmup, warmup_target=config.learning_rate, warmup_steps=warmup
-        )
-    if config.schedule == "exponential":
-        return WarmupExponentialDecay(
-            config.learning_rate,
-            decay_steps=max(1, int(round(config.decay_epochs * steps_per_epoch))),
-            decay_rate=config.decay_rate,
-            warmup_steps=warmup,
-        )
-    raise ValueError(f"Unknown schedule {config.schedule!r}.")
+    return SCHEDULES[config.schedule](config, steps_per_epoch, warmup, config.epochs * steps_per_epoch)
+
+
+# TF EfficientNet's RMSprop: rho 0.9, momentum 0.9, epsilon 1e-3.
+# The one list of optimizers (--optimizer validates against it; its help is written from it).
+OPTIMIZERS = {
+    "sgd": lambda lr, c, wd: keras.optimizers.SGD(lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=wd),
+    "adamw": lambda lr, c, wd: keras.optimizers.AdamW(lr, weight_decay=c.weight_decay),
+    "adam": lambda lr, c, wd: keras.optimizers.Adam(lr, weight_decay=wd),
+    "rmsprop": lambda lr, c, wd: keras.optimizers.RMSprop(lr, rho=0.9, momentum=c.momentum, epsilon=1e-3, weight_decay=wd),
+    "lamb": lambda lr, c, wd: keras.optimizers.Lamb(lr, weight_decay=wd),
+}
 
 
 def optimizer(config, steps_per_epoch):
@@ -65,17 +87,6 @@ def optimizer(config, steps_per_epoch):
     paper's SGD weight decay is PyTorch's coupled L2; the configs express it
     as an L2 kernel regularizer of the model (`model_kwargs`) instead.
     """
-    lr = learning_rate(config, steps_per_epoch)
-    wd = config.weight_decay or None
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=wd)
-    if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adam":
-        return keras.optimizers.Adam(lr, weight_decay=wd)
-    if config.optimizer == "rmsprop":
-        # TF EfficientNet's RMSprop: rho 0.9, momentum 0.9, epsilon 1e-3.
-        return keras.optimizers.RMSprop(lr, rho=0.9, momentum=config.momentum, epsilon=1e-3, weight_decay=wd)
-    if config.optimizer == "lamb":
-        return keras.optimizers.Lamb(lr, weight_decay=wd)
-    raise ValueError(f"Unknown optimizer {config.optimizer!r}.")
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {config.optimizer!r}: use one of {', '.join(OPTIMIZERS)}.")
+    return OPTIMIZERS[config.optimizer](learning_rate(config, steps_per_epoch), config, config.weight_decay or None)

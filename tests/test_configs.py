@@ -96,7 +96,7 @@ def test_transfer_from_a_motivated_model_with_a_new_head(tmp_path):
              "--warmup_epochs=0", "--augment=", f"--init_from={source_dir}", "--init_from_model=motivated",
              f"--workdir={tmp_path / 'target'}"]
         )
-        model = trainer.build_model(target, num_classes=100, shape=(32, 32, 3))
+        model = trainer.build_motivated_model(target, num_classes=100, shape=(32, 32, 3))
         summary = trainer.run(target)
     src = keras.models.load_model(source_dir / "final" / "motivated.keras")
     # Every layer but the head starts from the source's motivated model ...

@@ -57,7 +57,7 @@ def test_quickstart_writes_the_workdir(tmp_path, capsys):
     assert on_disk["final"] == summary["final"]
     assert {"accuracy", "motivated_accuracy", "loss", "motivated_loss"} <= set(summary["final"])
     assert summary["activations"]["steps"] == 2 * (256 // 32)
-    assert summary["activations"]["noise_activation_rate"] == pytest.approx(1 / 6)
+    assert summary["activations"]["noise_motivated_share"] == pytest.approx(1 / 6)
     # Costs the paper leaves out: backward passes, and the switches themselves.
     flops = summary["flops"]
     assert flops["base"] < flops["dual_training_average"] < flops["motivated"]

@@ -4,42 +4,35 @@
 
 Reads Debian's IDX files (apt-get install dataset-fashion-mnist), trains one
 MotivatedModel with plain `fit`, and prints both models' test accuracy and the
-motivated share of steps as JSON.
+motivated share of the steps (and its noise level 1/(k+1)!) as JSON.
 """
 
 import argparse
-import gzip
 import json
-import os
 import time
 
 import keras
-import numpy as np
 
 import keras_motivation as km
-
-
-def load(directory, name, offset):
-    with gzip.open(os.path.join(directory, name)) as f:
-        return np.frombuffer(f.read(), np.uint8, offset=offset)
+from keras_motivation import data
+from keras_motivation import summary
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data_dir", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--data_dir", default=None, help="IDX directory (default: $FASHION_MNIST_DIR, Debian's, the Keras cache).")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--train_size", type=int, default=10000)
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--k", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    if not os.path.isdir(args.data_dir):
-        raise SystemExit(f"No Fashion-MNIST files in {args.data_dir}: apt-get install dataset-fashion-mnist, or pass --data_dir.")
     keras.utils.set_random_seed(args.seed)
-    x = load(args.data_dir, "train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)[: args.train_size] / 255.0
-    y = load(args.data_dir, "train-labels-idx1-ubyte.gz", 8).astype("int64")[: args.train_size]
-    xt = load(args.data_dir, "t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1) / 255.0
-    yt = load(args.data_dir, "t10k-labels-idx1-ubyte.gz", 8).astype("int64")
+    try:
+        (x, y), (xt, yt) = data.load_fashion_mnist_idx(args.data_dir)
+    except FileNotFoundError as err:
+        raise SystemExit(f"error: {err}") from None
+    x, y, xt = x[: args.train_size] / 255.0, y[: args.train_size], xt / 255.0
 
     base = km.models.resnet_cifar(8, input_shape=(28, 28, 1), width=16)
     motivated = km.models.resnet_cifar(14, input_shape=(28, 28, 1), width=16)
@@ -53,8 +46,8 @@ def main():
         "k": args.k,
         "base_test_accuracy": hist.history["val_accuracy"][-1],
         "motivated_test_accuracy": hist.history["val_motivated_accuracy"][-1],
-        "motivated_share_of_steps": model.counters()["motivated_steps"] / model.counters()["steps"],
-        "noise_rate_1_over_k_plus_1_factorial": 1 / float(np.prod(range(1, args.k + 2))),
+        "motivated_share": summary.share_of_steps(model.counters()),
+        "noise_motivated_share": summary.noise_motivated_share(args.k),
         "wall_clock_s": round(time.time() - start, 1),
     }
     print(json.dumps(result, indent=2))

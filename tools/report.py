@@ -26,7 +26,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from keras_motivation.files import read_csv  # noqa: E402
 from keras_motivation.flops import acc_per_flops  # noqa: E402
+from keras_motivation.summary import motivated_share  # noqa: E402
 
 
 def find_runs(paths):
@@ -116,8 +118,8 @@ def rows_for(runs):
                 "accuracy_mean": acc_mean,
                 "accuracy_std": acc_std,
                 "forward_flops": f if f is not None else (dual if which == "base" else flops.get("motivated")),
-                "motivated_share": statistics.mean(a["activation_rate"] for a in act),
-                "noise_rate": act[0].get("noise_activation_rate"),
+                "motivated_share": statistics.mean(motivated_share(a) for a in act),
+                "noise_rate": motivated_share(act[0], "noise_motivated_share"),
                 "triggers_per_step": statistics.mean(a.get("triggers_per_step", 0.0) for a in act),
                 "wall_clock_s": statistics.mean(m["summary"]["wall_clock_s"] for m in members),
             })
@@ -180,13 +182,6 @@ def markdown(rows):
             )
         out.append("")
     return "\n".join(out).rstrip() + "\n"
-
-
-def read_csv(path):
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def plot_dynamics(run, path):
@@ -343,7 +338,7 @@ def pays_rows(runs):
         rows.append({
             "policy": arm, "epochs": epochs, "seeds": len(members), "training_tflops": compute / 1e12,
             "cpu_s": statistics.mean(m["summary"].get("cpu_time_s", float("nan")) for m in members),
-            "motivated_share": statistics.mean(m["summary"]["activations"]["activation_rate"] for m in members),
+            "motivated_share": statistics.mean(motivated_share(m["summary"]["activations"]) for m in members),
             "base_mean": acc_b, "base_sd": sd_b, "motivated_mean": acc_m, "motivated_sd": sd_m,
             "x_c_tflops_for_base": verdict["x_compute"] / 1e12, "x_beyond_front": verdict["x_beyond_front"],
             "y_c_with_rest": verdict["y_with_rest"], "separate_tflops": verdict["separate_compute"] / 1e12,

@@ -87,7 +87,7 @@ def arm_flags(arms, name, out, seeds):
 
 def run_arms(flagfile, out, seeds, arms, epochs=None, train_size=None, extra=(), log=print):
     """Trains every arm x seed that has no summary.json yet; returns the workdirs."""
-    from keras_motivation import train, trainer
+    from keras_motivation import config as config_lib, trainer
 
     budget = [f"--epochs={epochs}"] * bool(epochs) + [f"--train_size={train_size}"] * bool(train_size)
     done = []
@@ -99,7 +99,7 @@ def run_arms(flagfile, out, seeds, arms, epochs=None, train_size=None, extra=(),
                 flags = flags or arm_flags(arms, arm, out, seeds)
                 argv = ["reproduce", f"--flagfile={flagfile}", *budget, *extra, f"--seed={seed}",
                         f"--workdir={path}", "--verbose=0", *flags]
-                summary = trainer.run(train.config_from_args(argv))
+                summary = trainer.run(config_lib.config_from_args(argv))
                 log(f"{arm} seed {seed}: base {summary['final'].get('accuracy'):.4f} "
                     f"motivated {summary['final'].get('motivated_accuracy'):.4f} -> {path}")
             done.append(path)

@@ -28,7 +28,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    from keras_motivation.train import parse_kwargs
+    from keras_motivation.config import parse_kwargs
 
     (x, y), _ = data.load_fashion_mnist_idx(args.data_dir)
     x = (x[: args.train_size] / 255.0).astype(np.float32)

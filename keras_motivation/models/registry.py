@@ -49,11 +49,12 @@ def build_model(name, num_classes, input_shape, **kwargs):
     return vit(name[4:], num_classes=num_classes, input_shape=input_shape, **kwargs)
 
 
+# Family -> the name of its paper map rule in `weights_map.RULES` (the rules are defined there only).
 MAP_RULES = {
-    "resnet_cifar": weights_map_lib.resnet_depth_map,
-    "resnet": weights_map_lib.resnet_depth_map,
-    "efficientnet": weights_map_lib.efficientnet_map,
-    "vit": weights_map_lib.width_map,
+    "resnet_cifar": "resnet_depth",
+    "resnet": "resnet_depth",
+    "efficientnet": "efficientnet",
+    "vit": "width",
 }
 
 
@@ -71,4 +72,4 @@ def get_pair(name, num_classes, input_shape, **kwargs):
         motivated = build_model(y, num_classes, input_shape, **kwargs)
     except TypeError as err:
         raise ValueError(f"{name}: unsupported model argument ({err}).") from err
-    return base, motivated, MAP_RULES[family(x)](base, motivated)
+    return base, motivated, weights_map_lib.get(MAP_RULES[family(x)], base, motivated)

@@ -1,0 +1,68 @@
+"""Files a kill cannot leave half-written, and the CSV logs read back.
+
+Every file of a workdir (config, backups, logs, final models, summary,
+exports) is written to a temporary name in the same directory and renamed
+over the target: a reader, or a resumed run, sees the old file or the new
+one, never a part of it.
+"""
+
+import contextlib
+import csv
+import os
+import shutil
+import tempfile
+
+
+@contextlib.contextmanager
+def replacing(path, suffix=""):
+    """Yields a temporary path next to `path`; renames it to `path` when the block ends without error.
+
+    `suffix` keeps the extension writers dispatch on (Keras saves `.keras`
+    and `.weights.h5` by name). A directory is replaced whole.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
+    os.remove(tmp)  # the writer creates it (some refuse to overwrite)
+    try:
+        yield tmp
+        if os.path.isdir(tmp) and os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write(path, data):
+    """Writes `data` (str or bytes) to `path` atomically."""
+    with replacing(path) as tmp:
+        with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+
+
+def read_csv(path):
+    """Rows of a CSV file as dicts ([] when the file does not exist)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def truncate_csv(path, keep):
+    """Keeps the header and the rows for which `keep(row)` is true (atomically)."""
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, [r for r in reader if keep(r)]
+    if not fields:  # killed before the first row: nothing to keep
+        return
+    with replacing(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)

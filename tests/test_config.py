@@ -1,0 +1,130 @@
+"""config.py: each configuration fact once (help in the fields, lists next to their builders), and the command line."""
+
+import dataclasses
+import warnings
+
+import keras
+import pytest
+from absl import flags
+
+from keras_motivation import config as config_lib
+from keras_motivation import data
+from keras_motivation import recipes
+from keras_motivation import strategies
+from keras_motivation import train
+from keras_motivation import trainer
+from keras_motivation import weights_map
+from keras_motivation.config import ConfigError
+from keras_motivation.config import TrainConfig
+from keras_motivation.models import registry
+
+
+def test_every_flag_is_a_field_with_its_help():
+    values = flags.FlagValues()
+    config_lib.define_flags(values)
+    fields = dataclasses.fields(TrainConfig)
+    assert {f.name for f in fields} == {name for name in values}
+    for f in fields:
+        assert f.metadata["help"] and values[f.name].help == f.metadata["help"], f.name
+
+
+@pytest.mark.parametrize("field, names", [
+    ("optimizer", config_lib.OPTIMIZERS), ("schedule", config_lib.SCHEDULES),
+    ("strategy", config_lib.STRATEGIES), ("augment", data.AUGMENTATIONS),
+])
+def test_help_names_every_choice_from_the_one_list(field, names):
+    help_text = {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}[field]
+    for name in names:
+        assert name in help_text, (field, name)
+
+
+def test_choice_lists_are_the_builders_tables():
+    assert config_lib.OPTIMIZERS == tuple(recipes.OPTIMIZERS)
+    assert config_lib.SCHEDULES == tuple(recipes.SCHEDULES)
+    assert config_lib.STRATEGIES == tuple(strategies.STRATEGIES)
+
+
+@pytest.mark.parametrize("name", config_lib.OPTIMIZERS)
+def test_every_listed_optimizer_builds(name):
+    assert isinstance(recipes.optimizer(TrainConfig(optimizer=name).validate(), 10), keras.optimizers.Optimizer)
+
+
+@pytest.mark.parametrize("name", config_lib.SCHEDULES)
+def test_every_listed_schedule_builds(name):
+    lr = recipes.learning_rate(TrainConfig(schedule=name, warmup_epochs=1.0).validate(), 10)
+    value = float(lr(25) if callable(lr) else lr)
+    assert 0 < value <= 0.1 + 1e-6
+
+
+def test_an_unlisted_choice_names_the_list():
+    with pytest.raises(ConfigError, match="--schedule must be one of.*cosine.*exponential.*constant"):
+        TrainConfig(schedule="step").validate()
+    with pytest.raises(ValueError, match="Unknown optimizer 'adagrad': use one of sgd, adamw"):
+        recipes.optimizer(TrainConfig(optimizer="adagrad"), 10)
+    with pytest.raises(ValueError, match="Unknown --strategy 'gpu'"):
+        strategies.make_strategy(TrainConfig(strategy="gpu"))
+
+
+def test_every_family_map_rule_is_a_weights_map_rule():
+    assert set(registry.MAP_RULES.values()) <= set(weights_map.RULES)
+    for pair in registry.list_pairs():
+        assert registry.family(pair.split(":")[0]) in registry.MAP_RULES, pair
+
+
+def test_command_line_to_config():
+    config = config_lib.config_from_args(["prog", "--pair=resnet20:resnet32", "--model_kwargs=width=8,sync_bn=True",
+                                          "--augment=flip,mixup", "--image_size=32", "--k=2"])
+    assert config.pair == "resnet20:resnet32" and config.k == 2 and config.image_size == 32
+    assert config.model_kwargs == {"width": 8, "sync_bn": True}
+    assert config.augment == ("flip", "mixup")
+    assert config_lib.config_from_args(["prog"]) == TrainConfig()
+    assert config_lib.parse_kwargs("a=1, b=x ,c=2.5e-4") == {"a": 1, "b": "x", "c": 2.5e-4}
+    with pytest.raises(ValueError, match="key=value, got 'width'"):
+        config_lib.parse_kwargs("width")
+
+
+def test_old_names_still_work():
+    # The command-line helpers moved to config.py; train.py still offers them.
+    assert train.config_from_args is config_lib.config_from_args
+    assert train.parse_kwargs is config_lib.parse_kwargs
+    config = TrainConfig(model_kwargs={"width": 4})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = trainer.build_model(config, num_classes=10, shape=(28, 28, 1))
+    assert any(issubclass(w.category, DeprecationWarning) and "build_motivated_model" in str(w.message) for w in caught)
+    assert model.base.name != model.motivated.name
+
+
+def test_condition_help_names_every_condition():
+    import re
+
+    from keras_motivation import conditions
+
+    help_text = {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}["condition"]
+    for name in conditions.BY_NAME:  # whole words: "random" inside "matched_random" does not count
+        assert re.search(rf"\b{name}\b", help_text), name
+
+
+def test_help_lists_every_flag_with_its_field_help():
+    """`--help` shows the main module's flags: the ones config.py defines must be adopted by train.py."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, "-m", "keras_motivation.train", "--help"], capture_output=True, text=True,
+                         timeout=300, env=env)
+    text = " ".join(out.stdout.split())  # absl's --help exits with 1
+    assert "Trains a motivated pair" in text, out.stderr[-2000:]
+    for f in dataclasses.fields(TrainConfig):
+        assert f"--{f.name}:" in text or f"--[no]{f.name}:" in text, f.name
+    assert "sgd, adamw, adam, rmsprop or lamb" in text
+
+
+def test_train_run_is_a_deprecated_name_of_cli(monkeypatch):
+    called = []
+    monkeypatch.setattr(train, "cli", lambda: called.append(True))
+    with pytest.warns(DeprecationWarning, match="use keras_motivation.train.cli"):
+        train.run()
+    assert called == [True]

@@ -1,0 +1,132 @@
+"""The package's import graph has no circle (static: every import statement, also inside functions)."""
+
+import ast
+import os
+
+PACKAGE = "keras_motivation"
+ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), PACKAGE)
+
+
+def modules(root=ROOT, package=PACKAGE):
+    """{dotted module name: file path} of every module of the package."""
+    out = {}
+    for dirpath, _, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, os.path.dirname(root)).replace(os.sep, ".")
+        for name in filenames:
+            if name.endswith(".py"):
+                out[rel if name == "__init__.py" else f"{rel}.{name[:-3]}"] = os.path.join(dirpath, name)
+    assert package in out, f"no {package}/__init__.py under {root}"
+    return out
+
+
+def imports(path, name, known):
+    """Package modules that the module `name` at `path` imports."""
+    is_package = path.endswith("__init__.py")
+    here = name if is_package else name.rpartition(".")[0]
+    found = set()
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name in known)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = here.split(".")
+                parts = parts[: len(parts) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            for alias in node.names:
+                target = f"{base}.{alias.name}"
+                # `from pkg import mod` imports the module; `from mod import name` the module itself.
+                if target in known:
+                    found.add(target)
+                elif base in known:
+                    found.add(base)
+    found.discard(name)
+    return found
+
+
+def import_graph(root=ROOT, package=PACKAGE):
+    known = modules(root, package)
+    return {name: imports(path, name, known) for name, path in known.items()}
+
+
+def find_circle(graph):
+    """One import circle as a list of modules [a, b, ..., a], or None."""
+    state = {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                circle = visit(nxt, stack)
+                if circle:
+                    return circle
+        state[node] = "done"
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            circle = visit(node, [])
+            if circle:
+                return circle
+    return None
+
+
+def test_no_import_circle_in_the_package():
+    graph = import_graph()
+    assert len(graph) > 20  # the walk found the package
+    circle = find_circle(graph)
+    assert circle is None, "import circle: " + " -> ".join(circle)
+
+
+def test_export_and_data_do_not_reach_the_trainer():
+    """The trainer calls export and data; neither calls back (the old circle: export used the trainer's data loading)."""
+    graph = import_graph()
+    for module in ("keras_motivation.export", "keras_motivation.data", "keras_motivation.summary"):
+        assert "keras_motivation.trainer" not in _reachable(graph, module), module
+
+
+def _reachable(graph, start):
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_the_check_finds_a_circle(tmp_path):
+    """The check itself can fail: a package whose modules import each other, also from inside a function."""
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from pkg.sub import b\n")
+    (pkg / "sub" / "b.py").write_text("def f():\n    from .. import c\n")
+    (pkg / "c.py").write_text("import pkg.a\n")
+    (pkg / "d.py").write_text("from pkg import a\n")
+    graph = import_graph(str(pkg), "pkg")
+    assert graph["pkg.d"] == {"pkg.a"}
+    assert find_circle(graph) == ["pkg.a", "pkg.sub.b", "pkg.c", "pkg.a"]
+    (pkg / "c.py").write_text("")
+    assert find_circle(import_graph(str(pkg), "pkg")) is None
+
+
+def test_the_old_trainer_export_circle_would_be_found():
+    graph = import_graph()
+    graph["keras_motivation.export"] = graph["keras_motivation.export"] | {"keras_motivation.trainer"}
+    assert find_circle(graph) is not None
+
+
+def test_the_engine_may_use_the_summary_formulas():
+    """summary.py holds the motivated-share and noise formulas; the engine's epoch logs can import them."""
+    graph = import_graph()
+    for engine in ("keras_motivation.motivated_model", "keras_motivation.callbacks"):
+        with_edge = {**graph, engine: graph[engine] | {"keras_motivation.summary"}}
+        assert find_circle(with_edge) is None, engine
