@@ -27,6 +27,7 @@ from keras_motivation import batch_norm
 from keras_motivation import conditions as conditions_lib
 from keras_motivation import keras_internals
 from keras_motivation import state as state_lib
+from keras_motivation import summary as summary_lib
 from keras_motivation import weights_map as weights_map_lib
 
 # The motivated model's logs: motivated_loss, motivated_<metric>, val_motivated_...
@@ -563,7 +564,7 @@ class EpochBoundary(keras.callbacks.Callback):
     """Ends every epoch on the base model (with recomputed BatchNorm
     statistics under bn_statistics="recalibrated") and logs the epoch's motivation counts:
     `motivated_steps`, `switches`, `activations` (switches into the motivated
-    model), `activation_rate` (motivated share of the steps) and
+    model), `motivated_share` (motivated share of the steps) and
     `mean_activation_length` (motivated steps per activation).
 
     `MotivatedModel.fit` puts it first in the callback list, so the switch back
@@ -599,7 +600,7 @@ class EpochBoundary(keras.callbacks.Callback):
             logs["motivated_steps"] = epoch_counts["motivated_steps"]
             logs["switches"] = epoch_counts["switches"]
             logs["activations"] = epoch_counts["activations"]
-            logs["activation_rate"] = epoch_counts["motivated_steps"] / max(epoch_counts["steps"], 1)
+            logs["motivated_share"] = summary_lib.share_of_steps(epoch_counts)
             logs["mean_activation_length"] = (
                 epoch_counts["motivated_steps"] / epoch_counts["activations"] if epoch_counts["activations"] else 0.0
             )
