@@ -1,6 +1,7 @@
 """The package's import graph has no circle (static: every import statement, also inside functions)."""
 
 import ast
+import re
 import os
 
 PACKAGE = "keras_motivation"
@@ -130,3 +131,33 @@ def test_the_engine_may_use_the_summary_formulas():
     for engine in ("keras_motivation.motivated_model", "keras_motivation.callbacks"):
         with_edge = {**graph, engine: graph[engine] | {"keras_motivation.summary"}}
         assert find_circle(with_edge) is None, engine
+
+
+def _readme_layout():
+    with open(os.path.join(os.path.dirname(ROOT), "README.md")) as f:
+        text = f.read()
+    section = text.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```")[1]
+
+
+def _top_level_files(directory, suffix=".py"):
+    return sorted(n for n in os.listdir(directory) if n.endswith(suffix) and n != "__init__.py")
+
+
+def test_readme_layout_names_every_module_and_tool():
+    layout = _readme_layout()
+    repo = os.path.dirname(ROOT)
+    names = _top_level_files(ROOT) + _top_level_files(os.path.join(repo, "tools"))
+    missing = [n for n in names if n not in layout]
+    assert not missing, f"README's Layout section does not name {missing}"
+    families = [n[:-3] for n in _top_level_files(os.path.join(ROOT, "models"))]
+    missing = [n for n in families if n not in layout]
+    assert not missing, f"README's Layout section does not name the model modules {missing}"
+
+
+def test_readme_layout_names_only_files_that_exist():
+    layout = _readme_layout()
+    repo = os.path.dirname(ROOT)
+    for token in re.findall(r"\b([a-z_]+\.py)\b", layout):
+        hits = [d for d in (ROOT, os.path.join(repo, "tools"), os.path.join(repo, "tests")) if os.path.exists(os.path.join(d, token))]
+        assert hits, f"README's Layout section names {token}, which is not in keras_motivation/, tools/ or tests/"
