@@ -48,7 +48,9 @@ def main(inputs, spec):
     data = np.load(inputs)
     images, labels = data["images"], data["labels"]
     rows = []
-    for artefact in json.load(open(spec)):
+    with open(spec) as f:
+        artefacts = json.load(f)
+    for artefact in artefacts:
         predict = (_saved_model if artefact["kind"] == "saved_model" else _litert)(artefact["path"])
         predict(images[:1])  # warm-up: tracing and allocation are not latency
         probabilities, times = [], []

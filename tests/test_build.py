@@ -63,7 +63,7 @@ def test_every_test_file_has_a_py_test():
 def test_every_listed_file_exists():
     targets = _evaluate_build()
     listed = set()
-    for kind, kw in targets.values():
+    for _, kw in targets.values():
         listed |= set(kw.get("srcs", [])) | set(kw.get("data", []))
         if "main" in kw:
             listed.add(kw["main"])

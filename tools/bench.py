@@ -95,8 +95,13 @@ def tiny_dense_pair(args):
         return keras.Model(inputs, outputs, name=name)
 
     base, motivated = mlp(2, "base"), mlp(4, "motivated")
-    m = {l.name: l for l in motivated.layers}
-    entries = [(b, mv, None) for l in base.layers if l.weights for b, mv in zip(l.weights, m[l.name].weights)]
+    by_name = {layer.name: layer for layer in motivated.layers}
+    entries = [
+        (b, mv, None)
+        for layer in base.layers
+        if layer.weights
+        for b, mv in zip(layer.weights, by_name[layer.name].weights)
+    ]
     return base, motivated, km.WeightsMap(entries, base, motivated)
 
 
@@ -176,7 +181,7 @@ def logical_cpus(n=2):
     try:
         tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * n)
     except RuntimeError as err:
-        raise SystemExit(f"--strategy=mirrored needs {n} CPU devices, and TensorFlow is already initialised: {err}")
+        raise SystemExit(f"--strategy=mirrored needs {n} CPU devices, and TensorFlow is already initialised: {err}") from err
 
 
 def main(argv=None):

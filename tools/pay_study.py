@@ -45,7 +45,7 @@ BN = {
     for init in ("paper", "id")
     for bn in ("shared", "private", "recalibrated")
 }
-for name, flags in BN.items():
+for flags in BN.values():
     flags[1] = flags[1].replace("=id", "=identity")
 
 ID = ["--differential_init=identity", "--bn_statistics=recalibrated", CHECK]

@@ -192,7 +192,7 @@ def plot_dynamics(run, path):
     steps = [int(b["step"]) for b in batches]
     loss = [float(b["batch_loss"]) for b in batches]
     axes[0].plot(steps, loss, lw=0.8, color="tab:blue", label="batch loss")
-    mot = [(s, l) for s, l, b in zip(steps, loss, batches) if int(b["motivated"])]
+    mot = [(s, value) for s, value, b in zip(steps, loss, batches) if int(b["motivated"])]
     if mot:
         axes[0].scatter(*zip(*mot), s=10, color="tab:red", label="trained by the motivated model", zorder=3)
     c = run["config"]
