@@ -251,10 +251,13 @@ def _recorded_run(steps_per_execution, jit_compile=False, k=1):
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
-def test_every_train_function_path_keeps_the_single_step_activation_sequence(jit_compile, deterministic):
+def test_every_train_function_path_keeps_the_single_step_activation_sequence(jit_compile, request):
+    if not jit_compile:
+        request.getfixturevalue("deterministic")  # op determinism turns XLA off in Keras
     # 11 steps per epoch: steps_per_execution=4 ends each epoch on a partial
     # call, 16 runs a whole epoch in one call; one step per call is the reference.
     ref_flags, ref_losses, ref = _recorded_run(1, jit_compile)
+    assert ref.jit_compile == jit_compile
     assert len(ref_flags) == 22
     assert ref_flags == replay_algorithm_1(ref_losses, [11, 11], k=1)
     assert any(ref_flags) and not all(ref_flags), "no switch: the test would prove nothing"
