@@ -265,6 +265,14 @@ class MotivatedModel(keras.Model):
         loss = tf.cond(active, lambda: branch(True), lambda: branch(False))
         return self._logs(loss, active)
 
+    def _mode_step(self, motivated, data):
+        """One step of Algorithm 1 when the host knows the mode (a Python
+        bool) before the step: no branch on the mode in the graph."""
+        loss, verdict = self._step(motivated, data)
+        self._count_steps(motivated, 1)
+        self._switch_from(motivated, verdict)
+        return self._logs(loss, tf.constant(motivated))
+
     def _logs(self, loss, active):
         logs = self.get_metrics_result()
         logs["batch_loss"] = loss
@@ -425,10 +433,24 @@ class MotivatedModel(keras.Model):
             # into the end of the epoch.
             return one_step(iterator.get_next())
 
+        def mode_step_on_iterator(motivated):
+            return lambda iterator: self._mode_step(motivated, iterator.get_next())
+
+        mode_steps = {m: mode_step_on_iterator(m) for m in (False, True)}
         execution = functools.partial(self._execution, steps=steps, step_fns=step_fns)
         if compiled:
             one_step_on_iterator = tf.function(one_step_on_iterator, reduce_retracing=True, autograph=False)
+            mode_steps = {m: tf.function(f, reduce_retracing=True, autograph=False) for m, f in mode_steps.items()}
             execution = tf.function(execution, reduce_retracing=True, autograph=False)
+        # Several replicas, one step per call: the host picks the function of
+        # the current mode (one flag read per call). A tf.cond over the two
+        # modes' steps is lowered to Switch/Merge, and the executor walks
+        # every op of the branch not taken, across all replicas; keeping it
+        # an unlowered `If` fails to place under MirroredStrategy ("a
+        # reference or resource edge connects colocation groups with
+        # incompatible assigned devices"). Conditions that select before the
+        # step need that select on the device, so they keep the branch.
+        host_picks_mode = strategy.num_replicas_in_sync > 1 and not self.condition.selects_before_step
         # Several workers: a host loop of single-step calls, the end of the
         # data agreed on by all workers through get_next_as_optional (past
         # its end a multi-worker iterator can yield empty batches instead of
@@ -454,6 +476,8 @@ class MotivatedModel(keras.Model):
                     raise StopIteration
                 return logs
             if steps == 1:
+                if host_picks_mode:
+                    return mode_steps[self.is_motivated](iterator)
                 return one_step_on_iterator(iterator)
             done, logs = execution(iterator)
             if int(done) == 0:
