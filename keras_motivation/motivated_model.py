@@ -219,12 +219,18 @@ class MotivatedModel(keras.Model):
             metrics.update_state(y, y_pred, sample_weight)
         return loss, signals
 
-    def _step(self, motivated, data):
+    def _step(self, motivated, data, run=None):
         """One step of the model `motivated` names (a Python bool) and the
         condition's verdict (cross-replica context).
 
+        `run`: `_run_step` compiled for that mode (XLA), else `_run_step`.
         Returns the replica-averaged raw loss and the mode for the next batch.
         """
+        loss, signals = run(data) if run is not None else self._run_step(motivated, data)
+        return loss, tf.convert_to_tensor(self.condition.update(loss, tf.constant(motivated), signals))
+
+    def _run_step(self, motivated, data):
+        """The optimizer step of one mode on every replica: (loss, signals), reduced."""
         strategy = self.distribute_strategy
         model, optimizer = (self.motivated, self.motivated_optimizer) if motivated else (self.base, self.optimizer)
         loss, signals = strategy.run(lambda d: self._replica_train_step(model, optimizer, d), args=(data,))
@@ -233,8 +239,7 @@ class MotivatedModel(keras.Model):
             loss = strategy.reduce("SUM", loss, axis=None)
             # Only what the condition asked for is reduced (often nothing).
             signals = {k: strategy.reduce("MEAN", v, axis=None) for k, v in signals.items()}
-        loss = tf.cast(loss, "float32")
-        return loss, tf.convert_to_tensor(self.condition.update(loss, tf.constant(motivated), signals))
+        return tf.cast(loss, "float32"), signals
 
     def _count_steps(self, motivated, steps):
         """The step counters after `steps` steps of the mode `motivated` (a Python bool)."""
@@ -423,10 +428,13 @@ class MotivatedModel(keras.Model):
         if compiled:
             one_step = tf.function(one_step, jit_compile=jit, reduce_retracing=True, autograph=False)
             if jit:
-                step_fns = {
-                    m: tf.function(fn, jit_compile=True, reduce_retracing=True, autograph=False)
-                    for m, fn in step_fns.items()
-                }
+                # The condition's update stays outside XLA: a verdict known
+                # when tracing (Never, Always) then costs no op per step, and
+                # a bool out of the compiled step cost more than the update.
+                for m in (False, True):
+                    run = tf.function(functools.partial(self._run_step, m), jit_compile=True, reduce_retracing=True,
+                                      autograph=False)
+                    step_fns[m] = functools.partial(self._step, m, run=run)
 
         def one_step_on_iterator(iterator):
             # The end of the data raises OutOfRangeError, which Keras turns
