@@ -284,17 +284,22 @@ def test_conditions_that_select_before_the_step_follow_their_schedule(steps_per_
                                 "recalibration_batches": model.counters()["recalibration_batches"]}
 
 
-def test_one_trace_per_fit_whatever_the_switches():
+@pytest.mark.parametrize("steps_per_execution", [1, 4])
+def test_one_trace_per_fit_whatever_the_switches(steps_per_execution):
     model = tiny_model(conditions.ConsecutiveDecrease(1))
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy",
+                  steps_per_execution=steps_per_execution)
     x, y = random_data(128)
     traces = []
-    original = model._train_step
+    # One step per call traces `_train_step`; several, `_execution`.
+    name = "_train_step" if steps_per_execution == 1 else "_execution"
+    original = getattr(model, name)
 
-    def counting(data):
+    def counting(*args, **kwargs):
         traces.append(1)
-        return original(data)
+        return original(*args, **kwargs)
 
-    model._train_step = counting
+    setattr(model, name, counting)
     model.fit(x, y, batch_size=16, epochs=3, verbose=0)
     assert model.counters()["switches"] >= 2
     assert len(traces) == 1
