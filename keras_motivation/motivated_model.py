@@ -6,13 +6,26 @@ On every switch the weights, BatchNorm statistics and optimizer slots of the
 mapped slices are copied through the weights map, and every epoch ends on
 the base model.
 
-How the train step is built, and why:
+How the train function is built, and why:
 - An optimizer step inside `tf.cond` in *replica* context fails under
-  MirroredStrategy (`merge_call` inside control flow). So the branch is taken
-  in *cross-replica* context: `tf.cond(motivated, run(motivated_step),
-  run(base_step))`, each branch a `strategy.run`. The condition update and the
-  copies follow in cross-replica context, on the loss all-reduced across
-  replicas, so every replica takes the same branch.
+  MirroredStrategy (`merge_call` inside control flow). So the mode is chosen
+  in *cross-replica* context, each mode's step is a `strategy.run`, and the
+  condition update and the copies follow there too, on the loss all-reduced
+  across replicas, so every replica takes the same branch.
+- Several steps per call (`_execution`): one on-device `tf.while_loop` per
+  mode, stopping after the step whose verdict changes the mode; the copies
+  run at the boundary and the other mode's loop goes on. Inside a loop there
+  is no branch on the mode, no switch check and no state write; the counters
+  are written once per loop and the logs built once per call. A
+  `strategy.run` in a `tf.cond` nested in a `tf.while_loop` fails under
+  MirroredStrategy (an unfed placeholder), but a `tf.while_loop` inside that
+  `tf.cond` works, so this layout runs on several replicas too; only several
+  workers keep a host loop of one-step calls (the end of the data must be
+  agreed on by all of them).
+- One step per call: `_train_step` (a `tf.cond` on the mode, the switch
+  check folded into each branch), or, with several replicas, the host picks
+  the current mode's function (`_mode_step`), so that no replica walks the
+  other model's step as dead ops.
 - All state (the mode flag, the condition's streak, the counters) lives in
   non-trainable variables: it stays on the device, and it is saved by
   `save`, `save_weights` and `BackupAndRestore`.
