@@ -6,18 +6,32 @@ On every switch the weights, BatchNorm statistics and optimizer slots of the
 mapped slices are copied through the weights map, and every epoch ends on
 the base model.
 
-How the train step is built, and why:
+How the train function is built, and why:
 - An optimizer step inside `tf.cond` in *replica* context fails under
-  MirroredStrategy (`merge_call` inside control flow). So the branch is taken
-  in *cross-replica* context: `tf.cond(motivated, run(motivated_step),
-  run(base_step))`, each branch a `strategy.run`. The condition update and the
-  copies follow in cross-replica context, on the loss all-reduced across
-  replicas, so every replica takes the same branch.
+  MirroredStrategy (`merge_call` inside control flow). So the mode is chosen
+  in *cross-replica* context, each mode's step is a `strategy.run`, and the
+  condition update and the copies follow there too, on the loss all-reduced
+  across replicas, so every replica takes the same branch.
+- Several steps per call (`_execution`): one on-device `tf.while_loop` per
+  mode, stopping after the step whose verdict changes the mode; the copies
+  run at the boundary and the other mode's loop goes on. Inside a loop there
+  is no branch on the mode, no switch check and no state write; the counters
+  are written once per loop and the logs built once per call. A
+  `strategy.run` in a `tf.cond` nested in a `tf.while_loop` fails under
+  MirroredStrategy (an unfed placeholder), but a `tf.while_loop` inside that
+  `tf.cond` works, so this layout runs on several replicas too; only several
+  workers keep a host loop of one-step calls (the end of the data must be
+  agreed on by all of them).
+- One step per call: `_train_step` (a `tf.cond` on the mode, the switch
+  check folded into each branch), or, with several replicas, the host picks
+  the current mode's function (`_mode_step`), so that no replica walks the
+  other model's step as dead ops.
 - All state (the mode flag, the condition's streak, the counters) lives in
   non-trainable variables: it stays on the device, and it is saved by
   `save`, `save_weights` and `BackupAndRestore`.
 """
 
+import functools
 import time
 
 import keras
@@ -226,68 +240,182 @@ class MotivatedModel(keras.Model):
             metrics.update_state(y, y_pred, sample_weight)
         return loss, signals
 
-    def _train_step(self, data):
-        """One step of Algorithm 1 (cross-replica context)."""
+    def _step(self, motivated, data, run=None):
+        """One step of the model `motivated` names (a Python bool) and the
+        condition's verdict (cross-replica context).
+
+        `run`: `_run_step` compiled for that mode (XLA), else `_run_step`.
+        Returns the replica-averaged raw loss and the mode for the next batch.
+        """
+        loss, signals = run(data) if run is not None else self._run_step(motivated, data)
+        return loss, tf.convert_to_tensor(self.condition.update(loss, tf.constant(motivated), signals))
+
+    def _run_step(self, motivated, data):
+        """The optimizer step of one mode on every replica: (loss, signals), reduced."""
         strategy = self.distribute_strategy
-
-        def run(model, optimizer):
-            def step(d):
-                return self._replica_train_step(model, optimizer, d)
-
-            loss, signals = strategy.run(step, args=(data,))
+        model, optimizer = (self.motivated, self.motivated_optimizer) if motivated else (self.base, self.optimizer)
+        loss, signals = strategy.run(lambda d: self._replica_train_step(model, optimizer, d), args=(data,))
+        if strategy.num_replicas_in_sync > 1:
             # compute_loss divides by the replica count: the sum is the mean.
-            return strategy.reduce("SUM", loss, axis=None), {
-                k: strategy.reduce("MEAN", v, axis=None) for k, v in signals.items()
-            }
+            loss = strategy.reduce("SUM", loss, axis=None)
+            # Only what the condition asked for is reduced (often nothing).
+            signals = {k: strategy.reduce("MEAN", v, axis=None) for k, v in signals.items()}
+        return tf.cast(loss, "float32"), signals
 
-        if self.condition.selects_before_step:
-            self._switch_to(self.condition.select(tf.identity(self._motivated_active.value)))
+    def _count_steps(self, motivated, steps):
+        """The step counters after `steps` steps of the mode `motivated` (a Python bool)."""
+        self._total_steps.assign_add(steps)
+        if motivated:
+            self._motivated_steps.assign_add(steps)
+
+    def _train_step(self, data):
+        """One step of Algorithm 1 on one batch (cross-replica context).
+
+        The train function runs several steps per call through `_execution`;
+        this form serves one step per call, the multi-worker host loop and
+        iterators that are not `tf.data` ones.
+        """
         active = tf.identity(self._motivated_active.value)
-        loss, signals = tf.cond(
-            active,
-            lambda: run(self.motivated, self.motivated_optimizer),
-            lambda: run(self.base, self.optimizer),
-        )
-        loss = tf.cast(loss, "float32")
-        self._total_steps.assign_add(1)
-        self._motivated_steps.assign_add(tf.cast(active, "int32"))
-        self._switch_to(self.condition.update(loss, active, signals))
+        if self.condition.selects_before_step:
+            selected = tf.convert_to_tensor(self.condition.select(active))
+            self._switch_from(active, selected)
+            active = selected
+
+        def branch(motivated):
+            loss, verdict = self._step(motivated, data)
+            self._count_steps(motivated, 1)
+            # The switch check folded into the branch: the current mode is known.
+            self._switch_from(motivated, verdict)
+            return loss
+
+        loss = tf.cond(active, lambda: branch(True), lambda: branch(False))
+        return self._logs(loss, active)
+
+    def _mode_step(self, motivated, data):
+        """One step of Algorithm 1 when the host knows the mode (a Python
+        bool) before the step: no branch on the mode in the graph."""
+        loss, verdict = self._step(motivated, data)
+        self._count_steps(motivated, 1)
+        self._switch_from(motivated, verdict)
+        return self._logs(loss, tf.constant(motivated))
+
+    def _logs(self, loss, active):
         logs = self.get_metrics_result()
         logs["batch_loss"] = loss
         logs["motivated"] = tf.cast(active, "float32")
         return logs
+
+    def _execution(self, iterator, steps, step_fns):
+        """Up to `steps` steps of Algorithm 1 from `iterator`, on the device.
+
+        The steps run as one on-device loop per mode, which stops after the
+        step whose verdict changes the mode (or, for conditions that select
+        before the step, whose next selection would); the copies follow at
+        the boundary, and the loop of the other mode goes on until `steps`
+        steps ran or the data ends. Inside a loop there is no branch on the
+        mode, no switch check and no state write: the step, the condition's
+        update and the fetch of the next batch. The counters are written once
+        per loop, the logs built once per call.
+
+        Returns (the number of steps run, the logs of the last step).
+        """
+        condition = self.condition
+        selects = condition.selects_before_step
+
+        def fetch():
+            return iterator.get_next_as_optional()
+
+        def mode_run(motivated, budget, optional, loss):
+            def cond(i, go, optional, loss, verdict):
+                return tf.logical_and(go, optional.has_value())
+
+            def body(i, go, optional, loss, verdict):
+                loss, verdict = step_fns[motivated](optional.get_value())
+                keep = _equal(verdict, motivated)
+                if selects:
+                    keep = tf.logical_and(keep, _equal(condition.select(verdict), motivated))
+                go = tf.logical_and(tf.less(i + 1, budget), keep)
+                # Fetch only when another step of this mode follows: a batch
+                # fetched here belongs to this loop.
+                optional = tf.cond(go, fetch, lambda: optional)
+                return i + 1, go, optional, loss, verdict
+
+            i, go, optional, loss, verdict = tf.while_loop(
+                cond, body, (tf.constant(0), tf.constant(True), optional, loss, tf.constant(motivated))
+            )
+            self._count_steps(motivated, i)
+            self._switch_from(motivated, verdict)
+            return i, go, optional, loss, verdict
+
+        def outer_cond(done, active, ran, optional, loss):
+            return tf.logical_and(tf.less(done, steps), optional.has_value())
+
+        def outer_body(done, active, ran, optional, loss):
+            if selects:
+                selected = tf.convert_to_tensor(condition.select(active))
+                self._switch_from(active, selected)
+                active = selected
+            i, go, optional, loss, verdict = tf.cond(
+                active,
+                lambda: mode_run(True, steps - done, optional, loss),
+                lambda: mode_run(False, steps - done, optional, loss),
+            )
+            done = done + i
+            # `go` still true: the loop ended on the end of the data (the
+            # optional is empty). Otherwise it ended on its budget or on a
+            # change of mode, and its last batch is consumed.
+            optional = tf.cond(tf.logical_and(tf.less(done, steps), tf.logical_not(go)), fetch, lambda: optional)
+            return done, verdict, active, optional, loss
+
+        active = tf.identity(self._motivated_active.value)
+        done, _, ran, _, loss = tf.while_loop(
+            outer_cond, outer_body, (tf.constant(0), active, active, fetch(), tf.constant(float("nan")))
+        )
+        return done, self._logs(loss, ran)
 
     def _copy_entries(self):
         """What a switch copies: the mapped weights, optimizer slots and step
         counter, and the BatchNorm moving statistics only when shared."""
         return self._copies
 
-    def _switch_to(self, motivated):
-        """Copies weights, BN statistics and optimizer slots when the mode changes."""
-        motivated = tf.convert_to_tensor(motivated)
-        current = self._motivated_active.value
-
-        def to_motivated():
+    def _switch_ops(self, motivated):
+        """The switch to `motivated` (a Python bool): copies, counters, the mode flag."""
+        if motivated:
             weights_map_lib.copy_to_motivated(self._copy_entries())
             self._activations.assign_add(1)
-            self._switches.assign_add(1)
-            return tf.constant(True)
-
-        def to_base():
+        else:
             weights_map_lib.copy_to_base(self._copy_entries())
-            self._switches.assign_add(1)
-            return tf.constant(False)
+        self._switches.assign_add(1)
+        self._motivated_active.assign(motivated)
+        return tf.constant(True)
 
-        def stay():
-            return tf.identity(current)
+    def _switch_from(self, current, motivated):
+        """Switches from the mode `current` to `motivated` when they differ.
 
-        changed = tf.not_equal(motivated, current)
-        new = tf.cond(
-            changed,
-            lambda: tf.cond(motivated, to_motivated, to_base),
-            stay,
+        Either may be a Python bool; a verdict known when tracing costs no op.
+        """
+        static_current, static_target = _static_bool(current), _static_bool(motivated)
+        if static_current is not None and static_target is not None:
+            if static_current != static_target:
+                self._switch_ops(static_target)
+            return
+        keep = lambda: tf.constant(False)  # noqa: E731
+        if static_current is not None:
+            # The switch check folded into the branch of the current mode.
+            tf.cond(tf.equal(motivated, static_current), keep, lambda: self._switch_ops(not static_current))
+            return
+        if static_target is not None:
+            tf.cond(tf.equal(current, static_target), keep, lambda: self._switch_ops(static_target))
+            return
+        tf.cond(
+            tf.equal(motivated, current),
+            keep,
+            lambda: tf.cond(motivated, lambda: self._switch_ops(True), lambda: self._switch_ops(False)),
         )
-        self._motivated_active.assign(new)
+
+    def _switch_to(self, motivated):
+        """Copies weights, BN statistics and optimizer slots when the mode changes."""
+        self._switch_from(tf.identity(self._motivated_active.value), tf.convert_to_tensor(motivated))
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -310,38 +438,49 @@ class MotivatedModel(keras.Model):
             raise ValueError("Call compile() on the MotivatedModel before fit().")
         strategy = self.distribute_strategy
         jit = bool(self.jit_compile) and strategy.num_replicas_in_sync == 1
-        one_step = self._train_step
-        if not self.run_eagerly:
-            one_step = tf.function(one_step, jit_compile=jit, reduce_retracing=True)
         steps = self.steps_per_execution
+        compiled = not self.run_eagerly
+        one_step = self._train_step
+        step_fns = {m: functools.partial(self._step, m) for m in (False, True)}
+        if compiled:
+            one_step = tf.function(one_step, jit_compile=jit, reduce_retracing=True, autograph=False)
+            if jit:
+                # The condition's update stays outside XLA: a verdict known
+                # when tracing (Never, Always) then costs no op per step, and
+                # a bool out of the compiled step cost more than the update.
+                for m in (False, True):
+                    run = tf.function(functools.partial(self._run_step, m), jit_compile=True, reduce_retracing=True,
+                                      autograph=False)
+                    step_fns[m] = functools.partial(self._step, m, run=run)
 
-        def multi_step(iterator):
-            # The first step raises OutOfRangeError when the data is exhausted
-            # (Keras turns it into the end of the epoch); the others stop early.
-            logs = one_step(iterator.get_next())
+        def one_step_on_iterator(iterator):
+            # The end of the data raises OutOfRangeError, which Keras turns
+            # into the end of the epoch.
+            return one_step(iterator.get_next())
 
-            def cond(i, ran, logs):
-                return tf.logical_and(tf.less(i, steps), tf.equal(ran, i))
+        def mode_step_on_iterator(motivated):
+            return lambda iterator: self._mode_step(motivated, iterator.get_next())
 
-            def body(i, ran, logs):
-                optional = iterator.get_next_as_optional()
-                has = optional.has_value()
-                logs = tf.cond(has, lambda: one_step(optional.get_value()), lambda: logs)
-                return i + 1, ran + tf.cast(has, "int32"), logs
-
-            if steps > 1:
-                _, _, logs = tf.while_loop(cond, body, (tf.constant(1), tf.constant(1), logs))
-            return logs
-
-        if not self.run_eagerly:
-            multi_step = tf.function(multi_step, reduce_retracing=True)
-        # MirroredStrategy fails (an unfed placeholder) when strategy.run sits
-        # in a tf.cond nested in other control flow (tf.while_loop, or a
-        # tf.cond on the optional's has_value): with several replicas, the
-        # steps of one execution are a host loop of single-step calls, and
-        # the end of the data is tested on the host, because a distributed
-        # iterator past its end can yield empty batches instead of raising.
-        loop_on_host = strategy.num_replicas_in_sync > 1
+        mode_steps = {m: mode_step_on_iterator(m) for m in (False, True)}
+        execution = functools.partial(self._execution, steps=steps, step_fns=step_fns)
+        if compiled:
+            one_step_on_iterator = tf.function(one_step_on_iterator, reduce_retracing=True, autograph=False)
+            mode_steps = {m: tf.function(f, reduce_retracing=True, autograph=False) for m, f in mode_steps.items()}
+            execution = tf.function(execution, reduce_retracing=True, autograph=False)
+        # Several replicas, one step per call: the host picks the function of
+        # the current mode (one flag read per call). A tf.cond over the two
+        # modes' steps is lowered to Switch/Merge, and the executor walks
+        # every op of the branch not taken, across all replicas; keeping it
+        # an unlowered `If` fails to place under MirroredStrategy ("a
+        # reference or resource edge connects colocation groups with
+        # incompatible assigned devices"). Conditions that select before the
+        # step need that select on the device, so they keep the branch.
+        host_picks_mode = strategy.num_replicas_in_sync > 1 and not self.condition.selects_before_step
+        # Several workers: a host loop of single-step calls, the end of the
+        # data agreed on by all workers through get_next_as_optional (past
+        # its end a multi-worker iterator can yield empty batches instead of
+        # raising).
+        loop_on_host = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
         def function(iterator):
             if not isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
@@ -351,15 +490,22 @@ class MotivatedModel(keras.Model):
                 if logs is None:
                     raise StopIteration
                 return logs
-            if not loop_on_host:
-                return multi_step(iterator)
-            logs = None
-            for _ in range(steps):
-                optional = iterator.get_next_as_optional()
-                if not bool(optional.has_value()):
-                    break
-                logs = one_step(optional.get_value())
-            if logs is None:
+            if loop_on_host:
+                logs = None
+                for _ in range(steps):
+                    optional = iterator.get_next_as_optional()
+                    if not bool(optional.has_value()):
+                        break
+                    logs = one_step(optional.get_value())
+                if logs is None:
+                    raise StopIteration
+                return logs
+            if steps == 1:
+                if host_picks_mode:
+                    return mode_steps[self.is_motivated](iterator)
+                return one_step_on_iterator(iterator)
+            done, logs = execution(iterator)
+            if int(done) == 0:
                 raise StopIteration
             return logs
 
@@ -616,6 +762,22 @@ class _MotivatedMetrics:
 
     def __iter__(self):
         return iter((self.loss_tracker, self.compile_metrics))
+
+
+def _static_bool(value):
+    """`value` as a Python bool when known when tracing, else None."""
+    if isinstance(value, bool):
+        return value
+    static = tf.get_static_value(value)
+    return None if static is None else bool(static)
+
+
+def _equal(value, python_bool):
+    """`value == python_bool` as a tensor, a constant when `value` is known when tracing."""
+    static = _static_bool(value)
+    if static is not None:
+        return tf.constant(static == python_bool)
+    return tf.equal(value, python_bool)
 
 
 def _unscale(loss):

@@ -12,6 +12,7 @@ import keras_motivation as km
 from keras_motivation import conditions
 from testing_utils import (
     BatchRecorder,
+    Recording,
     Scripted,
     assert_same,
     random_data,
@@ -258,17 +259,72 @@ def test_jit_compile_runs_switches_under_xla(steps_per_execution):
     assert np.all(np.isfinite(rec.losses))
 
 
-def test_one_trace_per_fit_whatever_the_switches():
+def _recorded_run(steps_per_execution, jit_compile=False, k=1):
+    keras.utils.set_random_seed(0)
+    model = tiny_model(Recording(k))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
+    )
+    x, y = random_data(176)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
+    flags, losses = model.condition.record()
+    return flags, losses, model
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_every_train_function_path_keeps_the_single_step_activation_sequence(jit_compile, request):
+    if not jit_compile:
+        request.getfixturevalue("deterministic")  # op determinism turns XLA off in Keras
+    # 11 steps per epoch: steps_per_execution=4 ends each epoch on a partial
+    # call, 16 runs a whole epoch in one call; one step per call is the reference.
+    ref_flags, ref_losses, ref = _recorded_run(1, jit_compile)
+    assert ref.jit_compile == jit_compile
+    assert len(ref_flags) == 22
+    assert ref_flags == replay_algorithm_1(ref_losses, [11, 11], k=1)
+    assert any(ref_flags) and not all(ref_flags), "no switch: the test would prove nothing"
+    for spe in (4, 16):
+        flags, losses, model = _recorded_run(spe, jit_compile)
+        assert flags == replay_algorithm_1(losses, [11, 11], k=1), spe
+        assert flags == ref_flags, spe
+        np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
+        assert model.counters() == ref.counters()
+        for a, b in zip(model.motivated.weights, ref.motivated.weights):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 4])
+def test_conditions_that_select_before_the_step_follow_their_schedule(steps_per_execution):
+    schedule = [0, 1, 1, 0, 1, 0, 0, 1, 1, 1, 0]
+    model = tiny_model(Scripted(schedule))
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy",
+                  steps_per_execution=steps_per_execution)
+    x, y = random_data(176)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    # Switches: into the motivated model at batches 1, 4, 7; out at 3, 5, 10.
+    assert model.counters() == {"steps": 11, "motivated_steps": 6, "switches": 6, "activations": 3,
+                                "recalibration_batches": model.counters()["recalibration_batches"]}
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 4])
+def test_one_trace_per_fit_whatever_the_switches(steps_per_execution):
     model = tiny_model(conditions.ConsecutiveDecrease(1))
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy",
+                  steps_per_execution=steps_per_execution)
     x, y = random_data(128)
     traces = []
-    original = model._train_step
+    # One step per call traces `_train_step`; several, `_execution`.
+    name = "_train_step" if steps_per_execution == 1 else "_execution"
+    original = getattr(model, name)
 
-    def counting(data):
+    def counting(*args, **kwargs):
         traces.append(1)
-        return original(data)
+        return original(*args, **kwargs)
 
-    model._train_step = counting
+    setattr(model, name, counting)
     model.fit(x, y, batch_size=16, epochs=3, verbose=0)
     assert model.counters()["switches"] >= 2
     assert len(traces) == 1

@@ -32,6 +32,32 @@ class Scripted(Condition):
         return motivated
 
 
+class Recording(km.conditions.ConsecutiveDecrease):
+    """ConsecutiveDecrease that records, inside the train step, the mode that
+    trained each batch and its loss: the activation sequence of any train
+    function (steps_per_execution > 1 logs only one batch per call)."""
+
+    def __init__(self, k=2, capacity=256, **kwargs):
+        super().__init__(k, **kwargs)
+        self.modes = self.add_weight(shape=(capacity,), dtype="int32", initializer="zeros", trainable=False, name="modes",
+                                     aggregation="only_first_replica")
+        self.batch_losses = self.add_weight(shape=(capacity,), dtype="float32", initializer="zeros", trainable=False,
+                                      name="batch_losses", aggregation="only_first_replica")
+        self.count = self._state("count", "int32", 0)
+
+    def update(self, loss, motivated, signals=None):
+        at = [[self.count.value]]
+        self.modes.assign(tf.tensor_scatter_nd_update(self.modes.value, at, [tf.cast(motivated, "int32")]))
+        self.batch_losses.assign(tf.tensor_scatter_nd_update(self.batch_losses.value, at, [tf.cast(loss, "float32")]))
+        self.count.assign_add(1)
+        return super().update(loss, motivated, signals)
+
+    def record(self):
+        """(per-batch motivated flags, per-batch losses) of the run so far."""
+        n = int(self.count.numpy())
+        return [bool(m) for m in self.modes.numpy()[:n]], [float(v) for v in self.batch_losses.numpy()[:n]]
+
+
 def tiny_pair(base_depth=8, motivated_depth=14, width=4, input_shape=SHAPE, **kwargs):
     base = resnet_cifar(base_depth, num_classes=10, input_shape=input_shape, width=width, **kwargs)
     motivated = resnet_cifar(motivated_depth, num_classes=10, input_shape=input_shape, width=width, **kwargs)
