@@ -368,8 +368,15 @@ class MotivatedModel(keras.Model):
             return done, verdict, active, optional, loss
 
         active = tf.identity(self._motivated_active.value)
+        if isinstance(iterator, tf.data.Iterator):
+            # The first batch by get_next: at the end of the data the call
+            # raises OutOfRangeError (Keras' end of the epoch), so the host
+            # never reads a result to find it and calls stay asynchronous.
+            first = tf.experimental.Optional.from_value(iterator.get_next())
+        else:
+            first = fetch()
         done, _, ran, _, loss = tf.while_loop(
-            outer_cond, outer_body, (tf.constant(0), active, active, fetch(), tf.constant(float("nan")))
+            outer_cond, outer_body, (tf.constant(0), active, active, first, tf.constant(float("nan")))
         )
         return done, self._logs(loss, ran)
 
@@ -505,7 +512,9 @@ class MotivatedModel(keras.Model):
                     return mode_steps[self.is_motivated](iterator)
                 return one_step_on_iterator(iterator)
             done, logs = execution(iterator)
-            if int(done) == 0:
+            # A distributed iterator past its end can yield an empty optional
+            # instead of raising: only there the host reads the step count.
+            if not isinstance(iterator, tf.data.Iterator) and int(done) == 0:
                 raise StopIteration
             return logs
 
