@@ -16,7 +16,6 @@ import collections
 import re
 
 import keras
-import numpy as np
 
 # RNG state of Dropout & co: not a model parameter, never copied.
 _IGNORED_VARIABLE_NAMES = ("seed_generator_state",)
@@ -411,11 +410,3 @@ def get(identifier, base, motivated):
     if callable(identifier):
         return identifier(base, motivated)
     raise TypeError(f"weights_map must be a WeightsMap, a rule name or a callable, got {identifier!r}")
-
-
-def max_abs_difference(a_vars, b_vars):
-    """Largest absolute difference between two lists of variables (for tests/tools)."""
-    return max(
-        (float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(a_vars, b_vars)),
-        default=0.0,
-    )
