@@ -106,7 +106,7 @@ def test_the_motivated_model_trains_at_the_shared_rate():
     assert model.counters()["motivated_steps"] == 4
 
 
-def test_a_motivated_optimizer_of_ones_own_keeps_its_rate(tmp_path):
+def test_a_motivated_optimizer_of_ones_own_keeps_its_rate():
     callback = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 0.05 * 0.1**epoch)
     model = tiny_model(Scripted(ALTERNATE))
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), motivated_optimizer=keras.optimizers.SGD(0.01, momentum=0.9),

@@ -3,14 +3,12 @@
 import json
 import os
 
-import pytest
-
 from keras_motivation import k_selection, models
-from testing_utils import FASHION_MNIST_DIR, load_fashion_mnist
+from testing_utils import load_fashion_mnist, requires_fashion_mnist
 
 
-@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist")
-def test_select_k_on_real_data_returns_the_table_and_k(tmp_path):
+@requires_fashion_mnist
+def test_select_k_on_real_data_returns_the_table_and_k():
     (x, y), _ = load_fashion_mnist(n_train=192)
     x = x.astype("float32")
     best, rows = k_selection.select_k(
@@ -24,7 +22,7 @@ def test_select_k_on_real_data_returns_the_table_and_k(tmp_path):
     assert "chosen k" in k_selection.markdown(rows, best)
 
 
-@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist")
+@requires_fashion_mnist
 def test_select_k_command_line(tmp_path):
     import sys
 

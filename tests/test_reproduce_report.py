@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from testing_utils import FASHION_MNIST_DIR
+from testing_utils import requires_fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 EXTRA = ["--train_size=256", "--batch_size=32", "--eval_size=128", "--model_kwargs=width=4"]
 
 
-@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist")
+@requires_fashion_mnist
 def test_reduced_study_and_report(tmp_path):
     import pay_study
     import report

@@ -12,12 +12,9 @@ from keras_motivation import callbacks as callbacks_lib
 from keras_motivation import train
 from keras_motivation import trainer
 from keras_motivation.config import ConfigError
-from testing_utils import FASHION_MNIST_DIR, write_image_folder
+from testing_utils import requires_fashion_mnist, run_json_script, write_image_folder
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-needs_fashion_mnist = pytest.mark.skipif(
-    not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist"
-)
 
 
 def tiny(workdir, *extra):
@@ -43,8 +40,8 @@ def rows(path):
         return list(csv.DictReader(f))
 
 
-@needs_fashion_mnist
-def test_quickstart_writes_the_workdir(tmp_path, capsys):
+@requires_fashion_mnist
+def test_quickstart_writes_the_workdir(tmp_path):
     config = tiny(tmp_path / "run")
     summary = trainer.run(config)
     w = config.workdir
@@ -83,7 +80,7 @@ def test_quickstart_writes_the_workdir(tmp_path, capsys):
     assert "summary.json" in text and "tensorboard" in text
 
 
-@needs_fashion_mnist
+@requires_fashion_mnist
 def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, deterministic):
     monkeypatch.setattr(trainer, "BACKUP_EVERY_STEPS", 3)
     full = trainer.run(tiny(tmp_path / "full", "--deterministic"))
@@ -125,7 +122,7 @@ def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, determi
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6, err_msg=x.path)
 
 
-@needs_fashion_mnist
+@requires_fashion_mnist
 def test_incompatible_workdir_is_refused_untouched(tmp_path):
     config = tiny(tmp_path / "run", "--epochs=1")
     trainer.run(config)
@@ -170,7 +167,7 @@ def test_image_folder_needs_image_size_before_any_work(tmp_path):
     assert not os.path.exists(tmp_path / "run")
 
 
-@needs_fashion_mnist
+@requires_fashion_mnist
 def test_image_too_small_for_the_model(tmp_path):
     with pytest.raises(ConfigError, match="resnet50:resnet101 cannot be built"):
         trainer.run(tiny(tmp_path / "run", "--pair=resnet50:resnet101", "--image_size=16"))
@@ -193,15 +190,9 @@ def test_contradictory_flags_get_one_line(tmp_path, flag, message):
     assert not os.path.exists(tmp_path / "run")
 
 
-@needs_fashion_mnist
+@requires_fashion_mnist
 def test_trainer_with_mirrored_strategy_on_two_devices(tmp_path):
-    import subprocess
-    import sys
-
-    script = os.path.join(os.path.dirname(__file__), "trainer_mirrored_run.py")
-    out = subprocess.run([sys.executable, script, CONFIGS, str(tmp_path)], capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r = run_json_script("trainer_mirrored_run.py", args=(CONFIGS, str(tmp_path)))
     assert r["replicas"] == 2 and r["steps"] == 256 // 32
     # Bad input: a global batch that does not split across the replicas.
     assert "--batch_size=31 is not divisible by the 2 replicas" in r["error"]
