@@ -131,30 +131,49 @@ def test_mixed_precision_optimizers_share_the_rate():
 # -- monitoring the motivated model ----------------------------------------------------
 
 
-@pytest.mark.parametrize("monitor", ["val_motivated_accuracy", "val_motivated_loss", "motivated_accuracy"])
-def test_early_stopping_on_a_motivated_metric_needs_no_mode(monitor):
-    model = tiny_model(Scripted(ALTERNATE))
+MONITORS = ["val_motivated_accuracy", "val_motivated_loss", "motivated_accuracy"]
+
+
+@pytest.fixture(scope="module")
+def monitored_fit(tmp_path_factory):
+    """One fit watched by every monitoring callback the tests below check (a fit
+    traces the train step, most of a test's time; none of them changes what the
+    others watch)."""
+    # Two motivated batches of four per epoch: both models train; a condition
+    # that Keras can save (the checkpoint reloads it).
+    model = tiny_model(km.conditions.MatchedRandom(2, seed=0))
     x, y = random_data(64)
-    callback = keras.callbacks.EarlyStopping(monitor=monitor, patience=5, restore_best_weights=True)
-    model.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_data=(x[:32], y[:32]), callbacks=[callback])
+    path = str(tmp_path_factory.mktemp("checkpoint") / "best.keras")
+    watch = {
+        "early_stopping": {m: keras.callbacks.EarlyStopping(monitor=m, patience=5, restore_best_weights=True) for m in MONITORS},
+        "plateau": keras.callbacks.ReduceLROnPlateau(monitor="val_motivated_loss", factor=0.5, patience=0, min_delta=100.0),
+        "checkpoint": keras.callbacks.ModelCheckpoint(path, monitor="val_motivated_accuracy", save_best_only=True),
+    }
+    callbacks = [*watch["early_stopping"].values(), watch["plateau"], watch["checkpoint"]]
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_data=(x[:32], y[:32]), callbacks=callbacks)
+    return model, (x[:32], y[:32]), path, watch
+
+
+@pytest.mark.xdist_group("monitored_fit")
+@pytest.mark.parametrize("monitor", MONITORS)
+def test_early_stopping_on_a_motivated_metric_needs_no_mode(monitor, monitored_fit):
+    callback = monitored_fit[3]["early_stopping"][monitor]
     assert callback.monitor_op.__name__ == ("less" if monitor.endswith("loss") else "greater")
     assert callback.best is not None and callback.monitor == monitor
 
 
-def test_reduce_lr_on_plateau_watches_the_motivated_model(tmp_path):
-    callback = keras.callbacks.ReduceLROnPlateau(monitor="val_motivated_loss", factor=0.5, patience=0, min_delta=100.0)
-    model, _ = _fit_with(callback, tmp_path, epochs=2)
+@pytest.mark.xdist_group("monitored_fit")
+def test_reduce_lr_on_plateau_watches_the_motivated_model(monitored_fit):
+    model, callback = monitored_fit[0], monitored_fit[3]["plateau"]
     assert callback.monitor_op.__name__ == "less"
     assert _lr(model.motivated_optimizer) == pytest.approx(0.025)
 
 
-def test_model_checkpoint_best_motivated_accuracy_reloads_as_a_motivated_model(tmp_path):
-    model = tiny_model(km.conditions.Always())
-    x, y = random_data(64)
-    path = str(tmp_path / "best.keras")
-    callback = keras.callbacks.ModelCheckpoint(path, monitor="val_motivated_accuracy", save_best_only=True)
-    model.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_data=(x[:32], y[:32]), callbacks=[callback])
+@pytest.mark.xdist_group("monitored_fit")
+def test_model_checkpoint_best_motivated_accuracy_reloads_as_a_motivated_model(monitored_fit):
+    _, (x, y), path, watch = monitored_fit
+    callback = watch["checkpoint"]
     assert callback.monitor_op.__name__ == "greater"
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, km.MotivatedModel)
-    assert loaded.evaluate(x[:32], y[:32], verbose=0, return_dict=True)["motivated_accuracy"] == pytest.approx(callback.best)
+    assert loaded.evaluate(x, y, verbose=0, return_dict=True)["motivated_accuracy"] == pytest.approx(callback.best)
