@@ -37,8 +37,16 @@ def _lr(optimizer):
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
-def _fit_with(callback, tmp_path, epochs=3, **compile_kwargs):
-    model = tiny_model(Scripted(ALTERNATE), **compile_kwargs)
+@pytest.fixture(scope="module")
+def alternating():
+    """One model for the rate tests below, traced once (most of a fit's time):
+    each test fits it from rate 0.05 and the schedule's start."""
+    return tiny_model(Scripted(ALTERNATE))
+
+
+def _fit_with(model, callback, tmp_path, epochs=3):
+    model.optimizer.learning_rate = 0.05
+    model.condition.step.assign(0)
     x, y = random_data(64)
     log = str(tmp_path / "batches.csv")
     model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, shuffle=False,
@@ -56,16 +64,18 @@ def _assert_both_follow(model, rows, expected_last_epoch_lr):
         assert float(r["learning_rate"]) == pytest.approx(expected_last_epoch_lr), r
 
 
-def test_learning_rate_scheduler_reaches_the_motivated_optimizer(tmp_path):
+@pytest.mark.xdist_group("alternating")
+def test_learning_rate_scheduler_reaches_the_motivated_optimizer(tmp_path, alternating):
     callback = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 0.05 * 0.1**epoch)
-    model, rows = _fit_with(callback, tmp_path)
+    model, rows = _fit_with(alternating, callback, tmp_path)
     _assert_both_follow(model, rows, 0.05 * 0.1**2)
 
 
-def test_reduce_lr_on_plateau_reaches_the_motivated_optimizer(tmp_path):
+@pytest.mark.xdist_group("alternating")
+def test_reduce_lr_on_plateau_reaches_the_motivated_optimizer(tmp_path, alternating):
     # min_delta larger than any loss change: a plateau at every epoch after the first.
     callback = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=0, min_delta=100.0, min_lr=0.0)
-    model, rows = _fit_with(callback, tmp_path)
+    model, rows = _fit_with(alternating, callback, tmp_path)
     assert _lr(model.optimizer) == pytest.approx(0.05 * 0.5**2)
     assert _lr(model.motivated_optimizer) == _lr(model.optimizer)
     # Reduced at the end of epochs 1 and 2 (epoch 0 sets the first best value).
@@ -83,8 +93,9 @@ class _SetRate(keras.callbacks.Callback):
             self.model.optimizer.learning_rate = self.rate
 
 
-def test_user_code_setting_the_rate_reaches_the_motivated_optimizer(tmp_path):
-    model, rows = _fit_with(_SetRate(0.004), tmp_path, epochs=2)
+@pytest.mark.xdist_group("alternating")
+def test_user_code_setting_the_rate_reaches_the_motivated_optimizer(tmp_path, alternating):
+    model, rows = _fit_with(alternating, _SetRate(0.004), tmp_path, epochs=2)
     _assert_both_follow(model, rows, 0.004)
 
 
