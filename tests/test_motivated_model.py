@@ -292,9 +292,22 @@ def _fit_run(tmp_path, epochs, split_at=None, mode="keras"):
     return rec, model
 
 
+@pytest.fixture(scope="module")
+def uninterrupted():
+    """The reference of the resumption tests: 3 epochs in one fit, deterministic."""
+    from tensorflow.python.framework import config as tf_config
+
+    tf.config.experimental.enable_op_determinism()
+    try:
+        return _fit_run(None, 3)
+    finally:
+        tf_config.disable_op_determinism()
+
+
+@pytest.mark.xdist_group("uninterrupted")
 @pytest.mark.parametrize("mode", ["keras", "weights"])
-def test_save_and_load_continue_the_same_activation_sequence(tmp_path, mode, deterministic):
-    full, full_model = _fit_run(tmp_path, 3)
+def test_save_and_load_continue_the_same_activation_sequence(tmp_path, mode, deterministic, uninterrupted):
+    full, full_model = uninterrupted
     split, split_model = _fit_run(tmp_path, 3, split_at=1, mode=mode)
     assert full.flags == split.flags
     assert any(full.flags)
@@ -323,7 +336,8 @@ def test_saved_model_keeps_both_optimizers_and_condition_state(tmp_path):
     np.testing.assert_allclose(model.predict(x[:8], verbose=0), loaded.predict(x[:8], verbose=0), rtol=1e-6)
 
 
-def test_backup_and_restore_resumes_the_same_activation_sequence(tmp_path, deterministic):
+@pytest.mark.xdist_group("uninterrupted")
+def test_backup_and_restore_resumes_the_same_activation_sequence(tmp_path, deterministic, uninterrupted):
     x, y = random_data(192)
 
     def run(interrupt_after_epoch):
@@ -345,7 +359,7 @@ def test_backup_and_restore_resumes_the_same_activation_sequence(tmp_path, deter
             model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False, callbacks=[backup, rec])
         return rec, model
 
-    full, full_model = run(-1)
+    full, full_model = uninterrupted
     resumed, resumed_model = run(0)
     assert resumed.flags == full.flags
     assert any(full.flags)
