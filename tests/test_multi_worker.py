@@ -21,13 +21,15 @@ CONFIGS = os.path.join(os.path.dirname(HERE), "configs")
 
 def _launch(script, args, envs, timeout=600):
     """len(envs) workers of tests/<script> on loopback, started by tools/launch_local_cluster.py's
-    functions: [(return code, last output line, or the output's end on failure)]."""
+    functions: [(return code, the last JSON line of the output, or the output's end on failure)]."""
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
     import launch_local_cluster
 
     procs = launch_local_cluster.start_workers([sys.executable, os.path.join(HERE, script), *args], len(envs), env=envs)
     results = launch_local_cluster.wait(procs, timeout=timeout, echo=False)
-    return [(rc, out.strip().splitlines()[-1] if rc == 0 else out[-3000:]) for rc, out in results]
+    # stderr is merged into the output: TensorFlow may log after the JSON line.
+    return [(rc, [line for line in out.splitlines() if line.startswith("{")][-1] if rc == 0 else out[-3000:])
+            for rc, out in results]
 
 
 def _run_workers(tmp_path, n=2):
