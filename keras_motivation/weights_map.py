@@ -512,10 +512,3 @@ def identity_start(weights_map):
         zeroed.append(bn.name)
     return zeroed
 
-
-def max_abs_difference(a_vars, b_vars):
-    """Largest absolute difference between two lists of variables (for tests/tools)."""
-    return max(
-        (float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(a_vars, b_vars)),
-        default=0.0,
-    )

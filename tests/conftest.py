@@ -8,8 +8,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
-FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
-
 
 @pytest.fixture(autouse=True)
 def _clear_keras_session():
@@ -32,15 +30,9 @@ def deterministic():
 @pytest.fixture(scope="session")
 def mirrored_reference(tmp_path_factory):
     """One 2-replica MirroredStrategy run (tests/mirrored_run.py), shared by tests."""
-    import json
-    import subprocess
-    import sys
+    from testing_utils import run_json_script
 
     npz = str(tmp_path_factory.mktemp("mirrored") / "weights.npz")
-    script = os.path.join(os.path.dirname(__file__), "mirrored_run.py")
-    env = {**os.environ, "STEPS_PER_EXECUTION": "1", "WEIGHTS_NPZ": npz}
-    out = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=600, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_json_script("mirrored_run.py", env={"STEPS_PER_EXECUTION": "1", "WEIGHTS_NPZ": npz})
     result["weights_npz"] = npz
     return result

@@ -37,8 +37,16 @@ def _lr(optimizer):
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
-def _fit_with(callback, tmp_path, epochs=3, **compile_kwargs):
-    model = tiny_model(Scripted(ALTERNATE), **compile_kwargs)
+@pytest.fixture(scope="module")
+def alternating():
+    """One model for the rate tests below, traced once (most of a fit's time):
+    each test fits it from rate 0.05 and the schedule's start."""
+    return tiny_model(Scripted(ALTERNATE))
+
+
+def _fit_with(model, callback, tmp_path, epochs=3):
+    model.optimizer.learning_rate = 0.05
+    model.condition.step.assign(0)
     x, y = random_data(64)
     log = str(tmp_path / "batches.csv")
     model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, shuffle=False,
@@ -56,16 +64,18 @@ def _assert_both_follow(model, rows, expected_last_epoch_lr):
         assert float(r["learning_rate"]) == pytest.approx(expected_last_epoch_lr), r
 
 
-def test_learning_rate_scheduler_reaches_the_motivated_optimizer(tmp_path):
+@pytest.mark.xdist_group("alternating")
+def test_learning_rate_scheduler_reaches_the_motivated_optimizer(tmp_path, alternating):
     callback = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 0.05 * 0.1**epoch)
-    model, rows = _fit_with(callback, tmp_path)
+    model, rows = _fit_with(alternating, callback, tmp_path)
     _assert_both_follow(model, rows, 0.05 * 0.1**2)
 
 
-def test_reduce_lr_on_plateau_reaches_the_motivated_optimizer(tmp_path):
+@pytest.mark.xdist_group("alternating")
+def test_reduce_lr_on_plateau_reaches_the_motivated_optimizer(tmp_path, alternating):
     # min_delta larger than any loss change: a plateau at every epoch after the first.
     callback = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=0, min_delta=100.0, min_lr=0.0)
-    model, rows = _fit_with(callback, tmp_path)
+    model, rows = _fit_with(alternating, callback, tmp_path)
     assert _lr(model.optimizer) == pytest.approx(0.05 * 0.5**2)
     assert _lr(model.motivated_optimizer) == _lr(model.optimizer)
     # Reduced at the end of epochs 1 and 2 (epoch 0 sets the first best value).
@@ -83,8 +93,9 @@ class _SetRate(keras.callbacks.Callback):
             self.model.optimizer.learning_rate = self.rate
 
 
-def test_user_code_setting_the_rate_reaches_the_motivated_optimizer(tmp_path):
-    model, rows = _fit_with(_SetRate(0.004), tmp_path, epochs=2)
+@pytest.mark.xdist_group("alternating")
+def test_user_code_setting_the_rate_reaches_the_motivated_optimizer(tmp_path, alternating):
+    model, rows = _fit_with(alternating, _SetRate(0.004), tmp_path, epochs=2)
     _assert_both_follow(model, rows, 0.004)
 
 
@@ -106,7 +117,7 @@ def test_the_motivated_model_trains_at_the_shared_rate():
     assert model.counters()["motivated_steps"] == 4
 
 
-def test_a_motivated_optimizer_of_ones_own_keeps_its_rate(tmp_path):
+def test_a_motivated_optimizer_of_ones_own_keeps_its_rate():
     callback = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 0.05 * 0.1**epoch)
     model = tiny_model(Scripted(ALTERNATE))
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), motivated_optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
@@ -131,33 +142,52 @@ def test_mixed_precision_optimizers_share_the_rate():
 # -- monitoring the motivated model ----------------------------------------------------
 
 
-@pytest.mark.parametrize("monitor", ["val_motivated_accuracy", "val_motivated_loss", "motivated_accuracy"])
-def test_early_stopping_on_a_motivated_metric_needs_no_mode(monitor):
-    model = tiny_model(Scripted(ALTERNATE))
+MONITORS = ["val_motivated_accuracy", "val_motivated_loss", "motivated_accuracy"]
+
+
+@pytest.fixture(scope="module")
+def monitored_fit(tmp_path_factory):
+    """One fit watched by every monitoring callback the tests below check (a fit
+    traces the train step, most of a test's time; none of them changes what the
+    others watch)."""
+    # Two motivated batches of four per epoch: both models train; a condition
+    # that Keras can save (the checkpoint reloads it).
+    model = tiny_model(km.conditions.MatchedRandom(2, seed=0))
     x, y = random_data(64)
-    callback = keras.callbacks.EarlyStopping(monitor=monitor, patience=5, restore_best_weights=True)
-    model.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_data=(x[:32], y[:32]), callbacks=[callback])
+    path = str(tmp_path_factory.mktemp("checkpoint") / "best.keras")
+    watch = {
+        "early_stopping": {m: keras.callbacks.EarlyStopping(monitor=m, patience=5, restore_best_weights=True) for m in MONITORS},
+        "plateau": keras.callbacks.ReduceLROnPlateau(monitor="val_motivated_loss", factor=0.5, patience=0, min_delta=100.0),
+        "checkpoint": keras.callbacks.ModelCheckpoint(path, monitor="val_motivated_accuracy", save_best_only=True),
+    }
+    callbacks = [*watch["early_stopping"].values(), watch["plateau"], watch["checkpoint"]]
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_data=(x[:32], y[:32]), callbacks=callbacks)
+    return model, (x[:32], y[:32]), path, watch
+
+
+@pytest.mark.xdist_group("monitored_fit")
+@pytest.mark.parametrize("monitor", MONITORS)
+def test_early_stopping_on_a_motivated_metric_needs_no_mode(monitor, monitored_fit):
+    callback = monitored_fit[3]["early_stopping"][monitor]
     assert callback.monitor_op.__name__ == ("less" if monitor.endswith("loss") else "greater")
     assert callback.best is not None and callback.monitor == monitor
 
 
-def test_reduce_lr_on_plateau_watches_the_motivated_model(tmp_path):
-    callback = keras.callbacks.ReduceLROnPlateau(monitor="val_motivated_loss", factor=0.5, patience=0, min_delta=100.0)
-    model, _ = _fit_with(callback, tmp_path, epochs=2)
+@pytest.mark.xdist_group("monitored_fit")
+def test_reduce_lr_on_plateau_watches_the_motivated_model(monitored_fit):
+    model, callback = monitored_fit[0], monitored_fit[3]["plateau"]
     assert callback.monitor_op.__name__ == "less"
     assert _lr(model.motivated_optimizer) == pytest.approx(0.025)
 
 
-def test_model_checkpoint_best_motivated_accuracy_reloads_as_a_motivated_model(tmp_path):
-    model = tiny_model(km.conditions.Always())
-    x, y = random_data(64)
-    path = str(tmp_path / "best.keras")
-    callback = keras.callbacks.ModelCheckpoint(path, monitor="val_motivated_accuracy", save_best_only=True)
-    model.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_data=(x[:32], y[:32]), callbacks=[callback])
+@pytest.mark.xdist_group("monitored_fit")
+def test_model_checkpoint_best_motivated_accuracy_reloads_as_a_motivated_model(monitored_fit):
+    _, (x, y), path, watch = monitored_fit
+    callback = watch["checkpoint"]
     assert callback.monitor_op.__name__ == "greater"
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, km.MotivatedModel)
-    assert loaded.evaluate(x[:32], y[:32], verbose=0, return_dict=True)["motivated_accuracy"] == pytest.approx(callback.best)
+    assert loaded.evaluate(x, y, verbose=0, return_dict=True)["motivated_accuracy"] == pytest.approx(callback.best)
 
 
 def test_engine_parts_keep_their_old_imports():

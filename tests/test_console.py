@@ -4,9 +4,7 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from testing_utils import FASHION_MNIST_DIR
+from testing_utils import requires_fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOISE = ("absl::InitializeLog", "port.cc", "oneDNN", "cpu_feature_guard", "To enable the following instructions",
@@ -24,7 +22,7 @@ def trainer(args, workdir, env_extra=None, timeout=600):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(workdir.parent))
 
 
-@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist")
+@requires_fashion_mnist
 def test_trainer_console_is_clean_with_progress_and_final_lines(tmp_path):
     out = trainer([], tmp_path / "run")
     assert out.returncode == 0, out.stderr[-3000:]

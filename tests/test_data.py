@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from keras_motivation import data
-from testing_utils import FASHION_MNIST_DIR, write_image_folder
+from testing_utils import requires_fashion_mnist, write_image_folder
 
 
 def images(n=16, size=32, channels=3, seed=0):
@@ -17,7 +17,7 @@ def images(n=16, size=32, channels=3, seed=0):
     return tf.data.Dataset.from_tensor_slices((x, y))
 
 
-@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist")
+@requires_fashion_mnist
 def test_fashion_mnist_idx_files():
     (x, y), (xt, yt) = data.load_fashion_mnist_idx()
     assert x.shape == (60000, 28, 28, 1) and xt.shape == (10000, 28, 28, 1)

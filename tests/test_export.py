@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from keras_motivation import export
-from testing_utils import FASHION_MNIST_DIR, load_fashion_mnist, tiny_model
+from testing_utils import load_fashion_mnist, requires_fashion_mnist, tiny_model
 
 RELOAD = r"""
 import json, sys
@@ -29,7 +29,7 @@ np.savez(npz + ".out.npz", bytes_probabilities=by_bytes["probabilities"].numpy()
 """
 
 
-@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist")
+@requires_fashion_mnist
 def test_exported_pair_reloads_without_this_package(tmp_path):
     (x, y), (xt, _) = load_fashion_mnist(n_train=256, n_test=8)
     model = tiny_model(input_shape=(28, 28, 1))
@@ -75,7 +75,7 @@ def test_existing_version_is_refused_and_left_untouched(tmp_path):
     assert [p for p in os.listdir(tmp_path / "m") if p.startswith(".tmp")] == []
 
 
-@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist")
+@requires_fashion_mnist
 def test_export_command_checks_every_artefact_of_a_run(tmp_path, capsys):
     from keras_motivation import train, trainer
 

@@ -1,19 +1,13 @@
 """Real data: Res-8 with Res-14 on a few hundred Fashion-MNIST images."""
 
-import os
-
 import keras
 import numpy as np
-import pytest
 
 import keras_motivation as km
-from testing_utils import FASHION_MNIST_DIR, load_fashion_mnist
+from testing_utils import load_fashion_mnist, requires_fashion_mnist
 
 
-@pytest.mark.skipif(
-    not os.path.isdir(FASHION_MNIST_DIR),
-    reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)",
-)
+@requires_fashion_mnist
 def test_both_models_learn_on_real_fashion_mnist():
     (x, y), (xt, yt) = load_fashion_mnist(n_train=512, n_test=256)
     base = km.models.resnet_cifar(8, input_shape=(28, 28, 1), width=8)

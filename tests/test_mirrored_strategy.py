@@ -1,12 +1,9 @@
 """MotivatedModel under MirroredStrategy on 2 logical CPU devices."""
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+
+from testing_utils import run_json_script
 
 
 def _check(r):
@@ -29,12 +26,8 @@ def test_mirrored_run_matches_single_device(mirrored_reference):
 
 @pytest.mark.xdist_group("mirrored_reference")
 def test_mirrored_with_steps_per_execution(mirrored_reference, tmp_path):
-    script = os.path.join(os.path.dirname(__file__), "mirrored_run.py")
     npz = str(tmp_path / "weights.npz")
-    env = {**os.environ, "STEPS_PER_EXECUTION": "3", "MIRRORED_ONLY": "1", "WEIGHTS_NPZ": npz}
-    out = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=600, env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r = run_json_script("mirrored_run.py", env={"STEPS_PER_EXECUTION": "3", "MIRRORED_ONLY": "1", "WEIGHTS_NPZ": npz})
     # Three steps per call: the same run as one step per call.
     assert r["replicas"] == 2
     assert r["counters_mirrored"] == mirrored_reference["counters_mirrored"]

@@ -6,6 +6,7 @@ import pytest
 
 import keras_motivation as km
 from keras_motivation import weights_map as wm
+from testing_utils import mapped_block, scramble
 
 SLOW_PAIRS = {"resnet56:resnet110", "resnet101:resnet152", "efficientnet_b5:efficientnet_b6", "efficientnet_b6:efficientnet_b7"}
 
@@ -15,17 +16,6 @@ def small_pair(name, num_classes=10):
     if name.startswith("resnet") and int(name.split(":")[0][6:]) < 50:
         kwargs = dict(width=4)
     return km.models.get_pair(name, num_classes=num_classes, input_shape=(32, 32, 3), **kwargs)
-
-
-def scramble(variables, seed):
-    rng = np.random.default_rng(seed)
-    for v in variables:
-        v.assign(rng.normal(size=v.shape).astype(v.dtype))
-
-
-def region(entry):
-    index = tuple(slice(s, s + n) for s, n in zip(entry.start, entry.base.shape))
-    return entry.motivated.numpy()[index]
 
 
 @pytest.mark.parametrize(
@@ -45,7 +35,7 @@ def test_every_registry_pair_maps_and_round_trips(name):
     before = [v.numpy().copy() for v in base.weights]
     wmap.copy_to_motivated()
     for e in wmap:
-        np.testing.assert_array_equal(region(e), e.base.numpy(), err_msg=e.motivated.path)
+        np.testing.assert_array_equal(mapped_block(e), e.base.numpy(), err_msg=e.motivated.path)
     scramble([v for v in base.weights if "float" in str(v.dtype)], 3)
     wmap.copy_to_base()
     for b, v in zip(before, base.weights):

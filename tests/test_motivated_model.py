@@ -1,6 +1,5 @@
 """MotivatedModel: Algorithm 1, copies, isolation, state, saving, bad input."""
 
-import os
 import time
 
 import keras
@@ -15,18 +14,14 @@ from testing_utils import (
     Recording,
     Scripted,
     assert_same,
+    mapped_block,
     random_data,
     replay_algorithm_1,
+    scramble,
     snapshot,
     tiny_model,
     tiny_pair,
 )
-
-
-def _region(entry):
-    """The block of the motivated variable that the base variable occupies."""
-    index = tuple(slice(s, s + n) for s, n in zip(entry.start, entry.base.shape))
-    return entry.motivated.numpy()[index]
 
 
 def _slots(optimizer, variables):
@@ -74,7 +69,7 @@ def test_epoch_ends_on_base_with_forced_copy_back():
     entries = [e for e in model.weights_map if id(e.base) not in own]
     assert len(entries) == len(model.weights_map.entries) - len(own) > 0
     for e in entries:
-        np.testing.assert_array_equal(e.base.numpy(), _region(e), err_msg=e.base.path)
+        np.testing.assert_array_equal(e.base.numpy(), mapped_block(e), err_msg=e.base.path)
 
 
 def test_validation_sees_the_base_after_the_epoch_boundary():
@@ -121,19 +116,13 @@ def test_inactive_model_is_bit_identical_while_the_other_trains():
     assert checks == [1, 3, 4, 6, 8]
 
 
-def _scramble(variables, seed):
-    rng = np.random.default_rng(seed)
-    for v in variables:
-        v.assign(rng.normal(size=v.shape).astype(v.dtype))
-
-
 def test_copies_round_trip_and_land_in_the_right_slices():
     # The paper's copies, BatchNorm statistics included.
     model = tiny_model(optimizer=keras.optimizers.Adam(1e-3), bn_statistics="shared")
     # Distinct random values everywhere, including BN moving statistics and
     # both Adam moments, so that a misplaced slice cannot go unnoticed.
-    _scramble(model.motivated.weights + _slots(model.motivated_optimizer, model.motivated.weights), 1)
-    _scramble(model.base.weights + _slots(model.optimizer, model.base.weights), 2)
+    scramble(model.motivated.weights + _slots(model.motivated_optimizer, model.motivated.weights), 1)
+    scramble(model.base.weights + _slots(model.optimizer, model.base.weights), 2)
     model.optimizer.iterations.assign(7)
     base_state = model.base.weights + _slots(model.optimizer, model.base.weights)
     before = snapshot(base_state)
@@ -145,7 +134,7 @@ def test_copies_round_trip_and_land_in_the_right_slices():
     assert any("moving_mean" in e.base.path for e in entries)
     assert sum("momentum" in e.base.path for e in entries) == len(model.base.trainable_weights)
     for e in entries:
-        np.testing.assert_array_equal(_region(e), e.base.numpy(), err_msg=e.motivated.path)
+        np.testing.assert_array_equal(mapped_block(e), e.base.numpy(), err_msg=e.motivated.path)
     assert int(model.motivated_optimizer.iterations.numpy()) == 7
     assert_same(diff_before, differential)
 
@@ -157,8 +146,8 @@ def test_copies_round_trip_and_land_in_the_right_slices():
 @pytest.mark.parametrize("bn_statistics", ["shared", "private"])
 def test_time_switch_times_what_a_switch_copies_and_restores_everything(bn_statistics, monkeypatch):
     model = tiny_model(optimizer=keras.optimizers.Adam(1e-3), bn_statistics=bn_statistics)
-    _scramble(model.motivated.weights + _slots(model.motivated_optimizer, model.motivated.weights), 1)
-    _scramble(model.base.weights + _slots(model.optimizer, model.base.weights), 2)
+    scramble(model.motivated.weights + _slots(model.motivated_optimizer, model.motivated.weights), 1)
+    scramble(model.base.weights + _slots(model.optimizer, model.base.weights), 2)
     model.optimizer.iterations.assign(7)
     everything = model.weights + model.optimizer.variables + model.motivated_optimizer.variables
     before, counters = snapshot(everything), model.counters()
@@ -188,6 +177,7 @@ def test_time_switch_times_what_a_switch_copies_and_restores_everything(bn_stati
         (lambda: keras.optimizers.RMSprop(1e-3, momentum=0.9), ["_momentums", "_velocities"]),
         (lambda: keras.optimizers.Lamb(1e-3), ["_momentums", "_velocities"]),
     ],
+    ids=["SGD", "SGD-nesterov", "Adam", "AdamW", "RMSprop", "Lamb"],
 )
 def test_optimizer_slots_follow_the_switches(make_optimizer, slot_names):
     from keras_motivation import keras_internals
@@ -201,22 +191,51 @@ def test_optimizer_slots_follow_the_switches(make_optimizer, slot_names):
     class Grab(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             if batch == 1:  # the base's slots just before the switch
-                seen["base"] = snapshot(_slots(self.model.optimizer, self.model.base.weights))
+                seen["base"] = [b.numpy().copy() for b, _, _ in _mapped_slots(self.model)]
             if batch == 2:  # one motivated step later
+                seen["motivated"] = [m.numpy()[region] for _, m, region in _mapped_slots(self.model)]
                 seen["iterations"] = int(self.model.motivated_optimizer.iterations.numpy())
 
     x, y = random_data(80)
-    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False, callbacks=[Grab()])
+    # Batch 2, the first motivated step, weighs nothing: its gradient is zero,
+    # so every slot only decays (m <- beta * m). From the base's slots copied
+    # at the switch that is a fixed non-zero multiple of them; from a fresh
+    # optimizer's zeros it would stay zero.
+    sample_weight = np.ones(80, "float32")
+    sample_weight[32:48] = 0
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False, callbacks=[Grab()], sample_weight=sample_weight)
     assert any(np.any(a != 0) for a in seen["base"]), "slots still zero: nothing was tested"
+    for before, after in zip(seen["base"], seen["motivated"]):
+        nonzero = before != 0
+        np.testing.assert_array_equal(after[~nonzero], 0)
+        if nonzero.any():
+            ratio = after[nonzero] / before[nonzero]
+            assert 0 < ratio[0] <= 1, ratio[0]
+            np.testing.assert_allclose(ratio, ratio[0], rtol=1e-4)
     # Global step in both states: 2 base steps, then the motivated optimizer
     # continues at 3, and the base resumes at 5 after two motivated steps.
     assert seen["iterations"] == 3
     assert int(model.optimizer.iterations.numpy()) == 5
-    # The base's slots went into the motivated optimizer at the switch: with
-    # a fresh motivated optimizer, one motivated step from those values is
-    # not the same as one from zeros.
-    fresh = tiny_model(Scripted([0, 0, 1, 1, 0]), optimizer=make_optimizer())
-    assert fresh.motivated_optimizer.iterations.numpy() == 0
+
+
+def _mapped_slots(model):
+    """(base slot, motivated slot, the base's block in it) of every mapped trainable variable and slot name."""
+    from keras_motivation import keras_internals
+
+    base_slots = keras_internals.optimizer_slots(model.optimizer)
+    motivated_slots = keras_internals.optimizer_slots(model.motivated_optimizer)
+    out = []
+    for e in model.weights_map:
+        if not e.base.trainable:
+            continue
+        i = keras_internals.slot_index(model.optimizer, e.base)
+        j = keras_internals.slot_index(model.motivated_optimizer, e.motivated)
+        region = tuple(slice(s, s + n) for s, n in zip(e.start, e.base.shape))
+        for name in sorted(base_slots):
+            b, m = base_slots[name][i], motivated_slots[name][j]
+            if b is not None:
+                out.append((b, m, region))
+    return out
 
 
 def test_steps_per_execution_gives_the_same_run(deterministic):
@@ -355,9 +374,22 @@ def _fit_run(tmp_path, epochs, split_at=None, mode="keras"):
     return rec, model
 
 
+@pytest.fixture(scope="module")
+def uninterrupted():
+    """The reference of the resumption tests: 3 epochs in one fit, deterministic."""
+    from tensorflow.python.framework import config as tf_config
+
+    tf.config.experimental.enable_op_determinism()
+    try:
+        return _fit_run(None, 3)
+    finally:
+        tf_config.disable_op_determinism()
+
+
+@pytest.mark.xdist_group("uninterrupted")
 @pytest.mark.parametrize("mode", ["keras", "weights"])
-def test_save_and_load_continue_the_same_activation_sequence(tmp_path, mode, deterministic):
-    full, full_model = _fit_run(tmp_path, 3)
+def test_save_and_load_continue_the_same_activation_sequence(tmp_path, mode, deterministic, uninterrupted):
+    full, full_model = uninterrupted
     split, split_model = _fit_run(tmp_path, 3, split_at=1, mode=mode)
     assert full.flags == split.flags
     assert any(full.flags)
@@ -386,7 +418,8 @@ def test_saved_model_keeps_both_optimizers_and_condition_state(tmp_path):
     np.testing.assert_allclose(model.predict(x[:8], verbose=0), loaded.predict(x[:8], verbose=0), rtol=1e-6)
 
 
-def test_backup_and_restore_resumes_the_same_activation_sequence(tmp_path, deterministic):
+@pytest.mark.xdist_group("uninterrupted")
+def test_backup_and_restore_resumes_the_same_activation_sequence(tmp_path, deterministic, uninterrupted):
     x, y = random_data(192)
 
     def run(interrupt_after_epoch):
@@ -408,7 +441,7 @@ def test_backup_and_restore_resumes_the_same_activation_sequence(tmp_path, deter
             model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False, callbacks=[backup, rec])
         return rec, model
 
-    full, full_model = run(-1)
+    full, full_model = uninterrupted
     resumed, resumed_model = run(0)
     assert resumed.flags == full.flags
     assert any(full.flags)
@@ -427,7 +460,6 @@ def test_evaluate_reports_both_models_and_predict_uses_the_base():
     np.testing.assert_allclose(logs["motivated_loss"], float(expected), rtol=1e-4)
     np.testing.assert_array_equal(model.predict(x, verbose=0), model.base.predict(x, verbose=0))
     np.testing.assert_array_equal(model(x[:4]).numpy(), model.base(x[:4]).numpy())
-    assert model.motivated_optimizer is not None and model.weights_map is not None
 
 
 def test_nan_loss_never_triggers_motivation():

@@ -8,46 +8,34 @@ replica's shard and owns its train function, so it runs.
 import csv
 import json
 import os
-import socket
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from testing_utils import FASHION_MNIST_DIR
+from testing_utils import requires_fashion_mnist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = os.path.join(os.path.dirname(HERE), "configs")
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _launch(script, args, envs, timeout=600):
+    """len(envs) workers of tests/<script> on loopback, started by tools/launch_local_cluster.py's
+    functions: [(return code, the last JSON line of the output, or the output's end on failure)]."""
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
+    import launch_local_cluster
+
+    procs = launch_local_cluster.start_workers([sys.executable, os.path.join(HERE, script), *args], len(envs), env=envs)
+    results = launch_local_cluster.wait(procs, timeout=timeout, echo=False)
+    # stderr is merged into the output: TensorFlow may log after the JSON line.
+    return [(rc, [line for line in out.splitlines() if line.startswith("{")][-1] if rc == 0 else out[-3000:])
+            for rc, out in results]
 
 
-def _run_workers(tmp_path, n=2, timeout=600):
-    cluster = {"worker": [f"127.0.0.1:{_free_port()}" for _ in range(n)]}
-    procs = []
-    for i in range(n):
-        env = {
-            **os.environ,
-            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
-            "WEIGHTS_NPZ": str(tmp_path / f"worker{i}.npz"),
-        }
-        procs.append(subprocess.Popen([sys.executable, os.path.join(HERE, "multi_worker_run.py")], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    results = []
-    try:
-        for p in procs:
-            out, err = p.communicate(timeout=timeout)
-            assert p.returncode == 0, err[-3000:]
-            results.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for p in procs:
-            p.kill()
-    return results
+def _run_workers(tmp_path, n=2):
+    results = _launch("multi_worker_run.py", [], [{"WEIGHTS_NPZ": str(tmp_path / f"worker{i}.npz")} for i in range(n)])
+    assert [rc for rc, _ in results] == [0] * n, results
+    return [json.loads(line) for _, line in results]
 
 
 @pytest.mark.xdist_group("mirrored_reference")
@@ -70,20 +58,14 @@ def test_two_workers_agree_and_match_mirrored(tmp_path, mirrored_reference):
     assert drift < max(10 * ref["drift_plain_keras"], 1e-4), drift
 
 
-def _launch_trainer(workdir, tmp_path, tag, kill_after=None, timeout=600):
-    """The trainer as 2 workers on loopback, started by tools/launch_local_cluster.py's functions."""
-    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
-    import launch_local_cluster
-
+def _launch_trainer(workdir, tmp_path, tag, kill_after=None):
+    """The trainer as 2 workers on loopback, each with its own TMPDIR."""
     envs = []
     for i in range(2):
         tmpdir = tmp_path / f"{tag}_tmp{i}"
         tmpdir.mkdir()
         envs.append({"TMPDIR": str(tmpdir), **({"KILL_AFTER_EPOCH": str(kill_after)} if kill_after is not None else {})})
-    procs = launch_local_cluster.start_workers(
-        [sys.executable, os.path.join(HERE, "trainer_worker_run.py"), CONFIGS, str(workdir)], 2, env=envs)
-    results = launch_local_cluster.wait(procs, timeout=timeout, echo=False)
-    return [(rc, out.strip().splitlines()[-1] if rc == 0 else out[-3000:]) for rc, out in results]
+    return _launch("trainer_worker_run.py", [CONFIGS, str(workdir)], envs)
 
 
 def _motivated_flags(workdir):
@@ -91,7 +73,7 @@ def _motivated_flags(workdir):
         return [(int(r["step"]), r["motivated"]) for r in csv.DictReader(f)]
 
 
-@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist")
+@requires_fashion_mnist
 def test_trainer_on_two_workers_writes_once_and_survives_losing_both(tmp_path):
     # Uninterrupted: 2 epochs.
     full = tmp_path / "full"

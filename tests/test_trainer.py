@@ -12,12 +12,9 @@ from keras_motivation import callbacks as callbacks_lib
 from keras_motivation import train
 from keras_motivation import trainer
 from keras_motivation.config import ConfigError
-from testing_utils import FASHION_MNIST_DIR, write_image_folder
+from testing_utils import requires_fashion_mnist, run_json_script, write_image_folder
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
-needs_fashion_mnist = pytest.mark.skipif(
-    not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist"
-)
 
 
 def tiny(workdir, *extra):
@@ -43,10 +40,24 @@ def rows(path):
         return list(csv.DictReader(f))
 
 
-@needs_fashion_mnist
-def test_quickstart_writes_the_workdir(tmp_path, capsys):
-    config = tiny(tmp_path / "run")
-    summary = trainer.run(config)
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory):
+    """One deterministic quickstart run, shared: the workdir test reads it, the
+    resumption test compares against it, the refusal test must leave it untouched."""
+    from tensorflow.python.framework import config as tf_config
+
+    config = tiny(tmp_path_factory.mktemp("quickstart") / "run", "--deterministic")
+    try:
+        summary = trainer.run(config)
+    finally:
+        tf_config.disable_op_determinism()
+    return config, summary
+
+
+@requires_fashion_mnist
+@pytest.mark.xdist_group("quickstart")
+def test_quickstart_writes_the_workdir(quickstart):
+    config, summary = quickstart
     w = config.workdir
     for name in ("config.json", "summary.json", "history.csv", "batches.csv", "backup/state.weights.h5",
                  "final/base.keras", "final/motivated.keras", "final/motivated_model.keras"):
@@ -83,10 +94,11 @@ def test_quickstart_writes_the_workdir(tmp_path, capsys):
     assert "summary.json" in text and "tensorboard" in text
 
 
-@needs_fashion_mnist
-def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, deterministic):
+@requires_fashion_mnist
+@pytest.mark.xdist_group("quickstart")
+def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, deterministic, quickstart):
+    full_config, full = quickstart  # uninterrupted, backed up at epoch ends only
     monkeypatch.setattr(trainer, "BACKUP_EVERY_STEPS", 3)
-    full = trainer.run(tiny(tmp_path / "full", "--deterministic"))
 
     class Killed(Exception):
         pass
@@ -112,27 +124,27 @@ def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, determi
     # The resumed run's time includes the interrupted run's.
     assert resumed["cpu_time_s"] > state["cpu_time_s"] and resumed["wall_clock_s"] > state["wall_clock_s"]
 
-    a = rows(tmp_path / "full" / "batches.csv")
+    a = rows(os.path.join(full_config.workdir, "batches.csv"))
     b = rows(tmp_path / "resumed" / "batches.csv")
     assert [r["step"] for r in b] == [r["step"] for r in a]
     assert [r["motivated"] for r in b] == [r["motivated"] for r in a]
     assert any(int(r["motivated"]) for r in a)
     np.testing.assert_allclose([float(r["batch_loss"]) for r in b], [float(r["batch_loss"]) for r in a], rtol=1e-5)
     assert resumed["activations"] == full["activations"]
-    wa = keras.models.load_model(tmp_path / "full" / "final" / "motivated_model.keras")
+    wa = keras.models.load_model(os.path.join(full_config.workdir, "final", "motivated_model.keras"))
     wb = keras.models.load_model(tmp_path / "resumed" / "final" / "motivated_model.keras")
     for x, y in zip(wa.weights, wb.weights):
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6, err_msg=x.path)
 
 
-@needs_fashion_mnist
-def test_incompatible_workdir_is_refused_untouched(tmp_path):
-    config = tiny(tmp_path / "run", "--epochs=1")
-    trainer.run(config)
-    before = {p: os.path.getmtime(os.path.join(tmp_path / "run", p)) for p in os.listdir(tmp_path / "run")}
+@requires_fashion_mnist
+@pytest.mark.xdist_group("quickstart")
+def test_incompatible_workdir_is_refused_untouched(quickstart):
+    workdir = quickstart[0].workdir
+    before = {p: os.path.getmtime(os.path.join(workdir, p)) for p in os.listdir(workdir)}
     with pytest.raises(ConfigError, match="different config.*learning_rate"):
-        trainer.run(tiny(tmp_path / "run", "--epochs=1", "--learning_rate=0.2"))
-    after = {p: os.path.getmtime(os.path.join(tmp_path / "run", p)) for p in os.listdir(tmp_path / "run")}
+        trainer.run(tiny(workdir, "--deterministic", "--learning_rate=0.2"))
+    after = {p: os.path.getmtime(os.path.join(workdir, p)) for p in os.listdir(workdir)}
     assert before == after
 
 
@@ -170,7 +182,7 @@ def test_image_folder_needs_image_size_before_any_work(tmp_path):
     assert not os.path.exists(tmp_path / "run")
 
 
-@needs_fashion_mnist
+@requires_fashion_mnist
 def test_image_too_small_for_the_model(tmp_path):
     with pytest.raises(ConfigError, match="resnet50:resnet101 cannot be built"):
         trainer.run(tiny(tmp_path / "run", "--pair=resnet50:resnet101", "--image_size=16"))
@@ -193,15 +205,9 @@ def test_contradictory_flags_get_one_line(tmp_path, flag, message):
     assert not os.path.exists(tmp_path / "run")
 
 
-@needs_fashion_mnist
+@requires_fashion_mnist
 def test_trainer_with_mirrored_strategy_on_two_devices(tmp_path):
-    import subprocess
-    import sys
-
-    script = os.path.join(os.path.dirname(__file__), "trainer_mirrored_run.py")
-    out = subprocess.run([sys.executable, script, CONFIGS, str(tmp_path)], capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r = run_json_script("trainer_mirrored_run.py", args=(CONFIGS, str(tmp_path)))
     assert r["replicas"] == 2 and r["steps"] == 256 // 32
     # Bad input: a global batch that does not split across the replicas.
     assert "--batch_size=31 is not divisible by the 2 replicas" in r["error"]

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from keras_motivation import workdir_lock
-from testing_utils import FASHION_MNIST_DIR
+from testing_utils import requires_fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -63,7 +63,7 @@ def test_a_lock_on_a_new_workdir_that_stays_unused_leaves_no_trace(tmp_path):
     assert os.listdir(tmp_path / "old") == [".lock"]  # not ours to remove
 
 
-@pytest.mark.skipif(not os.path.isdir(FASHION_MNIST_DIR), reason="needs Debian's dataset-fashion-mnist")
+@requires_fashion_mnist
 def test_two_trainers_on_one_workdir(tmp_path):
     workdir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}

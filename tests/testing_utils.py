@@ -1,9 +1,13 @@
 """Small models, data and a scripted condition shared by the engine tests."""
 
+import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import keras_motivation as km
@@ -12,6 +16,12 @@ from keras_motivation.models import resnet_cifar
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 SHAPE = (8, 8, 1)
+
+# The one skip condition of the tests on real images.
+requires_fashion_mnist = pytest.mark.skipif(
+    not os.path.isdir(FASHION_MNIST_DIR),
+    reason="needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)",
+)
 
 
 class Scripted(Condition):
@@ -129,6 +139,28 @@ def snapshot(variables):
 def assert_same(before, variables):
     for b, v in zip(before, variables):
         np.testing.assert_array_equal(b, v.numpy(), err_msg=v.path)
+
+
+def scramble(variables, seed):
+    """Distinct random values in every variable, so that a misplaced slice cannot go unnoticed."""
+    rng = np.random.default_rng(seed)
+    for v in variables:
+        v.assign(rng.normal(size=v.shape).astype(v.dtype))
+
+
+def mapped_block(entry):
+    """The block of a weights-map entry's motivated variable that its base variable occupies."""
+    index = tuple(slice(s, s + n) for s, n in zip(entry.start, entry.base.shape))
+    return entry.motivated.numpy()[index]
+
+
+def run_json_script(name, env=None, args=(), timeout=600):
+    """Runs tests/<name> in a fresh Python process; returns the JSON object of its last output line."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, **(env or {})})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def load_fashion_mnist(n_train=512, n_test=256):

@@ -8,8 +8,6 @@ and the classifier `logits`.
 import keras
 from keras import layers
 
-DEPTHS = (8, 14, 20, 32, 44, 56, 110)
-
 
 def _bn(name, sync_bn):
     # PyTorch's BatchNorm2d defaults (momentum 0.1 there is 0.9 here), as in
@@ -85,8 +83,3 @@ def resnet_cifar(
         name="logits",
     )(x)
     return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
-
-
-def residual_branch_ends(model):
-    """Names of the last BatchNorm of every residual branch (for identity starts)."""
-    return [layer.name for layer in model.layers if layer.name.endswith("_bn2") and "_block" in layer.name]
