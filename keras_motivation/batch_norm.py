@@ -35,7 +35,11 @@ def check_option(bn_statistics, recalibration_batches=DEFAULT_RECALIBRATION_BATC
     """Raises ValueError (one line) for an unknown option or a bad batch count."""
     if bn_statistics not in BN_STATISTICS:
         raise ValueError(f"bn_statistics must be one of {', '.join(BN_STATISTICS)}, got {bn_statistics!r}.")
-    if isinstance(recalibration_batches, bool) or not isinstance(recalibration_batches, int) or recalibration_batches < 1:
+    if (
+        isinstance(recalibration_batches, bool)
+        or not isinstance(recalibration_batches, int)
+        or recalibration_batches < 1
+    ):
         raise ValueError(f"recalibration_batches must be an integer >= 1, got {recalibration_batches!r}.")
 
 
@@ -93,9 +97,7 @@ def _as_dataset(data, batch_size):
         return data
     if isinstance(data, (np.ndarray, tf.Tensor)) or (isinstance(data, tuple) and data):
         return tf.data.Dataset.from_tensor_slices(data).batch(batch_size or 32)
-    raise TypeError(
-        f"recalibrate() needs a batched tf.data.Dataset or an array of images, got {type(data).__name__}."
-    )
+    raise TypeError(f"recalibrate() needs a batched tf.data.Dataset or an array of images, got {type(data).__name__}.")
 
 
 def recalibrate(model, data, batches=DEFAULT_RECALIBRATION_BATCHES, batch_size=None):

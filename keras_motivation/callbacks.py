@@ -7,12 +7,13 @@ import time
 
 import keras
 
-# Moved to the engine, which adds it in `fit`; kept importable from here.
-from keras_motivation.motivated_model import MOTIVATED_PREFIX  # noqa: F401
-from keras_motivation.motivated_model import EpochBoundary  # noqa: F401
 from keras_motivation import files
 from keras_motivation.files import read_csv  # noqa: F401  (public here before files.py held it)
 from keras_motivation.files import truncate_csv  # noqa: F401
+
+# Moved to the engine, which adds it in `fit`; kept importable from here.
+from keras_motivation.motivated_model import MOTIVATED_PREFIX  # noqa: F401
+from keras_motivation.motivated_model import EpochBoundary  # noqa: F401
 
 
 class ResumableBackup(keras.callbacks.Callback):
@@ -85,7 +86,13 @@ class BatchLog(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         motivated = bool(logs["motivated"])
         opt = self.model.motivated_optimizer if motivated else self.model.optimizer
-        row = (self.model.counters()["steps"], self._epoch, float(logs["batch_loss"]), int(motivated), float(opt.learning_rate))
+        row = (
+            self.model.counters()["steps"],
+            self._epoch,
+            float(logs["batch_loss"]),
+            int(motivated),
+            float(opt.learning_rate),
+        )
         new = not os.path.exists(self.path)
         with open(self.path, "a", newline="") as f:
             writer = csv.writer(f)

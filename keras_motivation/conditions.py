@@ -154,8 +154,22 @@ class ValidationBatch(ConsecutiveDecrease):
         y_shape = tuple(y_shape or np.shape(y))
         _check(len(x_shape) >= 2, "ValidationBatch needs the held-out batch: ValidationBatch(k, x=images, y=labels).")
         self.x_dtype, self.y_dtype = x_dtype, y_dtype
-        self.x = self.add_weight(shape=x_shape, dtype=x_dtype, initializer="zeros", trainable=False, name="x", aggregation="only_first_replica")
-        self.y = self.add_weight(shape=y_shape, dtype=y_dtype, initializer="zeros", trainable=False, name="y", aggregation="only_first_replica")
+        self.x = self.add_weight(
+            shape=x_shape,
+            dtype=x_dtype,
+            initializer="zeros",
+            trainable=False,
+            name="x",
+            aggregation="only_first_replica",
+        )
+        self.y = self.add_weight(
+            shape=y_shape,
+            dtype=y_dtype,
+            initializer="zeros",
+            trainable=False,
+            name="y",
+            aggregation="only_first_replica",
+        )
         if x is not None:
             self.set_batch(x, y)
 
@@ -171,8 +185,13 @@ class ValidationBatch(ConsecutiveDecrease):
         return self._streak_of(ops.less(value, self.previous_loss), value)
 
     def get_config(self):
-        return {**super().get_config(), "x_shape": list(self.x.shape), "y_shape": list(self.y.shape),
-                "x_dtype": self.x_dtype, "y_dtype": self.y_dtype}
+        return {
+            **super().get_config(),
+            "x_shape": list(self.x.shape),
+            "y_shape": list(self.y.shape),
+            "x_dtype": self.x_dtype,
+            "y_dtype": self.y_dtype,
+        }
 
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
@@ -213,11 +232,20 @@ class MatchedRandom(Condition):
     selects_before_step = True
 
     def __init__(self, per_epoch=1, seed=None, **kwargs):
-        _check(isinstance(per_epoch, int) and per_epoch >= 0, f"MatchedRandom needs an integer per_epoch >= 0, got {per_epoch!r}.")
+        _check(
+            isinstance(per_epoch, int) and per_epoch >= 0,
+            f"MatchedRandom needs an integer per_epoch >= 0, got {per_epoch!r}.",
+        )
         super().__init__(**kwargs)
         self.per_epoch, self.seed = per_epoch, seed
-        self.schedule = self.add_weight(shape=(MAX_STEPS_PER_EPOCH,), dtype="bool", initializer="zeros", trainable=False,
-                                        name="schedule", aggregation="only_first_replica")
+        self.schedule = self.add_weight(
+            shape=(MAX_STEPS_PER_EPOCH,),
+            dtype="bool",
+            initializer="zeros",
+            trainable=False,
+            name="schedule",
+            aggregation="only_first_replica",
+        )
         self.step_in_epoch = self._state("step_in_epoch", "int32", 0)
         # Which epoch the schedule was drawn for, and its length: a run
         # resumed mid-epoch from a backup keeps the epoch's draw.
@@ -234,10 +262,18 @@ class MatchedRandom(Condition):
         return chosen
 
     def on_epoch_begin(self, epoch, steps_per_epoch):
-        if int(self.drawn_epoch.numpy()) == epoch and 0 < int(self.step_in_epoch.numpy()) < int(self.drawn_steps.numpy()):
+        if int(self.drawn_epoch.numpy()) == epoch and 0 < int(self.step_in_epoch.numpy()) < int(
+            self.drawn_steps.numpy()
+        ):
             return  # resumed mid-epoch: the rest of this epoch's draw follows
-        _check(steps_per_epoch, f"{type(self).__name__} needs the number of steps per epoch: pass steps_per_epoch to fit().")
-        _check(steps_per_epoch <= MAX_STEPS_PER_EPOCH, f"{type(self).__name__} supports at most {MAX_STEPS_PER_EPOCH} steps per epoch.")
+        _check(
+            steps_per_epoch,
+            f"{type(self).__name__} needs the number of steps per epoch: pass steps_per_epoch to fit().",
+        )
+        _check(
+            steps_per_epoch <= MAX_STEPS_PER_EPOCH,
+            f"{type(self).__name__} supports at most {MAX_STEPS_PER_EPOCH} steps per epoch.",
+        )
         rng = np.random.default_rng(None if self.seed is None else [self.seed, epoch])
         schedule = np.zeros(MAX_STEPS_PER_EPOCH, bool)
         schedule[:steps_per_epoch] = self._schedule(rng, epoch, steps_per_epoch)
@@ -263,7 +299,10 @@ class RandomActivation(MatchedRandom):
     [0, max_per_epoch], default [0, steps per epoch]), at random batches."""
 
     def __init__(self, seed=None, max_per_epoch=None, **kwargs):
-        _check(max_per_epoch is None or max_per_epoch >= 0, f"RandomActivation needs max_per_epoch >= 0, got {max_per_epoch!r}.")
+        _check(
+            max_per_epoch is None or max_per_epoch >= 0,
+            f"RandomActivation needs max_per_epoch >= 0, got {max_per_epoch!r}.",
+        )
         super().__init__(per_epoch=0, seed=seed, **kwargs)
         self.max_per_epoch = max_per_epoch
 
@@ -292,8 +331,10 @@ class RandomShare(MatchedRandom):
 
     def __init__(self, share=0.5, seed=None, **kwargs):
         shares = [share] if isinstance(share, (int, float)) else list(share)
-        _check(shares and all(isinstance(p, (int, float)) and 0 <= p <= 1 for p in shares),
-               f"RandomShare needs a share in [0, 1] or a list of them (one per epoch), got {share!r}.")
+        _check(
+            shares and all(isinstance(p, (int, float)) and 0 <= p <= 1 for p in shares),
+            f"RandomShare needs a share in [0, 1] or a list of them (one per epoch), got {share!r}.",
+        )
         super().__init__(per_epoch=0, seed=seed, **kwargs)
         self.share = share if isinstance(share, (int, float)) else [float(p) for p in shares]
 

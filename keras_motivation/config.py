@@ -10,7 +10,6 @@ command line into a config for tools that run the trainer without absl's app.
 import ast
 import dataclasses
 import json
-from typing import Optional
 
 from absl import flags
 
@@ -55,8 +54,12 @@ def _field(default, help, factory=None):
 @dataclasses.dataclass
 class TrainConfig:
     # What to train.
-    pair: str = _field("resnet8:resnet14", "Registry name of the model pair, 'base:motivated' (e.g. resnet20:resnet32).")
-    model_kwargs: dict = _field(None, "Extra model arguments as key=value,... (e.g. width=8,weight_decay=2.5e-4).", factory=dict)
+    pair: str = _field(
+        "resnet8:resnet14", "Registry name of the model pair, 'base:motivated' (e.g. resnet20:resnet32)."
+    )
+    model_kwargs: dict = _field(
+        None, "Extra model arguments as key=value,... (e.g. width=8,weight_decay=2.5e-4).", factory=dict
+    )
     condition: str = _field(
         "consecutive",
         "Motivation condition: consecutive (the paper's), ema, valloss, slope, random, matched_random:per_epoch=N, "
@@ -69,16 +72,18 @@ class TrainConfig:
         "the paper's flagfiles and the quickstart use the paper's 2).",
     )
     differential_init: str = _field(
-        "identity", "identity (default): differential layers start as no-ops; paper: they start random, as in the paper."
+        "identity",
+        "identity (default): differential layers start as no-ops; paper: they start random, as in the paper.",
     )
     bn_statistics: str = _field(
         DEFAULT_BN_STATISTICS,
-        "BatchNorm moving statistics each model is evaluated and saved with: recalibrated (default: its own, recomputed "
-        "from training batches at every epoch end), private (its own, updated by its own steps) or shared (the paper's: "
-        "copied with the weights).",
+        "BatchNorm moving statistics each model is evaluated and saved with: recalibrated (default: its own, "
+        "recomputed from training batches at every epoch end), private (its own, updated by its own steps) or "
+        "shared (the paper's: copied with the weights).",
     )
     recalibration_batches: int = _field(
-        DEFAULT_RECALIBRATION_BATCHES, "Training batches that --bn_statistics=recalibrated recomputes the statistics from."
+        DEFAULT_RECALIBRATION_BATCHES,
+        "Training batches that --bn_statistics=recalibrated recomputes the statistics from.",
     )
     # Data.
     dataset: str = _field(
@@ -86,15 +91,17 @@ class TrainConfig:
         "tensorflow-datasets name (cifar10, cifar100, imagenet2012, ...), fashion_mnist_idx (Debian's IDX files) or "
         "image_folder (--data_dir with train/<class>/ and test/<class>/, needs --image_size).",
     )
-    data_dir: Optional[str] = _field(None, "TFDS data dir (default $TFDS_DATA_DIR) or the IDX directory.")
+    data_dir: str | None = _field(None, "TFDS data dir (default $TFDS_DATA_DIR) or the IDX directory.")
     download: bool = _field(
         True,
         "Download and prepare a missing tensorflow-datasets dataset on first use (needs network; --download=false for "
         "offline clusters).",
     )
-    image_size: Optional[int] = _field(None, "Resize images to this size (the paper's EfficientNet and ViT recipes use 224).")
-    train_size: Optional[int] = _field(None, "Use only the first N training examples (a budget for CPU runs).")
-    eval_size: Optional[int] = _field(None, "Evaluate on only the first N examples of the validation split (a budget).")
+    image_size: int | None = _field(
+        None, "Resize images to this size (the paper's EfficientNet and ViT recipes use 224)."
+    )
+    train_size: int | None = _field(None, "Use only the first N training examples (a budget for CPU runs).")
+    eval_size: int | None = _field(None, "Evaluate on only the first N examples of the validation split (a budget).")
     validation_split: str = _field("test", "Split used for validation and the final evaluation.")
     augment: tuple = _field(None, f"Comma-separated augmentations: {', '.join(AUGMENTATIONS)}.", factory=tuple)
     # Recipe.
@@ -116,16 +123,18 @@ class TrainConfig:
     label_smoothing: float = _field(0.0, "Label smoothing of the cross-entropy.")
     # Running.
     seed: int = _field(0, "Random seed (weights, data order, conditions).")
-    deterministic: bool = _field(False, "Enable TensorFlow op determinism (two runs with one seed give the same result).")
+    deterministic: bool = _field(
+        False, "Enable TensorFlow op determinism (two runs with one seed give the same result)."
+    )
     strategy: str = _field("default", f"{_or(STRATEGIES)} (multi_worker reads TF_CONFIG or Slurm's variables).")
-    tpu: Optional[str] = _field(None, "TPU name or grpc:// address for --strategy=tpu ('local' on a TPU VM).")
+    tpu: str | None = _field(None, "TPU name or grpc:// address for --strategy=tpu ('local' on a TPU VM).")
     steps_per_execution: int = _field(1, "Steps per compiled call.")
     jit_compile: bool = _field(False, "Compile the train step with XLA (single device).")
     mixed_precision: bool = _field(False, "mixed_float16 compute (GPU/TPU).")
-    workdir: Optional[str] = _field(None, "Directory of the run: config, backups, logs, final models, summary.json.")
+    workdir: str | None = _field(None, "Directory of the run: config, backups, logs, final models, summary.json.")
     resume: bool = _field(True, "Resume from the workdir's backup when there is one.")
     export: bool = _field(False, "Export SavedModels for TF Serving into <workdir>/export at the end.")
-    init_from: Optional[str] = _field(
+    init_from: str | None = _field(
         None, "Workdir of a finished run to initialise from (transfer learning; new classifier head)."
     )
     init_from_model: str = _field("base", f"Which model of --init_from to start from: {_or(INIT_FROM_MODELS)}.")
@@ -159,12 +168,22 @@ class TrainConfig:
             self.bn_statistics in BN_STATISTICS,
             f"--bn_statistics must be one of {BN_STATISTICS}, got {self.bn_statistics!r}.",
         )
-        check(self.recalibration_batches >= 1, f"--recalibration_batches must be >= 1, got {self.recalibration_batches}.")
-        check(self.statistics_check_batches >= 0, f"--statistics_check_batches must be >= 0, got {self.statistics_check_batches}.")
-        check(self.strategy != "tpu" or self.tpu, "--strategy=tpu needs --tpu (a TPU name or grpc:// address, or 'local').")
+        check(
+            self.recalibration_batches >= 1, f"--recalibration_batches must be >= 1, got {self.recalibration_batches}."
+        )
+        check(
+            self.statistics_check_batches >= 0,
+            f"--statistics_check_batches must be >= 0, got {self.statistics_check_batches}.",
+        )
+        check(
+            self.strategy != "tpu" or self.tpu,
+            "--strategy=tpu needs --tpu (a TPU name or grpc:// address, or 'local').",
+        )
         check(self.tpu is None or self.strategy == "tpu", "--tpu is only used with --strategy=tpu.")
         check(self.steps_per_execution >= 1, f"--steps_per_execution must be >= 1, got {self.steps_per_execution}.")
-        check(0 <= self.warmup_epochs < self.epochs, f"--warmup_epochs must be in [0, epochs), got {self.warmup_epochs}.")
+        check(
+            0 <= self.warmup_epochs < self.epochs, f"--warmup_epochs must be in [0, epochs), got {self.warmup_epochs}."
+        )
         check(0 <= self.label_smoothing < 1, f"--label_smoothing must be in [0, 1), got {self.label_smoothing}.")
         check(
             self.init_from_model in INIT_FROM_MODELS,
@@ -216,7 +235,7 @@ def define_flags(flag_values=flags.FLAGS):
             flags.DEFINE_integer(field.name, default, help_text, flag_values=flag_values)
         elif isinstance(default, float):
             flags.DEFINE_float(field.name, default, help_text, flag_values=flag_values)
-        elif field.type == Optional[int]:
+        elif field.type == int | None:
             flags.DEFINE_integer(field.name, None, help_text, flag_values=flag_values)
         else:
             flags.DEFINE_string(field.name, default, help_text, flag_values=flag_values)

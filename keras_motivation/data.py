@@ -58,7 +58,9 @@ def image_folder_classes(data_dir):
         )
     classes = sorted(d for d in os.listdir(train) if os.path.isdir(os.path.join(train, d)))
     if len(classes) < 2:
-        raise FileNotFoundError(f"{train} has {len(classes)} class directories: an image folder needs one per class, at least 2.")
+        raise FileNotFoundError(
+            f"{train} has {len(classes)} class directories: an image folder needs one per class, at least 2."
+        )
     return classes
 
 
@@ -74,8 +76,15 @@ def load_image_folder(data_dir, split, image_size, class_names):
     if missing:
         raise ValueError(f"{directory} has classes the training split lacks: {', '.join(sorted(missing))}.")
     ds = keras.utils.image_dataset_from_directory(
-        directory, labels="inferred", label_mode="int", class_names=class_names, color_mode="rgb",
-        batch_size=None, image_size=image_size, shuffle=False, verbose=False,
+        directory,
+        labels="inferred",
+        label_mode="int",
+        class_names=class_names,
+        color_mode="rgb",
+        batch_size=None,
+        image_size=image_size,
+        shuffle=False,
+        verbose=False,
     )
     count = int(ds.cardinality())
     if count == 0:
@@ -129,7 +138,9 @@ def load_tfds(name, split, data_dir=None, download=True, probe_timeout=5.0):
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError as err:
-        raise ValueError(f"Unknown tensorflow-datasets name {name!r}: use one of {', '.join(sorted(DATASETS))}.") from err
+        raise ValueError(
+            f"Unknown tensorflow-datasets name {name!r}: use one of {', '.join(sorted(DATASETS))}."
+        ) from err
     if not builder.is_prepared():
         todo = f"run `tfds build {name} --data_dir={data_dir}`"
         manual = getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None)
@@ -292,10 +303,14 @@ def _autoaugment_op(name, magnitude, seed):
         "sharpness": lambda: keras.layers.RandomSharpness(factor=fixed(min(m, 1.0)), value_range=vr, seed=seed),
         "autocontrast": lambda: keras.layers.AutoContrast(value_range=vr),
         "equalize": lambda: keras.layers.Equalization(value_range=vr),
-        "posterize": lambda: keras.layers.RandomPosterization(factor=(max(1, int(8 - 4 * m)), max(1, int(8 - 4 * m))), value_range=vr, seed=seed),
+        "posterize": lambda: keras.layers.RandomPosterization(
+            factor=(max(1, int(8 - 4 * m)), max(1, int(8 - 4 * m))), value_range=vr, seed=seed
+        ),
         "color": lambda: keras.layers.RandomColorDegeneration(factor=fixed(0.9 * m), value_range=vr, seed=seed),
         "brightness": lambda: keras.layers.RandomBrightness(factor=fixed(0.9 * m), value_range=vr, seed=seed),
-        "solarize": lambda: keras.layers.Solarization(addition_factor=0.0, threshold_factor=fixed(1 - m), value_range=vr, seed=seed),
+        "solarize": lambda: keras.layers.Solarization(
+            addition_factor=0.0, threshold_factor=fixed(1 - m), value_range=vr, seed=seed
+        ),
     }[name]()
 
 
@@ -313,7 +328,11 @@ class _AutoAugment:
             def apply():
                 x = image
                 for layer, prob in steps:
-                    x = tf.cond(tf.random.uniform(()) < prob, lambda layer=layer, x=x: tf.cast(layer(x), tf.float32), lambda x=x: x)
+                    x = tf.cond(
+                        tf.random.uniform(()) < prob,
+                        lambda layer=layer, x=x: tf.cast(layer(x), tf.float32),
+                        lambda x=x: x,
+                    )
                 return x
 
             return apply
@@ -407,7 +426,9 @@ def make_pipeline(
             ds = ds.map(per_image, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if one_hot:
-        ds = ds.map(lambda x, y: (x, tf.one_hot(tf.cast(y, tf.int32), num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(
+            lambda x, y: (x, tf.one_hot(tf.cast(y, tf.int32), num_classes)), num_parallel_calls=tf.data.AUTOTUNE
+        )
     if training and mixing:
         layers = [keras.layers.MixUp(seed=seed) if m == "mixup" else keras.layers.CutMix(seed=seed) for m in mixing]
 
@@ -493,8 +514,14 @@ def hold_out_batch(config, train, n_train, shape, num_classes):
 
     Returns ([images, labels] as arrays, the remaining training examples, their number).
     """
-    batch = make_pipeline(train.take(config.batch_size), batch_size=config.batch_size, training=False,
-                          image_size=shape[:2], num_classes=num_classes, one_hot=uses_one_hot(config))
+    batch = make_pipeline(
+        train.take(config.batch_size),
+        batch_size=config.batch_size,
+        training=False,
+        image_size=shape[:2],
+        num_classes=num_classes,
+        one_hot=uses_one_hot(config),
+    )
     heldout = [t.numpy() for t in next(iter(batch))]
     return heldout, train.skip(config.batch_size), n_train - config.batch_size
 
@@ -513,7 +540,13 @@ def make_datasets(config, train, val, n_train, shape, num_classes, strategy, sta
     ordered = train.shuffle(min(n_train, 50_000), seed=config.seed, reshuffle_each_iteration=True).repeat()
     ordered = ordered.skip(start_step * config.batch_size)
     train_ds = make_pipeline(
-        ordered, batch_size=config.batch_size, training=True, augment=config.augment, seed=config.seed, shuffle_buffer=0, **common
+        ordered,
+        batch_size=config.batch_size,
+        training=True,
+        augment=config.augment,
+        seed=config.seed,
+        shuffle_buffer=0,
+        **common,
     )
     val_ds = make_pipeline(val, batch_size=config.batch_size, training=False, **common)
     # BatchNorm statistics are recomputed from the first training batches, as

@@ -55,8 +55,20 @@ def _preprocess(images, image_size, mean, std):
     return images
 
 
-def export_saved_model(model, export_dir, model_name, *, image_size, channels, version=1, mean=None, std=None,
-                       top_k=5, metadata=None, overwrite=False):
+def export_saved_model(
+    model,
+    export_dir,
+    model_name,
+    *,
+    image_size,
+    channels,
+    version=1,
+    mean=None,
+    std=None,
+    top_k=5,
+    metadata=None,
+    overwrite=False,
+):
     """Writes `<export_dir>/<model_name>/<version>/`, atomically; returns its path."""
     target = os.path.join(os.path.abspath(export_dir), model_name, str(version))
     if os.path.exists(target) and not overwrite:
@@ -83,15 +95,24 @@ def export_saved_model(model, export_dir, model_name, *, image_size, channels, v
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     archive.add_endpoint(
-        "serving_images", serve_images, input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32, name="images")]
+        "serving_default", serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
+    )
+    archive.add_endpoint(
+        "serving_images",
+        serve_images,
+        input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32, name="images")],
     )
     info = {
         "model_name": model_name,
         "keras_name": model.name,
-        "input": {"image_size": list(image_size), "channels": channels, "mean": mean, "std": std,
-                  "pixels": "0-255, resized and scaled to [0, 1] by the signature"},
+        "input": {
+            "image_size": list(image_size),
+            "channels": channels,
+            "mean": mean,
+            "std": std,
+            "pixels": "0-255, resized and scaled to [0, 1] by the signature",
+        },
         "signatures": {"serving_default": "image_bytes", "serving_images": "images"},
         "outputs": ["probabilities", "top_k_ids", "top_k_scores"],
         **(metadata or {}),
@@ -107,7 +128,8 @@ def export_saved_model(model, export_dir, model_name, *, image_size, channels, v
 def models_config(paths):
     """TF Serving's model_config_list text proto for {name: base_path}."""
     entries = "".join(
-        f'  config {{\n    name: "{name}"\n    base_path: "{os.path.abspath(path)}"\n    model_platform: "tensorflow"\n  }}\n'
+        f'  config {{\n    name: "{name}"\n    base_path: "{os.path.abspath(path)}"\n'
+        '    model_platform: "tensorflow"\n  }\n'
         for name, path in paths.items()
     )
     return f"model_config_list {{\n{entries}}}\n"
@@ -117,7 +139,9 @@ def export_pair(base, motivated, export_dir, *, version=1, metadata=None, **kwar
     """Exports both models as `base` and `motivated` and writes models.config; returns the paths."""
     paths = {}
     for name, model in (("base", base), ("motivated", motivated)):
-        export_saved_model(model, export_dir, name, version=version, metadata={**(metadata or {}), "role": name}, **kwargs)
+        export_saved_model(
+            model, export_dir, name, version=version, metadata={**(metadata or {}), "role": name}, **kwargs
+        )
         paths[name] = os.path.join(export_dir, name)
     files.atomic_write(os.path.join(export_dir, "models.config"), models_config(paths))
     return paths
@@ -180,11 +204,15 @@ def _load_run(workdir):
     config_path = os.path.join(workdir, "config.json")
     final = os.path.join(workdir, "final")
     if not os.path.exists(config_path) or not os.path.exists(os.path.join(final, "base.keras")):
-        raise FileNotFoundError(f"{workdir} is not a finished run (no config.json or final/base.keras): train it first.")
+        raise FileNotFoundError(
+            f"{workdir} is not a finished run (no config.json or final/base.keras): train it first."
+        )
     with open(config_path) as f:
         config = TrainConfig.from_json(f.read())
-    models = {name: keras.saving.load_model(os.path.join(final, f"{name}.keras"), compile=False)
-              for name in ("base", "motivated")}
+    models = {
+        name: keras.saving.load_model(os.path.join(final, f"{name}.keras"), compile=False)
+        for name in ("base", "motivated")
+    }
     summary_path = os.path.join(workdir, "summary.json")
     summary = {}
     if os.path.exists(summary_path):
@@ -213,11 +241,25 @@ def export_run(workdir, *, version=1, litert=LITERT_QUANTIZATIONS, calibration_i
     out = os.path.join(workdir, "export")
     saved = os.path.join(out, "base", str(version))
     if overwrite or not os.path.exists(saved):
-        export_pair(models["base"], models["motivated"], out, version=version, image_size=(h, w), channels=c,
-                    overwrite=overwrite,
-                    metadata={"pair": config.pair, "flops": summary.get("flops"), "validation": summary.get("final")})
-    artefacts = [{"name": f"{name} SavedModel", "model": name, "kind": "saved_model",
-                  "path": os.path.join(out, name, str(version))} for name in ("base", "motivated")]
+        export_pair(
+            models["base"],
+            models["motivated"],
+            out,
+            version=version,
+            image_size=(h, w),
+            channels=c,
+            overwrite=overwrite,
+            metadata={"pair": config.pair, "flops": summary.get("flops"), "validation": summary.get("final")},
+        )
+    artefacts = [
+        {
+            "name": f"{name} SavedModel",
+            "model": name,
+            "kind": "saved_model",
+            "path": os.path.join(out, name, str(version)),
+        }
+        for name in ("base", "motivated")
+    ]
     representative = _images(config, "train", calibration_images)[0] if "int8" in litert else None
     for quantization in litert:
         path = os.path.join(out, "litert", f"base_{quantization}.tflite")
@@ -233,8 +275,12 @@ def check(workdir, artefacts, *, images=256):
     pixels, labels = _images(config, "validation", images)
     with tempfile.TemporaryDirectory() as tmp:
         inputs = os.path.join(tmp, "inputs.npz")
-        np.savez(inputs, images=pixels, labels=labels,
-                 **{name: m.predict(pixels / 255.0, verbose=0) for name, m in models.items()})
+        np.savez(
+            inputs,
+            images=pixels,
+            labels=labels,
+            **{name: m.predict(pixels / 255.0, verbose=0) for name, m in models.items()},
+        )
         spec = os.path.join(tmp, "artefacts.json")
         with open(spec, "w") as f:
             json.dump(artefacts, f)
@@ -247,10 +293,15 @@ def check(workdir, artefacts, *, images=256):
 
 
 def format_table(rows):
-    lines = ["| artefact | size (MB) | latency (ms/image) | top-1 agreement with Keras | accuracy |", "|---|---|---|---|---|"]
+    lines = [
+        "| artefact | size (MB) | latency (ms/image) | top-1 agreement with Keras | accuracy |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['size_mb']:.2f} | {r['latency_ms']:.2f} | {100 * r['agreement']:.1f}% "
-                     f"| {100 * r['accuracy']:.1f}% |")
+        lines.append(
+            f"| {r['name']} | {r['size_mb']:.2f} | {r['latency_ms']:.2f} | {100 * r['agreement']:.1f}% "
+            f"| {100 * r['accuracy']:.1f}% |"
+        )
     return "\n".join(lines)
 
 
@@ -260,7 +311,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m keras_motivation.export", description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True, help="A finished run of keras_motivation.train.")
     parser.add_argument("--version", type=int, default=1, help="SavedModel version directory.")
-    parser.add_argument("--litert", default="float,dynamic,int8", help="LiteRT variants of the base model ('' for none).")
+    parser.add_argument(
+        "--litert", default="float,dynamic,int8", help="LiteRT variants of the base model ('' for none)."
+    )
     parser.add_argument("--overwrite", action="store_true", help="Replace artefacts that exist.")
     parser.add_argument("--check", action="store_true", help="Reload every artefact in a fresh process and compare.")
     parser.add_argument("--check_images", type=int, default=256, help="Held-out images for --check.")

@@ -29,7 +29,9 @@ def count_macs(model, input_shape=None):
     level = logger.level
     logger.setLevel("ERROR")
     try:
-        profile = tf.compat.v1.profiler.profile(graph=graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op", options=options)
+        profile = tf.compat.v1.profiler.profile(
+            graph=graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op", options=options
+        )
     finally:
         logger.setLevel(level)
     return profile.total_float_ops // 2

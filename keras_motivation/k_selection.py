@@ -39,13 +39,15 @@ def select_k(build_pair, x, y, ks=(2, 3, 4, 5), folds=5, epochs=1, batch_size=12
             model.fit(x[train_idx], y[train_idx], batch_size=batch_size, epochs=epochs, verbose=0)
             scores = model.evaluate(x[val_idx], y[val_idx], batch_size=batch_size, verbose=0, return_dict=True)
             counters = model.counters()
-            rows.append({
-                "k": k,
-                "fold": fold,
-                "base_accuracy": scores["accuracy"],
-                "motivated_accuracy": scores["motivated_accuracy"],
-                "motivated_share": summary_lib.share_of_steps(counters),
-            })
+            rows.append(
+                {
+                    "k": k,
+                    "fold": fold,
+                    "base_accuracy": scores["accuracy"],
+                    "motivated_accuracy": scores["motivated_accuracy"],
+                    "motivated_share": summary_lib.share_of_steps(counters),
+                }
+            )
     means = {k: statistics.mean(r["base_accuracy"] for r in rows if r["k"] == k) for k in ks}
     best = max(ks, key=lambda k: (means[k], -k))  # ties go to the smaller k
     return best, rows
@@ -54,7 +56,10 @@ def select_k(build_pair, x, y, ks=(2, 3, 4, 5), folds=5, epochs=1, batch_size=12
 def markdown(rows, best=None):
     lines = ["| k | fold | base accuracy | motivated accuracy | motivated share |", "|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['k']} | {r['fold']} | {r['base_accuracy']:.4f} | {r['motivated_accuracy']:.4f} | {r['motivated_share']:.3f} |")
+        lines.append(
+            f"| {r['k']} | {r['fold']} | {r['base_accuracy']:.4f} | {r['motivated_accuracy']:.4f} "
+            f"| {r['motivated_share']:.3f} |"
+        )
     if best is not None:
         lines.append(f"\nchosen k = {best} (best mean base accuracy over the folds)")
     return "\n".join(lines)

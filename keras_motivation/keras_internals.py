@@ -90,7 +90,6 @@ def slot_index(optimizer, variable):
     return inner_optimizer(optimizer)._get_variable_index(variable)
 
 
-
 def symbolic_build(model, iterator=None, data_batch=None):
     """Builds metrics, loss and optimizer state from the data's spec, up front.
 
@@ -110,9 +109,11 @@ def symbolic_build(model, iterator=None, data_batch=None):
     if data_batch is None and iterator is not None:
         data_batch = iterator.data_adapter.get_tf_dataset().element_spec
     data_batch = tf.nest.map_structure(
-        lambda v: model.distribute_strategy.experimental_local_results(v)[0]
-        if isinstance(v, tf.distribute.DistributedValues)
-        else v,
+        lambda v: (
+            model.distribute_strategy.experimental_local_results(v)[0]
+            if isinstance(v, tf.distribute.DistributedValues)
+            else v
+        ),
         data_batch,
     )
     with model.distribute_strategy.scope():
@@ -167,10 +168,10 @@ def resolve_prefixed_monitor(callback, prefix):
         return
     original = callback.monitor
     split = "val_" if original.startswith("val_") else ""
-    name = original[len(split):]
+    name = original[len(split) :]
     if not name.startswith(prefix) or name == prefix:
         return
-    callback.monitor = split + name[len(prefix):]
+    callback.monitor = split + name[len(prefix) :]
     try:
         callback._set_monitor_op()
     except ValueError:

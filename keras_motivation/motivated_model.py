@@ -80,9 +80,17 @@ class MotivatedModel(keras.Model):
     the compiled metrics of both models.
     """
 
-    def __init__(self, base, motivated, weights_map="resnet_depth", condition=None,
-                 bn_statistics=batch_norm.DEFAULT_BN_STATISTICS,
-                 recalibration_batches=batch_norm.DEFAULT_RECALIBRATION_BATCHES, name="motivated_model", **kwargs):
+    def __init__(
+        self,
+        base,
+        motivated,
+        weights_map="resnet_depth",
+        condition=None,
+        bn_statistics=batch_norm.DEFAULT_BN_STATISTICS,
+        recalibration_batches=batch_norm.DEFAULT_RECALIBRATION_BATCHES,
+        name="motivated_model",
+        **kwargs,
+    ):
         batch_norm.check_option(bn_statistics, recalibration_batches)
         super().__init__(name=name, **kwargs)
         for label, m in (("base", base), ("motivated", motivated)):
@@ -123,7 +131,9 @@ class MotivatedModel(keras.Model):
 
     # -- compile ---------------------------------------------------------------
 
-    def compile(self, optimizer="rmsprop", loss=None, motivated_optimizer=None, metrics=None, weighted_metrics=None, **kwargs):
+    def compile(
+        self, optimizer="rmsprop", loss=None, motivated_optimizer=None, metrics=None, weighted_metrics=None, **kwargs
+    ):
         """Like `keras.Model.compile`, with a second optimizer for the motivated model.
 
         Args:
@@ -138,10 +148,7 @@ class MotivatedModel(keras.Model):
                 the same LearningRateSchedule.
         """
         if loss is None:
-            raise ValueError(
-                "MotivatedModel.compile() needs a loss, e.g. "
-                "loss='sparse_categorical_crossentropy'."
-            )
+            raise ValueError("MotivatedModel.compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'.")
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, weighted_metrics=weighted_metrics, **kwargs)
         base_opt = keras_internals.inner_optimizer(self.optimizer)
         default_optimizer = motivated_optimizer is None
@@ -156,10 +163,14 @@ class MotivatedModel(keras.Model):
             motivated_optimizer, keras.optimizers.LossScaleOptimizer
         ):
             # compile() wrapped the first optimizer for mixed precision.
-            motivated_optimizer = keras.optimizers.LossScaleOptimizer(motivated_optimizer, name="motivated_loss_scale_optimizer")
+            motivated_optimizer = keras.optimizers.LossScaleOptimizer(
+                motivated_optimizer, name="motivated_loss_scale_optimizer"
+            )
         self.motivated_optimizer = motivated_optimizer
         # The default is rebuilt (sharing again) when a saved model is compiled.
-        keras_internals.set_compile_argument(self, "motivated_optimizer", None if default_optimizer else motivated_optimizer)
+        keras_internals.set_compile_argument(
+            self, "motivated_optimizer", None if default_optimizer else motivated_optimizer
+        )
         compile_metrics = None
         if metrics is not None or weighted_metrics is not None:
             compile_metrics = keras_internals.PrefixedCompileMetrics(
@@ -213,7 +224,7 @@ class MotivatedModel(keras.Model):
     def _loss(self, model, y, y_pred, sample_weight):
         """compute_loss for one of the two models: compiled loss + its own losses."""
         losses = [keras_internals.compiled_loss(self)(y, y_pred, sample_weight)]
-        losses += [keras_internals.additional_loss(self, l) for l in model.losses]
+        losses += [keras_internals.additional_loss(self, extra) for extra in model.losses]
         return losses[0] if len(losses) == 1 else keras.ops.sum(losses)
 
     def _metrics_of(self, model):
@@ -233,9 +244,7 @@ class MotivatedModel(keras.Model):
         optimizer.apply_gradients(zip(gradients, variables))
         signals = self.condition.replica_signals(model, keras_internals.compiled_loss(self), gradients)
         loss_tracker, metrics = self._metrics_of(model)
-        loss_tracker.update_state(
-            _unscale(loss), sample_weight=tf.shape(tf.nest.flatten(x)[0])[0]
-        )
+        loss_tracker.update_state(_unscale(loss), sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
         if metrics is not None:
             metrics.update_state(y, y_pred, sample_weight)
         return loss, signals
@@ -456,8 +465,9 @@ class MotivatedModel(keras.Model):
                 # when tracing (Never, Always) then costs no op per step, and
                 # a bool out of the compiled step cost more than the update.
                 for m in (False, True):
-                    run = tf.function(functools.partial(self._run_step, m), jit_compile=True, reduce_retracing=True,
-                                      autograph=False)
+                    run = tf.function(
+                        functools.partial(self._run_step, m), jit_compile=True, reduce_retracing=True, autograph=False
+                    )
                     step_fns[m] = functools.partial(self._step, m, run=run)
 
         def one_step_on_iterator(iterator):
@@ -527,6 +537,7 @@ class MotivatedModel(keras.Model):
             return super().make_test_function(force)
         if self.test_function is not None and not force:
             return self.test_function
+
         # Keras 3.15 reduces the scalar metric results with axis=0 under this
         # strategy and fails ("Invalid reduction dimension 0"); reduce here.
         # The end of the data is agreed on by all workers (get_next_as_optional).
@@ -559,8 +570,17 @@ class MotivatedModel(keras.Model):
         with self.distribute_strategy.scope():
             self._finish_epoch_fn()
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            recalibration_data=None, **kwargs):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        recalibration_data=None,
+        **kwargs,
+    ):
         """`keras.Model.fit`, plus `recalibration_data`: the batched training
         images that option "recalibrated" recomputes BatchNorm statistics from
         (default: `x` when it is a `tf.data.Dataset`, else `x` batched by
@@ -675,11 +695,14 @@ class MotivatedModel(keras.Model):
         touched = list({id(v): v for e in entries for v in (e.base, e.motivated)}.values())
         saved = [v.numpy() for v in touched]
 
-        @tf.function
+        def round_trip(i):
+            weights_map_lib.copy_to_motivated(entries)
+            weights_map_lib.copy_to_base(entries)
+            return (i + 1,)
+
+        @tf.function(autograph=False)  # as the train function: no source reading, an explicit loop
         def round_trips(n):
-            for _ in tf.range(n):
-                weights_map_lib.copy_to_motivated(entries)
-                weights_map_lib.copy_to_base(entries)
+            tf.while_loop(lambda i: i < n, round_trip, (tf.constant(0),))
 
         n = tf.constant(repeats)
         with self.distribute_strategy.scope():

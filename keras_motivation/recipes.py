@@ -75,7 +75,9 @@ OPTIMIZERS = {
     "sgd": lambda lr, c, wd: keras.optimizers.SGD(lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=wd),
     "adamw": lambda lr, c, wd: keras.optimizers.AdamW(lr, weight_decay=c.weight_decay),
     "adam": lambda lr, c, wd: keras.optimizers.Adam(lr, weight_decay=wd),
-    "rmsprop": lambda lr, c, wd: keras.optimizers.RMSprop(lr, rho=0.9, momentum=c.momentum, epsilon=1e-3, weight_decay=wd),
+    "rmsprop": lambda lr, c, wd: keras.optimizers.RMSprop(
+        lr, rho=0.9, momentum=c.momentum, epsilon=1e-3, weight_decay=wd
+    ),
     "lamb": lambda lr, c, wd: keras.optimizers.Lamb(lr, weight_decay=wd),
 }
 

@@ -59,13 +59,15 @@ def main(inputs, spec):
             probabilities.append(predict(images[i : i + 1])[0])
             times.append(time.perf_counter() - start)
         top1 = np.asarray(probabilities).argmax(-1)
-        rows.append({
-            **artefact,
-            "size_mb": _size_mb(artefact["path"]),
-            "latency_ms": 1000 * float(np.median(times)),
-            "agreement": float(np.mean(top1 == data[artefact["model"]].argmax(-1))),
-            "accuracy": float(np.mean(top1 == labels)),
-        })
+        rows.append(
+            {
+                **artefact,
+                "size_mb": _size_mb(artefact["path"]),
+                "latency_ms": 1000 * float(np.median(times)),
+                "agreement": float(np.mean(top1 == data[artefact["model"]].argmax(-1))),
+                "accuracy": float(np.mean(top1 == labels)),
+            }
+        )
     assert "keras_motivation" not in sys.modules
     print(json.dumps(rows))
 

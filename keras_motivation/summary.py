@@ -53,7 +53,9 @@ def motivation_statistics(counters, condition, k):
         **counters,
         "motivated_share": share_of_steps(counters),
         "triggers_per_step": counters["activations"] / steps,
-        "mean_activation_length": counters["motivated_steps"] / counters["activations"] if counters["activations"] else 0.0,
+        "mean_activation_length": counters["motivated_steps"] / counters["activations"]
+        if counters["activations"]
+        else 0.0,
     }
     if condition == "consecutive":
         stats["noise_motivated_share"] = noise_motivated_share(k)
@@ -79,9 +81,12 @@ def flops_summary(model, counters, batch_size, final_recalibration_batches=0):
     base_steps = counters["steps"] - counters["motivated_steps"]
     out = {"flops": {"base": fx, "motivated": fy, "base_macs": fx // 2, "motivated_macs": fy // 2}}
     if counters["steps"]:
-        out["flops"]["dual_training_average"] = flops_lib.dual_training_flops(fx, fy, base_steps, counters["motivated_steps"])
-        out["flops"]["training_total"] = (flops_lib.training_flops(fx, base_steps * batch_size)
-                                          + flops_lib.training_flops(fy, counters["motivated_steps"] * batch_size))
+        out["flops"]["dual_training_average"] = flops_lib.dual_training_flops(
+            fx, fy, base_steps, counters["motivated_steps"]
+        )
+        out["flops"]["training_total"] = flops_lib.training_flops(
+            fx, base_steps * batch_size
+        ) + flops_lib.training_flops(fy, counters["motivated_steps"] * batch_size)
         out["flops"]["training_total_motivated_alone"] = flops_lib.training_flops(fy, counters["steps"] * batch_size)
         # Recomputing BatchNorm statistics is one forward pass of each model
         # per image. The last recalibration makes the deployed models and
@@ -134,8 +139,12 @@ def statistics_check(model, val_ds, recal_ds, batches):
             if recompute:
                 batch_norm.recalibrate(copy, recal_ds, batches)
             with model.distribute_strategy.scope():
-                copy.compile(loss=model.loss, metrics=["accuracy"] if not _one_hot_metrics(model) else
-                             [keras.metrics.CategoricalAccuracy(name="accuracy")])
+                copy.compile(
+                    loss=model.loss,
+                    metrics=["accuracy"]
+                    if not _one_hot_metrics(model)
+                    else [keras.metrics.CategoricalAccuracy(name="accuracy")],
+                )
             accuracies.append(float(copy.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"]))
         out[name] = {"as_saved": accuracies[0], "recomputed": accuracies[1]}
     return out
@@ -156,8 +165,9 @@ def stop_reason(workdir, model):
 # -- the summary -----------------------------------------------------------------------
 
 
-def summarize(config, model, evaluation, *, val_ds, recal_ds, mode_seconds, wall, cpu, info, shape, replicas,
-              library_version):
+def summarize(
+    config, model, evaluation, *, val_ds, recal_ds, mode_seconds, wall, cpu, info, shape, replicas, library_version
+):
     """summary.json of a finished run (without the export paths, which the trainer adds).
 
     `evaluation`: the final `model.evaluate` dict; `mode_seconds`: ModeTimer.per_mode();
@@ -222,7 +232,8 @@ def describe(config, summary):
     w = config.workdir
     f = summary["final"]
     lines = [
-        f"base accuracy {f.get('accuracy', float('nan')):.4f}, motivated accuracy {f.get('motivated_accuracy', float('nan')):.4f} "
+        f"base accuracy {f.get('accuracy', float('nan')):.4f}, "
+        f"motivated accuracy {f.get('motivated_accuracy', float('nan')):.4f} "
         f"on the validation split; motivated share {motivated_share(summary['activations']):.3f} of the steps",
         f"summary:     {os.path.join(w, 'summary.json')}",
         f"history:     {os.path.join(w, 'history.csv')} (per batch: {os.path.join(w, 'batches.csv')})",

@@ -19,6 +19,7 @@ from keras_motivation import data as data_lib  # noqa: E402
 from keras_motivation import summary as summary_lib  # noqa: E402
 from keras_motivation import trainer  # noqa: E402
 from keras_motivation.config import ConfigError  # noqa: E402
+
 # Defined in config.py; importable from here as before.
 from keras_motivation.config import config_from_args  # noqa: E402, F401
 from keras_motivation.config import config_from_flags  # noqa: E402
@@ -47,8 +48,11 @@ def cli():
 
 def run():
     """Deprecated: the command-line entry point is `cli()` (`trainer.run(config)` trains)."""
-    warnings.warn("keras_motivation.train.run() is deprecated: use keras_motivation.train.cli().", DeprecationWarning,
-                  stacklevel=2)
+    warnings.warn(
+        "keras_motivation.train.run() is deprecated: use keras_motivation.train.cli().",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     cli()
 
 

@@ -38,12 +38,12 @@ from keras_motivation import summary as summary_lib
 from keras_motivation import workdir_lock
 from keras_motivation.config import ConfigError
 from keras_motivation.config import TrainConfig
-from keras_motivation.motivated_model import MotivatedModel
 
 # Moved to data.py, strategies.py and summary.py; importable from here as before.
 from keras_motivation.data import input_shape  # noqa: F401
 from keras_motivation.data import make_datasets  # noqa: F401
 from keras_motivation.data import uses_one_hot  # noqa: F401
+from keras_motivation.motivated_model import MotivatedModel
 from keras_motivation.strategies import is_chief  # noqa: F401
 from keras_motivation.strategies import make_strategy  # noqa: F401
 from keras_motivation.summary import describe  # noqa: F401
@@ -83,14 +83,24 @@ def _run(config, held):
     # collectives need them all) but only the chief writes the workdir; the
     # others write to a temporary directory, removed at the end. All read the
     # backup from the shared workdir.
-    writer = config if chief else dataclasses.replace(config, workdir=tempfile.mkdtemp(prefix="keras_motivation_worker_"))
+    writer = (
+        config if chief else dataclasses.replace(config, workdir=tempfile.mkdtemp(prefix="keras_motivation_worker_"))
+    )
     try:
         trained = fit(writer, model, backup, train, val, n_train, shape, info["num_classes"], strategy)
         evaluation = evaluate_and_save(writer, model, trained["val_ds"], trained["recal_ds"])
         summary = summary_lib.summarize(
-            writer, model, evaluation, val_ds=trained["val_ds"], recal_ds=trained["recal_ds"],
-            mode_seconds=trained["timer"].per_mode(), wall=trained["wall"], cpu=trained["cpu"], info=info,
-            shape=shape, replicas=strategy.num_replicas_in_sync,
+            writer,
+            model,
+            evaluation,
+            val_ds=trained["val_ds"],
+            recal_ds=trained["recal_ds"],
+            mode_seconds=trained["timer"].per_mode(),
+            wall=trained["wall"],
+            cpu=trained["cpu"],
+            info=info,
+            shape=shape,
+            replicas=strategy.num_replicas_in_sync,
             library_version=keras_motivation.__version__,
         )
         if config.export:
@@ -190,11 +200,19 @@ def make_model(config, strategy, num_classes, shape, heldout, steps_per_epoch):
 
 def build_motivated_model(config, num_classes, shape, heldout=None):
     """The (uncompiled) MotivatedModel of `config`: the registry pair, its map, the condition."""
-    base, motivated, wmap = models_lib.get_pair(config.pair, num_classes=num_classes, input_shape=shape, **config.model_kwargs)
+    base, motivated, wmap = models_lib.get_pair(
+        config.pair, num_classes=num_classes, input_shape=shape, **config.model_kwargs
+    )
     if config.init_from:
         _init_from(config, base, motivated)
-    model = MotivatedModel(base, motivated, wmap, make_condition(config, heldout), bn_statistics=config.bn_statistics,
-                           recalibration_batches=config.recalibration_batches)
+    model = MotivatedModel(
+        base,
+        motivated,
+        wmap,
+        make_condition(config, heldout),
+        bn_statistics=config.bn_statistics,
+        recalibration_batches=config.recalibration_batches,
+    )
     if config.differential_init == "identity":
         from keras_motivation.weights_map import identity_start
 
@@ -204,8 +222,11 @@ def build_motivated_model(config, num_classes, shape, heldout=None):
 
 def build_model(config, num_classes, shape, heldout=None):
     """Deprecated: `build_motivated_model` (models.build_model builds one model of a pair)."""
-    warnings.warn("keras_motivation.trainer.build_model is deprecated: use trainer.build_motivated_model.",
-                  DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        "keras_motivation.trainer.build_model is deprecated: use trainer.build_motivated_model.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return build_motivated_model(config, num_classes, shape, heldout)
 
 
@@ -245,12 +266,15 @@ def _init_from(config, base, motivated):
                 layer.set_weights(src.get_weights())
                 loaded += 1
     if loaded == 0:
-        raise ConfigError(f"--init_from={config.init_from}: no layer of {path} matches the models of --pair={config.pair}.")
+        raise ConfigError(
+            f"--init_from={config.init_from}: no layer of {path} matches the models of --pair={config.pair}."
+        )
     return loaded
 
 
 def compile_model(model, config, steps_per_epoch):
-    """Loss and accuracy for the run's labels (one-hot with MixUp, CutMix or label smoothing), the recipe's optimizer."""
+    """Loss and accuracy for the run's labels (one-hot with MixUp, CutMix or label smoothing) and the recipe's
+    optimizer."""
     if data_lib.uses_one_hot(config):
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
         metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
@@ -294,8 +318,10 @@ def fit(config, model, backup, train, val, n_train, shape, num_classes, strategy
     start, cpu_start = time.time(), time.process_time()
 
     def elapsed():
-        return {"wall_clock_s": time.time() - start + before.get("wall_clock_s", 0.0),
-                "cpu_time_s": time.process_time() - cpu_start + before.get("cpu_time_s", 0.0)}
+        return {
+            "wall_clock_s": time.time() - start + before.get("wall_clock_s", 0.0),
+            "cpu_time_s": time.process_time() - cpu_start + before.get("cpu_time_s", 0.0),
+        }
 
     timer = callbacks_lib.ModeTimer()
     # Logs before the backup: a kill between the two leaves logs that the
@@ -308,17 +334,26 @@ def fit(config, model, backup, train, val, n_train, shape, num_classes, strategy
         keras.callbacks.TensorBoard(os.path.join(config.workdir, "tensorboard"), update_freq=10),
         keras.callbacks.TerminateOnNaN(),
         timer,
-        callbacks_lib.ResumableBackup(os.path.join(config.workdir, "backup"), steps, every=BACKUP_EVERY_STEPS,
-                                      elapsed=elapsed),
+        callbacks_lib.ResumableBackup(
+            os.path.join(config.workdir, "backup"), steps, every=BACKUP_EVERY_STEPS, elapsed=elapsed
+        ),
     ]
     # A progress bar on a terminal, one line per epoch otherwise.
     verbose = int(config.verbose) if config.verbose != "auto" else ("auto" if os.isatty(1) else 2)
     train_ds, val_ds, recal_ds, steps = datasets(start_step)
 
     def fit_epochs(first, last, steps_per_epoch):
-        model.fit(train_ds, epochs=last, initial_epoch=first, steps_per_epoch=steps_per_epoch,
-                  validation_data=val_ds, callbacks=cbs, verbose=verbose, shuffle=False,  # the pipeline shuffles
-                  recalibration_data=recal_ds)
+        model.fit(
+            train_ds,
+            epochs=last,
+            initial_epoch=first,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=val_ds,
+            callbacks=cbs,
+            verbose=verbose,
+            shuffle=False,  # the pipeline shuffles
+            recalibration_data=recal_ds,
+        )
 
     epoch, done_in_epoch = divmod(start_step, steps)
     if done_in_epoch:
@@ -329,8 +364,13 @@ def fit(config, model, backup, train, val, n_train, shape, num_classes, strategy
     if epoch < config.epochs and not model.stop_training:
         fit_epochs(epoch, config.epochs, steps)
     seconds = elapsed()
-    return {"val_ds": val_ds, "recal_ds": recal_ds, "timer": timer, "wall": seconds["wall_clock_s"],
-            "cpu": seconds["cpu_time_s"]}
+    return {
+        "val_ds": val_ds,
+        "recal_ds": recal_ds,
+        "timer": timer,
+        "wall": seconds["wall_clock_s"],
+        "cpu": seconds["cpu_time_s"],
+    }
 
 
 def evaluate_and_save(config, model, val_ds, recal_ds):
@@ -352,8 +392,13 @@ def evaluate_and_save(config, model, val_ds, recal_ds):
 def export_models(config, model, shape, summary):
     """SavedModels of both models for TF Serving in `<workdir>/export`; returns their paths."""
     return export_lib.export_pair(
-        model.base, model.motivated, os.path.join(config.workdir, "export"), image_size=shape[:2], channels=shape[2],
-        overwrite=True, metadata={"pair": config.pair, "flops": summary.get("flops"), "validation": summary["final"]},
+        model.base,
+        model.motivated,
+        os.path.join(config.workdir, "export"),
+        image_size=shape[:2],
+        channels=shape[2],
+        overwrite=True,
+        metadata={"pair": config.pair, "flops": summary.get("flops"), "validation": summary["final"]},
     )
 
 
@@ -362,12 +407,26 @@ def export_models(config, model, shape, summary):
 
 def finish(config, model, val_ds, recal_ds, timer, wall, cpu, info, shape, strategy):
     """Deprecated: `run` does these steps (evaluate_and_save, summary.summarize, export_models)."""
-    warnings.warn("keras_motivation.trainer.finish is deprecated: trainer.run evaluates, summarizes and exports.",
-                  DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        "keras_motivation.trainer.finish is deprecated: trainer.run evaluates, summarizes and exports.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     evaluation = evaluate_and_save(config, model, val_ds, recal_ds)
-    summary = summary_lib.summarize(config, model, evaluation, val_ds=val_ds, recal_ds=recal_ds,
-                                    mode_seconds=timer.per_mode(), wall=wall, cpu=cpu, info=info, shape=shape,
-                                    replicas=strategy.num_replicas_in_sync, library_version=keras_motivation.__version__)
+    summary = summary_lib.summarize(
+        config,
+        model,
+        evaluation,
+        val_ds=val_ds,
+        recal_ds=recal_ds,
+        mode_seconds=timer.per_mode(),
+        wall=wall,
+        cpu=cpu,
+        info=info,
+        shape=shape,
+        replicas=strategy.num_replicas_in_sync,
+        library_version=keras_motivation.__version__,
+    )
     if config.export:
         summary["export"] = export_models(config, model, shape, summary)
     files.atomic_write(os.path.join(config.workdir, "summary.json"), json.dumps(summary, indent=2))
@@ -376,6 +435,10 @@ def finish(config, model, val_ds, recal_ds, timer, wall, cpu, info, shape, strat
 
 def activation_statistics(counters, config):
     """Deprecated: `summary.motivation_statistics(counters, condition, k)`."""
-    warnings.warn("keras_motivation.trainer.activation_statistics is deprecated: use "
-                  "summary.motivation_statistics(counters, config.condition, config.k).", DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        "keras_motivation.trainer.activation_statistics is deprecated: use "
+        "summary.motivation_statistics(counters, config.condition, config.k).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return summary_lib.motivation_statistics(counters, config.condition, config.k)

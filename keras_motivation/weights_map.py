@@ -70,8 +70,7 @@ class WeightsMap:
 
     def __init__(self, entries, base=None, motivated=None):
         self.entries = [
-            Entry(b, m, tuple(start) if start is not None else (0,) * len(b.shape))
-            for b, m, start in entries
+            Entry(b, m, tuple(start) if start is not None else (0,) * len(b.shape)) for b, m, start in entries
         ]
         self.base = base
         self.motivated = motivated
@@ -93,24 +92,17 @@ class WeightsMap:
                 problems.append(f"{_describe(e.base)} is mapped more than once")
             seen_base.add(id(e.base))
             if len(bshape) != len(mshape) or len(e.start) != len(bshape):
-                problems.append(
-                    f"{_describe(e.base)} -> {_describe(e.motivated)}: "
-                    "ranks differ"
-                )
+                problems.append(f"{_describe(e.base)} -> {_describe(e.motivated)}: ranks differ")
                 continue
             if any(s < 0 or s + b > m for s, b, m in zip(e.start, bshape, mshape)):
                 problems.append(
-                    f"{_describe(e.base)} -> {_describe(e.motivated)} at "
-                    f"{e.start}: the base tensor does not fit inside"
+                    f"{_describe(e.base)} -> {_describe(e.motivated)} at {e.start}: the base tensor does not fit inside"
                 )
             if e.base.dtype != e.motivated.dtype:
-                problems.append(
-                    f"{_describe(e.base)} -> {_describe(e.motivated)}: dtypes differ"
-                )
+                problems.append(f"{_describe(e.base)} -> {_describe(e.motivated)}: dtypes differ")
             if e.base.trainable != e.motivated.trainable:
                 problems.append(
-                    f"{_describe(e.base)} -> {_describe(e.motivated)}: one is "
-                    "trainable and the other is not"
+                    f"{_describe(e.base)} -> {_describe(e.motivated)}: one is trainable and the other is not"
                 )
             regions[id(e.motivated)].append(e)
         for entries in regions.values():
@@ -118,8 +110,7 @@ class WeightsMap:
                 for b in entries[i + 1 :]:
                     if _overlap(a, b):
                         problems.append(
-                            f"{_describe(a.base)} and {_describe(b.base)} "
-                            f"overlap inside {_describe(a.motivated)}"
+                            f"{_describe(a.base)} and {_describe(b.base)} overlap inside {_describe(a.motivated)}"
                         )
         if self.base is not None:
             for v in mapped_variables(self.base):
@@ -127,8 +118,7 @@ class WeightsMap:
                     problems.append(f"{_describe(v)} is not mapped")
         if problems:
             raise ValueError(
-                "Invalid weights map (the motivated model must contain the "
-                "base):\n  " + "\n  ".join(problems)
+                "Invalid weights map (the motivated model must contain the base):\n  " + "\n  ".join(problems)
             )
 
     # -- copies --------------------------------------------------------------
@@ -154,12 +144,7 @@ class WeightsMap:
         """Entries as indices into `base.weights` / `motivated.weights`."""
         b_index = {id(v): i for i, v in enumerate(self.base.weights)}
         m_index = {id(v): i for i, v in enumerate(self.motivated.weights)}
-        return {
-            "entries": [
-                [b_index[id(e.base)], m_index[id(e.motivated)], list(e.start)]
-                for e in self.entries
-            ]
-        }
+        return {"entries": [[b_index[id(e.base)], m_index[id(e.motivated)], list(e.start)] for e in self.entries]}
 
     @classmethod
     def from_config(cls, config, base, motivated):
@@ -172,10 +157,7 @@ class WeightsMap:
 
 
 def _overlap(a, b):
-    return all(
-        sa < sb + nb and sb < sa + na
-        for sa, na, sb, nb in zip(a.start, a.base.shape, b.start, b.base.shape)
-    )
+    return all(sa < sb + nb and sb < sa + na for sa, na, sb, nb in zip(a.start, a.base.shape, b.start, b.base.shape))
 
 
 def copy_to_motivated(entries):
@@ -183,9 +165,7 @@ def copy_to_motivated(entries):
         if tuple(e.base.shape) == tuple(e.motivated.shape):
             e.motivated.assign(e.base.value)
         else:
-            e.motivated.assign(
-                keras.ops.slice_update(e.motivated.value, e.start, e.base.value)
-            )
+            e.motivated.assign(keras.ops.slice_update(e.motivated.value, e.start, e.base.value))
 
 
 def copy_to_base(entries):
@@ -193,9 +173,7 @@ def copy_to_base(entries):
         if tuple(e.base.shape) == tuple(e.motivated.shape):
             e.base.assign(e.motivated.value)
         else:
-            e.base.assign(
-                keras.ops.slice(e.motivated.value, e.start, tuple(e.base.shape))
-            )
+            e.base.assign(keras.ops.slice(e.motivated.value, e.start, tuple(e.base.shape)))
 
 
 # -- derivation from layer names -------------------------------------------
@@ -233,10 +211,7 @@ def depth_rule(rule, n_base, n_motivated):
     projection shortcut, which only the first motivated block has.
     """
     if n_base > n_motivated:
-        raise ValueError(
-            f"a stage of the base has {n_base} blocks but the motivated "
-            f"stage only {n_motivated}"
-        )
+        raise ValueError(f"a stage of the base has {n_base} blocks but the motivated stage only {n_motivated}")
     if rule == "first" or n_base == 1:
         return list(range(n_base))
     if rule == "last_to_last":
@@ -323,15 +298,11 @@ def derive(
         for bv, mv in zip(weights, m_weights):
             bshape, mshape = tuple(bv.shape), tuple(mv.shape)
             if len(bshape) != len(mshape) or any(b > m for b, m in zip(bshape, mshape)):
-                problems.append(
-                    f"{_describe(bv)}: does not fit in {_describe(mv)}"
-                )
+                problems.append(f"{_describe(bv)}: does not fit in {_describe(mv)}")
                 continue
             entries.append((bv, mv, None))
     if problems:
-        raise ValueError(
-            "Cannot map the base into the motivated model:\n  " + "\n  ".join(problems)
-        )
+        raise ValueError("Cannot map the base into the motivated model:\n  " + "\n  ".join(problems))
     return WeightsMap(entries, base=base, motivated=motivated)
 
 
@@ -352,7 +323,9 @@ def _auto_named_pairs(base, motivated, overrides, b_blocks):
         return out
 
     b_orphans = orphans(base, m_names, set(overrides) | set(b_blocks))
-    m_orphans = orphans(motivated, b_names, set(overrides.values()) | set(_parse_blocks(motivated, DEFAULT_BLOCK_PATTERNS)))
+    m_orphans = orphans(
+        motivated, b_names, set(overrides.values()) | set(_parse_blocks(motivated, DEFAULT_BLOCK_PATTERNS))
+    )
     pairs = {}
     for cls, names in b_orphans.items():
         if len(names) == len(m_orphans.get(cls, ())):
@@ -367,7 +340,7 @@ def _snake_case(name):
 def _block_name_formats(model, parsed):
     """layer name -> function(block id) giving the same role in another block."""
     formats = {}
-    for name, (stage, block, rest) in parsed.items():
+    for name, (_, block, rest) in parsed.items():
         # Rebuild the name around the block id: the block id is the only part
         # of the name that differs between the same role in two blocks.
         head = name[: len(name) - len(rest) - 1]
@@ -462,7 +435,9 @@ def _branch_end(layers):
     bns = [
         layer
         for layer in layers
-        if isinstance(layer, keras.layers.BatchNormalization) and "shortcut" not in layer.name and not layer.name.endswith("_0_bn")
+        if isinstance(layer, keras.layers.BatchNormalization)
+        and "shortcut" not in layer.name
+        and not layer.name.endswith("_0_bn")
     ]
     return bns[-1] if bns else None
 
@@ -504,11 +479,12 @@ def identity_start(weights_map):
     zeroed = _silence_extra_inputs(weights_map)
     for (stage, block), layers in sorted(differential_blocks(weights_map).items()):
         if not any(isinstance(layer, keras.layers.Add) for layer in layers):
-            raise ValueError(f"Differential block {stage}/{block} has no residual Add: it cannot start as the identity.")
+            raise ValueError(
+                f"Differential block {stage}/{block} has no residual Add: it cannot start as the identity."
+            )
         bn = _branch_end(layers)
         if bn is None or not bn.scale:
             raise ValueError(f"Differential block {stage}/{block} has no BatchNormalization with a gamma to zero.")
         bn.gamma.assign(np.zeros(bn.gamma.shape, bn.gamma.dtype))
         zeroed.append(bn.name)
     return zeroed
-

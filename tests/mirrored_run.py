@@ -18,8 +18,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from testing_utils import BatchRecorder  # noqa: E402
+from testing_utils import random_data  # noqa: E402
+from testing_utils import tiny_pair  # noqa: E402
+
 import keras_motivation as km  # noqa: E402
-from testing_utils import BatchRecorder, random_data, tiny_pair  # noqa: E402
 
 EPOCHS, BATCH, LR = 2, 32, 0.005
 STEPS_PER_EXECUTION = int(os.environ.get("STEPS_PER_EXECUTION", "1"))
@@ -34,7 +37,12 @@ def motivated_run(strategy, x, y):
     with strategy.scope():
         base, motivated = tiny_pair(sync_bn=True)
         model = km.MotivatedModel(base, motivated, "resnet_depth", km.conditions.ConsecutiveDecrease(1))
-        model.compile(optimizer=keras.optimizers.SGD(LR, momentum=0.9), loss="sparse_categorical_crossentropy", metrics=["accuracy"], steps_per_execution=STEPS_PER_EXECUTION)
+        model.compile(
+            optimizer=keras.optimizers.SGD(LR, momentum=0.9),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            steps_per_execution=STEPS_PER_EXECUTION,
+        )
     rec = BatchRecorder()
     model.fit(dataset(x, y), epochs=EPOCHS, verbose=0, callbacks=[rec])
     return rec, [w.numpy() for w in model.base.weights + model.motivated.weights], model.counters()

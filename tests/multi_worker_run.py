@@ -15,9 +15,11 @@ import tensorflow as tf  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from testing_utils import BatchRecorder  # noqa: E402
+from testing_utils import random_data  # noqa: E402
+from testing_utils import tiny_pair  # noqa: E402
 
 import keras_motivation as km  # noqa: E402
-from testing_utils import BatchRecorder, random_data, tiny_pair  # noqa: E402
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 keras.utils.set_random_seed(0)
@@ -28,12 +30,25 @@ ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32, drop_remainder=True).w
 with strategy.scope():
     base, motivated = tiny_pair(sync_bn=True)
     model = km.MotivatedModel(base, motivated, "resnet_depth", km.conditions.ConsecutiveDecrease(1))
-    model.compile(optimizer=keras.optimizers.SGD(0.005, momentum=0.9), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.005, momentum=0.9),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
 rec = BatchRecorder()
 model.fit(ds, epochs=2, verbose=0, callbacks=[rec])
 weights = [w.numpy() for w in model.base.weights + model.motivated.weights]
 if os.environ.get("WEIGHTS_NPZ"):
     np.savez(os.environ["WEIGHTS_NPZ"], *weights)
 digest = hashlib.sha256(b"".join(np.ascontiguousarray(w).tobytes() for w in weights)).hexdigest()
-print(json.dumps({"flags": rec.flags, "losses": rec.losses, "counters": model.counters(), "digest": digest,
-                  "replicas": strategy.num_replicas_in_sync}))
+print(
+    json.dumps(
+        {
+            "flags": rec.flags,
+            "losses": rec.losses,
+            "counters": model.counters(),
+            "digest": digest,
+            "replicas": strategy.num_replicas_in_sync,
+        }
+    )
+)

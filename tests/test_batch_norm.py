@@ -5,10 +5,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from testing_utils import Scripted
+from testing_utils import assert_same
+from testing_utils import random_data
+from testing_utils import snapshot
+from testing_utils import tiny_pair
 
 import keras_motivation as km
 from keras_motivation import batch_norm
-from testing_utils import Scripted, assert_same, random_data, snapshot, tiny_pair
 
 
 def _two_bn_model(dropout=0.0):
@@ -29,7 +33,7 @@ def test_recalibration_matches_statistics_computed_from_the_same_batches():
     bns = batch_norm.batch_norm_layers(model)
     assert len(bns) == 2
     x = np.random.default_rng(0).normal(2.0, 3.0, (48, 8, 8, 2)).astype("float32")
-    batches = [x[i:i + 16] for i in (0, 16, 32)]
+    batches = [x[i : i + 16] for i in (0, 16, 32)]
     # Independent oracle: each BatchNorm layer's input in training mode (the
     # first layer normalises with batch moments), moments per batch in numpy.
     probe = keras.Model(model.inputs, [bn.input for bn in bns])
@@ -51,8 +55,12 @@ def test_recalibration_matches_statistics_computed_from_the_same_batches():
     assert_same(trainable, model.trainable_variables)
     # Only `batches` batches are used, and arrays work as datasets do.
     batch_norm.recalibrate(model, x, batches=1, batch_size=16)
-    np.testing.assert_allclose(bns[0].moving_mean.numpy(), np.asarray(probe(batches[0], training=True)[0]).mean(axis=(0, 1, 2)),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        bns[0].moving_mean.numpy(),
+        np.asarray(probe(batches[0], training=True)[0]).mean(axis=(0, 1, 2)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_recalibration_leaves_random_layers_where_they_were():
@@ -70,9 +78,12 @@ def test_recalibration_leaves_random_layers_where_they_were():
 
 def _model(bn_statistics, schedule, **kwargs):
     base, motivated = tiny_pair()
-    model = km.MotivatedModel(base, motivated, "resnet_depth", Scripted(schedule), bn_statistics=bn_statistics, **kwargs)
-    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model = km.MotivatedModel(
+        base, motivated, "resnet_depth", Scripted(schedule), bn_statistics=bn_statistics, **kwargs
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -84,16 +95,22 @@ class _StatisticsWatch(keras.callbacks.Callback):
 
     def __init__(self, model):
         super().__init__()
-        self.stats = {"base": batch_norm.moving_statistics(model.base),
-                      "motivated": batch_norm.moving_statistics(model.motivated)}
+        self.stats = {
+            "base": batch_norm.moving_statistics(model.base),
+            "motivated": batch_norm.moving_statistics(model.motivated),
+        }
         self.changed = []
 
     def on_train_batch_begin(self, batch, logs=None):
         self._before = {k: snapshot(v) for k, v in self.stats.items()}
 
     def on_train_batch_end(self, batch, logs=None):
-        self.changed.append({k: any(not np.array_equal(b, v.numpy()) for b, v in zip(self._before[k], vs))
-                             for k, vs in self.stats.items()})
+        self.changed.append(
+            {
+                k: any(not np.array_equal(b, v.numpy()) for b, v in zip(self._before[k], vs))
+                for k, vs in self.stats.items()
+            }
+        )
 
 
 @pytest.mark.parametrize("bn_statistics", ["private", "recalibrated"])
@@ -119,8 +136,9 @@ def test_only_shared_statistics_are_copied(bn_statistics):
     own = {id(v) for v in batch_norm.moving_statistics(model.base)}
     entries = [e for e in model.weights_map.entries if id(e.base) in own]
     assert len(entries) == len(own)
-    same = [np.array_equal(e.base.numpy(), e.motivated.numpy()[tuple(slice(0, n) for n in e.base.shape)])
-            for e in entries]
+    same = [
+        np.array_equal(e.base.numpy(), e.motivated.numpy()[tuple(slice(0, n) for n in e.base.shape)]) for e in entries
+    ]
     assert all(same) if bn_statistics == "shared" else not any(same)
 
 
@@ -134,12 +152,16 @@ def test_the_three_options_train_the_same_weights(deterministic):
         results[option] = model
     ref = results["shared"]
     for option, model in results.items():
-        for a, b in zip(ref.base.trainable_variables + ref.motivated.trainable_variables,
-                        model.base.trainable_variables + model.motivated.trainable_variables):
+        for a, b in zip(
+            ref.base.trainable_variables + ref.motivated.trainable_variables,
+            model.base.trainable_variables + model.motivated.trainable_variables,
+        ):
             np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=f"{option}: {a.path}")
     # ... while what evaluation sees differs.
-    stats = {o: np.concatenate([v.numpy().ravel() for v in batch_norm.moving_statistics(m.motivated)])
-             for o, m in results.items()}
+    stats = {
+        o: np.concatenate([v.numpy().ravel() for v in batch_norm.moving_statistics(m.motivated)])
+        for o, m in results.items()
+    }
     assert not np.array_equal(stats["shared"], stats["private"])
     assert not np.array_equal(stats["private"], stats["recalibrated"])
 
@@ -153,7 +175,9 @@ def test_recalibrated_fit_ends_with_statistics_recomputed_from_training_batches(
     after_fit = snapshot(batch_norm.moving_statistics(model.base) + batch_norm.moving_statistics(model.motivated))
     for m in (model.base, model.motivated):
         batch_norm.recalibrate(m, tf.data.Dataset.from_tensor_slices(x).batch(16), batches=3)
-    for a, v in zip(after_fit, batch_norm.moving_statistics(model.base) + batch_norm.moving_statistics(model.motivated)):
+    for a, v in zip(
+        after_fit, batch_norm.moving_statistics(model.base) + batch_norm.moving_statistics(model.motivated)
+    ):
         np.testing.assert_allclose(a, v.numpy(), rtol=1e-5, atol=1e-6, err_msg=v.path)
 
 

@@ -48,7 +48,9 @@ def _files(targets, kind):
 def test_every_module_is_in_the_library():
     targets = _evaluate_build()
     library = _files(targets, "py_library")
-    modules = {os.path.relpath(f, ROOT) for f in globlib.glob(os.path.join(ROOT, "keras_motivation/**/*.py"), recursive=True)}
+    modules = {
+        os.path.relpath(f, ROOT) for f in globlib.glob(os.path.join(ROOT, "keras_motivation/**/*.py"), recursive=True)
+    }
     assert modules, "no modules found"
     assert modules <= library, f"not in BUILD: {sorted(modules - library)}"
 

@@ -25,9 +25,11 @@ def test_truncate_csv_leaves_missing_and_empty_files_alone(tmp_path):
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from testing_utils import Scripted  # noqa: E402
+from testing_utils import random_data  # noqa: E402
+from testing_utils import tiny_model  # noqa: E402
 
 import keras_motivation as km  # noqa: E402
-from testing_utils import Scripted, random_data, tiny_model  # noqa: E402
 
 # Every other batch motivated: both optimizers step in every epoch (4 batches of 16).
 ALTERNATE = [i % 2 for i in range(64)]
@@ -49,8 +51,16 @@ def _fit_with(model, callback, tmp_path, epochs=3):
     model.condition.step.assign(0)
     x, y = random_data(64)
     log = str(tmp_path / "batches.csv")
-    model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, shuffle=False,
-              validation_data=(x[:32], y[:32]), callbacks=[callback, callbacks_lib.BatchLog(log)])
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=epochs,
+        verbose=0,
+        shuffle=False,
+        validation_data=(x[:32], y[:32]),
+        callbacks=[callback, callbacks_lib.BatchLog(log)],
+    )
     return model, callbacks_lib.read_csv(log)
 
 
@@ -74,7 +84,9 @@ def test_learning_rate_scheduler_reaches_the_motivated_optimizer(tmp_path, alter
 @pytest.mark.xdist_group("alternating")
 def test_reduce_lr_on_plateau_reaches_the_motivated_optimizer(tmp_path, alternating):
     # min_delta larger than any loss change: a plateau at every epoch after the first.
-    callback = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=0, min_delta=100.0, min_lr=0.0)
+    callback = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss", factor=0.5, patience=0, min_delta=100.0, min_lr=0.0
+    )
     model, rows = _fit_with(alternating, callback, tmp_path)
     assert _lr(model.optimizer) == pytest.approx(0.05 * 0.5**2)
     assert _lr(model.motivated_optimizer) == _lr(model.optimizer)
@@ -120,8 +132,12 @@ def test_the_motivated_model_trains_at_the_shared_rate():
 def test_a_motivated_optimizer_of_ones_own_keeps_its_rate():
     callback = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 0.05 * 0.1**epoch)
     model = tiny_model(Scripted(ALTERNATE))
-    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), motivated_optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+        motivated_optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     x, y = random_data(64)
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[callback])
     assert _lr(model.optimizer) == pytest.approx(0.005)
@@ -156,8 +172,12 @@ def monitored_fit(tmp_path_factory):
     x, y = random_data(64)
     path = str(tmp_path_factory.mktemp("checkpoint") / "best.keras")
     watch = {
-        "early_stopping": {m: keras.callbacks.EarlyStopping(monitor=m, patience=5, restore_best_weights=True) for m in MONITORS},
-        "plateau": keras.callbacks.ReduceLROnPlateau(monitor="val_motivated_loss", factor=0.5, patience=0, min_delta=100.0),
+        "early_stopping": {
+            m: keras.callbacks.EarlyStopping(monitor=m, patience=5, restore_best_weights=True) for m in MONITORS
+        },
+        "plateau": keras.callbacks.ReduceLROnPlateau(
+            monitor="val_motivated_loss", factor=0.5, patience=0, min_delta=100.0
+        ),
         "checkpoint": keras.callbacks.ModelCheckpoint(path, monitor="val_motivated_accuracy", save_best_only=True),
     }
     callbacks = [*watch["early_stopping"].values(), watch["plateau"], watch["checkpoint"]]

@@ -6,10 +6,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from testing_utils import BatchRecorder
+from testing_utils import random_data
+from testing_utils import tiny_model
+from testing_utils import tiny_pair
 
 import keras_motivation as km
 from keras_motivation import conditions
-from testing_utils import BatchRecorder, random_data, tiny_model, tiny_pair
 
 NAN = float("nan")
 
@@ -21,7 +24,9 @@ def drive(condition, values, signal=None, epoch_every=None):
         if epoch_every and i % epoch_every == 0:
             condition.on_epoch_begin(i // epoch_every, epoch_every)  # must not reset a streak
         signals = {signal: tf.constant(v, tf.float32)} if signal else None
-        motivated = bool(condition.update(tf.constant(0.0 if signal else v, tf.float32), tf.constant(motivated), signals))
+        motivated = bool(
+            condition.update(tf.constant(0.0 if signal else v, tf.float32), tf.constant(motivated), signals)
+        )
         flags.append(motivated)
     return flags
 
@@ -83,7 +88,10 @@ def test_validation_batch_uses_its_own_loss():
 
 def test_validation_batch_and_slope_run_inside_fit():
     x, y = random_data(64)
-    for condition in (conditions.ValidationBatch(1, x=x[:8], y=y[:8], y_dtype="int64"), conditions.GradientNormSlope(1)):
+    for condition in (
+        conditions.ValidationBatch(1, x=x[:8], y=y[:8], y_dtype="int64"),
+        conditions.GradientNormSlope(1),
+    ):
         model = tiny_model(condition)
         model.fit(x, y, batch_size=16, epochs=2, verbose=0)
         assert model.counters()["steps"] == 8
@@ -170,11 +178,14 @@ def test_random_share_follows_its_schedule_exactly():
         expected += list(np.random.default_rng([5, epoch]).random(10) < share)
     assert rec.flags == expected
     assert 0 < sum(expected[:10]) < sum(expected[10:20]), "the schedule must differ between epochs"
-    assert [logs["motivated_steps"] for _, logs in rec.epochs] == [sum(expected[i:i + 10]) for i in (0, 10, 20)]
+    assert [logs["motivated_steps"] for _, logs in rec.epochs] == [sum(expected[i : i + 10]) for i in (0, 10, 20)]
 
 
-@pytest.mark.parametrize("make", [lambda: conditions.MatchedRandom(4, seed=3), lambda: conditions.RandomShare(0.5, seed=3)],
-                         ids=["MatchedRandom", "RandomShare"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: conditions.MatchedRandom(4, seed=3), lambda: conditions.RandomShare(0.5, seed=3)],
+    ids=["MatchedRandom", "RandomShare"],
+)
 def test_random_schedules_resume_mid_epoch_where_they_stopped(make):
     def steps(condition, n):
         flags = []
@@ -258,9 +269,15 @@ def test_specs_and_invalid_parameters():
 
 @pytest.mark.parametrize(
     "condition",
-    [conditions.EmaDecrease(3, alpha=0.1), conditions.GradientNormSlope(2), conditions.MatchedRandom(2, seed=3),
-     conditions.RandomActivation(seed=4, max_per_epoch=5), conditions.RandomShare([0.1, 0.9], seed=2),
-     conditions.Never(), conditions.Always()],
+    [
+        conditions.EmaDecrease(3, alpha=0.1),
+        conditions.GradientNormSlope(2),
+        conditions.MatchedRandom(2, seed=3),
+        conditions.RandomActivation(seed=4, max_per_epoch=5),
+        conditions.RandomShare([0.1, 0.9], seed=2),
+        conditions.Never(),
+        conditions.Always(),
+    ],
     ids=lambda c: type(c).__name__,
 )
 def test_conditions_round_trip_through_keras_saving(condition, tmp_path):

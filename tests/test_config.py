@@ -28,10 +28,15 @@ def test_every_flag_is_a_field_with_its_help():
         assert f.metadata["help"] and values[f.name].help == f.metadata["help"], f.name
 
 
-@pytest.mark.parametrize("field, names", [
-    ("optimizer", config_lib.OPTIMIZERS), ("schedule", config_lib.SCHEDULES),
-    ("strategy", config_lib.STRATEGIES), ("augment", data.AUGMENTATIONS),
-])
+@pytest.mark.parametrize(
+    "field, names",
+    [
+        ("optimizer", config_lib.OPTIMIZERS),
+        ("schedule", config_lib.SCHEDULES),
+        ("strategy", config_lib.STRATEGIES),
+        ("augment", data.AUGMENTATIONS),
+    ],
+)
 def test_help_names_every_choice_from_the_one_list(field, names):
     help_text = {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}[field]
     for name in names:
@@ -72,8 +77,16 @@ def test_every_family_map_rule_is_a_weights_map_rule():
 
 
 def test_command_line_to_config():
-    config = config_lib.config_from_args(["prog", "--pair=resnet20:resnet32", "--model_kwargs=width=8,sync_bn=True",
-                                          "--augment=flip,mixup", "--image_size=32", "--k=2"])
+    config = config_lib.config_from_args(
+        [
+            "prog",
+            "--pair=resnet20:resnet32",
+            "--model_kwargs=width=8,sync_bn=True",
+            "--augment=flip,mixup",
+            "--image_size=32",
+            "--k=2",
+        ]
+    )
     assert config.pair == "resnet20:resnet32" and config.k == 2 and config.image_size == 32
     assert config.model_kwargs == {"width": 8, "sync_bn": True}
     assert config.augment == ("flip", "mixup")
@@ -113,8 +126,9 @@ def test_help_lists_every_flag_with_its_field_help():
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    out = subprocess.run([sys.executable, "-m", "keras_motivation.train", "--help"], capture_output=True, text=True,
-                         timeout=300, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "keras_motivation.train", "--help"], capture_output=True, text=True, timeout=300, env=env
+    )
     text = " ".join(out.stdout.split())  # absl's --help exits with 1
     assert "Trains a motivated pair" in text, out.stderr[-2000:]
     for f in dataclasses.fields(TrainConfig):

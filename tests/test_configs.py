@@ -6,21 +6,39 @@ import os
 
 import pytest
 
-from keras_motivation import data, models, train, trainer
+from keras_motivation import data
+from keras_motivation import models
+from keras_motivation import train
+from keras_motivation import trainer
 
-CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "*.flags")))
+CONFIGS = sorted(
+    glob.glob(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "*.flags"))
+)
 # Tracing the train step of these pairs takes 1-3 minutes each on 2 CPU cores:
 # they run with -m slow; the default suite runs their recipe on a small model
 # of the same config (test_config_recipe_on_a_small_model).
-SLOW = {"resnet_imagenet.flags", "transfer_cifar10.flags", "transfer_cifar100.flags",
-        "transfer_oxford_flowers102.flags", "transfer_oxford_iiit_pet.flags", "effnet.flags", "vit_cifar10.flags"}
+SLOW = {
+    "resnet_imagenet.flags",
+    "transfer_cifar10.flags",
+    "transfer_cifar100.flags",
+    "transfer_oxford_flowers102.flags",
+    "transfer_oxford_iiit_pet.flags",
+    "effnet.flags",
+    "vit_cifar10.flags",
+}
 SMALL = {"vit_cifar10.flags": ["--model_kwargs=depth=1,patch_size=8"]}
 
 
 def test_there_are_configs():
     names = {os.path.basename(c) for c in CONFIGS}
-    assert {"quickstart.flags", "resnet_cifar10.flags", "resnet_cifar100.flags", "vit_cifar10.flags", "effnet.flags",
-            "resnet_imagenet.flags"} <= names
+    assert {
+        "quickstart.flags",
+        "resnet_cifar10.flags",
+        "resnet_cifar100.flags",
+        "vit_cifar10.flags",
+        "effnet.flags",
+        "resnet_imagenet.flags",
+    } <= names
     assert {f"transfer_{d}.flags" for d in ("cifar10", "cifar100", "oxford_flowers102", "oxford_iiit_pet")} <= names
 
 
@@ -45,8 +63,19 @@ def _mock_run(path, tmp_path, extra=()):
     import tensorflow_datasets as tfds
 
     config = train.config_from_args(
-        ["train", f"--flagfile={path}", "--epochs=1", "--batch_size=4", "--train_size=8", "--eval_size=8", "--image_size=32",
-         "--warmup_epochs=0", "--verbose=0", f"--workdir={tmp_path / 'run'}", *extra]
+        [
+            "train",
+            f"--flagfile={path}",
+            "--epochs=1",
+            "--batch_size=4",
+            "--train_size=8",
+            "--eval_size=8",
+            "--image_size=32",
+            "--warmup_epochs=0",
+            "--verbose=0",
+            f"--workdir={tmp_path / 'run'}",
+            *extra,
+        ]
     )
     if config.init_from:
         pytest.skip("transfer configs need a previous run: see test_transfer")
@@ -68,8 +97,18 @@ def test_config_trains_two_steps_on_mock_data(path, tmp_path):
         assert json.load(f)["pair"] == summary["pair"]
 
 
-@pytest.mark.parametrize("name", sorted(SLOW - {"transfer_cifar10.flags", "transfer_cifar100.flags",
-                                                 "transfer_oxford_flowers102.flags", "transfer_oxford_iiit_pet.flags"}))
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        SLOW
+        - {
+            "transfer_cifar10.flags",
+            "transfer_cifar100.flags",
+            "transfer_oxford_flowers102.flags",
+            "transfer_oxford_iiit_pet.flags",
+        }
+    ),
+)
 def test_config_recipe_on_a_small_model(name, tmp_path):
     """The recipe of a slow config (optimizer, schedule, augmentation, data) on a small model."""
     path = [c for c in CONFIGS if os.path.basename(c) == name][0]
@@ -85,16 +124,34 @@ def test_transfer_from_a_motivated_model_with_a_new_head(tmp_path):
     import tensorflow_datasets as tfds
 
     configs = os.path.dirname(CONFIGS[0])
-    common = ["--epochs=1", "--batch_size=4", "--train_size=8", "--verbose=0", "--model_kwargs=width=4",
-              "--pair=resnet8:resnet14"]
+    common = [
+        "--epochs=1",
+        "--batch_size=4",
+        "--train_size=8",
+        "--verbose=0",
+        "--model_kwargs=width=4",
+        "--pair=resnet8:resnet14",
+    ]
     source_dir = tmp_path / "source"
     with tfds.testing.mock_data(num_examples=8, policy=tfds.testing.MockPolicy.USE_CODE):
-        trainer.run(train.config_from_args(["train", f"--flagfile={configs}/resnet_cifar10.flags", *common,
-                                            f"--workdir={source_dir}"]))
+        trainer.run(
+            train.config_from_args(
+                ["train", f"--flagfile={configs}/resnet_cifar10.flags", *common, f"--workdir={source_dir}"]
+            )
+        )
         target = train.config_from_args(
-            ["train", f"--flagfile={configs}/transfer_cifar100.flags", *common, "--image_size=32", "--condition=consecutive",
-             "--warmup_epochs=0", "--augment=", f"--init_from={source_dir}", "--init_from_model=motivated",
-             f"--workdir={tmp_path / 'target'}"]
+            [
+                "train",
+                f"--flagfile={configs}/transfer_cifar100.flags",
+                *common,
+                "--image_size=32",
+                "--condition=consecutive",
+                "--warmup_epochs=0",
+                "--augment=",
+                f"--init_from={source_dir}",
+                "--init_from_model=motivated",
+                f"--workdir={tmp_path / 'target'}",
+            ]
         )
         model = trainer.build_motivated_model(target, num_classes=100, shape=(32, 32, 3))
         summary = trainer.run(target)
@@ -103,7 +160,9 @@ def test_transfer_from_a_motivated_model_with_a_new_head(tmp_path):
     for name in ("stem_conv", "stage2_block1_conv1", "stage3_block1_bn2"):
         for a, b in zip(model.motivated.get_layer(name).weights, src.get_layer(name).weights):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
-    np.testing.assert_array_equal(model.base.get_layer("stem_conv").kernel.numpy(), src.get_layer("stem_conv").kernel.numpy())
+    np.testing.assert_array_equal(
+        model.base.get_layer("stem_conv").kernel.numpy(), src.get_layer("stem_conv").kernel.numpy()
+    )
     # ... the head is new, for 100 classes, and the fine-tuning run trains it.
     assert model.motivated.get_layer("logits").kernel.shape[-1] == 100
     assert src.get_layer("logits").kernel.shape[-1] == 10

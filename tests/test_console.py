@@ -7,8 +7,17 @@ import sys
 from testing_utils import requires_fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NOISE = ("absl::InitializeLog", "port.cc", "oneDNN", "cpu_feature_guard", "To enable the following instructions",
-         "devices.cc", "single_machine.cc", "deprecat", "Instructions for updating")
+NOISE = (
+    "absl::InitializeLog",
+    "port.cc",
+    "oneDNN",
+    "cpu_feature_guard",
+    "To enable the following instructions",
+    "devices.cc",
+    "single_machine.cc",
+    "deprecat",
+    "Instructions for updating",
+)
 
 
 def trainer(args, workdir, env_extra=None, timeout=600):
@@ -16,9 +25,19 @@ def trainer(args, workdir, env_extra=None, timeout=600):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
     env.update(env_extra or {})
-    cmd = [sys.executable, "-m", "keras_motivation.train", f"--flagfile={ROOT}/configs/quickstart.flags",
-           "--train_size=128", "--eval_size=128", "--batch_size=32", "--epochs=2", "--model_kwargs=width=4",
-           f"--workdir={workdir}", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "keras_motivation.train",
+        f"--flagfile={ROOT}/configs/quickstart.flags",
+        "--train_size=128",
+        "--eval_size=128",
+        "--batch_size=32",
+        "--epochs=2",
+        "--model_kwargs=width=4",
+        f"--workdir={workdir}",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(workdir.parent))
 
 

@@ -5,9 +5,10 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from testing_utils import requires_fashion_mnist
+from testing_utils import write_image_folder
 
 from keras_motivation import data
-from testing_utils import requires_fashion_mnist, write_image_folder
 
 
 def images(n=16, size=32, channels=3, seed=0):
@@ -54,7 +55,9 @@ def test_tfds_download_without_network_fails_fast_and_leaves_nothing(tmp_path):
 
 
 def test_tfds_download_off_says_so(tmp_path):
-    with pytest.raises(data.DatasetUnavailableError, match=r"downloading is off \(--download=false\): run `tfds build cifar10"):
+    with pytest.raises(
+        data.DatasetUnavailableError, match=r"downloading is off \(--download=false\): run `tfds build cifar10"
+    ):
         data.load_tfds("cifar10", "train", data_dir=str(tmp_path), download=False)
     assert os.listdir(tmp_path) == []
 
@@ -130,7 +133,9 @@ def test_pipeline_shapes_range_and_remainder():
 @pytest.mark.parametrize("name", [a for a in data.AUGMENTATIONS if a not in ("mixup", "cutmix")])
 def test_each_augmentation_keeps_shapes_and_changes_images(name):
     plain = list(data.make_pipeline(images(8), batch_size=8, training=True, seed=0, shuffle_buffer=0))[0][0].numpy()
-    aug = list(data.make_pipeline(images(8), batch_size=8, training=True, augment=(name,), seed=0, shuffle_buffer=0))[0][0].numpy()
+    aug = list(data.make_pipeline(images(8), batch_size=8, training=True, augment=(name,), seed=0, shuffle_buffer=0))[
+        0
+    ][0].numpy()
     assert aug.shape == plain.shape and aug.dtype == np.float32
     assert np.all(np.isfinite(aug))
     assert not np.allclose(aug, plain), f"{name} left every image unchanged"
@@ -153,7 +158,9 @@ def test_unknown_augmentation():
 
 def test_seeded_shuffle_is_reproducible():
     def order(seed):
-        return np.concatenate([b[1].numpy() for b in data.make_pipeline(images(64), batch_size=8, training=True, seed=seed)])
+        return np.concatenate(
+            [b[1].numpy() for b in data.make_pipeline(images(64), batch_size=8, training=True, seed=seed)]
+        )
 
     assert np.array_equal(order(1), order(1))
     assert not np.array_equal(order(1), order(2))

@@ -10,9 +10,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from testing_utils import load_fashion_mnist
+from testing_utils import requires_fashion_mnist
+from testing_utils import tiny_model
 
 from keras_motivation import export
-from testing_utils import load_fashion_mnist, requires_fashion_mnist, tiny_model
 
 RELOAD = r"""
 import json, sys
@@ -24,8 +26,12 @@ data = np.load(npz, allow_pickle=True)  # the PNG bytes are an object array
 loaded = tf.saved_model.load(path)
 by_bytes = loaded.signatures["serving_default"](image_bytes=tf.constant(list(data["png"])))
 by_images = loaded.signatures["serving_images"](images=tf.constant(data["images"]))
-np.savez(npz + ".out.npz", bytes_probabilities=by_bytes["probabilities"].numpy(), bytes_ids=by_bytes["top_k_ids"].numpy(),
-         images_probabilities=by_images["probabilities"].numpy())
+np.savez(
+    npz + ".out.npz",
+    bytes_probabilities=by_bytes["probabilities"].numpy(),
+    bytes_ids=by_bytes["top_k_ids"].numpy(),
+    images_probabilities=by_images["probabilities"].numpy(),
+)
 """
 
 
@@ -34,13 +40,19 @@ def test_exported_pair_reloads_without_this_package(tmp_path):
     (x, y), (xt, _) = load_fashion_mnist(n_train=256, n_test=8)
     model = tiny_model(input_shape=(28, 28, 1))
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
-    paths = export.export_pair(model.base, model.motivated, str(tmp_path / "export"), image_size=(28, 28), channels=1,
-                               metadata={"pair": "resnet8:resnet14"})
+    paths = export.export_pair(
+        model.base,
+        model.motivated,
+        str(tmp_path / "export"),
+        image_size=(28, 28),
+        channels=1,
+        metadata={"pair": "resnet8:resnet14"},
+    )
     pixels = np.round(xt * 255).astype(np.uint8)
     png = np.array([tf.io.encode_png(p).numpy() for p in pixels], dtype=object)
     npz = str(tmp_path / "inputs.npz")
     np.savez(npz, png=png, images=pixels.astype(np.float32))
-    config = open(tmp_path / "export" / "models.config").read()
+    config = (tmp_path / "export" / "models.config").read_text()
     for name, keras_model in (("base", model.base), ("motivated", model.motivated)):
         version = os.path.join(paths[name], "1")
         assert os.path.exists(os.path.join(version, "saved_model.pb"))
@@ -58,15 +70,33 @@ def test_exported_pair_reloads_without_this_package(tmp_path):
         cli = shutil.which("saved_model_cli") or os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
         np.save(tmp_path / "images.npy", pixels.astype(np.float32))
         outdir = tmp_path / f"cli_{name}"
-        run = subprocess.run([cli, "run", "--dir", version, "--tag_set", "serve", "--signature_def", "serving_images",
-                              "--inputs", f"images={tmp_path / 'images.npy'}", "--outdir", str(outdir)],
-                             capture_output=True, text=True, timeout=300)
+        run = subprocess.run(
+            [
+                cli,
+                "run",
+                "--dir",
+                version,
+                "--tag_set",
+                "serve",
+                "--signature_def",
+                "serving_images",
+                "--inputs",
+                f"images={tmp_path / 'images.npy'}",
+                "--outdir",
+                str(outdir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert run.returncode == 0, run.stderr[-2000:]
         np.testing.assert_allclose(np.load(outdir / "probabilities.npy"), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_existing_version_is_refused_and_left_untouched(tmp_path):
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")]
+    )
     path = export.export_saved_model(model, str(tmp_path), "m", image_size=(8, 8), channels=1)
     before = sorted(os.listdir(path))
     with pytest.raises(FileExistsError, match="exists: export another --version"):
@@ -77,17 +107,35 @@ def test_existing_version_is_refused_and_left_untouched(tmp_path):
 
 @requires_fashion_mnist
 def test_export_command_checks_every_artefact_of_a_run(tmp_path, capsys):
-    from keras_motivation import train, trainer
+    from keras_motivation import train
+    from keras_motivation import trainer
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     workdir = str(tmp_path / "run")
-    trainer.run(train.config_from_args([
-        "train", f"--flagfile={root}/configs/quickstart.flags", "--train_size=3072", "--batch_size=64", "--epochs=1",
-        "--eval_size=256", "--model_kwargs=width=8", "--verbose=0", f"--workdir={workdir}"]))
+    trainer.run(
+        train.config_from_args(
+            [
+                "train",
+                f"--flagfile={root}/configs/quickstart.flags",
+                "--train_size=3072",
+                "--batch_size=64",
+                "--epochs=1",
+                "--eval_size=256",
+                "--model_kwargs=width=8",
+                "--verbose=0",
+                f"--workdir={workdir}",
+            ]
+        )
+    )
     rows = export.main([f"--workdir={workdir}", "--check", "--check_images=256"])
     by_name = {r["name"]: r for r in rows}
-    assert set(by_name) == {"base SavedModel", "motivated SavedModel", "base LiteRT float", "base LiteRT dynamic",
-                            "base LiteRT int8"}
+    assert set(by_name) == {
+        "base SavedModel",
+        "motivated SavedModel",
+        "base LiteRT float",
+        "base LiteRT dynamic",
+        "base LiteRT int8",
+    }
     assert by_name["base SavedModel"]["agreement"] == 1.0 and by_name["motivated SavedModel"]["agreement"] == 1.0
     assert by_name["base LiteRT float"]["agreement"] >= 0.99
     # Full-integer int8 on a real Fashion-MNIST test batch, run by the TFLite interpreter.

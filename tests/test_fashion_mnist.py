@@ -2,9 +2,10 @@
 
 import keras
 import numpy as np
+from testing_utils import load_fashion_mnist
+from testing_utils import requires_fashion_mnist
 
 import keras_motivation as km
-from testing_utils import load_fashion_mnist, requires_fashion_mnist
 
 
 @requires_fashion_mnist

@@ -3,8 +3,11 @@
 import json
 import os
 
-from keras_motivation import k_selection, models
-from testing_utils import load_fashion_mnist, requires_fashion_mnist
+from testing_utils import load_fashion_mnist
+from testing_utils import requires_fashion_mnist
+
+from keras_motivation import k_selection
+from keras_motivation import models
 
 
 @requires_fashion_mnist
@@ -13,7 +16,12 @@ def test_select_k_on_real_data_returns_the_table_and_k():
     x = x.astype("float32")
     best, rows = k_selection.select_k(
         lambda: models.get_pair("resnet8:resnet14", num_classes=10, input_shape=(28, 28, 1), width=4),
-        x, y, ks=(1, 2), folds=2, epochs=1, batch_size=32,
+        x,
+        y,
+        ks=(1, 2),
+        folds=2,
+        epochs=1,
+        batch_size=32,
     )
     assert [(r["k"], r["fold"]) for r in rows] == [(1, 0), (1, 1), (2, 0), (2, 1)]
     means = {k: sum(r["base_accuracy"] for r in rows if r["k"] == k) / 2 for k in (1, 2)}
@@ -32,7 +40,9 @@ def test_select_k_command_line(tmp_path):
     out = tmp_path / "k.json"
     # One k, two folds: the flags reach select_k and the table reaches the file
     # (choosing among ks is the test above's).
-    best, rows = select_k.main(["--train_size=128", "--ks=3", "--folds=2", "--batch_size=32", "--model_kwargs=width=4", f"--out={out}"])
+    best, rows = select_k.main(
+        ["--train_size=128", "--ks=3", "--folds=2", "--batch_size=32", "--model_kwargs=width=4", f"--out={out}"]
+    )
     with open(out) as f:
         saved = json.load(f)
     assert saved["best_k"] == best == 3

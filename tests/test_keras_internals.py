@@ -54,8 +54,13 @@ def test_share_learning_rate_leaves_schedules_alone():
 
 
 @pytest.mark.parametrize(
-    "monitor, expected", [("val_motivated_accuracy", "greater"), ("motivated_accuracy", "greater"),
-                          ("val_motivated_loss", "less"), ("motivated_loss", "less")]
+    "monitor, expected",
+    [
+        ("val_motivated_accuracy", "greater"),
+        ("motivated_accuracy", "greater"),
+        ("val_motivated_loss", "less"),
+        ("motivated_loss", "less"),
+    ],
 )
 def test_resolve_prefixed_monitor_takes_the_base_metrics_direction(monitor, expected):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
@@ -75,9 +80,11 @@ def test_resolve_prefixed_monitor_takes_the_base_metrics_direction(monitor, expe
 def test_resolve_prefixed_monitor_leaves_other_metrics_and_explicit_modes_alone():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
     model.compile("sgd", "mse")
-    for callback in (keras.callbacks.EarlyStopping(monitor="motivated_steps"),
-                     keras.callbacks.EarlyStopping(monitor="val_accuracy"),
-                     keras.callbacks.EarlyStopping(monitor="motivated_accuracy", mode="max")):
+    for callback in (
+        keras.callbacks.EarlyStopping(monitor="motivated_steps"),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy"),
+        keras.callbacks.EarlyStopping(monitor="motivated_accuracy", mode="max"),
+    ):
         callback.set_model(model)
         keras_internals.resolve_prefixed_monitor(callback, "motivated_")
         assert callback.monitor_op is None
@@ -103,11 +110,14 @@ def test_inner_optimizer_unwraps_loss_scale_optimizers():
     assert keras_internals.inner_optimizer(adam) is adam
 
 
-@pytest.mark.parametrize("optimizer, names", [
-    (lambda: keras.optimizers.SGD(0.1, momentum=0.9), ["momentums"]),
-    (keras.optimizers.Adam, ["_momentums", "_velocities"]),
-    (keras.optimizers.RMSprop, ["_velocities"]),
-])
+@pytest.mark.parametrize(
+    "optimizer, names",
+    [
+        (lambda: keras.optimizers.SGD(0.1, momentum=0.9), ["momentums"]),
+        (keras.optimizers.Adam, ["_momentums", "_velocities"]),
+        (keras.optimizers.RMSprop, ["_velocities"]),
+    ],
+)
 def test_optimizer_slots_and_slot_index_find_one_slot_per_variable(optimizer, names):
     variables = [keras.Variable(np.ones((3,), "float32")), keras.Variable(np.ones((2, 2), "float32"))]
     opt = optimizer()
@@ -153,8 +163,11 @@ def test_set_compile_argument_is_what_get_compile_config_saves():
 
 def test_replaces_symbolic_build_is_the_hook_fit_and_evaluate_call(monkeypatch):
     calls = []
-    monkeypatch.setattr(keras_internals, "symbolic_build",
-                        lambda model, iterator=None, data_batch=None: calls.append(iterator is not None))
+    monkeypatch.setattr(
+        keras_internals,
+        "symbolic_build",
+        lambda model, iterator=None, data_batch=None: calls.append(iterator is not None),
+    )
 
     @keras_internals.replaces_symbolic_build
     class Hooked(keras.Sequential):
@@ -247,9 +260,9 @@ def private_touches(source, keras_classes=None):
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(_PRIVATE_PACKAGES):
             add(node, f"from {node.module} import")
         elif isinstance(node, ast.Attribute):
-            if ast.unparse(node).startswith(("keras.src.", "tf.python.", "tensorflow.python.")) or ast.unparse(node) in (
-                "keras.src", "tf.python", "tensorflow.python"
-            ):
+            if ast.unparse(node).startswith(("keras.src.", "tf.python.", "tensorflow.python.")) or ast.unparse(
+                node
+            ) in ("keras.src", "tf.python", "tensorflow.python"):
                 add(node, ast.unparse(node))
             elif _is_private(node.attr) and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
                 add(node, ast.unparse(node))
@@ -263,8 +276,12 @@ def private_touches(source, keras_classes=None):
                 target, key = func.value, args[0]
             else:
                 continue
-            if (isinstance(key, ast.Constant) and isinstance(key.value, str) and _is_private(key.value)
-                    and not (isinstance(target, ast.Name) and target.id in ("self", "cls"))):
+            if (
+                isinstance(key, ast.Constant)
+                and isinstance(key.value, str)
+                and _is_private(key.value)
+                and not (isinstance(target, ast.Name) and target.id in ("self", "cls"))
+            ):
                 add(node, ast.unparse(node))
         elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
             key = node.slice.value
@@ -276,8 +293,12 @@ def private_touches(source, keras_classes=None):
             continue
         names = _keras_private_names(keras_class)
         for node in ast.walk(cls):
-            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
-                    and node.attr in names):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "self"
+                and node.attr in names
+            ):
                 add(node, f"{cls.name}: self.{node.attr}, private to {keras_class.__name__}")
             elif isinstance(node, ast.FunctionDef) and node.name in names:
                 add(node, f"{cls.name}: def {node.name}, private to {keras_class.__name__}")

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from testing_utils import run_json_script
 
 

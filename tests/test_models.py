@@ -3,12 +3,18 @@
 import keras
 import numpy as np
 import pytest
+from testing_utils import mapped_block
+from testing_utils import scramble
 
 import keras_motivation as km
 from keras_motivation import weights_map as wm
-from testing_utils import mapped_block, scramble
 
-SLOW_PAIRS = {"resnet56:resnet110", "resnet101:resnet152", "efficientnet_b5:efficientnet_b6", "efficientnet_b6:efficientnet_b7"}
+SLOW_PAIRS = {
+    "resnet56:resnet110",
+    "resnet101:resnet152",
+    "efficientnet_b5:efficientnet_b6",
+    "efficientnet_b6:efficientnet_b7",
+}
 
 
 def small_pair(name, num_classes=10):
@@ -59,7 +65,9 @@ def test_efficientnet_depth_then_width():
     pairs = {e.base.path.split("/")[0]: e.motivated.path.split("/")[0] for e in b0b1}
     assert pairs["block2b_project_conv"] == "block2b_project_conv"  # first blocks of the stage
     _, _, b1b2 = small_pair("efficientnet_b1:efficientnet_b2")
-    partial = {e.base.path: (tuple(e.base.shape), tuple(e.motivated.shape)) for e in b1b2 if e.base.shape != e.motivated.shape}
+    partial = {
+        e.base.path: (tuple(e.base.shape), tuple(e.motivated.shape)) for e in b1b2 if e.base.shape != e.motivated.shape
+    }
     for role in ("dwconv/kernel", "se_reduce/kernel", "se_expand/kernel", "bn/moving_mean"):
         assert any(role in p for p in partial), role
 
@@ -144,8 +152,13 @@ def test_weights_map_validation_names_the_variables():
 @pytest.mark.parametrize(
     "name",
     # Depth maps, and EfficientNet B1->B2, which also widens (exact too: no layer mixes channels without weights).
-    ["resnet8:resnet14", "resnet20:resnet32", "efficientnet_b0:efficientnet_b1", "efficientnet_b1:efficientnet_b2",
-     "resnet50:resnet101"],
+    [
+        "resnet8:resnet14",
+        "resnet20:resnet32",
+        "efficientnet_b0:efficientnet_b1",
+        "efficientnet_b1:efficientnet_b2",
+        "resnet50:resnet101",
+    ],
 )
 def test_identity_start_makes_the_motivated_model_compute_the_base(name):
     from keras_motivation.weights_map import identity_start
@@ -155,7 +168,9 @@ def test_identity_start_makes_the_motivated_model_compute_the_base(name):
     assert zeroed
     wmap.copy_to_motivated()
     x = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
-    np.testing.assert_allclose(motivated(x, training=False).numpy(), base(x, training=False).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        motivated(x, training=False).numpy(), base(x, training=False).numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
 # The documented gap for ViT: LayerNorm statistics over the wider embedding
@@ -179,12 +194,10 @@ def test_identity_start_on_a_width_map_keeps_the_base_channels_and_lets_the_extr
     assert gap < VIT_IDENTITY_TOLERANCE * paper_gap, (gap, paper_gap)
     # The extra features keep random incoming weights: they are not dead.
     head = motivated.layers[-1].kernel.numpy()
-    assert np.all(head[base.layers[-1].kernel.shape[0]:] == 0)
+    assert np.all(head[base.layers[-1].kernel.shape[0] :] == 0)
     q = [v for v in motivated.weights if v.path.endswith("query/kernel")][0].numpy()
     d = [v for v in base.weights if v.path.endswith("query/kernel")][0].shape[0]
     assert np.all(q[d:] == 0) and np.any(q[:d, -1] != 0)
-
-
 
 
 def test_identity_start_keeps_its_old_import_with_a_deprecation_message():

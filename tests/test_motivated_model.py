@@ -6,22 +6,20 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from testing_utils import BatchRecorder
+from testing_utils import Recording
+from testing_utils import Scripted
+from testing_utils import assert_same
+from testing_utils import mapped_block
+from testing_utils import random_data
+from testing_utils import replay_algorithm_1
+from testing_utils import scramble
+from testing_utils import snapshot
+from testing_utils import tiny_model
+from testing_utils import tiny_pair
 
 import keras_motivation as km
 from keras_motivation import conditions
-from testing_utils import (
-    BatchRecorder,
-    Recording,
-    Scripted,
-    assert_same,
-    mapped_block,
-    random_data,
-    replay_algorithm_1,
-    scramble,
-    snapshot,
-    tiny_model,
-    tiny_pair,
-)
 
 
 def _slots(optimizer, variables):
@@ -274,7 +272,12 @@ def test_jit_compile_runs_switches_under_xla(steps_per_execution):
     if steps_per_execution == 1:
         assert rec.flags == [False, True, True, False, True, False]
     counters = model.counters()
-    assert (counters["steps"], counters["motivated_steps"], counters["activations"], counters["switches"]) == (6, 3, 2, 4)
+    assert (counters["steps"], counters["motivated_steps"], counters["activations"], counters["switches"]) == (
+        6,
+        3,
+        2,
+        4,
+    )
     assert np.all(np.isfinite(rec.losses))
 
 
@@ -319,20 +322,31 @@ def test_every_train_function_path_keeps_the_single_step_activation_sequence(jit
 def test_conditions_that_select_before_the_step_follow_their_schedule(steps_per_execution):
     schedule = [0, 1, 1, 0, 1, 0, 0, 1, 1, 1, 0]
     model = tiny_model(Scripted(schedule))
-    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy",
-                  steps_per_execution=steps_per_execution)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05),
+        loss="sparse_categorical_crossentropy",
+        steps_per_execution=steps_per_execution,
+    )
     x, y = random_data(176)
     model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
     # Switches: into the motivated model at batches 1, 4, 7; out at 3, 5, 10.
-    assert model.counters() == {"steps": 11, "motivated_steps": 6, "switches": 6, "activations": 3,
-                                "recalibration_batches": model.counters()["recalibration_batches"]}
+    assert model.counters() == {
+        "steps": 11,
+        "motivated_steps": 6,
+        "switches": 6,
+        "activations": 3,
+        "recalibration_batches": model.counters()["recalibration_batches"],
+    }
 
 
 @pytest.mark.parametrize("steps_per_execution", [1, 4])
 def test_one_trace_per_fit_whatever_the_switches(steps_per_execution):
     model = tiny_model(conditions.ConsecutiveDecrease(1))
-    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy",
-                  steps_per_execution=steps_per_execution)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+        loss="sparse_categorical_crossentropy",
+        steps_per_execution=steps_per_execution,
+    )
     x, y = random_data(128)
     traces = []
     # One step per call traces `_train_step`; several, `_execution`.
@@ -464,7 +478,10 @@ def test_evaluate_reports_both_models_and_predict_uses_the_base():
 
 def test_nan_loss_never_triggers_motivation():
     cond = conditions.ConsecutiveDecrease(1)
-    flags = [bool(cond.update(tf.constant(v), tf.constant(False))) for v in [5.0, float("nan"), 4.0, float("nan"), float("nan")]]
+    flags = [
+        bool(cond.update(tf.constant(v), tf.constant(False)))
+        for v in [5.0, float("nan"), 4.0, float("nan"), float("nan")]
+    ]
     assert flags == [True, False, False, False, False]
 
 
@@ -517,8 +534,11 @@ def test_saved_model_keeps_the_shared_learning_rate(tmp_path):
     assert float(loaded.motivated_optimizer.learning_rate.numpy()) == pytest.approx(0.002)
     # A motivated optimizer of one's own stays one's own through save and load.
     own = km.MotivatedModel(*tiny_pair(), "resnet_depth")
-    own.compile(optimizer=keras.optimizers.SGD(0.05), motivated_optimizer=keras.optimizers.SGD(0.01),
-                loss="sparse_categorical_crossentropy")
+    own.compile(
+        optimizer=keras.optimizers.SGD(0.05),
+        motivated_optimizer=keras.optimizers.SGD(0.01),
+        loss="sparse_categorical_crossentropy",
+    )
     own.fit(x, y, batch_size=16, epochs=1, verbose=0)
     own.save(path)
     loaded = keras.models.load_model(path)

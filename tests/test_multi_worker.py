@@ -12,7 +12,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from testing_utils import requires_fashion_mnist
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,8 +27,10 @@ def _launch(script, args, envs, timeout=600):
     procs = launch_local_cluster.start_workers([sys.executable, os.path.join(HERE, script), *args], len(envs), env=envs)
     results = launch_local_cluster.wait(procs, timeout=timeout, echo=False)
     # stderr is merged into the output: TensorFlow may log after the JSON line.
-    return [(rc, [line for line in out.splitlines() if line.startswith("{")][-1] if rc == 0 else out[-3000:])
-            for rc, out in results]
+    return [
+        (rc, [line for line in out.splitlines() if line.startswith("{")][-1] if rc == 0 else out[-3000:])
+        for rc, out in results
+    ]
 
 
 def _run_workers(tmp_path, n=2):
@@ -64,7 +65,9 @@ def _launch_trainer(workdir, tmp_path, tag, kill_after=None):
     for i in range(2):
         tmpdir = tmp_path / f"{tag}_tmp{i}"
         tmpdir.mkdir()
-        envs.append({"TMPDIR": str(tmpdir), **({"KILL_AFTER_EPOCH": str(kill_after)} if kill_after is not None else {})})
+        envs.append(
+            {"TMPDIR": str(tmpdir), **({"KILL_AFTER_EPOCH": str(kill_after)} if kill_after is not None else {})}
+        )
     return _launch("trainer_worker_run.py", [CONFIGS, str(workdir)], envs)
 
 

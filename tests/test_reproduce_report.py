@@ -6,68 +6,93 @@ import os
 import sys
 
 import pytest
-
 from testing_utils import requires_fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
+
+def _json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _text(path):
+    with open(path) as f:
+        return f.read()
+
+
 EXTRA = ["--train_size=256", "--batch_size=32", "--eval_size=128", "--model_kwargs=width=4"]
 
 
 @requires_fashion_mnist
-@pytest.mark.parametrize("seeds, policy_names", [
-    # By default one seed, the X-Y policy and its matched ExpB: 4 runs.
-    ((0,), ("k2-id-recalibrated", "ExpB:k2-id-recalibrated")),
-    # Means over seeds and a share schedule's label too: 10 runs.
-    pytest.param((0, 1), ("k2-id-recalibrated", "ExpB:k2-id-recalibrated", "ramp-id"), marks=pytest.mark.slow),
-], ids=["one_seed", "two_seeds"])
+@pytest.mark.parametrize(
+    "seeds, policy_names",
+    [
+        # By default one seed, the X-Y policy and its matched ExpB: 4 runs.
+        ((0,), ("k2-id-recalibrated", "ExpB:k2-id-recalibrated")),
+        # Means over seeds and a share schedule's label too: 10 runs.
+        pytest.param((0, 1), ("k2-id-recalibrated", "ExpB:k2-id-recalibrated", "ramp-id"), marks=pytest.mark.slow),
+    ],
+    ids=["one_seed", "two_seeds"],
+)
 def test_reduced_study_and_report(tmp_path, seeds, policy_names):
     import pay_study
     import report
 
     out = tmp_path / "runs"
     policies = {name: pay_study.POLICIES[name] for name in policy_names}
-    kwargs = dict(seeds=seeds, groups=("front", "policies"), front_epochs=(1,), dual_epochs=1, extra=EXTRA,
-                  policies=policies)
+    kwargs = dict(
+        seeds=seeds, groups=("front", "policies"), front_epochs=(1,), dual_epochs=1, extra=EXTRA, policies=policies
+    )
     done = pay_study.run(str(out), **kwargs)
     n = len(seeds)
     assert len(done) == n * (2 + len(policies))
     # Resumable: a second call finds every run finished and trains nothing.
     assert pay_study.run(str(out), **kwargs, log=lambda line: pytest.fail(f"trained again: {line}")) == done
     runs = out / "ep1"
-    xy = [json.load(open(runs / "k2-id-recalibrated" / f"seed{s}" / "summary.json")) for s in seeds]
-    expb = json.load(open(runs / "ExpB:k2-id-recalibrated" / "seed0" / "config.json"))
+    xy = [_json(runs / "k2-id-recalibrated" / f"seed{s}" / "summary.json") for s in seeds]
+    expb = _json(runs / "ExpB:k2-id-recalibrated" / "seed0" / "config.json")
     per_epoch = max(1, round(sum(s["activations"]["motivated_steps"] for s in xy) / n))
     assert expb["condition"] == f"matched_random:per_epoch={per_epoch}"  # drawn from --seed
     assert (expb["differential_init"], expb["bn_statistics"]) == ("identity", "recalibrated")
-    assert xy[0]["bn_statistics"] == "recalibrated" and set(xy[0]["statistics_check"]) == {"batches", "base", "motivated"}
+    assert xy[0]["bn_statistics"] == "recalibrated" and set(xy[0]["statistics_check"]) == {
+        "batches",
+        "base",
+        "motivated",
+    }
 
     rows = report.write_report([str(out)], str(tmp_path / "report"))
-    table = open(tmp_path / "report" / "results.md").read()
-    for name in ("ResNet-8-C", "ResNet-8-ResNet-14-B k=2 (identity, recalibrated)", "ResNet-14-C", "ExpB",
-                 *(["share 0.2→0.5→0.8"] if "ramp-id" in policies else [])):
+    table = _text(tmp_path / "report" / "results.md")
+    for name in (
+        "ResNet-8-C",
+        "ResNet-8-ResNet-14-B k=2 (identity, recalibrated)",
+        "ResNet-14-C",
+        "ExpB",
+        *(["share 0.2→0.5→0.8"] if "ramp-id" in policies else []),
+    ):
         assert name in table, name
     # The report's numbers are read back from the run directories.
     by_model = {r["model"]: r for r in rows}
-    xc = [json.load(open(runs / "X-C" / f"seed{s}" / "summary.json"))["final"]["accuracy"] * 100 for s in seeds]
+    xc = [_json(runs / "X-C" / f"seed{s}" / "summary.json")["final"]["accuracy"] * 100 for s in seeds]
     assert by_model["ResNet-8-C"]["accuracy_mean"] == pytest.approx(sum(xc) / n)
     assert by_model["ResNet-8-C"]["seeds"] == n
     with open(tmp_path / "report" / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == len(rows)
     # Does it pay: one row per dual policy, against the classical front.
-    pays = json.load(open(tmp_path / "report" / "pays.json"))
+    pays = _json(tmp_path / "report" / "pays.json")
     assert [p[0] for p in pays["front"]["base"]] == [1] and [p[0] for p in pays["front"]["motivated"]] == [1]
     policies = {r["policy"]: r for r in pays["policies"]}
     assert len(policies) == len(policy_names)
     k2 = policies["X-Y k=2 (identity, recalibrated)"]
     assert k2["training_tflops"] * 1e12 == pytest.approx(sum(s["flops"]["training_total"] for s in xy) / n)
     assert k2["pays"] == (k2["separate_tflops"] > k2["training_tflops"]) or k2["pays"] is None
-    assert "| pays |" in open(tmp_path / "report" / "pays.md").read()
+    assert "| pays |" in _text(tmp_path / "report" / "pays.md")
     # BatchNorm statistics as saved against recomputed, per dual arm.
-    checks = {r["arm"]: r for r in json.load(open(tmp_path / "report" / "statistics.json"))}
+    checks = {r["arm"]: r for r in _json(tmp_path / "report" / "statistics.json")}
     assert checks[k2["policy"]]["base_as_saved"] == pytest.approx(
-        sum(100 * s["statistics_check"]["base"]["as_saved"] for s in xy) / n)
+        sum(100 * s["statistics_check"]["base"]["as_saved"] for s in xy) / n
+    )
     for png in ("dynamics.png", "accuracy_vs_flops.png", "accuracy_vs_compute.png"):
         assert os.path.getsize(tmp_path / "report" / png) > 10_000
 
@@ -76,8 +101,10 @@ def test_front_interpolation_and_the_pay_rule():
     import report
 
     # (epochs, compute, accuracy mean, sd, cpu, seeds)
-    front = {"base": [(1, 1.0, 70.0, 0.5, 1, 3), (2, 2.0, 80.0, 0.5, 1, 3), (3, 3.0, 78.0, 0.5, 1, 3)],
-             "motivated": [(1, 2.0, 75.0, 0.5, 1, 3), (2, 4.0, 85.0, 0.5, 1, 3)]}
+    front = {
+        "base": [(1, 1.0, 70.0, 0.5, 1, 3), (2, 2.0, 80.0, 0.5, 1, 3), (3, 3.0, 78.0, 0.5, 1, 3)],
+        "motivated": [(1, 2.0, 75.0, 0.5, 1, 3), (2, 4.0, 85.0, 0.5, 1, 3)],
+    }
     assert report.reach(front["base"], 0.5) == pytest.approx(40.0)  # from chance (10%) at zero compute
     assert report.reach(front["base"], 1.5) == pytest.approx(75.0)
     assert report.reach(front["base"], 3.0) == pytest.approx(80.0)  # the best reachable, not the last point

@@ -1,8 +1,8 @@
 """The package's import graph has no circle (static: every import statement, also inside functions)."""
 
 import ast
-import re
 import os
+import re
 
 PACKAGE = "keras_motivation"
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), PACKAGE)
@@ -61,7 +61,7 @@ def find_circle(graph):
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 circle = visit(nxt, stack)
                 if circle:
@@ -86,7 +86,8 @@ def test_no_import_circle_in_the_package():
 
 
 def test_export_and_data_do_not_reach_the_trainer():
-    """The trainer calls export and data; neither calls back (the old circle: export used the trainer's data loading)."""
+    """The trainer calls export and data; neither calls back (the old circle: export used the trainer's data
+    loading)."""
     graph = import_graph()
     for module in ("keras_motivation.export", "keras_motivation.data", "keras_motivation.summary"):
         assert "keras_motivation.trainer" not in _reachable(graph, module), module
@@ -159,5 +160,9 @@ def test_readme_layout_names_only_files_that_exist():
     layout = _readme_layout()
     repo = os.path.dirname(ROOT)
     for token in re.findall(r"\b([a-z_]+\.py)\b", layout):
-        hits = [d for d in (ROOT, os.path.join(repo, "tools"), os.path.join(repo, "tests")) if os.path.exists(os.path.join(d, token))]
+        hits = [
+            d
+            for d in (ROOT, os.path.join(repo, "tools"), os.path.join(repo, "tests"))
+            if os.path.exists(os.path.join(d, token))
+        ]
         assert hits, f"README's Layout section names {token}, which is not in keras_motivation/, tools/ or tests/"

@@ -62,8 +62,10 @@ def test_committed_summaries_are_read_under_the_old_names():
 
 
 def test_speedup_from_flops_and_wall_clock():
-    modes = {"motivated": {"seconds": 2.0, "batches": 4, "seconds_per_batch": 0.5},
-             "base": {"seconds": 3.0, "batches": 12, "seconds_per_batch": 0.25}}
+    modes = {
+        "motivated": {"seconds": 2.0, "batches": 4, "seconds_per_batch": 0.5},
+        "base": {"seconds": 3.0, "batches": 12, "seconds_per_batch": 0.25},
+    }
     out = summary.speedup({"flops": {"motivated": 300, "dual_training_average": 150}, "wall_clock_per_mode_s": modes})
     assert out["predicted_from_flops"] == 2.0
     # The motivated model alone: 16 batches at 0.5 s, against 5 s spent.
@@ -74,8 +76,9 @@ def test_speedup_from_flops_and_wall_clock():
 
 def test_describe_names_the_share_and_every_file(tmp_path):
     config = TrainConfig(workdir=str(tmp_path))
-    text = summary.describe(config, {"final": {"accuracy": 0.8, "motivated_accuracy": 0.85},
-                                      "activations": {"motivated_share": 0.125}})
+    text = summary.describe(
+        config, {"final": {"accuracy": 0.8, "motivated_accuracy": 0.85}, "activations": {"motivated_share": 0.125}}
+    )
     assert "base accuracy 0.8000, motivated accuracy 0.8500" in text
     assert "motivated share 0.125 of the steps" in text
     for name in ("summary.json", "history.csv", "batches.csv", "final", "tensorboard"):

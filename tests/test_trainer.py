@@ -7,12 +7,14 @@ import os
 import keras
 import numpy as np
 import pytest
+from testing_utils import requires_fashion_mnist
+from testing_utils import run_json_script
+from testing_utils import write_image_folder
 
 from keras_motivation import callbacks as callbacks_lib
 from keras_motivation import train
 from keras_motivation import trainer
 from keras_motivation.config import ConfigError
-from testing_utils import requires_fashion_mnist, run_json_script, write_image_folder
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
@@ -59,8 +61,16 @@ def quickstart(tmp_path_factory):
 def test_quickstart_writes_the_workdir(quickstart):
     config, summary = quickstart
     w = config.workdir
-    for name in ("config.json", "summary.json", "history.csv", "batches.csv", "backup/state.weights.h5",
-                 "final/base.keras", "final/motivated.keras", "final/motivated_model.keras"):
+    for name in (
+        "config.json",
+        "summary.json",
+        "history.csv",
+        "batches.csv",
+        "backup/state.weights.h5",
+        "final/base.keras",
+        "final/motivated.keras",
+        "final/motivated_model.keras",
+    ):
         assert os.path.exists(os.path.join(w, name)), name
     assert os.listdir(os.path.join(w, "tensorboard"))
     with open(os.path.join(w, "summary.json")) as f:
@@ -77,12 +87,22 @@ def test_quickstart_writes_the_workdir(quickstart):
     # the last one makes the saved models and counts as training.
     assert summary["bn_statistics"] == "recalibrated"
     assert summary["activations"]["recalibration_batches"] == 2 * 8
-    assert flops["recalibration"] == flops["recalibration_for_validation"] == 8 * 32 * (flops["base"] + flops["motivated"])
-    assert flops["training_total"] == pytest.approx(flops["recalibration"] + 3 * 32 * (
-        flops["base"] * (16 - summary["activations"]["motivated_steps"])
-        + flops["motivated"] * summary["activations"]["motivated_steps"]))
+    assert (
+        flops["recalibration"] == flops["recalibration_for_validation"] == 8 * 32 * (flops["base"] + flops["motivated"])
+    )
+    assert flops["training_total"] == pytest.approx(
+        flops["recalibration"]
+        + 3
+        * 32
+        * (
+            flops["base"] * (16 - summary["activations"]["motivated_steps"])
+            + flops["motivated"] * summary["activations"]["motivated_steps"]
+        )
+    )
     assert 0 < summary["switch_seconds"] < 1
-    assert summary["time_in_switches_s"] == pytest.approx(summary["switch_seconds"] * summary["activations"]["switches"])
+    assert summary["time_in_switches_s"] == pytest.approx(
+        summary["switch_seconds"] * summary["activations"]["switches"]
+    )
     assert len(rows(os.path.join(w, "history.csv"))) == 2
     batches = rows(os.path.join(w, "batches.csv"))
     assert [int(r["step"]) for r in batches] == list(range(1, 17))
@@ -164,8 +184,16 @@ def test_missing_dataset_offline_says_what_to_run(tmp_path):
 
 def test_image_folder_run(tmp_path):
     root = write_image_folder(tmp_path / "images", per_class=16)
-    summary = trainer.run(tiny(tmp_path / "run", "--dataset=image_folder", f"--data_dir={root}", "--image_size=16",
-                               "--batch_size=8", "--learning_rate=0.02"))
+    summary = trainer.run(
+        tiny(
+            tmp_path / "run",
+            "--dataset=image_folder",
+            f"--data_dir={root}",
+            "--image_size=16",
+            "--batch_size=8",
+            "--learning_rate=0.02",
+        )
+    )
     assert summary["num_classes"] == 3
     assert summary["activations"]["steps"] == 2 * (48 // 8)
     history = rows(tmp_path / "run" / "history.csv")

@@ -9,9 +9,9 @@ import sys
 import time
 
 import pytest
+from testing_utils import requires_fashion_mnist
 
 from keras_motivation import workdir_lock
-from testing_utils import requires_fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,7 +37,9 @@ def _wait_for_line(proc, expected):
 
 def test_second_holder_is_refused_naming_the_first_and_a_killed_holder_blocks_nothing(tmp_path):
     workdir = str(tmp_path / "run")
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, workdir], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, workdir], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         _wait_for_line(proc, "locked")
         with pytest.raises(workdir_lock.WorkdirBusyError) as err:
@@ -67,20 +69,33 @@ def test_a_lock_on_a_new_workdir_that_stays_unused_leaves_no_trace(tmp_path):
 def test_two_trainers_on_one_workdir(tmp_path):
     workdir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    cmd = [sys.executable, "-m", "keras_motivation.train", f"--flagfile={ROOT}/configs/quickstart.flags",
-           "--train_size=128", "--eval_size=64", "--batch_size=32", "--epochs=2", "--model_kwargs=width=4",
-           f"--workdir={workdir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "keras_motivation.train",
+        f"--flagfile={ROOT}/configs/quickstart.flags",
+        "--train_size=128",
+        "--eval_size=64",
+        "--batch_size=32",
+        "--epochs=2",
+        "--model_kwargs=width=4",
+        f"--workdir={workdir}",
+    ]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.time() + 300
         while workdir_lock.holder(str(workdir)).get("pid") != first.pid:
-            assert first.poll() is None and time.time() < deadline, first.stderr.read() if first.poll() is not None else "timeout"
+            assert first.poll() is None and time.time() < deadline, (
+                first.stderr.read() if first.poll() is not None else "timeout"
+            )
             time.sleep(0.2)
         second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
         assert second.returncode == 1
         last = second.stderr.strip().splitlines()[-1]
-        assert last.startswith(f"error: Workdir {workdir} is in use by a running training run "
-                               f"(host {socket.gethostname()}, process id {first.pid}"), second.stderr
+        assert last.startswith(
+            f"error: Workdir {workdir} is in use by a running training run "
+            f"(host {socket.gethostname()}, process id {first.pid}"
+        ), second.stderr
         assert first.poll() is None  # the first one runs on
         out, err = first.communicate(timeout=600)
     finally:

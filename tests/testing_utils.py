@@ -49,10 +49,22 @@ class Recording(km.conditions.ConsecutiveDecrease):
 
     def __init__(self, k=2, capacity=256, **kwargs):
         super().__init__(k, **kwargs)
-        self.modes = self.add_weight(shape=(capacity,), dtype="int32", initializer="zeros", trainable=False, name="modes",
-                                     aggregation="only_first_replica")
-        self.batch_losses = self.add_weight(shape=(capacity,), dtype="float32", initializer="zeros", trainable=False,
-                                      name="batch_losses", aggregation="only_first_replica")
+        self.modes = self.add_weight(
+            shape=(capacity,),
+            dtype="int32",
+            initializer="zeros",
+            trainable=False,
+            name="modes",
+            aggregation="only_first_replica",
+        )
+        self.batch_losses = self.add_weight(
+            shape=(capacity,),
+            dtype="float32",
+            initializer="zeros",
+            trainable=False,
+            name="batch_losses",
+            aggregation="only_first_replica",
+        )
         self.count = self._state("count", "int32", 0)
 
     def update(self, loss, motivated, signals=None):
@@ -76,8 +88,9 @@ def tiny_pair(base_depth=8, motivated_depth=14, width=4, input_shape=SHAPE, **kw
 
 def tiny_model(condition=None, optimizer=None, metrics=("accuracy",), bn_statistics="recalibrated", **kwargs):
     base, motivated = tiny_pair(**kwargs)
-    model = km.MotivatedModel(base, motivated, "resnet_depth", condition or km.conditions.ConsecutiveDecrease(2),
-                              bn_statistics=bn_statistics)
+    model = km.MotivatedModel(
+        base, motivated, "resnet_depth", condition or km.conditions.ConsecutiveDecrease(2), bn_statistics=bn_statistics
+    )
     model.compile(
         optimizer=optimizer or keras.optimizers.SGD(0.05, momentum=0.9),
         loss="sparse_categorical_crossentropy",
@@ -157,8 +170,13 @@ def mapped_block(entry):
 def run_json_script(name, env=None, args=(), timeout=600):
     """Runs tests/<name> in a fresh Python process; returns the JSON object of its last output line."""
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
-    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=timeout,
-                         env={**os.environ, **(env or {})})
+    out = subprocess.run(
+        [sys.executable, script, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -183,4 +201,3 @@ def write_image_folder(root, classes=("boot", "coat", "shirt"), per_class=4, spl
                 encoded = tf.io.encode_png(img) if j % 2 else tf.io.encode_jpeg(img, quality=100)
                 tf.io.write_file(os.path.join(root, split, name, f"{j}.{'png' if j % 2 else 'jpg'}"), encoded)
     return str(root)
-

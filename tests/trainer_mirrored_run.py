@@ -10,16 +10,33 @@ import tensorflow as tf  # noqa: E402
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from keras_motivation import train, trainer  # noqa: E402
+from keras_motivation import train  # noqa: E402
+from keras_motivation import trainer  # noqa: E402
 
 configs, workdir = sys.argv[1], sys.argv[2]
-common = ["train", f"--flagfile={configs}/quickstart.flags", "--strategy=mirrored", "--train_size=256",
-          "--eval_size=64", "--epochs=1", "--model_kwargs=width=4", "--verbose=0"]
+common = [
+    "train",
+    f"--flagfile={configs}/quickstart.flags",
+    "--strategy=mirrored",
+    "--train_size=256",
+    "--eval_size=64",
+    "--epochs=1",
+    "--model_kwargs=width=4",
+    "--verbose=0",
+]
 try:
     trainer.run(train.config_from_args([*common, "--batch_size=31", f"--workdir={workdir}/bad"]))
     error = None
 except trainer.ConfigError as err:
     error = str(err)
 summary = trainer.run(train.config_from_args([*common, "--batch_size=32", f"--workdir={workdir}/run"]))
-print(json.dumps({"replicas": summary["replicas"], "steps": summary["activations"]["steps"],
-                  "error": error, "bad_workdir_exists": os.path.exists(f"{workdir}/bad")}))
+print(
+    json.dumps(
+        {
+            "replicas": summary["replicas"],
+            "steps": summary["activations"]["steps"],
+            "error": error,
+            "bad_workdir_exists": os.path.exists(f"{workdir}/bad"),
+        }
+    )
+)

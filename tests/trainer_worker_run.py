@@ -12,7 +12,8 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from keras_motivation import callbacks as callbacks_lib  # noqa: E402
-from keras_motivation import train, trainer  # noqa: E402
+from keras_motivation import train  # noqa: E402
+from keras_motivation import trainer  # noqa: E402
 
 configs, workdir, *extra = sys.argv[1:]
 kill_after = os.environ.get("KILL_AFTER_EPOCH")
@@ -27,9 +28,28 @@ if kill_after is not None:
     callbacks_lib.ResumableBackup.on_epoch_end = save_then_die
 
 config = train.config_from_args(
-    ["train", f"--flagfile={configs}/quickstart.flags", "--strategy=multi_worker", "--train_size=256",
-     "--batch_size=32", "--eval_size=64", "--epochs=2", "--model_kwargs=width=4", "--verbose=0", "--deterministic",
-     f"--workdir={workdir}", *extra])
+    [
+        "train",
+        f"--flagfile={configs}/quickstart.flags",
+        "--strategy=multi_worker",
+        "--train_size=256",
+        "--batch_size=32",
+        "--eval_size=64",
+        "--epochs=2",
+        "--model_kwargs=width=4",
+        "--verbose=0",
+        "--deterministic",
+        f"--workdir={workdir}",
+        *extra,
+    ]
+)
 summary = trainer.run(config)
-print(json.dumps({"replicas": summary["replicas"], "activations": summary["activations"],
-                  "accuracy": summary["final"]["accuracy"]}))
+print(
+    json.dumps(
+        {
+            "replicas": summary["replicas"],
+            "activations": summary["activations"],
+            "accuracy": summary["final"]["accuracy"],
+        }
+    )
+)

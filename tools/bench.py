@@ -51,11 +51,17 @@ from keras_motivation import conditions  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", choices=("pair", "tiny_dense"), default="pair",
-                   help="pair: the registry pair of --pair; tiny_dense: 2 vs 4 dense layers of --units (short steps)")
+    p.add_argument(
+        "--model",
+        choices=("pair", "tiny_dense"),
+        default="pair",
+        help="pair: the registry pair of --pair; tiny_dense: 2 vs 4 dense layers of --units (short steps)",
+    )
     p.add_argument("--units", type=int, default=32)
     p.add_argument("--pair", default="resnet20:resnet32")
-    p.add_argument("--width", type=int, default=None, help="first-stage width of CIFAR ResNets (default: the paper's 16)")
+    p.add_argument(
+        "--width", type=int, default=None, help="first-stage width of CIFAR ResNets (default: the paper's 16)"
+    )
     p.add_argument("--image_size", type=int, default=32)
     p.add_argument("--channels", type=int, default=3)
     p.add_argument("--num_classes", type=int, default=10)
@@ -67,9 +73,12 @@ def parse_args(argv=None):
     p.add_argument("--steps_per_execution", type=int, default=1)
     p.add_argument("--jit_compile", action="store_true")
     p.add_argument("--strategy", choices=("default", "mirrored"), default="default")
-    p.add_argument("--settings", default=None,
-                   help="comma-separated strategy:steps_per_execution, strategy in default|xla|mirrored "
-                        "(overrides --strategy, --steps_per_execution, --jit_compile)")
+    p.add_argument(
+        "--settings",
+        default=None,
+        help="comma-separated strategy:steps_per_execution, strategy in default|xla|mirrored "
+        "(overrides --strategy, --steps_per_execution, --jit_compile)",
+    )
     p.add_argument("--out", default=None)
     return p.parse_args(argv)
 
@@ -168,7 +177,9 @@ def parse_settings(args):
     for item in args.settings.split(","):
         kind, _, spe = item.strip().partition(":")
         if kind not in ("default", "xla", "mirrored") or not spe.isdigit() or int(spe) < 1:
-            raise SystemExit(f"--settings: bad item {item!r}; use strategy:steps_per_execution, strategy in default|xla|mirrored")
+            raise SystemExit(
+                f"--settings: bad item {item!r}; use strategy:steps_per_execution, strategy in default|xla|mirrored"
+            )
         out.append((f"{kind}:{spe}", "mirrored" if kind == "mirrored" else "default", int(spe), kind == "xla"))
     return out
 
@@ -181,7 +192,9 @@ def logical_cpus(n=2):
     try:
         tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * n)
     except RuntimeError as err:
-        raise SystemExit(f"--strategy=mirrored needs {n} CPU devices, and TensorFlow is already initialised: {err}") from err
+        raise SystemExit(
+            f"--strategy=mirrored needs {n} CPU devices, and TensorFlow is already initialised: {err}"
+        ) from err
 
 
 def main(argv=None):
@@ -191,7 +204,9 @@ def main(argv=None):
         logical_cpus(2)
     results = {}
     for name, strategy, spe, jit in settings:
-        run_args = argparse.Namespace(**{**vars(args), "strategy": strategy, "steps_per_execution": spe, "jit_compile": jit})
+        run_args = argparse.Namespace(
+            **{**vars(args), "strategy": strategy, "steps_per_execution": spe, "jit_compile": jit}
+        )
         results[name] = run_setting(run_args)
         if name:
             print(f"\n## {name}\n")
@@ -264,8 +279,14 @@ def run_setting(args):
         }
 
     result = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "gpus": len(tf.config.list_physical_devices("GPU")),
-                    "tensorflow": tf.__version__, "keras": keras.__version__},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "gpus": len(tf.config.list_physical_devices("GPU")),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
         "args": vars(args),
         "replicas": strategy.num_replicas_in_sync,
         **ratios(wall, switch),
@@ -283,25 +304,55 @@ def run_setting(args):
 
 def summary_markdown(results):
     """One row per setting: CPU-time ms per step and the ratios against plain Keras."""
-    lines = ["| setting | plain base ms/step | Never | Never / plain | plain motivated | Always | Always / plain | "
-             "k-condition / its steps as plain fits |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| setting | plain base ms/step | Never | Never / plain | plain motivated | Always | Always / plain | "
+        "k-condition / its steps as plain fits |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in results.items():
         c = r["cpu_time"]
         ms = c["ms_per_step"]
-        lines.append(f"| {name} | {ms['plain_base']:.3f} | {ms['never']:.3f} | {c['a_never_vs_plain_base']:.3f} | "
-                     f"{ms['plain_motivated']:.3f} | {ms['always']:.3f} | {c['b_always_vs_plain_motivated']:.3f} | "
-                     f"{c['d_condition_vs_plain_steps']:.3f} |")
+        lines.append(
+            f"| {name} | {ms['plain_base']:.3f} | {ms['never']:.3f} | {c['a_never_vs_plain_base']:.3f} | "
+            f"{ms['plain_motivated']:.3f} | {ms['always']:.3f} | {c['b_always_vs_plain_motivated']:.3f} | "
+            f"{c['d_condition_vs_plain_steps']:.3f} |"
+        )
     return "\n".join(lines)
 
 
 def markdown(r):
     c = r["cpu_time"]
     rows = [
-        ("(a) Never / plain fit of the base (time ratio)", r["a_never_vs_plain_base"], c["a_never_vs_plain_base"], ".3f"),
-        ("(b) Always / plain fit of the motivated model", r["b_always_vs_plain_motivated"], c["b_always_vs_plain_motivated"], ".3f"),
-        ("(c) one switch, in base training steps", r["c_switch_one_way_in_base_steps"], c["c_switch_one_way_in_base_steps"], ".4f"),
-        ("(d) k-condition epoch, measured / predicted", r["d_measured_vs_predicted"], c["d_measured_vs_predicted"], ".3f"),
-        ("(d') k-condition epoch / its steps as plain fits", r["d_condition_vs_plain_steps"], c["d_condition_vs_plain_steps"], ".3f"),
+        (
+            "(a) Never / plain fit of the base (time ratio)",
+            r["a_never_vs_plain_base"],
+            c["a_never_vs_plain_base"],
+            ".3f",
+        ),
+        (
+            "(b) Always / plain fit of the motivated model",
+            r["b_always_vs_plain_motivated"],
+            c["b_always_vs_plain_motivated"],
+            ".3f",
+        ),
+        (
+            "(c) one switch, in base training steps",
+            r["c_switch_one_way_in_base_steps"],
+            c["c_switch_one_way_in_base_steps"],
+            ".4f",
+        ),
+        (
+            "(d) k-condition epoch, measured / predicted",
+            r["d_measured_vs_predicted"],
+            c["d_measured_vs_predicted"],
+            ".3f",
+        ),
+        (
+            "(d') k-condition epoch / its steps as plain fits",
+            r["d_condition_vs_plain_steps"],
+            c["d_condition_vs_plain_steps"],
+            ".3f",
+        ),
     ]
     rows += [(f"ms/step {k}", v, c["ms_per_step"][k], ".3f") for k, v in r["ms_per_step"].items()]
     rows += [(f"images/s {k}", v, c["images_per_s"][k], ".0f") for k, v in r["images_per_s"].items()]

@@ -49,7 +49,9 @@ def main():
 
     out = {"keras_cv_import_s": round(time.time() - start, 2)}
     out["RandAugment"] = {
-        "core_images_per_s": round(images_per_second(per_image(keras.layers.RandAugment(value_range=(0, 255), seed=0)))),
+        "core_images_per_s": round(
+            images_per_second(per_image(keras.layers.RandAugment(value_range=(0, 255), seed=0)))
+        ),
         "keras_cv_images_per_s": round(
             images_per_second(per_image(keras_cv.layers.RandAugment(value_range=(0, 255), seed=0)))
         ),

@@ -20,7 +20,9 @@ from keras_motivation import summary
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data_dir", default=None, help="IDX directory (default: $FASHION_MNIST_DIR, Debian's, the Keras cache).")
+    p.add_argument(
+        "--data_dir", default=None, help="IDX directory (default: $FASHION_MNIST_DIR, Debian's, the Keras cache)."
+    )
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--train_size", type=int, default=10000)
     p.add_argument("--batch_size", type=int, default=128)
@@ -37,7 +39,9 @@ def main():
     base = km.models.resnet_cifar(8, input_shape=(28, 28, 1), width=16)
     motivated = km.models.resnet_cifar(14, input_shape=(28, 28, 1), width=16)
     model = km.MotivatedModel(base, motivated, "resnet_depth", km.conditions.ConsecutiveDecrease(args.k))
-    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     start = time.time()
     hist = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=2, validation_data=(xt, yt))
     result = {

@@ -41,8 +41,13 @@ def start_workers(command, n, env=None):
     """Popen objects for n copies of `command`, each with its TF_CONFIG; env: dict or [dict per worker]."""
     envs = env if isinstance(env, list) else [env or {}] * n
     return [
-        subprocess.Popen(command, env={**os.environ, **envs[i], "TF_CONFIG": config},
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            command,
+            env={**os.environ, **envs[i], "TF_CONFIG": config},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for i, config in enumerate(tf_configs(n))
     ]
 

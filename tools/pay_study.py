@@ -67,8 +67,17 @@ def _specs(arms):
     return reproduce.parse_arms([], [v if isinstance(v, str) else f"{k}={' '.join(v)}" for k, v in arms.items()])
 
 
-def run(out, seeds=(0, 1, 2), groups=GROUPS, flagfile=FLAGFILE, front_epochs=FRONT_EPOCHS, dual_epochs=DUAL_EPOCHS,
-        extra=(), policies=None, log=print):
+def run(
+    out,
+    seeds=(0, 1, 2),
+    groups=GROUPS,
+    flagfile=FLAGFILE,
+    front_epochs=FRONT_EPOCHS,
+    dual_epochs=DUAL_EPOCHS,
+    extra=(),
+    policies=None,
+    log=print,
+):
     """Runs the study's groups into `out` (OUT/ep<E>/<arm>/seed<S>); returns the workdirs."""
     plan = []
     if "bn" in groups:
@@ -79,8 +88,9 @@ def run(out, seeds=(0, 1, 2), groups=GROUPS, flagfile=FLAGFILE, front_epochs=FRO
         plan.append((dual_epochs, POLICIES if policies is None else policies))
     done = []
     for epochs, arms in plan:
-        done += reproduce.run_arms(flagfile, os.path.join(out, f"ep{epochs}"), seeds, _specs(arms), epochs,
-                                   extra=extra, log=log)
+        done += reproduce.run_arms(
+            flagfile, os.path.join(out, f"ep{epochs}"), seeds, _specs(arms), epochs, extra=extra, log=log
+        )
     return done
 
 

@@ -48,7 +48,7 @@ def model_names(pair):
     def pretty(name):
         for prefix, label in (("resnet", "ResNet-"), ("efficientnet_b", "EffNet-B"), ("vit_", "ViT-")):
             if name.startswith(prefix):
-                return label + name[len(prefix):]
+                return label + name[len(prefix) :]
         return name
 
     x, y = pair.split(":")
@@ -98,8 +98,10 @@ def rows_for(runs):
         x, y = model_names(pair)
         s0 = members[0]["summary"]
         flops = s0.get("flops", {})
-        models = {"X-C": [("base", f"{x}-C", flops.get("base"))],
-                  "Y-C": [("motivated", f"{y}-C", flops.get("motivated"))]}.get(arm)
+        models = {
+            "X-C": [("base", f"{x}-C", flops.get("base"))],
+            "Y-C": [("motivated", f"{y}-C", flops.get("motivated"))],
+        }.get(arm)
         if models is None:
             label = "" if arm.startswith("X-Y") else f" {arm}"
             suffix = arm[3:] if arm.startswith("X-Y") else ""
@@ -109,20 +111,22 @@ def rows_for(runs):
             acc_mean, acc_std = mean_std([100 * m["summary"]["final"][key] for m in members])
             act = [m["summary"]["activations"] for m in members]
             dual = mean_std([m["summary"].get("flops", {}).get("dual_training_average") for m in members])[0]
-            rows.append({
-                "experiment": f"{pair} {dataset} {epochs} ep" + (f" {train_size} ex" if train_size else ""),
-                "arm": arm,
-                "model": name,
-                "role": which,
-                "seeds": len(members),
-                "accuracy_mean": acc_mean,
-                "accuracy_std": acc_std,
-                "forward_flops": f if f is not None else (dual if which == "base" else flops.get("motivated")),
-                "motivated_share": statistics.mean(motivated_share(a) for a in act),
-                "noise_rate": motivated_share(act[0], "noise_motivated_share"),
-                "triggers_per_step": statistics.mean(a.get("triggers_per_step", 0.0) for a in act),
-                "wall_clock_s": statistics.mean(m["summary"]["wall_clock_s"] for m in members),
-            })
+            rows.append(
+                {
+                    "experiment": f"{pair} {dataset} {epochs} ep" + (f" {train_size} ex" if train_size else ""),
+                    "arm": arm,
+                    "model": name,
+                    "role": which,
+                    "seeds": len(members),
+                    "accuracy_mean": acc_mean,
+                    "accuracy_std": acc_std,
+                    "forward_flops": f if f is not None else (dual if which == "base" else flops.get("motivated")),
+                    "motivated_share": statistics.mean(motivated_share(a) for a in act),
+                    "noise_rate": motivated_share(act[0], "noise_motivated_share"),
+                    "triggers_per_step": statistics.mean(a.get("triggers_per_step", 0.0) for a in act),
+                    "wall_clock_s": statistics.mean(m["summary"]["wall_clock_s"] for m in members),
+                }
+            )
     add_ratios(rows)
     return rows
 
@@ -134,17 +138,25 @@ def add_ratios(rows):
         by_exp[r["experiment"]].setdefault(r["arm"], []).append(r)
     for arms in by_exp.values():
         xc, yc = arms.get("X-C", [None])[0], arms.get("Y-C", [None])[0]
-        if not xc or not yc or None in (xc["forward_flops"], yc["forward_flops"], xc["accuracy_mean"], yc["accuracy_mean"]):
+        if (
+            not xc
+            or not yc
+            or None in (xc["forward_flops"], yc["forward_flops"], xc["accuracy_mean"], yc["accuracy_mean"])
+        ):
             continue
         mf = 1e6
-        yc_rate = acc_per_flops(yc["accuracy_mean"], xc["accuracy_mean"], yc["forward_flops"] / mf, xc["forward_flops"] / mf)
+        yc_rate = acc_per_flops(
+            yc["accuracy_mean"], xc["accuracy_mean"], yc["forward_flops"] / mf, xc["forward_flops"] / mf
+        )
         yc["acc_per_mflop"] = yc_rate
         for arm, members in arms.items():
             if not arm.startswith("X-Y"):
                 continue
             b = members[0]
             if b["forward_flops"] and b["forward_flops"] != xc["forward_flops"]:
-                b["acc_per_mflop"] = acc_per_flops(b["accuracy_mean"], xc["accuracy_mean"], b["forward_flops"] / mf, xc["forward_flops"] / mf)
+                b["acc_per_mflop"] = acc_per_flops(
+                    b["accuracy_mean"], xc["accuracy_mean"], b["forward_flops"] / mf, xc["forward_flops"] / mf
+                )
                 b["acc_f_ratio"] = b["acc_per_mflop"] / yc_rate if yc_rate else None
         for members in arms.values():
             for r in members:
@@ -164,8 +176,10 @@ def fmt(v, spec):
 def markdown(rows):
     """One table per experiment (pair, dataset, budget), under its own heading.
     Δ vs classical: a base (-B) against X-C, a motivated model (-M) against Y-C."""
-    head = ("| model | seeds | accuracy % | Δ vs classical | forward MFLOPs | ACC/MFLOP | ACC/F_Ratio "
-            "| motivated share | noise 1/(k+1)! | wall-clock s |")
+    head = (
+        "| model | seeds | accuracy % | Δ vs classical | forward MFLOPs | ACC/MFLOP | ACC/F_Ratio "
+        "| motivated share | noise 1/(k+1)! | wall-clock s |"
+    )
     out = []
     for experiment in dict.fromkeys(r["experiment"] for r in rows):
         out += [f"**{experiment}**", "", head, "|" + "---|" * (head.count("|") - 1)]
@@ -176,7 +190,8 @@ def markdown(rows):
                 delta = f"{r['delta_vs_classical']:+.2f}" + (" (within 1 sd)" if r["within_one_std"] else "")
             out.append(
                 f"| {r['model']} | {r['seeds']} | {acc} | {delta} | "
-                f"{fmt(r['forward_flops'] and r['forward_flops'] / 1e6, '.2f')} | {fmt(r.get('acc_per_mflop'), '.3g')} | "
+                f"{fmt(r['forward_flops'] and r['forward_flops'] / 1e6, '.2f')} | "
+                f"{fmt(r.get('acc_per_mflop'), '.3g')} | "
                 f"{fmt(r.get('acc_f_ratio'), '.2f')} | {r['motivated_share']:.3f} | {fmt(r['noise_rate'], '.3f')} | "
                 f"{r['wall_clock_s']:.0f} |"
             )
@@ -222,9 +237,19 @@ def plot_accuracy_vs_flops(rows, path):
         if r["forward_flops"] is None or r["accuracy_mean"] is None:
             continue
         marker = "s" if r["arm"] in ("X-C", "Y-C") else ("o" if r["model"].split()[0].endswith("-B") else "^")
-        ax.errorbar(r["forward_flops"] / 1e6, r["accuracy_mean"], yerr=r["accuracy_std"], fmt=marker, capsize=3, label=r["model"])
-    ax.set(xlabel="forward MFLOPs per image (dual training: average per pass)", ylabel="test accuracy (%), mean ± sd over seeds",
-           title="accuracy versus FLOPs")
+        ax.errorbar(
+            r["forward_flops"] / 1e6,
+            r["accuracy_mean"],
+            yerr=r["accuracy_std"],
+            fmt=marker,
+            capsize=3,
+            label=r["model"],
+        )
+    ax.set(
+        xlabel="forward MFLOPs per image (dual training: average per pass)",
+        ylabel="test accuracy (%), mean ± sd over seeds",
+        title="accuracy versus FLOPs",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -252,8 +277,16 @@ def classical_front(runs):
     for (arm, epochs), members in sorted(groups.items()):
         role, key = ("base", "accuracy") if arm == "X-C" else ("motivated", "motivated_accuracy")
         acc, sd = mean_std([100 * m["summary"]["final"][key] for m in members])
-        front[role].append((epochs, statistics.mean(_training_flops(m) for m in members), acc, sd,
-                            statistics.mean(m["summary"].get("cpu_time_s", float("nan")) for m in members), len(members)))
+        front[role].append(
+            (
+                epochs,
+                statistics.mean(_training_flops(m) for m in members),
+                acc,
+                sd,
+                statistics.mean(m["summary"].get("cpu_time_s", float("nan")) for m in members),
+                len(members),
+            )
+        )
     for role in front:
         front[role].sort(key=lambda p: p[1])
     return front
@@ -304,8 +337,14 @@ def _pays(front, compute, acc_b, acc_m, chance):
     separate = cx + (cy if cy is not None else front["motivated"][-1][1])
     # Beyond the front, `separate` is a lower bound: it decides only a "yes".
     pays = True if separate > compute else (None if beyond or cy is None else False)
-    return {"x_compute": cx, "x_beyond_front": beyond, "y_with_rest": y_left, "separate_compute": separate,
-            "y_beyond_front": cy is None, "pays": pays}
+    return {
+        "x_compute": cx,
+        "x_beyond_front": beyond,
+        "y_with_rest": y_left,
+        "separate_compute": separate,
+        "y_beyond_front": cy is None,
+        "pays": pays,
+    }
 
 
 def pays_rows(runs):
@@ -333,44 +372,70 @@ def pays_rows(runs):
         xc = xc_at.get(epochs)
         free = acc_m >= y_alone and xc is not None and acc_b >= xc[2] - 0.3
         # Inside the noise when one seed sd of the dual run moves either test across its line.
-        free_noise = xc is not None and ((acc_m - sd_m < y_alone) != (acc_m + sd_m < y_alone)
-                                         or (acc_b - sd_b < xc[2] - 0.3) != (acc_b + sd_b < xc[2] - 0.3))
-        rows.append({
-            "policy": arm, "epochs": epochs, "seeds": len(members), "training_tflops": compute / 1e12,
-            "cpu_s": statistics.mean(m["summary"].get("cpu_time_s", float("nan")) for m in members),
-            "motivated_share": statistics.mean(motivated_share(m["summary"]["activations"]) for m in members),
-            "base_mean": acc_b, "base_sd": sd_b, "motivated_mean": acc_m, "motivated_sd": sd_m,
-            "x_c_tflops_for_base": verdict["x_compute"] / 1e12, "x_beyond_front": verdict["x_beyond_front"],
-            "y_c_with_rest": verdict["y_with_rest"], "separate_tflops": verdict["separate_compute"] / 1e12,
-            "y_beyond_front": verdict["y_beyond_front"], "pays": verdict["pays"], "pays_within_noise": low != high,
-            "y_c_with_all": y_alone, "x_c_same_epochs": xc[2] if xc else None, "small_model_free": free,
-            "free_within_noise": free_noise,
-        })
+        free_noise = xc is not None and (
+            (acc_m - sd_m < y_alone) != (acc_m + sd_m < y_alone)
+            or (acc_b - sd_b < xc[2] - 0.3) != (acc_b + sd_b < xc[2] - 0.3)
+        )
+        rows.append(
+            {
+                "policy": arm,
+                "epochs": epochs,
+                "seeds": len(members),
+                "training_tflops": compute / 1e12,
+                "cpu_s": statistics.mean(m["summary"].get("cpu_time_s", float("nan")) for m in members),
+                "motivated_share": statistics.mean(motivated_share(m["summary"]["activations"]) for m in members),
+                "base_mean": acc_b,
+                "base_sd": sd_b,
+                "motivated_mean": acc_m,
+                "motivated_sd": sd_m,
+                "x_c_tflops_for_base": verdict["x_compute"] / 1e12,
+                "x_beyond_front": verdict["x_beyond_front"],
+                "y_c_with_rest": verdict["y_with_rest"],
+                "separate_tflops": verdict["separate_compute"] / 1e12,
+                "y_beyond_front": verdict["y_beyond_front"],
+                "pays": verdict["pays"],
+                "pays_within_noise": low != high,
+                "y_c_with_all": y_alone,
+                "x_c_same_epochs": xc[2] if xc else None,
+                "small_model_free": free,
+                "free_within_noise": free_noise,
+            }
+        )
     return rows
 
 
 def pays_markdown(front, rows):
-    out = ["**Classical front** (each model trained alone; compute = training FLOPs)", "",
-           "| model | epochs | training TFLOPs | CPU s | test accuracy % | seeds |", "|---|---|---|---|---|---|"]
+    out = [
+        "**Classical front** (each model trained alone; compute = training FLOPs)",
+        "",
+        "| model | epochs | training TFLOPs | CPU s | test accuracy % | seeds |",
+        "|---|---|---|---|---|---|",
+    ]
     for role, label in (("base", "X-C"), ("motivated", "Y-C")):
         for epochs, c, acc, sd, cpu, n in front[role]:
             out.append(f"| {label} | {epochs} | {c / 1e12:.2f} | {cpu:.0f} | {acc:.2f} ± {sd:.2f} | {n} |")
-    out += ["", "**Dual policies** (base and motivated model of one run, against the best separate split of the same "
-            "compute)", "",
-            "| policy | epochs | training TFLOPs | CPU s | motivated share | base % | motivated % | X-C TFLOPs to the base's % "
-            "| Y-C with the rest, % | separate TFLOPs for both | pays | Y-C with all of it, % | small model free |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out += [
+        "",
+        "**Dual policies** (base and motivated model of one run, against the best separate split of the same compute)",
+        "",
+        "| policy | epochs | training TFLOPs | CPU s | motivated share | base % | motivated % "
+        "| X-C TFLOPs to the base's % | Y-C with the rest, % | separate TFLOPs for both | pays "
+        "| Y-C with all of it, % | small model free |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         yes = {True: "yes", False: "no", None: "unknown"}[r["pays"]]
         if r["pays_within_noise"]:
             yes += " (within noise)"
         sep = f"{r['separate_tflops']:.2f}" + (" (> front)" if r["x_beyond_front"] or r["y_beyond_front"] else "")
         out.append(
-            f"| {r['policy']} | {r['epochs']} | {r['training_tflops']:.2f} | {r['cpu_s']:.0f} | {r['motivated_share']:.2f} | "
+            f"| {r['policy']} | {r['epochs']} | {r['training_tflops']:.2f} | {r['cpu_s']:.0f} "
+            f"| {r['motivated_share']:.2f} | "
             f"{r['base_mean']:.2f} ± {r['base_sd']:.2f} | {r['motivated_mean']:.2f} ± {r['motivated_sd']:.2f} | "
             f"{r['x_c_tflops_for_base']:.2f}{' (> front)' if r['x_beyond_front'] else ''} | "
             f"{fmt(r['y_c_with_rest'], '.2f')} | {sep} | {yes} | {r['y_c_with_all']:.2f} | "
-            f"{'yes' if r['small_model_free'] else 'no'}{' (within noise)' if r['free_within_noise'] else ''} |")
+            f"{'yes' if r['small_model_free'] else 'no'}{' (within noise)' if r['free_within_noise'] else ''} |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -385,15 +450,30 @@ def plot_front(front, rows, path, names=("base", "motivated")):
         a = [p[2] for p in pts]
         sd = [p[3] for p in pts]
         ax.plot(c, a, "-", color="black", label=f"{name} trained alone (classical)")
-        ax.fill_between(c, [x - s for x, s in zip(a, sd)], [x + s for x, s in zip(a, sd)], color="grey", alpha=0.3,
-                        label="± 1 sd over seeds")
+        ax.fill_between(
+            c,
+            [x - s for x, s in zip(a, sd)],
+            [x + s for x, s in zip(a, sd)],
+            color="grey",
+            alpha=0.3,
+            label="± 1 sd over seeds",
+        )
         for p in pts:
             ax.annotate(f"{p[0]} ep", (p[1] / 1e12, p[2]), textcoords="offset points", xytext=(4, -10), fontsize=7)
         for i, r in enumerate(rows):
-            ax.errorbar(r["training_tflops"], r[f"{role}_mean"], yerr=r[f"{role}_sd"], fmt=markers[i % len(markers)],
-                        capsize=3, label=f"{r['policy']} ({r['epochs']} ep)")
-        ax.set(xlabel="training compute of the run (TFLOPs: forward + backward, both models)",
-               ylabel="test accuracy (%), mean ± sd over seeds", title=f"{name}")
+            ax.errorbar(
+                r["training_tflops"],
+                r[f"{role}_mean"],
+                yerr=r[f"{role}_sd"],
+                fmt=markers[i % len(markers)],
+                capsize=3,
+                label=f"{r['policy']} ({r['epochs']} ep)",
+            )
+        ax.set(
+            xlabel="training compute of the run (TFLOPs: forward + backward, both models)",
+            ylabel="test accuracy (%), mean ± sd over seeds",
+            title=f"{name}",
+        )
         shown = a + [r[f"{role}_mean"] for r in rows]
         ax.set_ylim(max(min(shown) - 3, 0), max(shown) + 1.5)
     axes[1].legend(fontsize=7, loc="lower right")
@@ -422,12 +502,21 @@ def statistics_rows(runs):
 
 
 def statistics_markdown(rows):
-    out = ["| arm | epochs | seeds | base as saved % | base recomputed % | motivated as saved % | motivated recomputed % "
-           "| mean abs change (base / motivated) |", "|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| arm | epochs | seeds | base as saved % | base recomputed % | motivated as saved % | motivated recomputed % "
+        "| mean abs change (base / motivated) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        cells = [f"{r[f'{m}_{k}']:.2f} ± {r[f'{m}_{k}_sd']:.2f}" for m in ("base", "motivated") for k in ("as_saved", "recomputed")]
-        out.append(f"| {r['arm']} | {r['epochs']} | {r['seeds']} | {' | '.join(cells)} | "
-                   f"{r['base_change']:.2f} / {r['motivated_change']:.2f} |")
+        cells = [
+            f"{r[f'{m}_{k}']:.2f} ± {r[f'{m}_{k}_sd']:.2f}"
+            for m in ("base", "motivated")
+            for k in ("as_saved", "recomputed")
+        ]
+        out.append(
+            f"| {r['arm']} | {r['epochs']} | {r['seeds']} | {' | '.join(cells)} | "
+            f"{r['base_change']:.2f} / {r['motivated_change']:.2f} |"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -445,9 +534,17 @@ def write_report(paths, out):
         writer.writeheader()
         writer.writerows(rows)
     # Figure 2 shows the paper's variant when there is one.
-    xy = sorted((r for r in runs if arm_of(r["config"]).startswith("X-Y")),
-                key=lambda r: (r["config"].get("differential_init", "paper") != "paper",
-                               r["config"].get("bn_statistics", "shared") != "shared", r["dir"])) or runs
+    xy = (
+        sorted(
+            (r for r in runs if arm_of(r["config"]).startswith("X-Y")),
+            key=lambda r: (
+                r["config"].get("differential_init", "paper") != "paper",
+                r["config"].get("bn_statistics", "shared") != "shared",
+                r["dir"],
+            ),
+        )
+        or runs
+    )
     plot_dynamics(xy[0], os.path.join(out, "dynamics.png"))
     plot_accuracy_vs_flops(rows, os.path.join(out, "accuracy_vs_flops.png"))
     checks = statistics_rows(runs)
@@ -463,7 +560,9 @@ def write_report(paths, out):
             f.write(pays_markdown(front, policies))
         with open(os.path.join(out, "pays.json"), "w") as f:
             json.dump({"front": front, "policies": policies}, f, indent=1)
-        plot_front(front, policies, os.path.join(out, "accuracy_vs_compute.png"), model_names(runs[0]["config"]["pair"]))
+        plot_front(
+            front, policies, os.path.join(out, "accuracy_vs_compute.png"), model_names(runs[0]["config"]["pair"])
+        )
     return rows
 
 

@@ -49,8 +49,8 @@ def parse_arms(names, custom=()):
         else:
             raise SystemExit(f"Unknown arm {name!r}: use one of {', '.join(ARMS)}, ExpB:<arm>, or NAME=FLAGS.")
     for name, flags in arms.items():
-        if isinstance(flags, str) and flags[len(MATCHED):] not in arms:
-            raise SystemExit(f"{name} needs the runs of arm {flags[len(MATCHED):]}: include it in the arms.")
+        if isinstance(flags, str) and flags[len(MATCHED) :] not in arms:
+            raise SystemExit(f"{name} needs the runs of arm {flags[len(MATCHED) :]}: include it in the arms.")
     return dict(sorted(arms.items(), key=lambda kv: isinstance(kv[1], str)))
 
 
@@ -79,7 +79,7 @@ def matched_count(out, arm, seeds):
 def arm_flags(arms, name, out, seeds):
     flags = arms[name]
     if isinstance(flags, str):
-        matched = flags[len(MATCHED):]
+        matched = flags[len(MATCHED) :]
         base = arms[matched] if not isinstance(arms[matched], str) else []
         return [*base, f"--condition=matched_random:per_epoch={matched_count(out, matched, seeds)}"]
     return list(flags)
@@ -87,7 +87,8 @@ def arm_flags(arms, name, out, seeds):
 
 def run_arms(flagfile, out, seeds, arms, epochs=None, train_size=None, extra=(), log=print):
     """Trains every arm x seed that has no summary.json yet; returns the workdirs."""
-    from keras_motivation import config as config_lib, trainer
+    from keras_motivation import config as config_lib
+    from keras_motivation import trainer
 
     budget = [f"--epochs={epochs}"] * bool(epochs) + [f"--train_size={train_size}"] * bool(train_size)
     done = []
@@ -97,11 +98,21 @@ def run_arms(flagfile, out, seeds, arms, epochs=None, train_size=None, extra=(),
             path = workdir(out, arm, seed)
             if not finished(path):
                 flags = flags or arm_flags(arms, arm, out, seeds)
-                argv = ["reproduce", f"--flagfile={flagfile}", *budget, *extra, f"--seed={seed}",
-                        f"--workdir={path}", "--verbose=0", *flags]
+                argv = [
+                    "reproduce",
+                    f"--flagfile={flagfile}",
+                    *budget,
+                    *extra,
+                    f"--seed={seed}",
+                    f"--workdir={path}",
+                    "--verbose=0",
+                    *flags,
+                ]
                 summary = trainer.run(config_lib.config_from_args(argv))
-                log(f"{arm} seed {seed}: base {summary['final'].get('accuracy'):.4f} "
-                    f"motivated {summary['final'].get('motivated_accuracy'):.4f} -> {path}")
+                log(
+                    f"{arm} seed {seed}: base {summary['final'].get('accuracy'):.4f} "
+                    f"motivated {summary['final'].get('motivated_accuracy'):.4f} -> {path}"
+                )
             done.append(path)
     return done
 
@@ -123,8 +134,16 @@ def main(argv=None):
     done = []
     for epochs in budgets:
         out = os.path.join(args.out, f"ep{epochs}") if len(budgets) > 1 else args.out
-        done += run_arms(args.flagfile, out, seeds, arms, epochs, args.train_size, args.extra,
-                         log=lambda line: print(line, flush=True))
+        done += run_arms(
+            args.flagfile,
+            out,
+            seeds,
+            arms,
+            epochs,
+            args.train_size,
+            args.extra,
+            log=lambda line: print(line, flush=True),
+        )
     print(f"{len(done)} runs in {args.out}; report: python tools/report.py {args.out} --out={args.out}/report")
     return done
 

@@ -12,7 +12,9 @@ import json
 
 import numpy as np
 
-from keras_motivation import data, k_selection, models
+from keras_motivation import data
+from keras_motivation import k_selection
+from keras_motivation import models
 
 
 def main(argv=None):
@@ -36,8 +38,13 @@ def main(argv=None):
     kwargs = parse_kwargs(args.model_kwargs)
     best, rows = k_selection.select_k(
         lambda: models.get_pair(args.pair, num_classes=10, input_shape=x.shape[1:], **kwargs),
-        x, y, ks=[int(k) for k in args.ks.split(",")], folds=args.folds, epochs=args.epochs,
-        batch_size=args.batch_size, seed=args.seed,
+        x,
+        y,
+        ks=[int(k) for k in args.ks.split(",")],
+        folds=args.folds,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
     )
     print(k_selection.markdown(rows, best))
     if args.out:

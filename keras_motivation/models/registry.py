@@ -34,7 +34,9 @@ def family(name):
         return "efficientnet"
     if re.fullmatch(r"vit_[a-z]+", name):
         return "vit"
-    raise ValueError(f"Unknown model {name!r}: use resnetN (CIFAR 6n+2 or 50/101/152), efficientnet_bN or vit_tiny/small/base.")
+    raise ValueError(
+        f"Unknown model {name!r}: use resnetN (CIFAR 6n+2 or 50/101/152), efficientnet_bN or vit_tiny/small/base."
+    )
 
 
 def build_model(name, num_classes, input_shape, **kwargs):

@@ -12,9 +12,7 @@ from keras import layers
 def _bn(name, sync_bn):
     # PyTorch's BatchNorm2d defaults (momentum 0.1 there is 0.9 here), as in
     # the paper's reference setting.
-    return layers.BatchNormalization(
-        momentum=0.9, epsilon=1e-5, synchronized=sync_bn, name=name
-    )
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=sync_bn, name=name)
 
 
 def _conv(filters, kernel, stride, name, weight_decay):

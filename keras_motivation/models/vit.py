@@ -37,12 +37,25 @@ class ClassTokenPosition(layers.Layer):
         return (input_shape[0], input_shape[1] + 1, input_shape[2])
 
 
-def vit(variant="tiny", num_classes=1000, input_shape=(224, 224, 3), patch_size=16, depth=None, width=None,
-        heads=None, mlp_dim=None, dropout=0.0, name=None):
+def vit(
+    variant="tiny",
+    num_classes=1000,
+    input_shape=(224, 224, 3),
+    patch_size=16,
+    depth=None,
+    width=None,
+    heads=None,
+    mlp_dim=None,
+    dropout=0.0,
+    name=None,
+):
     """A ViT; `variant` gives the defaults, explicit arguments override them."""
     if variant not in VARIANTS:
         raise ValueError(f"ViT variant must be one of {sorted(VARIANTS)}, got {variant!r}.")
-    cfg = {**VARIANTS[variant], **{k: v for k, v in dict(depth=depth, width=width, heads=heads, mlp_dim=mlp_dim).items() if v}}
+    cfg = {
+        **VARIANTS[variant],
+        **{k: v for k, v in dict(depth=depth, width=width, heads=heads, mlp_dim=mlp_dim).items() if v},
+    }
     h, w = input_shape[:2]
     if h % patch_size or w % patch_size:
         raise ValueError(f"Image size {h}x{w} is not a multiple of the patch size {patch_size}.")
@@ -56,7 +69,9 @@ def vit(variant="tiny", num_classes=1000, input_shape=(224, 224, 3), patch_size=
     for i in range(cfg["depth"]):
         p = f"encoder_block{i}_"
         y = layers.LayerNormalization(epsilon=1e-6, name=p + "norm1")(x)
-        y = layers.MultiHeadAttention(cfg["heads"], key_dim=cfg["width"] // cfg["heads"], dropout=dropout, name=p + "attention")(y, y)
+        y = layers.MultiHeadAttention(
+            cfg["heads"], key_dim=cfg["width"] // cfg["heads"], dropout=dropout, name=p + "attention"
+        )(y, y)
         x = layers.Add(name=p + "add1")([x, y])
         y = layers.LayerNormalization(epsilon=1e-6, name=p + "norm2")(x)
         y = layers.Dense(cfg["mlp_dim"], activation="gelu", name=p + "mlp1")(y)
