@@ -105,6 +105,9 @@ def test_existing_version_is_refused_and_left_untouched(tmp_path):
     assert [p for p in os.listdir(tmp_path / "m") if p.startswith(".tmp")] == []
 
 
+# Slow (a run, then every artefact reloaded in a fresh process, 30 s): by default
+# test_exported_pair_reloads_without_this_package covers the SavedModels without this package.
+@pytest.mark.slow
 @requires_fashion_mnist
 def test_export_command_checks_every_artefact_of_a_run(tmp_path, capsys):
     from keras_motivation import train

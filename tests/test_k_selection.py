@@ -3,6 +3,7 @@
 import json
 import os
 
+import pytest
 from testing_utils import load_fashion_mnist
 from testing_utils import requires_fashion_mnist
 
@@ -10,6 +11,8 @@ from keras_motivation import k_selection
 from keras_motivation import models
 
 
+# Slow (several ks x folds, 22 s): by default test_select_k_command_line runs the selection end to end.
+@pytest.mark.slow
 @requires_fashion_mnist
 def test_select_k_on_real_data_returns_the_table_and_k():
     (x, y), _ = load_fashion_mnist(n_train=192)

@@ -76,6 +76,9 @@ def _motivated_flags(workdir):
         return [(int(r["step"]), r["motivated"]) for r in csv.DictReader(f)]
 
 
+# Slow (six trainer processes, 90 s): by default test_two_workers_agree_and_match_mirrored covers
+# multi-worker training, test_killed_mid_epoch_resumes_to_the_same_run resumption.
+@pytest.mark.slow
 @requires_fashion_mnist
 def test_trainer_on_two_workers_writes_once_and_survives_losing_both(tmp_path):
     # Uninterrupted: 2 epochs.
