@@ -255,9 +255,11 @@ def test_steps_per_execution_gives_the_same_run(deterministic):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-# 3 (the TPU proxy, several steps per compiled call) is slow: by default the XLA case of
-# test_every_train_function_path_keeps_the_single_step_activation_sequence covers it.
-@pytest.mark.parametrize("steps_per_execution", [1, pytest.param(3, marks=pytest.mark.slow)])
+# Slow (two XLA compilations, 28 s): by default the XLA case of
+# test_every_train_function_path_keeps_the_single_step_activation_sequence runs XLA at 1, 4 and 16
+# steps per call against Algorithm 1's replay.
+@pytest.mark.slow
+@pytest.mark.parametrize("steps_per_execution", [1, 3])  # 3: the TPU proxy, several steps per compiled call
 def test_jit_compile_runs_switches_under_xla(steps_per_execution):
     model = tiny_model(Scripted([0, 1, 1, 0, 1, 0]))
     model.compile(
