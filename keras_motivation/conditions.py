@@ -154,22 +154,8 @@ class ValidationBatch(ConsecutiveDecrease):
         y_shape = tuple(y_shape or np.shape(y))
         _check(len(x_shape) >= 2, "ValidationBatch needs the held-out batch: ValidationBatch(k, x=images, y=labels).")
         self.x_dtype, self.y_dtype = x_dtype, y_dtype
-        self.x = self.add_weight(
-            shape=x_shape,
-            dtype=x_dtype,
-            initializer="zeros",
-            trainable=False,
-            name="x",
-            aggregation="only_first_replica",
-        )
-        self.y = self.add_weight(
-            shape=y_shape,
-            dtype=y_dtype,
-            initializer="zeros",
-            trainable=False,
-            name="y",
-            aggregation="only_first_replica",
-        )
+        self.x = state_variable(self, "x", x_dtype, 0, shape=x_shape)
+        self.y = state_variable(self, "y", y_dtype, 0, shape=y_shape)
         if x is not None:
             self.set_batch(x, y)
 
@@ -238,14 +224,7 @@ class MatchedRandom(Condition):
         )
         super().__init__(**kwargs)
         self.per_epoch, self.seed = per_epoch, seed
-        self.schedule = self.add_weight(
-            shape=(MAX_STEPS_PER_EPOCH,),
-            dtype="bool",
-            initializer="zeros",
-            trainable=False,
-            name="schedule",
-            aggregation="only_first_replica",
-        )
+        self.schedule = state_variable(self, "schedule", "bool", False, shape=(MAX_STEPS_PER_EPOCH,))
         self.step_in_epoch = self._state("step_in_epoch", "int32", 0)
         # Which epoch the schedule was drawn for, and its length: a run
         # resumed mid-epoch from a backup keeps the epoch's draw.

@@ -1,7 +1,8 @@
 """State variables of the engine and its conditions.
 
-The mode flag, the counters and a condition's streak live in scalar
-non-trainable variables of the layer that owns them: they stay on the
+The mode flag, the counters, a condition's streak and its arrays (a drawn
+schedule, a held-out batch) live in non-trainable variables of the layer
+that owns them: they stay on the
 device inside the compiled train step, are identical on every replica, and
 are saved with the model (`save`, `save_weights`, `BackupAndRestore`).
 """
@@ -9,10 +10,11 @@ are saved with the model (`save`, `save_weights`, `BackupAndRestore`).
 import keras
 
 
-def state_variable(layer, name, dtype, value):
-    """A scalar non-trainable variable of `layer`: saved with it, the same on every replica."""
+def state_variable(layer, name, dtype, value, shape=()):
+    """A non-trainable variable of `layer` filled with `value` (a scalar by
+    default): saved with it, the same on every replica."""
     return layer.add_weight(
-        shape=(),
+        shape=shape,
         dtype=dtype,
         initializer=keras.initializers.Constant(value),
         trainable=False,

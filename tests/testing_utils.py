@@ -13,7 +13,9 @@ import tensorflow as tf
 import keras_motivation as km
 from keras_motivation.conditions import Condition
 from keras_motivation.models import resnet_cifar
+from keras_motivation.state import state_variable
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 SHAPE = (8, 8, 1)
 
@@ -49,22 +51,8 @@ class Recording(km.conditions.ConsecutiveDecrease):
 
     def __init__(self, k=2, capacity=256, **kwargs):
         super().__init__(k, **kwargs)
-        self.modes = self.add_weight(
-            shape=(capacity,),
-            dtype="int32",
-            initializer="zeros",
-            trainable=False,
-            name="modes",
-            aggregation="only_first_replica",
-        )
-        self.batch_losses = self.add_weight(
-            shape=(capacity,),
-            dtype="float32",
-            initializer="zeros",
-            trainable=False,
-            name="batch_losses",
-            aggregation="only_first_replica",
-        )
+        self.modes = state_variable(self, "modes", "int32", 0, shape=(capacity,))
+        self.batch_losses = state_variable(self, "batch_losses", "float32", 0.0, shape=(capacity,))
         self.count = self._state("count", "int32", 0)
 
     def update(self, loss, motivated, signals=None):
@@ -179,6 +167,32 @@ def run_json_script(name, env=None, args=(), timeout=600):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def repository_env(env=None):
+    """`env` (default: this process's) with this checkout first on PYTHONPATH, for
+    `python -m keras_motivation...` in a child process."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+    return env
+
+
+def quickstart_command(workdir, *args, eval_size=128):
+    """`python -m keras_motivation.train` on the quickstart flagfile at a tiny
+    budget (2 epochs of 4 batches of real images, width 4), as a user types it."""
+    return [
+        sys.executable,
+        "-m",
+        "keras_motivation.train",
+        f"--flagfile={ROOT}/configs/quickstart.flags",
+        "--train_size=128",
+        f"--eval_size={eval_size}",
+        "--batch_size=32",
+        "--epochs=2",
+        "--model_kwargs=width=4",
+        f"--workdir={workdir}",
+        *args,
+    ]
 
 
 def load_fashion_mnist(n_train=512, n_test=256):
