@@ -290,23 +290,21 @@ class MotivatedModel(keras.Model):
             self._switch_from(active, selected)
             active = selected
 
-        def branch(motivated):
-            loss, verdict = self._step(motivated, data)
-            self._count_steps(motivated, 1)
-            # The switch check folded into the branch: the current mode is known.
-            self._switch_from(motivated, verdict)
-            return loss
-
-        loss = tf.cond(active, lambda: branch(True), lambda: branch(False))
+        loss = tf.cond(active, lambda: self._one_mode_step(True, data), lambda: self._one_mode_step(False, data))
         return self._logs(loss, active)
+
+    def _one_mode_step(self, motivated, data):
+        """One step of the mode `motivated` (a Python bool), its count and the
+        switch its verdict asks for (the check folded into the mode's branch)."""
+        loss, verdict = self._step(motivated, data)
+        self._count_steps(motivated, 1)
+        self._switch_from(motivated, verdict)
+        return loss
 
     def _mode_step(self, motivated, data):
         """One step of Algorithm 1 when the host knows the mode (a Python
         bool) before the step: no branch on the mode in the graph."""
-        loss, verdict = self._step(motivated, data)
-        self._count_steps(motivated, 1)
-        self._switch_from(motivated, verdict)
-        return self._logs(loss, tf.constant(motivated))
+        return self._logs(self._one_mode_step(motivated, data), tf.constant(motivated))
 
     def _logs(self, loss, active):
         logs = self.get_metrics_result()
@@ -493,10 +491,7 @@ class MotivatedModel(keras.Model):
         # incompatible assigned devices"). Conditions that select before the
         # step need that select on the device, so they keep the branch.
         host_picks_mode = strategy.num_replicas_in_sync > 1 and not self.condition.selects_before_step
-        # Several workers: a host loop of single-step calls, the end of the
-        # data agreed on by all workers through get_next_as_optional (past
-        # its end a multi-worker iterator can yield empty batches instead of
-        # raising).
+        # Several workers: a host loop of single-step calls (`_host_loop`).
         loop_on_host = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
         def function(iterator):
@@ -508,15 +503,7 @@ class MotivatedModel(keras.Model):
                     raise StopIteration
                 return logs
             if loop_on_host:
-                logs = None
-                for _ in range(steps):
-                    optional = iterator.get_next_as_optional()
-                    if not bool(optional.has_value()):
-                        break
-                    logs = one_step(optional.get_value())
-                if logs is None:
-                    raise StopIteration
-                return logs
+                return _host_loop(iterator, steps, one_step)
             if steps == 1:
                 if host_picks_mode:
                     return mode_steps[self.is_motivated](iterator)
@@ -540,26 +527,14 @@ class MotivatedModel(keras.Model):
 
         # Keras 3.15 reduces the scalar metric results with axis=0 under this
         # strategy and fails ("Invalid reduction dimension 0"); reduce here.
-        # The end of the data is agreed on by all workers (get_next_as_optional).
         def step(data):
             logs = strategy.run(self.test_step, args=(data,))
             return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
 
         step = tf.function(step, reduce_retracing=True)
 
-        def function(iterator):
-            logs = None
-            for _ in range(self.steps_per_execution):
-                optional = iterator.get_next_as_optional()
-                if not bool(optional.has_value()):
-                    break
-                logs = step(optional.get_value())
-            if logs is None:
-                raise StopIteration
-            return logs
-
-        self.test_function = function
-        return function
+        self.test_function = lambda iterator: _host_loop(iterator, self.steps_per_execution, step)
+        return self.test_function
 
     # -- epoch boundary and fit ------------------------------------------------
 
@@ -810,6 +785,22 @@ def _equal(value, python_bool):
     if static is not None:
         return tf.constant(static == python_bool)
     return tf.equal(value, python_bool)
+
+
+def _host_loop(iterator, steps, step):
+    """Up to `steps` calls of `step` on the batches of a multi-worker iterator;
+    the logs of the last. The end of the data is the one all workers agree on
+    (get_next_as_optional): past it such an iterator can yield empty batches
+    instead of raising."""
+    logs = None
+    for _ in range(steps):
+        optional = iterator.get_next_as_optional()
+        if not bool(optional.has_value()):
+            break
+        logs = step(optional.get_value())
+    if logs is None:
+        raise StopIteration
+    return logs
 
 
 def _unscale(loss):
