@@ -88,25 +88,7 @@ def _run(config, held):
     )
     try:
         trained = fit(writer, model, backup, train, val, n_train, shape, info["num_classes"], strategy)
-        evaluation = evaluate_and_save(writer, model, trained["val_ds"], trained["recal_ds"])
-        summary = summary_lib.summarize(
-            writer,
-            model,
-            evaluation,
-            val_ds=trained["val_ds"],
-            recal_ds=trained["recal_ds"],
-            mode_seconds=trained["timer"].per_mode(),
-            wall=trained["wall"],
-            cpu=trained["cpu"],
-            info=info,
-            shape=shape,
-            replicas=strategy.num_replicas_in_sync,
-            library_version=keras_motivation.__version__,
-        )
-        if config.export:
-            summary["export"] = export_models(writer, model, shape, summary)
-        files.atomic_write(os.path.join(writer.workdir, "summary.json"), json.dumps(summary, indent=2))
-        return summary
+        return evaluate_summarize_export(writer, model, **trained, info=info, shape=shape, strategy=strategy)
     finally:
         if not chief:
             shutil.rmtree(writer.workdir, ignore_errors=True)
@@ -402,16 +384,8 @@ def export_models(config, model, shape, summary):
     )
 
 
-# -- deprecated ----------------------------------------------------------------------
-
-
-def finish(config, model, val_ds, recal_ds, timer, wall, cpu, info, shape, strategy):
-    """Deprecated: `run` does these steps (evaluate_and_save, summary.summarize, export_models)."""
-    warnings.warn(
-        "keras_motivation.trainer.finish is deprecated: trainer.run evaluates, summarizes and exports.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
+def evaluate_summarize_export(config, model, *, val_ds, recal_ds, timer, wall, cpu, info, shape, strategy):
+    """The run's last steps: evaluate and save both models, summarize, export, write summary.json."""
     evaluation = evaluate_and_save(config, model, val_ds, recal_ds)
     summary = summary_lib.summarize(
         config,
@@ -431,6 +405,30 @@ def finish(config, model, val_ds, recal_ds, timer, wall, cpu, info, shape, strat
         summary["export"] = export_models(config, model, shape, summary)
     files.atomic_write(os.path.join(config.workdir, "summary.json"), json.dumps(summary, indent=2))
     return summary
+
+
+# -- deprecated ----------------------------------------------------------------------
+
+
+def finish(config, model, val_ds, recal_ds, timer, wall, cpu, info, shape, strategy):
+    """Deprecated: `run` does these steps (evaluate_and_save, summary.summarize, export_models)."""
+    warnings.warn(
+        "keras_motivation.trainer.finish is deprecated: trainer.run evaluates, summarizes and exports.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return evaluate_summarize_export(
+        config,
+        model,
+        val_ds=val_ds,
+        recal_ds=recal_ds,
+        timer=timer,
+        wall=wall,
+        cpu=cpu,
+        info=info,
+        shape=shape,
+        strategy=strategy,
+    )
 
 
 def activation_statistics(counters, config):
