@@ -120,12 +120,12 @@ def test_condition_help_names_every_condition():
 
 def test_help_lists_every_flag_with_its_field_help():
     """`--help` shows the main module's flags: the ones config.py defines must be adopted by train.py."""
-    import os
     import subprocess
     import sys
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    from testing_utils import repository_env
+
+    env = repository_env()
     out = subprocess.run(
         [sys.executable, "-m", "keras_motivation.train", "--help"], capture_output=True, text=True, timeout=300, env=env
     )

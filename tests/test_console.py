@@ -2,11 +2,11 @@
 
 import os
 import subprocess
-import sys
 
+from testing_utils import quickstart_command
+from testing_utils import repository_env
 from testing_utils import requires_fashion_mnist
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOISE = (
     "absl::InitializeLog",
     "port.cc",
@@ -22,23 +22,16 @@ NOISE = (
 
 def trainer(args, workdir, env_extra=None, timeout=600):
     """`python -m keras_motivation.train ...` as a user types it (no TF_CPP_MIN_LOG_LEVEL of ours)."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+    env = repository_env({k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
     env.update(env_extra or {})
-    cmd = [
-        sys.executable,
-        "-m",
-        "keras_motivation.train",
-        f"--flagfile={ROOT}/configs/quickstart.flags",
-        "--train_size=128",
-        "--eval_size=128",
-        "--batch_size=32",
-        "--epochs=2",
-        "--model_kwargs=width=4",
-        f"--workdir={workdir}",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(workdir.parent))
+    return subprocess.run(
+        quickstart_command(workdir, *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=str(workdir.parent),
+    )
 
 
 @requires_fashion_mnist

@@ -9,11 +9,12 @@ import sys
 import time
 
 import pytest
+from testing_utils import ROOT
+from testing_utils import quickstart_command
+from testing_utils import repository_env
 from testing_utils import requires_fashion_mnist
 
 from keras_motivation import workdir_lock
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Holds the lock of argv[1] until killed; loads workdir_lock.py by path (no TensorFlow import).
 HOLDER = f"""
@@ -68,19 +69,8 @@ def test_a_lock_on_a_new_workdir_that_stays_unused_leaves_no_trace(tmp_path):
 @requires_fashion_mnist
 def test_two_trainers_on_one_workdir(tmp_path):
     workdir = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    cmd = [
-        sys.executable,
-        "-m",
-        "keras_motivation.train",
-        f"--flagfile={ROOT}/configs/quickstart.flags",
-        "--train_size=128",
-        "--eval_size=64",
-        "--batch_size=32",
-        "--epochs=2",
-        "--model_kwargs=width=4",
-        f"--workdir={workdir}",
-    ]
+    env = repository_env()
+    cmd = quickstart_command(workdir, eval_size=64)
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.time() + 300
