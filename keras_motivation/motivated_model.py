@@ -477,7 +477,12 @@ class MotivatedModel(keras.Model):
             return lambda iterator: self._mode_step(motivated, iterator.get_next())
 
         mode_steps = {m: mode_step_on_iterator(m) for m in (False, True)}
-        execution = functools.partial(self._execution, steps=steps, step_fns=step_fns)
+
+        def execution(iterator):
+            # A closure, not functools.partial: tf.function would canonicalize
+            # a partial's bound arguments (the step functions) on every call.
+            return self._execution(iterator, steps, step_fns)
+
         if compiled:
             one_step_on_iterator = tf.function(one_step_on_iterator, reduce_retracing=True, autograph=False)
             mode_steps = {m: tf.function(f, reduce_retracing=True, autograph=False) for m, f in mode_steps.items()}
