@@ -545,8 +545,10 @@ class MotivatedModel(keras.Model):
 
     def finish_epoch(self):
         """Ends the epoch on the base model: copies back if the motivated one is active."""
+        if not self.is_motivated:
+            return  # one flag read instead of a call of the copy function
         if self._finish_epoch_fn is None:
-            self._finish_epoch_fn = tf.function(lambda: self._switch_to(tf.constant(False)))
+            self._finish_epoch_fn = tf.function(lambda: self._switch_ops(False))
         with self.distribute_strategy.scope():
             self._finish_epoch_fn()
 
@@ -740,9 +742,13 @@ class EpochBoundary(keras.callbacks.Callback):
     def __init__(self, callbacks=()):
         super().__init__()
         self._others = list(getattr(callbacks, "callbacks", callbacks) or ())
+        self._start = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = self.model.counters()
+        if self._start is None:
+            # Later epochs start from the previous epoch's end: what the logs
+            # count changes only in training steps (a host read saved per epoch).
+            self._start = self.model.counters()
         self.model.open_epoch(epoch, self.params.get("steps"))
 
     def on_epoch_end(self, epoch, logs=None):
@@ -750,11 +756,12 @@ class EpochBoundary(keras.callbacks.Callback):
             keras_internals.resolve_prefixed_monitor(callback, MOTIVATED_PREFIX)
         self.model.close_epoch()
         end = self.model.counters()
+        start, self._start = self._start, end
         if logs is not None:
             # Per-batch quantities: the last batch's value means nothing per epoch.
             logs.pop("batch_loss", None)
             logs.pop("motivated", None)
-            epoch_counts = {k: end[k] - self._start[k] for k in end}
+            epoch_counts = {k: end[k] - start[k] for k in end}
             logs["motivated_steps"] = epoch_counts["motivated_steps"]
             logs["switches"] = epoch_counts["switches"]
             logs["activations"] = epoch_counts["activations"]

@@ -46,6 +46,10 @@ def test_activation_sequence_matches_pure_python_replay():
     # Per-epoch logs agree with the per-batch flags.
     for idx, logs in rec.epochs:
         assert logs["motivated_steps"] == sum(rec.flags[i] for i in idx)
+        # Every epoch starts and ends on the base model.
+        modes = [0] + [rec.flags[i] for i in idx] + [0]
+        assert logs["switches"] == sum(a != b for a, b in zip(modes, modes[1:]))
+        assert logs["activations"] == sum(a < b for a, b in zip(modes, modes[1:]))
     counters = model.counters()
     assert counters["steps"] == 48
     assert counters["motivated_steps"] == sum(rec.flags)
