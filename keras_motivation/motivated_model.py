@@ -12,16 +12,18 @@ How the train function is built, and why:
   in *cross-replica* context, each mode's step is a `strategy.run`, and the
   condition update and the copies follow there too, on the loss all-reduced
   across replicas, so every replica takes the same branch.
-- Several steps per call (`_execution`): one on-device `tf.while_loop` per
-  mode, stopping after the step whose verdict changes the mode; the copies
-  run at the boundary and the other mode's loop goes on. Inside a loop there
-  is no branch on the mode, no switch check and no state write; the counters
-  are written once per loop and the logs built once per call. A
+- Several steps per call (`_execution`): an outer on-device loop whose
+  every pass runs the base model's `tf.while_loop`, then the motivated
+  model's; each runs while its mode holds and stops after the step whose
+  verdict changes it, and the copies run at its end. Inside a loop there is
+  no branch on the mode, no switch check and no state write; the counters
+  are written once per loop and the logs built once per call. No `tf.cond`
+  picks the loop: lowered, it walks every op of the loop not taken, and a
   `strategy.run` in a `tf.cond` nested in a `tf.while_loop` fails under
-  MirroredStrategy (an unfed placeholder), but a `tf.while_loop` inside that
-  `tf.cond` works, so this layout runs on several replicas too; only several
-  workers keep a host loop of one-step calls (the end of the data must be
-  agreed on by all of them).
+  MirroredStrategy (an unfed placeholder). Loops in loops work there, so
+  this layout runs on several replicas too; only several workers keep a
+  host loop of one-step calls (the end of the data must be agreed on by all
+  of them).
 - One step per call: `_train_step` (a `tf.cond` on the mode, the switch
   check folded into each branch), or, with several replicas, the host picks
   the current mode's function (`_mode_step`), so that no replica walks the
@@ -315,14 +317,16 @@ class MotivatedModel(keras.Model):
     def _execution(self, iterator, steps, step_fns):
         """Up to `steps` steps of Algorithm 1 from `iterator`, on the device.
 
-        The steps run as one on-device loop per mode, which stops after the
-        step whose verdict changes the mode (or, for conditions that select
-        before the step, whose next selection would); the copies follow at
-        the boundary, and the loop of the other mode goes on until `steps`
-        steps ran or the data ends. Inside a loop there is no branch on the
-        mode, no switch check and no state write: the step, the condition's
-        update and the fetch of the next batch. The counters are written once
-        per loop, the logs built once per call.
+        Each pass of the outer loop runs the base model's loop, then the
+        motivated model's: each runs while its mode holds, and stops after
+        the step whose verdict changes the mode (or, for conditions that
+        select before the step, whose next selection would); the copies
+        follow at its end. A loop whose mode does not hold runs no step. No
+        `tf.cond` chooses between the two loops: a lowered one would walk
+        every op of the loop not taken. Inside a loop there is no branch on
+        the mode, no switch check and no state write: the step, the
+        condition's update and the fetch of the next batch. The counters are
+        written once per loop, the logs built once per call.
 
         Returns (the number of steps run, the logs of the last step).
         """
@@ -332,7 +336,13 @@ class MotivatedModel(keras.Model):
         def fetch():
             return iterator.get_next_as_optional()
 
-        def mode_run(motivated, budget, optional, loss):
+        def mode_run(motivated, done, active, ran, optional, loss):
+            """The loop of the mode `motivated` (a Python bool) from the state `active`."""
+            if selects:
+                selected = tf.convert_to_tensor(condition.select(active))
+                self._switch_from(active, selected)
+                active = selected
+
             def cond(i, go, optional, loss, verdict):
                 return tf.logical_and(go, optional.has_value())
 
@@ -347,32 +357,32 @@ class MotivatedModel(keras.Model):
                 optional = tf.cond(go, fetch, lambda: optional)
                 return i + 1, go, optional, loss, verdict
 
+            budget = steps - done
+            start = tf.logical_and(_equal(active, motivated), tf.less(done, steps))
             i, go, optional, loss, verdict = tf.while_loop(
-                cond, body, (tf.constant(0), tf.constant(True), optional, loss, tf.constant(motivated))
+                cond, body, (tf.constant(0), start, optional, loss, tf.constant(motivated))
             )
+            ran_any = tf.greater(i, 0)
             self._count_steps(motivated, i)
-            self._switch_from(motivated, verdict)
-            return i, go, optional, loss, verdict
+            # A loop that ran no step leaves the mode as it was.
+            self._switch_from(motivated, tf.where(ran_any, verdict, motivated))
+            done = done + i
+            # `go` still true: the loop ended on the end of the data (the
+            # optional is empty). Otherwise, if it ran, it ended on its budget
+            # or on a change of mode, and its last batch is consumed.
+            next_batch = tf.logical_and(tf.logical_and(ran_any, tf.logical_not(go)), tf.less(done, steps))
+            optional = tf.cond(next_batch, fetch, lambda: optional)
+            active = tf.where(ran_any, verdict, active)
+            ran = tf.where(ran_any, motivated, ran)
+            return done, active, ran, optional, loss
 
         def outer_cond(done, active, ran, optional, loss):
             return tf.logical_and(tf.less(done, steps), optional.has_value())
 
         def outer_body(done, active, ran, optional, loss):
-            if selects:
-                selected = tf.convert_to_tensor(condition.select(active))
-                self._switch_from(active, selected)
-                active = selected
-            i, go, optional, loss, verdict = tf.cond(
-                active,
-                lambda: mode_run(True, steps - done, optional, loss),
-                lambda: mode_run(False, steps - done, optional, loss),
-            )
-            done = done + i
-            # `go` still true: the loop ended on the end of the data (the
-            # optional is empty). Otherwise it ended on its budget or on a
-            # change of mode, and its last batch is consumed.
-            optional = tf.cond(tf.logical_and(tf.less(done, steps), tf.logical_not(go)), fetch, lambda: optional)
-            return done, verdict, active, optional, loss
+            for motivated in (False, True):
+                done, active, ran, optional, loss = mode_run(motivated, done, active, ran, optional, loss)
+            return done, active, ran, optional, loss
 
         active = tf.identity(self._motivated_active.value)
         if isinstance(iterator, tf.data.Iterator):
