@@ -79,6 +79,13 @@ def parse_args(argv=None):
         help="comma-separated strategy:steps_per_execution, strategy in default|xla|mirrored "
         "(overrides --strategy, --steps_per_execution, --jit_compile)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="TensorFlow's inter- and intra-op threads (0: TensorFlow's default). 1 takes the thread pool's "
+        "hand-offs and idle spinning out of the CPU time, leaving the ops each variant runs",
+    )
     p.add_argument("--out", default=None)
     return p.parse_args(argv)
 
@@ -200,6 +207,9 @@ def logical_cpus(n=2):
 def main(argv=None):
     args = parse_args(argv)
     settings = parse_settings(args)
+    if args.threads:
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     if any(strategy == "mirrored" for _, strategy, _, _ in settings) and not tf.config.list_physical_devices("GPU"):
         logical_cpus(2)
     results = {}
