@@ -3,11 +3,13 @@
     python tools/bench.py --pair=resnet20:resnet32 --image_size=32 --batch_size=128 \
         --steps=50 --repeats=5 --out=bench.json
     # the short-step regime (accelerator-like): tiny dense models, several settings
-    python tools/bench.py --model=tiny_dense --settings=default:1,default:16,xla:16,mirrored:1 \
-        --steps=256 --repeats=7 --out=bench_short.json
+    python tools/bench.py --model=tiny_dense --image_size=8 --batch_size=64 --steps=256 --repeats=15 \
+        --settings=default:1,default:16,xla:16,mirrored:1 --out=bench_short.json
+    # the README's tables: the range over several runs' JSON
+    python tools/bench.py --table run_a.json run_b.json run_c.json
 
 `--model=tiny_dense` is a 2-hidden-layer dense base and a 4-hidden-layer
-motivated model (32 units, 8x8x3 input, batch 64 by default), where a step
+motivated model (32 units; with 8x8x3 inputs and batch 64), where a step
 takes well under a millisecond and any fixed per-step cost of the engine
 shows. `--settings` runs several `strategy:steps_per_execution` settings in
 one process (strategy `default`, `xla` = one device with `jit_compile=True`,
@@ -15,7 +17,9 @@ or `mirrored` = MirroredStrategy on 2 logical CPU devices, which this script
 creates itself when there is one CPU device); each setting is measured like a
 single run and its result lands under `settings` in the JSON.
 
-Same machine, same data, interleaved repetitions, medians. Measures
+Same machine, same data, interleaved repetitions (each in a rotated order),
+medians; the `paired` ratios are medians of per-repeat ratios, which a drift
+of the machine over the run does not move. Measures
 (a) MotivatedModel with `Never` (base only) against plain fit of the base;
 (b) with `Always` against plain fit of the motivated model;
 (c) one switch each way (weights, BN statistics, optimizer slots) in units of
@@ -35,6 +39,7 @@ host can stall the whole machine mid-run).
 import argparse
 import json
 import os
+import pathlib
 import platform
 import statistics
 import time
@@ -87,6 +92,12 @@ def parse_args(argv=None):
         "hand-offs and idle spinning out of the CPU time, leaving the ops each variant runs",
     )
     p.add_argument("--out", default=None)
+    p.add_argument(
+        "--table",
+        nargs="+",
+        metavar="JSON",
+        help="print the range over these runs' JSON (the README's tables) and measure nothing",
+    )
     return p.parse_args(argv)
 
 
@@ -206,6 +217,10 @@ def logical_cpus(n=2):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.table:
+        table = range_table([json.loads(pathlib.Path(path).read_text()) for path in args.table])
+        print(table)
+        return table
     settings = parse_settings(args)
     if args.threads:
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
@@ -250,8 +265,8 @@ def run_setting(args):
     wall = {k: [] for k in kinds}
     cpu = {k: [] for k in kinds}
     switch, switch_cpu, counts, pipeline = [], [], [], []
-    for _ in range(args.repeats):  # interleaved
-        for k in kinds:
+    for repeat in range(args.repeats):  # interleaved, each repeat in a rotated order
+        for k in kinds[repeat % len(kinds) :] + kinds[: repeat % len(kinds)]:
             before = models[k].counters() if k == "condition" else None
             w, c = timed_epoch(models[k], ds)
             wall[k].append(w)
@@ -274,6 +289,15 @@ def run_setting(args):
         base_steps, mot_steps = count["steps"] - count["motivated_steps"], count["motivated_steps"]
         predicted = base_steps * base_step + mot_steps * mot_step + count["switches"] * switch_s / 2
         as_plain = (base_steps * med["plain_base"] + mot_steps * med["plain_motivated"]) / args.steps
+
+        def paired(numerator, denominator):
+            # The median of per-repeat ratios: a drift of the machine over the
+            # run moves both epochs of a repeat alike.
+            return statistics.median(n / d for n, d in zip(numerator, denominator))
+
+        as_plain_each = [
+            (base_steps * b + mot_steps * m) / args.steps for b, m in zip(times["plain_base"], times["plain_motivated"])
+        ]
         return {
             "images_per_s": {k: images / med[k] for k in kinds},
             "ms_per_step": {k: 1e3 * med[k] / args.steps for k in kinds},
@@ -286,6 +310,11 @@ def run_setting(args):
             "d_measured_vs_predicted": med["condition"] / predicted,
             "d_as_plain_fits_epoch_s": as_plain,
             "d_condition_vs_plain_steps": med["condition"] / as_plain,
+            "paired": {
+                "a_never_vs_plain_base": paired(times["never"], times["plain_base"]),
+                "b_always_vs_plain_motivated": paired(times["always"], times["plain_motivated"]),
+                "d_condition_vs_plain_steps": paired(times["condition"], as_plain_each),
+            },
         }
 
     result = {
@@ -310,6 +339,48 @@ def run_setting(args):
         "raw_cpu_seconds": cpu,
     }
     return result
+
+
+def _span(values, fmt):
+    """'lo-hi' of the formatted values, or one value when they agree."""
+    lo, hi = format(min(values), fmt), format(max(values), fmt)
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
+def _settings(result):
+    """{setting name: result} of one JSON, a multi-setting or a single run."""
+    if "settings" in result:
+        return result["settings"]
+    args = result["args"]
+    name = args["model"] if args["model"] != "pair" else args["pair"]
+    return {f"{name} {args['strategy']}:{args['steps_per_execution']}": result}
+
+
+def range_table(results):
+    """Markdown: per setting, the range over runs (JSON results) of the CPU-time figures; `--table` prints it.
+
+    The ratios are the paired ones (median of per-repeat ratios).
+    """
+    per_run = [_settings(r) for r in results]
+    lines = [
+        "| setting | runs | plain base ms/step | `Never` ms/step | `Never` / plain | `Always` / plain motivated | "
+        "one switch, in base steps | `ConsecutiveDecrease(k)` / its steps as plain fits | switches per epoch |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in per_run[0]:
+        runs = [settings[name] for settings in per_run if name in settings]
+        cpu = [r["cpu_time"] for r in runs]
+        cells = [
+            _span([c["ms_per_step"]["plain_base"] for c in cpu], ".3f"),
+            _span([c["ms_per_step"]["never"] for c in cpu], ".3f"),
+            _span([c["paired"]["a_never_vs_plain_base"] for c in cpu], ".2f"),
+            _span([c["paired"]["b_always_vs_plain_motivated"] for c in cpu], ".2f"),
+            _span([c["c_switch_one_way_in_base_steps"] for c in cpu], ".2f"),
+            _span([c["paired"]["d_condition_vs_plain_steps"] for c in cpu], ".2f"),
+            _span([r["d_counts_per_epoch"]["switches"] for r in runs], ".0f"),
+        ]
+        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def summary_markdown(results):
