@@ -33,3 +33,22 @@ def test_study_tables_in_the_readme_match_the_committed_summaries():
         assert rows, name
         missing = [row for row in rows if row not in readme]
         assert not missing, f"README's {name} table differs from tools/examples/pay_study: {missing[:2]}"
+
+
+def test_benchmark_tables_in_the_readme_are_what_bench_makes_of_the_committed_json():
+    import re
+
+    import bench
+
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    # Each table follows the command that prints it from committed runs.
+    commands = re.findall(r"python tools/bench\.py --table ((?:tools/examples/\S+\.json ?)+)", text)
+    assert len(commands) >= 2, "the README's performance tables name their JSON with a --table command"
+    readme = _readme_lines()
+    for paths in commands:
+        table = bench.main(["--table", *paths.split()])
+        rows = _table_rows(table)
+        assert len(rows) >= 2, paths
+        missing = [row for row in rows if row not in readme]
+        assert not missing, f"README's table of {paths} differs from what bench.py makes of it: {missing[:2]}"

@@ -364,20 +364,22 @@ def range_table(results):
     per_run = [_settings(r) for r in results]
     lines = [
         "| setting | runs | plain base ms/step | `Never` ms/step | `Never` / plain | `Always` / plain motivated | "
-        "one switch, in base steps | `ConsecutiveDecrease(k)` / its steps as plain fits | switches per epoch |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "one switch, in base steps | `ConsecutiveDecrease(k)` / its steps as plain fits | switches per epoch | "
+        "input pipeline / base model |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in per_run[0]:
         runs = [settings[name] for settings in per_run if name in settings]
         cpu = [r["cpu_time"] for r in runs]
         cells = [
-            _span([c["ms_per_step"]["plain_base"] for c in cpu], ".3f"),
-            _span([c["ms_per_step"]["never"] for c in cpu], ".3f"),
+            _span([c["ms_per_step"]["plain_base"] for c in cpu], ".3g"),
+            _span([c["ms_per_step"]["never"] for c in cpu], ".3g"),
             _span([c["paired"]["a_never_vs_plain_base"] for c in cpu], ".2f"),
             _span([c["paired"]["b_always_vs_plain_motivated"] for c in cpu], ".2f"),
-            _span([c["c_switch_one_way_in_base_steps"] for c in cpu], ".2f"),
+            _span([c["c_switch_one_way_in_base_steps"] for c in cpu], ".2g"),
             _span([c["paired"]["d_condition_vs_plain_steps"] for c in cpu], ".2f"),
             _span([r["d_counts_per_epoch"]["switches"] for r in runs], ".0f"),
+            _span([r["e_pipeline_vs_base_model"] for r in runs], ".0f"),
         ]
         lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
