@@ -226,6 +226,15 @@ def set_compile_argument(model, name, value):
     model._compile_config.config[name] = value
 
 
+def untrack(layer, values):
+    """Stops `layer` counting `values` among its own variables (what `save` writes for it).
+
+    Private: `Layer._tracker` (its `untrack`).
+    """
+    for value in values:
+        layer._tracker.untrack(value)
+
+
 def serialized_compile_config(model):
     """What Keras' own `get_compile_config` returns: the compile arguments, serialized.
 

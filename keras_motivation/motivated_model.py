@@ -187,6 +187,12 @@ class MotivatedModel(keras.Model):
         with self.distribute_strategy.scope():
             self.optimizer.build(self.base.trainable_variables)
             self.motivated_optimizer.build(self.motivated.trainable_variables)
+        # The copy lists below are attributes, so Keras counts the slots in
+        # them among this model's own variables, which `save` writes. A
+        # re-compile brings new optimizers: the old ones' slots leave that
+        # list, or a load (which compiles once) finds variables it does not
+        # expect. The order of what stays is the order a single compile makes.
+        keras_internals.untrack(self, [v for e in self._slot_entries for v in (e.base, e.motivated)])
         self._slot_entries = _slot_entries(self.weights_map, self.optimizer, self.motivated_optimizer)
         entries = self.weights_map.entries
         if self.bn_statistics != "shared":

@@ -161,6 +161,21 @@ def test_set_compile_argument_is_what_get_compile_config_saves():
     assert model.get_compile_config()["loss_weights"] == [2.0]
 
 
+def test_untrack_drops_variables_from_what_a_layer_counts_as_its_own():
+    class Holder(keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.kept = keras.Variable(np.zeros(2, "float32"), trainable=False)
+            self.pair = (keras.Variable(np.ones(2, "float32"), trainable=False), self.kept)
+
+    layer = Holder()
+    assert len(layer.non_trainable_variables) == 2
+    keras_internals.untrack(layer, [layer.pair[0]])
+    assert [id(v) for v in layer.non_trainable_variables] == [id(layer.kept)]
+    layer.again = [layer.pair[0]]  # tracked anew, after what stayed
+    assert [id(v) for v in layer.non_trainable_variables] == [id(layer.kept), id(layer.pair[0])]
+
+
 def test_replaces_symbolic_build_is_the_hook_fit_and_evaluate_call(monkeypatch):
     calls = []
     monkeypatch.setattr(

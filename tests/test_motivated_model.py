@@ -440,6 +440,32 @@ def test_saved_model_keeps_both_optimizers_and_condition_state(tmp_path):
     np.testing.assert_allclose(model.predict(x[:8], verbose=0), loaded.predict(x[:8], verbose=0), rtol=1e-6)
 
 
+def test_a_recompiled_model_saves_and_loads_its_current_optimizers(tmp_path):
+    # tiny_model compiled once; the second compile brings new optimizers,
+    # whose slots must replace (not join) the old ones among what save writes.
+    model = tiny_model(conditions.ConsecutiveDecrease(2))
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss="sparse_categorical_crossentropy",
+        motivated_optimizer=keras.optimizers.Adam(5e-4),
+    )
+    x, y = random_data(64)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.motivated_optimizer, keras.optimizers.Adam)
+    for saved, restored in (
+        (model.optimizer, loaded.optimizer),
+        (model.motivated_optimizer, loaded.motivated_optimizer),
+    ):
+        assert len(saved.variables) == len(restored.variables)
+        for a, b in zip(saved.variables, restored.variables):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
 @pytest.mark.xdist_group("uninterrupted")
 def test_backup_and_restore_resumes_the_same_activation_sequence(tmp_path, deterministic, uninterrupted):
     x, y = random_data(192)
