@@ -5,7 +5,6 @@ Plain Keras 3.15 fit fails under this strategy before the first step
 replica's shard and owns its train function, so it runs.
 """
 
-import csv
 import json
 import os
 import sys
@@ -13,6 +12,8 @@ import sys
 import numpy as np
 import pytest
 from testing_utils import requires_fashion_mnist
+
+from keras_motivation import files
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = os.path.join(os.path.dirname(HERE), "configs")
@@ -72,8 +73,9 @@ def _launch_trainer(workdir, tmp_path, tag, kill_after=None):
 
 
 def _motivated_flags(workdir):
-    with open(os.path.join(workdir, "batches.csv")) as f:
-        return [(int(r["step"]), r["motivated"]) for r in csv.DictReader(f)]
+    path = os.path.join(workdir, "batches.csv")
+    assert os.path.exists(path), path
+    return [(int(r["step"]), r["motivated"]) for r in files.read_csv(path)]
 
 
 # Slow (six trainer processes, 90 s): by default test_two_workers_agree_and_match_mirrored covers

@@ -1,6 +1,5 @@
 """The trainer: quickstart on real data, resumption, transfer, bad input."""
 
-import csv
 import json
 import os
 
@@ -12,6 +11,7 @@ from testing_utils import run_json_script
 from testing_utils import write_image_folder
 
 from keras_motivation import callbacks as callbacks_lib
+from keras_motivation import files
 from keras_motivation import train
 from keras_motivation import trainer
 from keras_motivation.config import ConfigError
@@ -38,8 +38,8 @@ def tiny(workdir, *extra):
 
 
 def rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    assert os.path.exists(path), path
+    return files.read_csv(path)
 
 
 @pytest.fixture(scope="module")
