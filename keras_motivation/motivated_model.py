@@ -18,12 +18,12 @@ How the train function is built, and why:
   verdict changes it, and the copies run at its end. Inside a loop there is
   no branch on the mode, no switch check and no state write; the counters
   are written once per loop and the logs built once per call. No `tf.cond`
-  picks the loop: lowered, it walks every op of the loop not taken, and a
-  `strategy.run` in a `tf.cond` nested in a `tf.while_loop` fails under
-  MirroredStrategy (an unfed placeholder). Loops in loops work there, so
-  this layout runs on several replicas too; only several workers keep a
-  host loop of one-step calls (the end of the data must be agreed on by all
-  of them).
+  picks the loop: lowered, it walks every op of the loop not taken. No step
+  sits in a `tf.cond` inside a `tf.while_loop` either: a `strategy.run`
+  there fails under MirroredStrategy (an unfed placeholder), while loops in
+  loops work, so this layout runs on several replicas too; only several
+  workers keep a host loop of one-step calls (the end of the data must be
+  agreed on by all of them).
 - One step per call: `_train_step` (a `tf.cond` on the mode, the switch
   check folded into each branch), or, with several replicas, the host picks
   the current mode's function (`_mode_step`), so that no replica walks the
