@@ -265,14 +265,7 @@ def test_steps_per_execution_gives_the_same_run(deterministic):
 @pytest.mark.slow
 @pytest.mark.parametrize("steps_per_execution", [1, 3])  # 3: the TPU proxy, several steps per compiled call
 def test_jit_compile_runs_switches_under_xla(steps_per_execution):
-    model = tiny_model(Scripted([0, 1, 1, 0, 1, 0]))
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=True,
-        steps_per_execution=steps_per_execution,
-    )
+    model = tiny_model(Scripted([0, 1, 1, 0, 1, 0]), jit_compile=True, steps_per_execution=steps_per_execution)
     assert model.jit_compile
     x, y = random_data(96)
     rec = BatchRecorder()
@@ -291,14 +284,7 @@ def test_jit_compile_runs_switches_under_xla(steps_per_execution):
 
 def _recorded_run(steps_per_execution, jit_compile=False, k=1):
     keras.utils.set_random_seed(0)
-    model = tiny_model(Recording(k))
-    model.compile(
-        optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        steps_per_execution=steps_per_execution,
-        jit_compile=jit_compile,
-    )
+    model = tiny_model(Recording(k), steps_per_execution=steps_per_execution, jit_compile=jit_compile)
     x, y = random_data(176)
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False)
     flags, losses = model.condition.record()

@@ -74,7 +74,15 @@ def tiny_pair(base_depth=8, motivated_depth=14, width=4, input_shape=SHAPE, **kw
     return base, motivated
 
 
-def tiny_model(condition=None, optimizer=None, metrics=("accuracy",), bn_statistics="recalibrated", **kwargs):
+def tiny_model(
+    condition=None,
+    optimizer=None,
+    metrics=("accuracy",),
+    bn_statistics="recalibrated",
+    steps_per_execution=1,
+    jit_compile=False,
+    **kwargs,
+):
     base, motivated = tiny_pair(**kwargs)
     model = km.MotivatedModel(
         base, motivated, "resnet_depth", condition or km.conditions.ConsecutiveDecrease(2), bn_statistics=bn_statistics
@@ -83,6 +91,8 @@ def tiny_model(condition=None, optimizer=None, metrics=("accuracy",), bn_statist
         optimizer=optimizer or keras.optimizers.SGD(0.05, momentum=0.9),
         loss="sparse_categorical_crossentropy",
         metrics=list(metrics),
+        steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
     )
     return model
 
