@@ -443,10 +443,6 @@ class MotivatedModel(keras.Model):
             lambda: tf.cond(motivated, lambda: self._switch_ops(True), lambda: self._switch_ops(False)),
         )
 
-    def _switch_to(self, motivated):
-        """Copies weights, BN statistics and optimizer slots when the mode changes."""
-        self._switch_from(tf.identity(self._motivated_active.value), tf.convert_to_tensor(motivated))
-
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         for model in (self.base, self.motivated):

@@ -131,7 +131,7 @@ def test_copies_round_trip_and_land_in_the_right_slices():
     differential = model.weights_map.differential_variables()
     diff_before = snapshot(differential)
 
-    model._switch_to(True)
+    model._switch_ops(True)
     entries = model.weights_map.entries + model._slot_entries
     assert any("moving_mean" in e.base.path for e in entries)
     assert sum("momentum" in e.base.path for e in entries) == len(model.base.trainable_weights)
@@ -140,7 +140,7 @@ def test_copies_round_trip_and_land_in_the_right_slices():
     assert int(model.motivated_optimizer.iterations.numpy()) == 7
     assert_same(diff_before, differential)
 
-    model._switch_to(False)
+    model.finish_epoch()
     assert_same(before, base_state)
     assert not model.is_motivated
 
