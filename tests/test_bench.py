@@ -36,4 +36,5 @@ def test_bench_writes_every_measure(tmp_path):
     ):
         assert key in on_disk, key
     assert on_disk["d_counts_per_epoch"]["steps"] == 4
+    assert on_disk["cpu_time"]["paired"]["f_update_only_vs_plain_base"] > 0
     assert result["a_never_vs_plain_base"] > 0 and result["c_switch_pair_s"] > 0

@@ -27,6 +27,10 @@ of the machine over the run does not move. Measures
 (d) a real condition's epoch (ConsecutiveDecrease(k)) against the time that
     (a), (b), (c) and its measured counts predict;
 (e) input-pipeline throughput against model throughput;
+(f) the condition's update alone: ConsecutiveDecrease with a k no streak
+    reaches (it updates its state and decides at every step, and never
+    switches) against plain fit of the base, which splits (d) into the
+    update's per-step cost and the switches';
 and per-step times of every variant, plus `d_condition_vs_plain_steps`: the
 condition's epoch against the time its steps take as plain fits of the two
 models (its base steps at plain-base speed, its motivated steps at
@@ -155,6 +159,8 @@ def build(args, kind):
         "never": conditions.Never(),
         "always": conditions.Always(),
         "condition": conditions.ConsecutiveDecrease(args.k),
+        # Decides at every step, never switches: no streak reaches this k.
+        "update_only": conditions.ConsecutiveDecrease(2**31 - 1),
     }[kind]
     # The engine's per-step cost: BatchNorm recalibration ("recalibrated", a
     # few forward passes per epoch end) would be charged to these short epochs.
@@ -256,7 +262,7 @@ def run_setting(args):
     else:
         strategy = tf.distribute.get_strategy()
     ds = make_data(args)
-    kinds = ("plain_base", "never", "plain_motivated", "always", "condition")
+    kinds = ("plain_base", "never", "plain_motivated", "always", "condition", "update_only")
     with strategy.scope():
         models = {k: build(args, k) for k in kinds}
     for m in models.values():  # warm-up: tracing and the first epoch
@@ -264,25 +270,27 @@ def run_setting(args):
     time_switch = switch_timer(models["never"], args.switches)
     wall = {k: [] for k in kinds}
     cpu = {k: [] for k in kinds}
-    switch, switch_cpu, counts, pipeline = [], [], [], []
+    switch, switch_cpu, counts, update_only_counts, pipeline = [], [], [], [], []
     for repeat in range(args.repeats):  # interleaved, each repeat in a rotated order
         for k in kinds[repeat % len(kinds) :] + kinds[: repeat % len(kinds)]:
-            before = models[k].counters() if k == "condition" else None
+            before = models[k].counters() if k in ("condition", "update_only") else None
             w, c = timed_epoch(models[k], ds)
             wall[k].append(w)
             cpu[k].append(c)
             if before is not None:
                 after = models[k].counters()
-                counts.append({c: after[c] - before[c] for c in after})
+                (counts if k == "condition" else update_only_counts).append({c: after[c] - before[c] for c in after})
         w, c = time_switch()
         switch.append(w)
         switch_cpu.append(c)
         pipeline.append(time_pipeline(ds))
     images = args.batch_size * args.steps
     count = {c: statistics.median(x[c] for x in counts) for c in counts[0]}
+    if any(c["switches"] for c in update_only_counts):
+        raise RuntimeError(f"the update-only model switched: {update_only_counts}")
 
     def ratios(times, switch_times):
-        """The measures (a)-(d) from one clock's medians."""
+        """The measures (a)-(d) and (f) from one clock's medians."""
         med = {k: statistics.median(v) for k, v in times.items()}
         base_step, mot_step = med["never"] / args.steps, med["always"] / args.steps
         switch_s = statistics.median(switch_times)
@@ -314,6 +322,7 @@ def run_setting(args):
                 "a_never_vs_plain_base": paired(times["never"], times["plain_base"]),
                 "b_always_vs_plain_motivated": paired(times["always"], times["plain_motivated"]),
                 "d_condition_vs_plain_steps": paired(times["condition"], as_plain_each),
+                "f_update_only_vs_plain_base": paired(times["update_only"], times["plain_base"]),
             },
         }
 
@@ -365,12 +374,14 @@ def range_table(results):
     lines = [
         "| setting | runs | plain base ms/step | `Never` ms/step | `Never` / plain | `Always` / plain motivated | "
         "one switch, in base steps | `ConsecutiveDecrease(k)` / its steps as plain fits | switches per epoch | "
-        "input pipeline / base model |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "its update alone, no switch / plain base | input pipeline / base model |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in per_run[0]:
         runs = [settings[name] for settings in per_run if name in settings]
         cpu = [r["cpu_time"] for r in runs]
+        # Runs from before (f) was measured leave its cell empty.
+        update_only = [c["paired"].get("f_update_only_vs_plain_base") for c in cpu]
         cells = [
             _span([c["ms_per_step"]["plain_base"] for c in cpu], ".3g"),
             _span([c["ms_per_step"]["never"] for c in cpu], ".3g"),
@@ -379,6 +390,7 @@ def range_table(results):
             _span([c["c_switch_one_way_in_base_steps"] for c in cpu], ".2g"),
             _span([c["paired"]["d_condition_vs_plain_steps"] for c in cpu], ".2f"),
             _span([r["d_counts_per_epoch"]["switches"] for r in runs], ".0f"),
+            _span(update_only, ".2f") if None not in update_only else "",
             _span([r["e_pipeline_vs_base_model"] for r in runs], ".0f"),
         ]
         lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
@@ -389,15 +401,15 @@ def summary_markdown(results):
     """One row per setting: CPU-time ms per step and the paired ratios against plain Keras."""
     lines = [
         "| setting | plain base ms/step | Never | Never / plain | plain motivated | Always | Always / plain | "
-        "k-condition / its steps as plain fits |",
-        "|---|---|---|---|---|---|---|---|",
+        "k-condition / its steps as plain fits | its update alone / plain base |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         ms, c = r["cpu_time"]["ms_per_step"], r["cpu_time"]["paired"]
         lines.append(
             f"| {name} | {ms['plain_base']:.3f} | {ms['never']:.3f} | {c['a_never_vs_plain_base']:.3f} | "
             f"{ms['plain_motivated']:.3f} | {ms['always']:.3f} | {c['b_always_vs_plain_motivated']:.3f} | "
-            f"{c['d_condition_vs_plain_steps']:.3f} |"
+            f"{c['d_condition_vs_plain_steps']:.3f} | {c['f_update_only_vs_plain_base']:.3f} |"
         )
     return "\n".join(lines)
 
@@ -433,6 +445,12 @@ def markdown(r):
             "(d') k-condition epoch / its steps as plain fits",
             r["d_condition_vs_plain_steps"],
             c["d_condition_vs_plain_steps"],
+            ".3f",
+        ),
+        (
+            "(f) k-condition's update alone, no switch / plain fit of the base",
+            r["paired"]["f_update_only_vs_plain_base"],
+            c["paired"]["f_update_only_vs_plain_base"],
             ".3f",
         ),
     ]
