@@ -357,15 +357,17 @@ class MotivatedModel(keras.Model):
                 keep = _equal(verdict, motivated)
                 if selects:
                     keep = tf.logical_and(keep, _equal(condition.select(verdict), motivated))
-                go = tf.logical_and(tf.less(i + 1, budget), keep)
-                # Fetch only when another step of this mode follows: a batch
-                # fetched here belongs to this loop.
-                optional = tf.cond(go, fetch, lambda: optional)
-                return i + 1, go, optional, loss, verdict
+                more = tf.less(i + 1, budget)
+                # The next batch is fetched whenever the call has another
+                # step, whichever model takes it, so the fetch does not wait
+                # for the verdict (under XLA, the end of the whole step): a
+                # batch fetched before a change of mode goes to the next loop.
+                optional = tf.cond(more, fetch, lambda: optional)
+                return i + 1, tf.logical_and(more, keep), optional, loss, verdict
 
             budget = steps - done
             start = tf.logical_and(_equal(active, motivated), tf.less(done, steps))
-            i, go, optional, loss, verdict = tf.while_loop(
+            i, _, optional, loss, verdict = tf.while_loop(
                 cond, body, (tf.constant(0), start, optional, loss, tf.constant(motivated))
             )
             ran_any = tf.greater(i, 0)
@@ -373,11 +375,6 @@ class MotivatedModel(keras.Model):
             # A loop that ran no step leaves the mode as it was.
             self._switch_from(motivated, tf.where(ran_any, verdict, motivated))
             done = done + i
-            # `go` still true: the loop ended on the end of the data (the
-            # optional is empty). Otherwise, if it ran, it ended on its budget
-            # or on a change of mode, and its last batch is consumed.
-            next_batch = tf.logical_and(tf.logical_and(ran_any, tf.logical_not(go)), tf.less(done, steps))
-            optional = tf.cond(next_batch, fetch, lambda: optional)
             active = tf.where(ran_any, verdict, active)
             ran = tf.where(ran_any, motivated, ran)
             return done, active, ran, optional, loss
