@@ -11,9 +11,8 @@ import sys
 
 import numpy as np
 import pytest
+from testing_utils import csv_rows
 from testing_utils import requires_fashion_mnist
-
-from keras_motivation import files
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = os.path.join(os.path.dirname(HERE), "configs")
@@ -73,9 +72,7 @@ def _launch_trainer(workdir, tmp_path, tag, kill_after=None):
 
 
 def _motivated_flags(workdir):
-    path = os.path.join(workdir, "batches.csv")
-    assert os.path.exists(path), path
-    return [(int(r["step"]), r["motivated"]) for r in files.read_csv(path)]
+    return [(int(r["step"]), r["motivated"]) for r in csv_rows(os.path.join(workdir, "batches.csv"))]
 
 
 # Slow (six trainer processes, 90 s): by default test_two_workers_agree_and_match_mirrored covers

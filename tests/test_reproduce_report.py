@@ -5,9 +5,8 @@ import os
 import sys
 
 import pytest
+from testing_utils import csv_rows
 from testing_utils import requires_fashion_mnist
-
-from keras_motivation import files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -79,8 +78,7 @@ def test_reduced_study_and_report(tmp_path, seeds, policy_names):
     xc = [_json(runs / "X-C" / f"seed{s}" / "summary.json")["final"]["accuracy"] * 100 for s in seeds]
     assert by_model["ResNet-8-C"]["accuracy_mean"] == pytest.approx(sum(xc) / n)
     assert by_model["ResNet-8-C"]["seeds"] == n
-    assert (tmp_path / "report" / "results.csv").exists()
-    assert len(files.read_csv(tmp_path / "report" / "results.csv")) == len(rows)
+    assert len(csv_rows(tmp_path / "report" / "results.csv")) == len(rows)
     # Does it pay: one row per dual policy, against the classical front.
     pays = _json(tmp_path / "report" / "pays.json")
     assert [p[0] for p in pays["front"]["base"]] == [1] and [p[0] for p in pays["front"]["motivated"]] == [1]

@@ -6,12 +6,12 @@ import os
 import keras
 import numpy as np
 import pytest
+from testing_utils import csv_rows
 from testing_utils import requires_fashion_mnist
 from testing_utils import run_json_script
 from testing_utils import write_image_folder
 
 from keras_motivation import callbacks as callbacks_lib
-from keras_motivation import files
 from keras_motivation import train
 from keras_motivation import trainer
 from keras_motivation.config import ConfigError
@@ -35,11 +35,6 @@ def tiny(workdir, *extra):
             *extra,
         ]
     )
-
-
-def rows(path):
-    assert os.path.exists(path), path
-    return files.read_csv(path)
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +98,8 @@ def test_quickstart_writes_the_workdir(quickstart):
     assert summary["time_in_switches_s"] == pytest.approx(
         summary["switch_seconds"] * summary["activations"]["switches"]
     )
-    assert len(rows(os.path.join(w, "history.csv"))) == 2
-    batches = rows(os.path.join(w, "batches.csv"))
+    assert len(csv_rows(os.path.join(w, "history.csv"))) == 2
+    batches = csv_rows(os.path.join(w, "batches.csv"))
     assert [int(r["step"]) for r in batches] == list(range(1, 17))
     assert sum(int(r["motivated"]) for r in batches) == summary["activations"]["motivated_steps"]
     # The final base model is the trained one.
@@ -144,8 +139,8 @@ def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, determi
     # The resumed run's time includes the interrupted run's.
     assert resumed["cpu_time_s"] > state["cpu_time_s"] and resumed["wall_clock_s"] > state["wall_clock_s"]
 
-    a = rows(os.path.join(full_config.workdir, "batches.csv"))
-    b = rows(tmp_path / "resumed" / "batches.csv")
+    a = csv_rows(os.path.join(full_config.workdir, "batches.csv"))
+    b = csv_rows(tmp_path / "resumed" / "batches.csv")
     assert [r["step"] for r in b] == [r["step"] for r in a]
     assert [r["motivated"] for r in b] == [r["motivated"] for r in a]
     assert any(int(r["motivated"]) for r in a)
@@ -196,7 +191,7 @@ def test_image_folder_run(tmp_path):
     )
     assert summary["num_classes"] == 3
     assert summary["activations"]["steps"] == 2 * (48 // 8)
-    history = rows(tmp_path / "run" / "history.csv")
+    history = csv_rows(tmp_path / "run" / "history.csv")
     assert float(history[-1]["loss"]) < float(history[0]["loss"])
     assert 0 <= summary["final"]["accuracy"] <= 1
 

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import keras_motivation as km
+from keras_motivation import files
 from keras_motivation.conditions import Condition
 from keras_motivation.models import resnet_cifar
 from keras_motivation.state import state_variable
@@ -72,6 +73,13 @@ def tiny_pair(base_depth=8, motivated_depth=14, width=4, input_shape=SHAPE, **kw
     base = resnet_cifar(base_depth, num_classes=10, input_shape=input_shape, width=width, **kwargs)
     motivated = resnet_cifar(motivated_depth, num_classes=10, input_shape=input_shape, width=width, **kwargs)
     return base, motivated
+
+
+def csv_rows(path):
+    """The rows of a CSV the code under test must have written (`files.read_csv`
+    gives [] for a missing file, which would let two missing files compare equal)."""
+    assert os.path.exists(path), path
+    return files.read_csv(path)
 
 
 def tiny_model(
