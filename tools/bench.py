@@ -270,24 +270,26 @@ def run_setting(args):
     time_switch = switch_timer(models["never"], args.switches)
     wall = {k: [] for k in kinds}
     cpu = {k: [] for k in kinds}
-    switch, switch_cpu, counts, update_only_counts, pipeline = [], [], [], [], []
+    switch, switch_cpu, pipeline = [], [], []
+    counted = {"condition": [], "update_only": []}  # per epoch, the counters' change
     for repeat in range(args.repeats):  # interleaved, each repeat in a rotated order
         for k in kinds[repeat % len(kinds) :] + kinds[: repeat % len(kinds)]:
-            before = models[k].counters() if k in ("condition", "update_only") else None
+            before = models[k].counters() if k in counted else None
             w, c = timed_epoch(models[k], ds)
             wall[k].append(w)
             cpu[k].append(c)
             if before is not None:
                 after = models[k].counters()
-                (counts if k == "condition" else update_only_counts).append({c: after[c] - before[c] for c in after})
+                counted[k].append({c: after[c] - before[c] for c in after})
         w, c = time_switch()
         switch.append(w)
         switch_cpu.append(c)
         pipeline.append(time_pipeline(ds))
     images = args.batch_size * args.steps
+    counts = counted["condition"]
     count = {c: statistics.median(x[c] for x in counts) for c in counts[0]}
-    if any(c["switches"] for c in update_only_counts):
-        raise RuntimeError(f"the update-only model switched: {update_only_counts}")
+    if any(c["switches"] for c in counted["update_only"]):
+        raise RuntimeError(f"the update-only model switched: {counted['update_only']}")
 
     def ratios(times, switch_times):
         """The measures (a)-(d) and (f) from one clock's medians."""
