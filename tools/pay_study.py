@@ -24,7 +24,9 @@ runs a part (for example two processes, one per group).
 """
 
 import argparse
+import json
 import os
+import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -60,7 +62,70 @@ POLICIES = {
     "share0.8-id": ["--condition=random_share:share=0.8", *ID],
     "ramp-id": ["--condition=random_share:share=[0.2,0.5,0.8]", *ID],
 }
-GROUPS = ("bn", "front", "policies")
+# The front at each network's best learning rate (the quickstart's 0.05 is
+# untuned): `tune` sweeps it at TUNE_EPOCHS on seed 0, then every seed at the
+# TUNE_TOP best; `tuned_front` trains each network at its best 3-seed rate for
+# TUNED_EPOCHS (the 3-epoch runs are the sweep's own).
+LEARNING_RATES = (0.025, 0.05, 0.1, 0.2, 0.4)
+TUNE_EPOCHS = 3
+TUNE_TOP = 2
+TUNED_EPOCHS = (3, 6)
+GROUPS = ("bn", "front", "policies", "tune", "tuned_front")
+
+
+def lr_arm(arm, lr):
+    """The workdir name of a front arm at one learning rate: X-C-lr0.2."""
+    return f"{arm}-lr{lr:g}"
+
+
+def _with_lr(flags, lr):
+    return [*flags, f"--learning_rate={lr:g}"]
+
+
+def _accuracy(path, arm):
+    with open(os.path.join(path, "summary.json")) as f:
+        final = json.load(f)["final"]
+    return final["motivated_accuracy" if arm == "Y-C" else "accuracy"]
+
+
+def lr_means(out, arm, seeds, epochs=TUNE_EPOCHS):
+    """{learning rate: [accuracy per finished seed]} of a front arm's sweep."""
+    means = {}
+    for lr in LEARNING_RATES:
+        paths = [reproduce.workdir(os.path.join(out, f"ep{epochs}"), lr_arm(arm, lr), s) for s in seeds]
+        accs = [_accuracy(p, arm) for p in paths if reproduce.finished(p)]
+        if accs:
+            means[lr] = accs
+    return means
+
+
+def best_lr(out, arm, seeds):
+    """The rate with the best mean over every seed (ties: the smaller rate); None before the sweep is done."""
+    full = {lr: a for lr, a in lr_means(out, arm, seeds).items() if len(a) == len(seeds)}
+    if not full:
+        return None
+    return max(sorted(full), key=lambda lr: statistics.mean(full[lr]))
+
+
+def _top_rates(out, first_seed):
+    """The TUNE_TOP best rates of each front arm on the first seed, as arms."""
+    top = {}
+    for arm, flags in FRONT.items():
+        first = lr_means(out, arm, first_seed)
+        for lr in sorted(first, key=lambda lr: -first[lr][0])[:TUNE_TOP]:
+            top[lr_arm(arm, lr)] = _with_lr(flags, lr)
+    return top
+
+
+def _tuned(out, seeds):
+    """Each front arm at its best rate over every seed, as arms."""
+    tuned = {}
+    for arm, flags in FRONT.items():
+        lr = best_lr(out, arm, seeds)
+        if lr is None:
+            raise SystemExit(f"tuned_front needs the finished sweep of {arm}: run --groups=tune first.")
+        tuned[lr_arm(arm, lr)] = _with_lr(flags, lr)
+    return tuned
 
 
 def _specs(arms):
@@ -79,17 +144,26 @@ def run(
     log=print,
 ):
     """Runs the study's groups into `out` (OUT/ep<E>/<arm>/seed<S>); returns the workdirs."""
+    # Each step is made when it is reached: the sweep's top rates and the tuned
+    # front read the runs of the steps before them.
     plan = []
     if "bn" in groups:
-        plan.append((dual_epochs, BN))
+        plan.append(lambda: (dual_epochs, BN, seeds))
     if "front" in groups:
-        plan += [(epochs, FRONT) for epochs in front_epochs]
+        plan += [lambda e=epochs: (e, FRONT, seeds) for epochs in front_epochs]
     if "policies" in groups:
-        plan.append((dual_epochs, POLICIES if policies is None else policies))
+        plan.append(lambda: (dual_epochs, POLICIES if policies is None else policies, seeds))
+    if "tune" in groups:
+        sweep = {lr_arm(a, lr): _with_lr(f, lr) for a, f in FRONT.items() for lr in LEARNING_RATES}
+        plan.append(lambda: (TUNE_EPOCHS, sweep, seeds[:1]))
+        plan.append(lambda: (TUNE_EPOCHS, _top_rates(out, seeds[:1]), seeds))
+    if "tuned_front" in groups:
+        plan += [lambda e=epochs: (e, _tuned(out, seeds), seeds) for epochs in TUNED_EPOCHS]
     done = []
-    for epochs, arms in plan:
+    for step in plan:
+        epochs, arms, step_seeds = step()
         done += reproduce.run_arms(
-            flagfile, os.path.join(out, f"ep{epochs}"), seeds, _specs(arms), epochs, extra=extra, log=log
+            flagfile, os.path.join(out, f"ep{epochs}"), step_seeds, _specs(arms), epochs, extra=extra, log=log
         )
     return done
 
