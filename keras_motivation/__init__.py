@@ -17,6 +17,7 @@ from keras_motivation import batch_norm  # noqa: E402
 from keras_motivation import conditions  # noqa: E402
 from keras_motivation import models  # noqa: E402
 from keras_motivation import weights_map  # noqa: E402
-from keras_motivation.motivated_model import MotivatedModel  # noqa: E402
+from keras_motivation.engine import JointStep  # noqa: E402
+from keras_motivation.engine import MotivatedModel  # noqa: E402
 from keras_motivation.version import __version__  # noqa: E402
 from keras_motivation.weights_map import WeightsMap  # noqa: E402

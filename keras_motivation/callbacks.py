@@ -1,4 +1,5 @@
-"""Callbacks of the trainer that users may add too: per-batch logs, per-mode timing, resumable backups."""
+"""Callbacks: the engine's epoch boundary, and the trainer's that users may add too (per-batch logs,
+per-mode timing, resumable backups)."""
 
 import csv
 import json
@@ -8,12 +9,59 @@ import time
 import keras
 
 from keras_motivation import files
-from keras_motivation.files import read_csv  # noqa: F401  (public here before files.py held it)
-from keras_motivation.files import truncate_csv  # noqa: F401
+from keras_motivation import keras_internals
+from keras_motivation.engine import switching
 
-# Moved to the engine, which adds it in `fit`; kept importable from here.
-from keras_motivation.motivated_model import MOTIVATED_PREFIX  # noqa: F401
-from keras_motivation.motivated_model import EpochBoundary  # noqa: F401
+
+class EpochBoundary(keras.callbacks.Callback):
+    """Ends every epoch on the base model (with recomputed BatchNorm
+    statistics under bn_statistics="recalibrated") and logs the epoch's motivation counts:
+    `motivated_steps`, `switches`, `activations` (switches into the motivated
+    model), `motivated_share` (motivated share of the steps) and
+    `mean_activation_length` (motivated steps per activation).
+
+    `MotivatedModel.fit` puts it first in the callback list, so the switch back
+    happens (and `motivated_steps` / `switches` are in the logs) before any
+    other callback sees the end of the epoch. When `fit` validates, the switch
+    back already happened before validation (see `MotivatedModel.evaluate`).
+
+    `callbacks`: the other callbacks of the `fit`. Those that watch a
+    motivated metric (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau with
+    `monitor="val_motivated_accuracy"`, ...) get that metric's direction from
+    the base's (`val_accuracy`), as Keras would find it, before they first
+    need it at the end of the first epoch.
+    """
+
+    def __init__(self, callbacks=()):
+        super().__init__()
+        self._others = list(getattr(callbacks, "callbacks", callbacks) or ())
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._start is None:
+            # Later epochs start from the previous epoch's end: what the logs
+            # count changes only in training steps (a host read saved per epoch).
+            self._start = self.model.counters()
+        self.model.begin_epoch(epoch, self.params.get("steps"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        for callback in self._others:
+            keras_internals.resolve_prefixed_monitor(callback, switching.MOTIVATED_PREFIX)
+        self.model.end_epoch()
+        end = self.model.counters()
+        start, self._start = self._start, end
+        if logs is not None:
+            # Per-batch quantities: the last batch's value means nothing per epoch.
+            logs.pop("batch_loss", None)
+            logs.pop("motivated", None)
+            epoch_counts = {k: end[k] - start[k] for k in end}
+            logs["motivated_steps"] = epoch_counts["motivated_steps"]
+            logs["switches"] = epoch_counts["switches"]
+            logs["activations"] = epoch_counts["activations"]
+            logs["motivated_share"] = switching.share_of_steps(epoch_counts)
+            logs["mean_activation_length"] = (
+                epoch_counts["motivated_steps"] / epoch_counts["activations"] if epoch_counts["activations"] else 0.0
+            )
 
 
 class ResumableBackup(keras.callbacks.Callback):

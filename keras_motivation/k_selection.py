@@ -11,8 +11,8 @@ import keras
 
 from keras_motivation import conditions
 from keras_motivation import data
-from keras_motivation import summary as summary_lib
-from keras_motivation.motivated_model import MotivatedModel
+from keras_motivation.engine import MotivatedModel
+from keras_motivation.engine import switching
 
 
 def select_k(build_pair, x, y, ks=(2, 3, 4, 5), folds=5, epochs=1, batch_size=128, seed=0, optimizer=None):
@@ -45,7 +45,7 @@ def select_k(build_pair, x, y, ks=(2, 3, 4, 5), folds=5, epochs=1, batch_size=12
                     "fold": fold,
                     "base_accuracy": scores["accuracy"],
                     "motivated_accuracy": scores["motivated_accuracy"],
-                    "motivated_share": summary_lib.share_of_steps(counters),
+                    "motivated_share": switching.share_of_steps(counters),
                 }
             )
     means = {k: statistics.mean(r["base_accuracy"] for r in rows if r["k"] == k) for k in ks}

@@ -22,17 +22,13 @@ import tensorflow as tf
 
 from keras_motivation import files
 from keras_motivation import flops as flops_lib
+from keras_motivation.engine.switching import share_of_steps
 
 # Keys of summary["activations"] in summaries written before the rename.
 _OLD_KEYS = {"motivated_share": "activation_rate", "noise_motivated_share": "noise_activation_rate"}
 
 
 # -- motivation statistics -------------------------------------------------------------
-
-
-def share_of_steps(counters):
-    """The motivated share: motivated steps over all steps (0 before the first step)."""
-    return counters["motivated_steps"] / max(counters["steps"], 1)
 
 
 def noise_motivated_share(k):

@@ -43,7 +43,7 @@ from keras_motivation.config import TrainConfig
 from keras_motivation.data import input_shape  # noqa: F401
 from keras_motivation.data import make_datasets  # noqa: F401
 from keras_motivation.data import uses_one_hot  # noqa: F401
-from keras_motivation.motivated_model import MotivatedModel
+from keras_motivation.engine import MotivatedModel
 from keras_motivation.strategies import is_chief  # noqa: F401
 from keras_motivation.strategies import make_strategy  # noqa: F401
 from keras_motivation.summary import describe  # noqa: F401
@@ -359,7 +359,7 @@ def evaluate_and_save(config, model, val_ds, recal_ds):
     """Final evaluation (both models) and `<workdir>/final/*.keras`; returns the evaluation dict."""
     # A no-op after a complete epoch; after a resume with nothing left to
     # train it recomputes the statistics ("recalibrated") the backup lacks.
-    model.close_epoch(recalibration_data=recal_ds)
+    model.end_epoch(recalibration_data=recal_ds)
     evaluation = model.evaluate(val_ds, verbose=0, return_dict=True)
     final = os.path.join(config.workdir, "final")
     for name, m in (("base", model.base), ("motivated", model.motivated), ("motivated_model", model)):

@@ -208,13 +208,3 @@ def test_model_checkpoint_best_motivated_accuracy_reloads_as_a_motivated_model(m
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, km.MotivatedModel)
     assert loaded.evaluate(x, y, verbose=0, return_dict=True)["motivated_accuracy"] == pytest.approx(callback.best)
-
-
-def test_engine_parts_keep_their_old_imports():
-    from keras_motivation import conditions
-    from keras_motivation import motivated_model
-    from keras_motivation import state
-
-    assert callbacks_lib.EpochBoundary is motivated_model.EpochBoundary
-    assert callbacks_lib.MOTIVATED_PREFIX == motivated_model.MOTIVATED_PREFIX == "motivated_"
-    assert conditions.state_variable is state.state_variable

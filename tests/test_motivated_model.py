@@ -20,6 +20,7 @@ from testing_utils import tiny_pair
 
 import keras_motivation as km
 from keras_motivation import conditions
+from keras_motivation.engine import train_function
 
 
 def _slots(optimizer, variables):
@@ -140,7 +141,7 @@ def test_copies_round_trip_and_land_in_the_right_slices():
     assert int(model.motivated_optimizer.iterations.numpy()) == 7
     assert_same(diff_before, differential)
 
-    model.finish_epoch()
+    model.switch_to_base()
     assert_same(before, base_state)
     assert not model.is_motivated
 
@@ -334,7 +335,7 @@ def test_conditions_that_select_before_the_step_follow_their_schedule(steps_per_
 
 
 @pytest.mark.parametrize("steps_per_execution", [1, 4])
-def test_one_trace_per_fit_whatever_the_switches(steps_per_execution):
+def test_one_trace_per_fit_whatever_the_switches(steps_per_execution, monkeypatch):
     model = tiny_model(conditions.ConsecutiveDecrease(1))
     model.compile(
         optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
@@ -343,15 +344,16 @@ def test_one_trace_per_fit_whatever_the_switches(steps_per_execution):
     )
     x, y = random_data(128)
     traces = []
-    # One step per call traces `_train_step`; several, `_execution`.
-    name = "_train_step" if steps_per_execution == 1 else "_execution"
-    original = getattr(model, name)
+    # One step per call traces the model's `_algorithm_step`; several, `train_function.device_loop`.
+    owner = model if steps_per_execution == 1 else train_function
+    name = "_algorithm_step" if steps_per_execution == 1 else "device_loop"
+    original = getattr(owner, name)
 
     def counting(*args, **kwargs):
         traces.append(1)
         return original(*args, **kwargs)
 
-    setattr(model, name, counting)
+    monkeypatch.setattr(owner, name, counting)
     model.fit(x, y, batch_size=16, epochs=3, verbose=0)
     assert model.counters()["switches"] >= 2
     assert len(traces) == 1

@@ -16,6 +16,7 @@ import keras
 import keras_motivation as km
 from keras_motivation import data
 from keras_motivation import summary
+from keras_motivation.engine import switching
 
 
 def main():
@@ -50,7 +51,7 @@ def main():
         "k": args.k,
         "base_test_accuracy": hist.history["val_accuracy"][-1],
         "motivated_test_accuracy": hist.history["val_motivated_accuracy"][-1],
-        "motivated_share": summary.share_of_steps(model.counters()),
+        "motivated_share": switching.share_of_steps(model.counters()),
         "noise_motivated_share": summary.noise_motivated_share(args.k),
         "wall_clock_s": round(time.time() - start, 1),
     }
