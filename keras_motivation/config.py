@@ -40,6 +40,32 @@ class ConfigError(ValueError):
     """A config that cannot run; the message is one line saying what to change."""
 
 
+START_PARAMETERS = ("gamma", "noise")
+
+
+def differential_start(spec):
+    """`--differential_init` as identity_start's arguments ({} for the plain identity start), or None
+    for the paper's random start; ConfigError for a bad spec."""
+    name, _, args = spec.partition(":")
+    if name not in DIFFERENTIAL_INITS or (args and name != "identity"):
+        raise ConfigError(f"--differential_init must be paper, identity or identity:gamma=G,noise=S, got {spec!r}.")
+    if name == "paper":
+        return None
+    params = {}
+    for item in filter(None, args.split(",")):
+        key, eq, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = -1.0
+        if not eq or key not in START_PARAMETERS or number < 0:
+            raise ConfigError(
+                f"--differential_init={spec!r}: use identity:gamma=G,noise=S with G, S >= 0 (bad part {item!r})."
+            )
+        params[key] = number
+    return params
+
+
 def _or(names):
     return ", ".join(names[:-1]) + f" or {names[-1]}"
 
@@ -73,7 +99,23 @@ class TrainConfig:
     )
     differential_init: str = _field(
         "identity",
-        "identity (default): differential layers start as no-ops; paper: they start random, as in the paper.",
+        "identity (default): differential layers start as no-ops; paper: they start random, as in the paper; "
+        "identity:gamma=0.1,noise=0.01: the last BatchNorm gamma of each differential block at gamma (near the "
+        "identity) plus Gaussian noise of that standard deviation.",
+    )
+    joint: bool = _field(
+        False,
+        "Joint step: each batch the motivated model trains on also trains the base, one update of the shared "
+        "weights (loss = motivated loss + joint_base_weight x base loss); the nested-network way.",
+    )
+    joint_base_weight: float = _field(1.0, "Weight of the base's loss in a joint step.")
+    distillation: float = _field(
+        0.0, "Share of the base's loss in a joint step taken from the motivated model's predictions (0 to 1)."
+    )
+    rewarm_epochs: float = _field(
+        0.0,
+        "With --condition=growth: the learning rate ramps up again linearly over this many epochs from the growth "
+        "point (staged training's re-warm-up).",
     )
     bn_statistics: str = _field(
         DEFAULT_BN_STATISTICS,
@@ -160,10 +202,14 @@ class TrainConfig:
         check(self.optimizer in OPTIMIZERS, f"--optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.")
         check(self.schedule in SCHEDULES, f"--schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
         check(self.strategy in STRATEGIES, f"--strategy must be one of {STRATEGIES}, got {self.strategy!r}.")
+        differential_start(self.differential_init)
+        check(self.joint_base_weight >= 0, f"--joint_base_weight must be >= 0, got {self.joint_base_weight}.")
+        check(0 <= self.distillation <= 1, f"--distillation must be in [0, 1], got {self.distillation}.")
         check(
-            self.differential_init in DIFFERENTIAL_INITS,
-            f"--differential_init must be one of {DIFFERENTIAL_INITS}, got {self.differential_init!r}.",
+            not (self.distillation or self.joint_base_weight != 1.0) or self.joint,
+            "--distillation and --joint_base_weight set the joint step: add --joint.",
         )
+        check(self.rewarm_epochs >= 0, f"--rewarm_epochs must be >= 0, got {self.rewarm_epochs}.")
         check(
             self.bn_statistics in BN_STATISTICS,
             f"--bn_statistics must be one of {BN_STATISTICS}, got {self.bn_statistics!r}.",

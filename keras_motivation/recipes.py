@@ -36,6 +36,34 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+@keras.saving.register_keras_serializable(package="keras_motivation")
+class Rewarmed(keras.optimizers.schedules.LearningRateSchedule):
+    """`schedule`, ramped up again linearly over `warmup_steps` from `at_step`.
+
+    The re-warm-up of staged training at a growth point (Shen et al. 2022):
+    the grown model's new parts start from a small step size.
+    """
+
+    def __init__(self, schedule, at_step, warmup_steps):
+        if isinstance(schedule, dict):
+            schedule = keras.optimizers.schedules.deserialize(schedule)
+        self.schedule = schedule
+        self.at_step = int(at_step)
+        self.warmup_steps = max(int(warmup_steps), 1)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        lr = self.schedule(step) if callable(self.schedule) else self.schedule
+        ramp = keras.ops.clip((step - self.at_step + 1.0) / self.warmup_steps, 0.0, 1.0)
+        return keras.ops.where(step < self.at_step, lr, lr * ramp)
+
+    def get_config(self):
+        schedule = self.schedule
+        if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            schedule = keras.optimizers.schedules.serialize(schedule)
+        return {"schedule": schedule, "at_step": self.at_step, "warmup_steps": self.warmup_steps}
+
+
 def _constant(config, steps_per_epoch, warmup, total):
     return config.learning_rate
 

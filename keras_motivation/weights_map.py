@@ -466,16 +466,30 @@ def _silence_extra_inputs(weights_map):
     return silenced
 
 
-def identity_start(weights_map):
+def identity_start(weights_map, gamma=0.0, noise=0.0, seed=None):
     """Makes the motivated model's differential parts no-ops (see the section comment above).
 
-    Returns the names of the BatchNorm layers whose gamma was zeroed and the
+    Args:
+        gamma: the value the last BatchNorm gamma of each differential block
+            takes; 0 (the default) makes the block the identity, a small value
+            (0.1, 0.25) starts it near the identity with a gradient into the
+            block's other weights.
+        noise: standard deviation of Gaussian noise added to those gammas
+            (the identity start "with noise", as growth methods start added
+            layers: Net2Net, bert2BERT).
+        seed: seed of that noise.
+
+    Returns the names of the BatchNorm layers whose gamma was set and the
     paths of the kernels whose extra-channel inputs were zeroed.
 
     Raises:
         ValueError when a differential block has no residual connection or no
-        BatchNorm to zero: such a block cannot start as the identity.
+        BatchNorm to set: such a block cannot start as the identity.
     """
+    for name, value in (("gamma", gamma), ("noise", noise)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"identity_start needs {name} >= 0, got {value!r}.")
+    rng = np.random.default_rng(seed)
     zeroed = _silence_extra_inputs(weights_map)
     for (stage, block), layers in sorted(differential_blocks(weights_map).items()):
         if not any(isinstance(layer, keras.layers.Add) for layer in layers):
@@ -485,6 +499,7 @@ def identity_start(weights_map):
         bn = _branch_end(layers)
         if bn is None or not bn.scale:
             raise ValueError(f"Differential block {stage}/{block} has no BatchNormalization with a gamma to zero.")
-        bn.gamma.assign(np.zeros(bn.gamma.shape, bn.gamma.dtype))
+        value = np.full(bn.gamma.shape, gamma) + (rng.normal(0.0, noise, bn.gamma.shape) if noise else 0.0)
+        bn.gamma.assign(value.astype(bn.gamma.dtype))
         zeroed.append(bn.name)
     return zeroed

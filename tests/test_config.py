@@ -118,6 +118,37 @@ def test_condition_help_names_every_condition():
         assert re.search(rf"\b{name}\b", help_text), name
 
 
+@pytest.mark.parametrize(
+    "spec, start",
+    [
+        ("paper", None),
+        ("identity", {}),
+        ("identity:gamma=0.1", {"gamma": 0.1}),
+        ("identity:gamma=0.25,noise=0.01", {"gamma": 0.25, "noise": 0.01}),
+    ],
+)
+def test_differential_init_specs(spec, start):
+    assert config_lib.differential_start(spec) == start
+    assert TrainConfig(differential_init=spec).validate().differential_init == spec
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"differential_init": "paper:gamma=0.1"}, "must be paper, identity or identity:gamma=G,noise=S"),
+        ({"differential_init": "identity:gamma=-1"}, "bad part 'gamma=-1'"),
+        ({"differential_init": "identity:beta=1"}, "bad part 'beta=1'"),
+        ({"distillation": 0.5}, "add --joint"),
+        ({"joint": True, "distillation": 1.5}, "--distillation must be in"),
+        ({"rewarm_epochs": -1.0}, "--rewarm_epochs must be >= 0"),
+    ],
+)
+def test_bad_starts_and_joint_flags_fail_in_one_line(kwargs, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        TrainConfig(**kwargs).validate()
+    assert "\n" not in str(info.value)
+
+
 def test_help_lists_every_flag_with_its_field_help():
     """`--help` shows the main module's flags: the ones config.py defines must be adopted by train.py."""
     import subprocess

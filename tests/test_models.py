@@ -206,3 +206,24 @@ def test_identity_start_keeps_its_old_import_with_a_deprecation_message():
     with pytest.warns(DeprecationWarning, match="use keras_motivation.weights_map.identity_start"):
         from keras_motivation.models.identity import identity_start
     assert identity_start is weights_map.identity_start
+
+
+def test_identity_start_with_a_small_gamma_and_noise_sets_the_last_gammas_only():
+    from keras_motivation.weights_map import differential_blocks
+    from keras_motivation.weights_map import identity_start
+
+    _, motivated, wmap = small_pair("resnet20:resnet32")
+    set_gammas = identity_start(wmap, gamma=0.1, noise=0.01, seed=0)
+    layers = {layer.name: layer for layer in motivated.layers}
+    values = np.concatenate([layers[name].gamma.numpy() for name in set_gammas])
+    assert len(set_gammas) == len(differential_blocks(wmap)) == 6
+    assert abs(values.mean() - 0.1) < 0.005 and 0.005 < values.std() < 0.015
+    # Seeded: the same start twice; the plain identity start zeroes them.
+    again = small_pair("resnet20:resnet32")
+    identity_start(again[2], gamma=0.1, noise=0.01, seed=0)
+    again_layers = {layer.name: layer for layer in again[1].layers}
+    np.testing.assert_array_equal(values, np.concatenate([again_layers[n].gamma.numpy() for n in set_gammas]))
+    identity_start(wmap)
+    assert all(not layers[name].gamma.numpy().any() for name in set_gammas)
+    with pytest.raises(ValueError, match="gamma >= 0"):
+        identity_start(wmap, gamma=-0.1)
