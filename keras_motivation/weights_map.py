@@ -264,7 +264,7 @@ def derive(
             block_target[(stage, b)] = m_order[stage][i]
 
     inverse_patterns = _block_name_formats(base, b_blocks)
-    by_order = _auto_named_pairs(base, motivated, overrides, b_blocks)
+    by_order = _auto_named_pairs(base, motivated, overrides, b_blocks, m_blocks)
     for layer in base.layers:
         weights = [v for v in layer.weights if not _is_ignored(v)]
         if not weights:
@@ -306,11 +306,12 @@ def derive(
     return WeightsMap(entries, base=base, motivated=motivated)
 
 
-def _auto_named_pairs(base, motivated, overrides, b_blocks):
+def _auto_named_pairs(base, motivated, overrides, b_blocks, m_blocks):
     """Pairs layers that Keras named automatically (`normalization` in one model,
     `normalization_1` in the other): base layers with weights whose name the
     motivated model lacks map, class by class and in graph order, to the
-    motivated layers of that class whose name the base lacks."""
+    motivated layers of that class whose name the base lacks. Block layers
+    (`b_blocks`, `m_blocks`: parsed with derive's `block_patterns`) never pair."""
     b_names = {layer.name for layer in base.layers}
     m_names = {layer.name for layer in motivated.layers}
 
@@ -323,9 +324,7 @@ def _auto_named_pairs(base, motivated, overrides, b_blocks):
         return out
 
     b_orphans = orphans(base, m_names, set(overrides) | set(b_blocks))
-    m_orphans = orphans(
-        motivated, b_names, set(overrides.values()) | set(_parse_blocks(motivated, DEFAULT_BLOCK_PATTERNS))
-    )
+    m_orphans = orphans(motivated, b_names, set(overrides.values()) | set(m_blocks))
     pairs = {}
     for cls, names in b_orphans.items():
         if len(names) == len(m_orphans.get(cls, ())):

@@ -131,6 +131,45 @@ def test_users_own_pair_maps_with_overrides_and_trains():
     assert model.counters()["motivated_steps"] > 0
 
 
+# The custom pattern of `test_derive_uses_the_block_patterns_it_was_given`:
+# stage s1, block <n>, as in s1_unit0_dense; DEFAULT_BLOCK_PATTERNS does not match it.
+UNIT_PATTERN = r"^(?P<stage>s\d+)_unit(?P<block>\d+)_(?P<rest>.+)$"
+
+
+class Block1a(keras.layers.Dense):
+    """A user layer whose Keras names (block1a, block1a_1, ...) look like EfficientNet's block names."""
+
+
+def _unit_mlp(n_units, width, head_name):
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(width, name="stem")(inputs)
+    for u in range(n_units):
+        h = keras.layers.Dense(width, name=f"s1_unit{u}_dense")(x)
+        x = keras.layers.Add(name=f"s1_unit{u}_add")([x, h])
+    return keras.Model(inputs, Block1a(3, name=head_name)(x))
+
+
+def test_derive_uses_the_block_patterns_it_was_given():
+    # The head is named as Keras names a layer's first and second instances;
+    # derive pairs the two auto-named heads. Only under the default patterns
+    # would block1a_1 be a block (stage 1, block a): derive was given others.
+    base = _unit_mlp(2, 4, "block1a")
+    motivated = _unit_mlp(3, 6, "block1a_1")
+    assert set(wm._parse_blocks(motivated, wm.DEFAULT_BLOCK_PATTERNS)) == {"block1a_1"}
+    wmap = wm.derive(base, motivated, depth="last_to_last", block_patterns=[UNIT_PATTERN])
+    target = {e.base.path: e.motivated.path for e in wmap}
+    assert target == {
+        f"{b}/{v}": f"{m}/{v}"
+        for b, m in [
+            ("stem", "stem"),
+            ("s1_unit0_dense", "s1_unit0_dense"),
+            ("s1_unit1_dense", "s1_unit2_dense"),  # last to last
+            ("block1a", "block1a_1"),
+        ]
+        for v in ("kernel", "bias")
+    }
+
+
 def test_weights_map_validation_names_the_variables():
     base = _user_cnn([8], "a_", "a")
     motivated = _user_cnn([4], "a_", "b")

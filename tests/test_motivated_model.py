@@ -325,12 +325,15 @@ def test_conditions_that_select_before_the_step_follow_their_schedule(steps_per_
     x, y = random_data(176)
     model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
     # Switches: into the motivated model at batches 1, 4, 7; out at 3, 5, 10.
+    # One recalibration, at the epoch end, over the epoch's 11 batches (fewer
+    # than the recalibration_batches it asks for).
+    assert model.bn_statistics == "recalibrated" and model.recalibration_batches > 11
     assert model.counters() == {
         "steps": 11,
         "motivated_steps": 6,
         "switches": 6,
         "activations": 3,
-        "recalibration_batches": model.counters()["recalibration_batches"],
+        "recalibration_batches": 11,
     }
 
 
