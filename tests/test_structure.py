@@ -89,7 +89,9 @@ def test_export_and_data_do_not_reach_the_trainer():
     """The trainer calls export and data; neither calls back (the old circle: export used the trainer's data
     loading)."""
     graph = import_graph()
-    for module in ("keras_motivation.export", "keras_motivation.data", "keras_motivation.summary"):
+    data_modules = sorted(m for m in graph if m == "keras_motivation.data" or m.startswith("keras_motivation.data."))
+    assert len(data_modules) > 1, data_modules  # the package and its modules
+    for module in ("keras_motivation.export", *data_modules, "keras_motivation.summary"):
         assert "keras_motivation.trainer" not in _reachable(graph, module), module
 
 
@@ -154,6 +156,9 @@ def test_readme_layout_names_every_module_and_tool():
     families = [n[:-3] for n in _top_level_files(os.path.join(ROOT, "models"))]
     missing = [n for n in families if n not in layout]
     assert not missing, f"README's Layout section does not name the model modules {missing}"
+    assert "data/" in layout, "README's Layout section does not name the data package"
+    missing = [n for n in _top_level_files(os.path.join(ROOT, "data")) if n not in layout]
+    assert not missing, f"README's Layout section does not name the data modules {missing}"
 
 
 def test_readme_layout_names_only_files_that_exist():
@@ -162,7 +167,10 @@ def test_readme_layout_names_only_files_that_exist():
     for token in re.findall(r"\b([a-z_]+\.py)\b", layout):
         hits = [
             d
-            for d in (ROOT, os.path.join(repo, "tools"), os.path.join(repo, "tests"))
+            for d in (ROOT, os.path.join(ROOT, "data"), os.path.join(repo, "tools"), os.path.join(repo, "tests"))
             if os.path.exists(os.path.join(d, token))
         ]
-        assert hits, f"README's Layout section names {token}, which is not in keras_motivation/, tools/ or tests/"
+        assert hits, (
+            f"README's Layout section names {token}, which is not in keras_motivation/, keras_motivation/data/, "
+            "tools/ or tests/"
+        )
