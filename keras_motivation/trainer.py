@@ -202,16 +202,6 @@ def build_motivated_model(config, num_classes, shape, heldout=None):
     return model
 
 
-def build_model(config, num_classes, shape, heldout=None):
-    """Deprecated: `build_motivated_model` (models.build_model builds one model of a pair)."""
-    warnings.warn(
-        "keras_motivation.trainer.build_model is deprecated: use trainer.build_motivated_model.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return build_motivated_model(config, num_classes, shape, heldout)
-
-
 def make_condition(config, heldout=None):
     """The condition of `config`; `--k` fills in k for the streak conditions."""
     name, _, args = config.condition.partition(":")
@@ -408,27 +398,6 @@ def evaluate_summarize_export(config, model, *, val_ds, recal_ds, timer, wall, c
 
 
 # -- deprecated ----------------------------------------------------------------------
-
-
-def finish(config, model, val_ds, recal_ds, timer, wall, cpu, info, shape, strategy):
-    """Deprecated: `run` does these steps (evaluate_and_save, summary.summarize, export_models)."""
-    warnings.warn(
-        "keras_motivation.trainer.finish is deprecated: trainer.run evaluates, summarizes and exports.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return evaluate_summarize_export(
-        config,
-        model,
-        val_ds=val_ds,
-        recal_ds=recal_ds,
-        timer=timer,
-        wall=wall,
-        cpu=cpu,
-        info=info,
-        shape=shape,
-        strategy=strategy,
-    )
 
 
 def activation_statistics(counters, config):

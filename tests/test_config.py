@@ -1,7 +1,6 @@
 """config.py: each configuration fact once (help in the fields, lists next to their builders), and the command line."""
 
 import dataclasses
-import warnings
 
 import keras
 import pytest
@@ -100,11 +99,11 @@ def test_old_names_still_work():
     # The command-line helpers moved to config.py; train.py still offers them.
     assert train.config_from_args is config_lib.config_from_args
     assert train.parse_kwargs is config_lib.parse_kwargs
+
+
+def test_build_motivated_model_builds_two_distinct_models():
     config = TrainConfig(model_kwargs={"width": 4})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = trainer.build_model(config, num_classes=10, shape=(28, 28, 1))
-    assert any(issubclass(w.category, DeprecationWarning) and "build_motivated_model" in str(w.message) for w in caught)
+    model = trainer.build_motivated_model(config, num_classes=10, shape=(28, 28, 1))
     assert model.base.name != model.motivated.name
 
 
@@ -134,11 +133,3 @@ def test_help_lists_every_flag_with_its_field_help():
     for f in dataclasses.fields(TrainConfig):
         assert f"--{f.name}:" in text or f"--[no]{f.name}:" in text, f.name
     assert "sgd, adamw, adam, rmsprop or lamb" in text
-
-
-def test_train_run_is_a_deprecated_name_of_cli(monkeypatch):
-    called = []
-    monkeypatch.setattr(train, "cli", lambda: called.append(True))
-    with pytest.warns(DeprecationWarning, match="use keras_motivation.train.cli"):
-        train.run()
-    assert called == [True]

@@ -198,11 +198,3 @@ def test_identity_start_on_a_width_map_keeps_the_base_channels_and_lets_the_extr
     q = [v for v in motivated.weights if v.path.endswith("query/kernel")][0].numpy()
     d = [v for v in base.weights if v.path.endswith("query/kernel")][0].shape[0]
     assert np.all(q[d:] == 0) and np.any(q[:d, -1] != 0)
-
-
-def test_identity_start_keeps_its_old_import_with_a_deprecation_message():
-    from keras_motivation import weights_map
-
-    with pytest.warns(DeprecationWarning, match="use keras_motivation.weights_map.identity_start"):
-        from keras_motivation.models.identity import identity_start
-    assert identity_start is weights_map.identity_start
