@@ -5,7 +5,6 @@ work is in `keras_motivation.trainer.run`. See `--helpfull` for every flag.
 """
 
 import sys
-import warnings
 
 from keras_motivation import console
 
@@ -44,16 +43,6 @@ def cli():
     # The flags are defined in config.py; --help lists the main module's own.
     flags.adopt_module_key_flags(config_lib)
     app.run(main)
-
-
-def run():
-    """Deprecated: the command-line entry point is `cli()` (`trainer.run(config)` trains)."""
-    warnings.warn(
-        "keras_motivation.train.run() is deprecated: use keras_motivation.train.cli().",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    cli()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """One training run from a TrainConfig: the library behind `python -m keras_motivation.train`.
 
 `run(config)` is the sequence config -> strategy -> workdir -> data -> model
--> fit -> summary -> export; the data comes from `data.py`, the summary from
-`summary.py`, the export from `export.py`. It writes the workdir:
+-> fit -> summary -> export; the data comes from the `data` package, the
+summary from `summary.py`, the export from `export.py`. The steps hand on one
+`RunRecord`: the run's data, then what its fit leaves. It writes the workdir:
 
     <workdir>/config.json        the resolved config (checked on resume)
     <workdir>/backup/            state.weights.h5 + state.json, written atomically
@@ -39,7 +40,7 @@ from keras_motivation import workdir_lock
 from keras_motivation.config import ConfigError
 from keras_motivation.config import TrainConfig
 
-# Moved to data.py, strategies.py and summary.py; importable from here as before.
+# Moved to the data package, strategies.py and summary.py; importable from here as before.
 from keras_motivation.data import input_shape  # noqa: F401
 from keras_motivation.data import make_datasets  # noqa: F401
 from keras_motivation.data import uses_one_hot  # noqa: F401
@@ -54,6 +55,31 @@ from keras_motivation.summary import stop_reason  # noqa: F401
 from keras_motivation.summary import switch_seconds  # noqa: F401
 
 BACKUP_EVERY_STEPS = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """What one run's steps hand on: its data (`load_run_data`), then what its fit leaves for the evaluation,
+    the summary and the export (`fit` returns the record with those filled in)."""
+
+    strategy: tf.distribute.Strategy
+    train: tf.data.Dataset  # unbatched training examples (without the held-out batch)
+    val: tf.data.Dataset  # unbatched validation examples
+    n_train: int
+    info: dict  # data.dataset_info: num_classes, image_shape (class_names for image folders)
+    shape: tuple  # the models' input shape
+    steps_per_epoch: int
+    heldout: list | None = None  # valloss: the held-out training batch, [images, labels]
+    # Filled in by fit:
+    val_ds: tf.data.Dataset | None = None  # the last epoch's batched validation data
+    recal_ds: tf.data.Dataset | None = None  # and BatchNorm recalibration data
+    timer: callbacks_lib.ModeTimer | None = None  # seconds per mode
+    wall: float | None = None  # seconds of this run and of those it resumes
+    cpu: float | None = None
+
+    @property
+    def num_classes(self):
+        return self.info["num_classes"]
 
 
 def run(config):
@@ -77,8 +103,8 @@ def _run(config, held):
     chief = strategies.is_chief(strategy)
     if chief:
         held.append(workdir_lock.acquire(config.workdir))
-    train, val, n_train, info, shape, heldout = load_run_data(config)
-    model = make_model(config, strategy, info["num_classes"], shape, heldout, n_train // config.batch_size)
+    record = load_run_data(config, strategy)
+    model = make_model(config, record)
     # Under MultiWorkerMirroredStrategy every worker runs the same steps (the
     # collectives need them all) but only the chief writes the workdir; the
     # others write to a temporary directory, removed at the end. All read the
@@ -87,8 +113,8 @@ def _run(config, held):
         config if chief else dataclasses.replace(config, workdir=tempfile.mkdtemp(prefix="keras_motivation_worker_"))
     )
     try:
-        trained = fit(writer, model, backup, train, val, n_train, shape, info["num_classes"], strategy)
-        return evaluate_summarize_export(writer, model, **trained, info=info, shape=shape, strategy=strategy)
+        record = fit(writer, model, backup, record)
+        return evaluate_summarize_export(writer, model, record)
     finally:
         if not chief:
             shutil.rmtree(writer.workdir, ignore_errors=True)
@@ -115,11 +141,12 @@ def check_config(config):
 def start_strategy(config):
     """The run's tf.distribute strategy, checked against the global batch size."""
     strategy = strategies.make_strategy(config)
-    if config.batch_size % strategy.num_replicas_in_sync:
-        raise ConfigError(
-            f"--batch_size={config.batch_size} is not divisible by the {strategy.num_replicas_in_sync} replicas: "
-            "use a multiple of the replica count."
+    try:
+        data_lib.split_for_replicas(
+            config.batch_size, strategy.num_replicas_in_sync, name=f"--batch_size={config.batch_size}"
         )
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     return strategy
 
 
@@ -154,29 +181,41 @@ def load_data(config):
         raise ConfigError(str(err)) from err
 
 
-def load_run_data(config):
-    """(train, val, n_train, info, input shape, held-out batch or None) of a run."""
+def load_run_data(config, strategy):
+    """The RunRecord of a run's data: examples, dataset info, input shape, held-out batch (or None), steps per
+    epoch."""
     train, val, n_train, info = load_data(config)
     shape = data_lib.input_shape(config, info)
     heldout = None
     if config.condition.startswith("valloss"):
         heldout, train, n_train = data_lib.hold_out_batch(config, train, n_train, shape, info["num_classes"])
-    if n_train // config.batch_size == 0:
-        raise ConfigError(f"--batch_size={config.batch_size} is larger than the {n_train} training examples.")
-    return train, val, n_train, info, shape, heldout
+    try:
+        steps = data_lib.steps_per_epoch(config.batch_size, n_train, strategy.num_replicas_in_sync)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    return RunRecord(
+        strategy=strategy,
+        train=train,
+        val=val,
+        n_train=n_train,
+        info=info,
+        shape=shape,
+        steps_per_epoch=steps,
+        heldout=heldout,
+    )
 
 
 # -- model ---------------------------------------------------------------------------
 
 
-def make_model(config, strategy, num_classes, shape, heldout, steps_per_epoch):
+def make_model(config, record):
     """The compiled MotivatedModel of a run, built in the strategy's scope."""
-    with strategy.scope():
+    with record.strategy.scope():
         try:
-            model = build_motivated_model(config, num_classes, shape, heldout)
+            model = build_motivated_model(config, record.num_classes, record.shape, record.heldout)
         except ValueError as err:
-            raise ConfigError(f"--pair={config.pair} cannot be built for input shape {shape}: {err}") from err
-        compile_model(model, config, steps_per_epoch)
+            raise ConfigError(f"--pair={config.pair} cannot be built for input shape {record.shape}: {err}") from err
+        compile_model(model, config, record.steps_per_epoch)
     return model
 
 
@@ -200,16 +239,6 @@ def build_motivated_model(config, num_classes, shape, heldout=None):
 
         identity_start(model.weights_map)
     return model
-
-
-def build_model(config, num_classes, shape, heldout=None):
-    """Deprecated: `build_motivated_model` (models.build_model builds one model of a pair)."""
-    warnings.warn(
-        "keras_motivation.trainer.build_model is deprecated: use trainer.build_motivated_model.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return build_motivated_model(config, num_classes, shape, heldout)
 
 
 def make_condition(config, heldout=None):
@@ -275,11 +304,11 @@ def compile_model(model, config, steps_per_epoch):
 # -- fit -----------------------------------------------------------------------------
 
 
-def fit(config, model, backup, train, val, n_train, shape, num_classes, strategy):
+def fit(config, model, backup, record):
     """Trains from the backup (if any) to `config.epochs`, writing config.json, logs and backups.
 
-    Returns {"val_ds", "recal_ds", "timer", "wall", "cpu"}: the datasets of the
-    last epoch, the per-mode timer and the seconds of this run and those it resumes.
+    Returns `record` with the datasets of the last epoch, the per-mode timer
+    and the seconds of this run and those it resumes filled in.
     """
     if backup:
         # The step counter is part of the weights: position and state agree.
@@ -287,13 +316,22 @@ def fit(config, model, backup, train, val, n_train, shape, num_classes, strategy
     start_step = model.counters()["steps"]
     os.makedirs(config.workdir, exist_ok=True)
     files.atomic_write(os.path.join(config.workdir, "config.json"), config.to_json())
-    steps = n_train // config.batch_size
+    steps = record.steps_per_epoch
     # Logs written after the backup describe batches that will be trained again.
     files.truncate_csv(os.path.join(config.workdir, "batches.csv"), lambda r: int(r["step"]) <= start_step)
     files.truncate_csv(os.path.join(config.workdir, "history.csv"), lambda r: int(r["epoch"]) < start_step // steps)
 
     def datasets(from_step):
-        return data_lib.make_datasets(config, train, val, n_train, shape, num_classes, strategy, from_step)
+        return data_lib.make_datasets(
+            config,
+            record.train,
+            record.val,
+            record.n_train,
+            record.shape,
+            record.num_classes,
+            record.strategy,
+            from_step,
+        )
 
     # Time spent by the interrupted runs this one resumes (from their backup).
     before = callbacks_lib.ResumableBackup.read_state(os.path.join(config.workdir, "backup")) if backup else {}
@@ -346,13 +384,14 @@ def fit(config, model, backup, train, val, n_train, shape, num_classes, strategy
     if epoch < config.epochs and not model.stop_training:
         fit_epochs(epoch, config.epochs, steps)
     seconds = elapsed()
-    return {
-        "val_ds": val_ds,
-        "recal_ds": recal_ds,
-        "timer": timer,
-        "wall": seconds["wall_clock_s"],
-        "cpu": seconds["cpu_time_s"],
-    }
+    return dataclasses.replace(
+        record,
+        val_ds=val_ds,
+        recal_ds=recal_ds,
+        timer=timer,
+        wall=seconds["wall_clock_s"],
+        cpu=seconds["cpu_time_s"],
+    )
 
 
 def evaluate_and_save(config, model, val_ds, recal_ds):
@@ -384,51 +423,31 @@ def export_models(config, model, shape, summary):
     )
 
 
-def evaluate_summarize_export(config, model, *, val_ds, recal_ds, timer, wall, cpu, info, shape, strategy):
-    """The run's last steps: evaluate and save both models, summarize, export, write summary.json."""
-    evaluation = evaluate_and_save(config, model, val_ds, recal_ds)
+def evaluate_summarize_export(config, model, record):
+    """The run's last steps, from the RunRecord `fit` returned: evaluate and save both models, summarize,
+    export, write summary.json."""
+    evaluation = evaluate_and_save(config, model, record.val_ds, record.recal_ds)
     summary = summary_lib.summarize(
         config,
         model,
         evaluation,
-        val_ds=val_ds,
-        recal_ds=recal_ds,
-        mode_seconds=timer.per_mode(),
-        wall=wall,
-        cpu=cpu,
-        info=info,
-        shape=shape,
-        replicas=strategy.num_replicas_in_sync,
+        val_ds=record.val_ds,
+        recal_ds=record.recal_ds,
+        mode_seconds=record.timer.per_mode(),
+        wall=record.wall,
+        cpu=record.cpu,
+        info=record.info,
+        shape=record.shape,
+        replicas=record.strategy.num_replicas_in_sync,
         library_version=keras_motivation.__version__,
     )
     if config.export:
-        summary["export"] = export_models(config, model, shape, summary)
+        summary["export"] = export_models(config, model, record.shape, summary)
     files.atomic_write(os.path.join(config.workdir, "summary.json"), json.dumps(summary, indent=2))
     return summary
 
 
 # -- deprecated ----------------------------------------------------------------------
-
-
-def finish(config, model, val_ds, recal_ds, timer, wall, cpu, info, shape, strategy):
-    """Deprecated: `run` does these steps (evaluate_and_save, summary.summarize, export_models)."""
-    warnings.warn(
-        "keras_motivation.trainer.finish is deprecated: trainer.run evaluates, summarizes and exports.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return evaluate_summarize_export(
-        config,
-        model,
-        val_ds=val_ds,
-        recal_ds=recal_ds,
-        timer=timer,
-        wall=wall,
-        cpu=cpu,
-        info=info,
-        shape=shape,
-        strategy=strategy,
-    )
 
 
 def activation_statistics(counters, config):

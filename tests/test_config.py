@@ -2,7 +2,6 @@
 
 import dataclasses
 import re
-import warnings
 
 import keras
 import pytest
@@ -112,11 +111,11 @@ def test_old_names_still_work():
     # The command-line helpers moved to config.py; train.py still offers them.
     assert train.config_from_args is config_lib.config_from_args
     assert train.parse_kwargs is config_lib.parse_kwargs
+
+
+def test_build_motivated_model_builds_two_distinct_models():
     config = TrainConfig(model_kwargs={"width": 4})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = trainer.build_model(config, num_classes=10, shape=(28, 28, 1))
-    assert any(issubclass(w.category, DeprecationWarning) and "build_motivated_model" in str(w.message) for w in caught)
+    model = trainer.build_motivated_model(config, num_classes=10, shape=(28, 28, 1))
     assert model.base.name != model.motivated.name
 
 
@@ -177,11 +176,3 @@ def test_help_lists_every_flag_with_its_field_help():
     for f in dataclasses.fields(TrainConfig):
         assert f"--{f.name}:" in text or f"--[no]{f.name}:" in text, f.name
     assert "sgd, adamw, adam, rmsprop or lamb" in text
-
-
-def test_train_run_is_a_deprecated_name_of_cli(monkeypatch):
-    called = []
-    monkeypatch.setattr(train, "cli", lambda: called.append(True))
-    with pytest.warns(DeprecationWarning, match="use keras_motivation.train.cli"):
-        train.run()
-    assert called == [True]

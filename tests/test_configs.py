@@ -10,6 +10,7 @@ from keras_motivation import data
 from keras_motivation import models
 from keras_motivation import train
 from keras_motivation import trainer
+from keras_motivation.data import sources
 
 CONFIGS = sorted(
     glob.glob(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "*.flags"))
@@ -56,7 +57,7 @@ def test_config_parses_and_opens_with_its_command(path):
 def _download_hosts_answer(monkeypatch):
     """Mock data stands for a dataset tfds downloads on first use: its hosts "answer"
     (tfds.testing.mock_data makes download_and_prepare a no-op)."""
-    monkeypatch.setattr(data, "unreachable_hosts", lambda hosts, timeout=5.0: [])
+    monkeypatch.setattr(sources, "unreachable_hosts", lambda hosts, timeout=5.0: [])
 
 
 def _mock_run(path, tmp_path, extra=()):

@@ -9,6 +9,7 @@ from testing_utils import requires_fashion_mnist
 from testing_utils import write_image_folder
 
 from keras_motivation import data
+from keras_motivation.data import sources
 
 
 def images(n=16, size=32, channels=3, seed=0):
@@ -76,7 +77,7 @@ def test_tfds_download_that_fails_half_way_leaves_nothing(tmp_path, monkeypatch)
         os.makedirs(data_dir / "cifar10" / "3.0.2.incomplete")
         raise ConnectionError("connection reset")
 
-    monkeypatch.setattr(data, "unreachable_hosts", lambda hosts, timeout=5.0: [])
+    monkeypatch.setattr(sources, "unreachable_hosts", lambda hosts, timeout=5.0: [])
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", broken_download)
     with pytest.raises(ConnectionError):
         data.load_tfds("cifar10", "train", data_dir=str(data_dir))
@@ -108,7 +109,7 @@ def test_tfds_mock_data_pipeline(monkeypatch):
     import tensorflow_datasets as tfds
 
     # As on a networked machine: the hosts answer, tfds prepares (mocked: a no-op) and reads.
-    monkeypatch.setattr(data, "unreachable_hosts", lambda hosts, timeout=5.0: [])
+    monkeypatch.setattr(sources, "unreachable_hosts", lambda hosts, timeout=5.0: [])
     with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
         ds, info = data.load_tfds("cifar10", "train")
         batches = list(data.make_pipeline(ds, batch_size=4, training=True, augment=("crop_flip",), seed=0))
@@ -175,6 +176,14 @@ def test_split_for_replicas_and_folds():
     assert sorted(vals) == list(range(23))
     for tr, va in folds:
         assert not set(tr) & set(va) and len(tr) + len(va) == 23
+
+
+def test_steps_per_epoch_is_the_one_batch_size_check():
+    assert data.steps_per_epoch(32, 100) == 3 and data.steps_per_epoch(32, 100, num_replicas=4) == 3
+    with pytest.raises(ValueError, match="--batch_size=30 is not divisible by the 4 replicas"):
+        data.steps_per_epoch(30, 100, num_replicas=4)
+    with pytest.raises(ValueError, match="--batch_size=128 is larger than the 100 training examples"):
+        data.steps_per_epoch(128, 100)
 
 
 def test_dataset_info():

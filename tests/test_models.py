@@ -239,14 +239,6 @@ def test_identity_start_on_a_width_map_keeps_the_base_channels_and_lets_the_extr
     assert np.all(q[d:] == 0) and np.any(q[:d, -1] != 0)
 
 
-def test_identity_start_keeps_its_old_import_with_a_deprecation_message():
-    from keras_motivation import weights_map
-
-    with pytest.warns(DeprecationWarning, match="use keras_motivation.weights_map.identity_start"):
-        from keras_motivation.models.identity import identity_start
-    assert identity_start is weights_map.identity_start
-
-
 def test_identity_start_with_a_small_gamma_and_noise_sets_the_last_gammas_only():
     from keras_motivation.weights_map import differential_blocks
     from keras_motivation.weights_map import identity_start
