@@ -76,13 +76,15 @@ def flops_summary(model, counters, batch_size, final_recalibration_batches=0):
     fx, fy = flops_lib.count_flops(model.base), flops_lib.count_flops(model.motivated)
     base_steps = counters["steps"] - counters["motivated_steps"]
     out = {"flops": {"base": fx, "motivated": fy, "base_macs": fx // 2, "motivated_macs": fy // 2}}
+    # A joint step (the motivated mode's update with `joint`) runs both models forward and backward.
+    f_motivated_step = fy + fx if getattr(model, "joint", None) is not None else fy
     if counters["steps"]:
         out["flops"]["dual_training_average"] = flops_lib.dual_training_flops(
-            fx, fy, base_steps, counters["motivated_steps"]
+            fx, f_motivated_step, base_steps, counters["motivated_steps"]
         )
         out["flops"]["training_total"] = flops_lib.training_flops(
             fx, base_steps * batch_size
-        ) + flops_lib.training_flops(fy, counters["motivated_steps"] * batch_size)
+        ) + flops_lib.training_flops(f_motivated_step, counters["motivated_steps"] * batch_size)
         out["flops"]["training_total_motivated_alone"] = flops_lib.training_flops(fy, counters["steps"] * batch_size)
         # Recomputing BatchNorm statistics is one forward pass of each model
         # per image. The last recalibration makes the deployed models and
@@ -182,6 +184,9 @@ def summarize(
         "differential_init": config.differential_init,
         "bn_statistics": config.bn_statistics,
         "recalibration_batches": config.recalibration_batches if config.bn_statistics == "recalibrated" else 0,
+        "joint": {"base_weight": config.joint_base_weight, "distillation": config.distillation}
+        if config.joint
+        else None,
         "seed": config.seed,
         "epochs": config.epochs,
         "input_shape": list(shape),

@@ -39,11 +39,13 @@ from keras_motivation import summary as summary_lib
 from keras_motivation import workdir_lock
 from keras_motivation.config import ConfigError
 from keras_motivation.config import TrainConfig
+from keras_motivation.config import differential_start
 
 # Moved to the data package, strategies.py and summary.py; importable from here as before.
 from keras_motivation.data import input_shape  # noqa: F401
 from keras_motivation.data import make_datasets  # noqa: F401
 from keras_motivation.data import uses_one_hot  # noqa: F401
+from keras_motivation.engine import JointStep
 from keras_motivation.engine import MotivatedModel
 from keras_motivation.strategies import is_chief  # noqa: F401
 from keras_motivation.strategies import make_strategy  # noqa: F401
@@ -233,11 +235,15 @@ def build_motivated_model(config, num_classes, shape, heldout=None):
         make_condition(config, heldout),
         bn_statistics=config.bn_statistics,
         recalibration_batches=config.recalibration_batches,
+        joint=JointStep(base_weight=config.joint_base_weight, distillation=config.distillation)
+        if config.joint
+        else None,
     )
-    if config.differential_init == "identity":
+    start = differential_start(config.differential_init)
+    if start is not None:
         from keras_motivation.weights_map import identity_start
 
-        identity_start(model.weights_map)
+        identity_start(model.weights_map, **start, seed=config.seed)
     return model
 
 

@@ -86,3 +86,24 @@ def test_describe_names_the_share_and_every_file(tmp_path):
     # An old summary gives the same line.
     old = summary.describe(config, {"final": {}, "activations": {"activation_rate": 0.125}})
     assert "motivated share 0.125 of the steps" in old
+
+
+def test_flops_of_a_joint_run_count_both_models_on_each_motivated_step():
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from testing_utils import tiny_pair
+
+    import keras_motivation as km
+    from keras_motivation import flops as flops_lib
+
+    counters = {"steps": 10, "motivated_steps": 4, "switches": 2, "activations": 1, "recalibration_batches": 0}
+    out = {}
+    for joint in (None, km.JointStep()):
+        base, motivated = tiny_pair()
+        model = km.MotivatedModel(base, motivated, joint=joint)
+        out[joint is not None] = summary.flops_summary(model, counters, batch_size=8)["flops"]
+    fx, fy = out[False]["base"], out[False]["motivated"]
+    assert out[False]["training_total"] == flops_lib.training_flops(fx, 6 * 8) + flops_lib.training_flops(fy, 4 * 8)
+    assert out[True]["training_total"] == pytest.approx(out[False]["training_total"] + 3 * fx * 4 * 8)
+    assert out[True]["dual_training_average"] == pytest.approx((6 * fx + 4 * (fx + fy)) / 10)

@@ -196,6 +196,31 @@ def test_image_folder_run(tmp_path):
     assert 0 <= summary["final"]["accuracy"] <= 1
 
 
+def test_joint_run_from_a_small_gamma_start(tmp_path):
+    """--joint with --condition=always: every batch a joint step; the summary counts both models' FLOPs."""
+    root = write_image_folder(tmp_path / "images", per_class=16)
+    summary = trainer.run(
+        tiny(
+            tmp_path / "run",
+            "--dataset=image_folder",
+            f"--data_dir={root}",
+            "--image_size=16",
+            "--batch_size=8",
+            "--condition=always",
+            "--joint",
+            "--distillation=0.5",
+            "--differential_init=identity:gamma=0.1,noise=0.01",
+        )
+    )
+    assert summary["joint"] == {"base_weight": 1.0, "distillation": 0.5}
+    assert summary["activations"]["motivated_steps"] == summary["activations"]["steps"] == 12
+    f = summary["flops"]
+    assert f["dual_training_average"] == pytest.approx(f["base"] + f["motivated"])
+    history = csv_rows(tmp_path / "run" / "history.csv")
+    # Both models trained on every batch: both losses are logged.
+    assert float(history[-1]["loss"]) > 0 and float(history[-1]["motivated_loss"]) > 0
+
+
 def test_image_folder_needs_image_size_before_any_work(tmp_path):
     root = write_image_folder(tmp_path / "images")
     with pytest.raises(ConfigError, match="--dataset=image_folder needs --image_size"):
