@@ -70,7 +70,31 @@ LEARNING_RATES = (0.025, 0.05, 0.1, 0.2, 0.4)
 TUNE_EPOCHS = 3
 TUNE_TOP = 2
 TUNED_EPOCHS = (3, 6)
-GROUPS = ("bn", "front", "policies", "tune", "tuned_front")
+# Both models on one batch (the nested-network way), at the front's budget,
+# most telling first: joint on every batch at two rates; a base-only first
+# epoch then joint (growth at an epoch boundary, from the identity start);
+# the paper's trigger with joint steps; joint with in-place distillation.
+PAPER_PRIVATE = ["--differential_init=paper", "--bn_statistics=private"]
+JOINT = {
+    "joint-lr0.1": ["--condition=always", "--joint", *PAPER_PRIVATE, "--learning_rate=0.1"],
+    "joint-lr0.2": ["--condition=always", "--joint", *PAPER_PRIVATE, "--learning_rate=0.2"],
+    "grow1ep-joint-id-lr0.1": [
+        "--condition=random_share:share=[0.0,1.0,1.0]",
+        "--joint",
+        "--differential_init=identity",
+        "--bn_statistics=private",
+        "--learning_rate=0.1",
+    ],
+    "k2-joint-lr0.1": ["--k=2", "--joint", *PAPER_PRIVATE, "--learning_rate=0.1"],
+    "joint-distill0.5-lr0.1": [
+        "--condition=always",
+        "--joint",
+        "--distillation=0.5",
+        *PAPER_PRIVATE,
+        "--learning_rate=0.1",
+    ],
+}
+GROUPS = ("bn", "front", "policies", "tune", "tuned_front", "joint")
 
 
 def lr_arm(arm, lr):
@@ -141,6 +165,7 @@ def run(
     dual_epochs=DUAL_EPOCHS,
     extra=(),
     policies=None,
+    only=None,
     log=print,
 ):
     """Runs the study's groups into `out` (OUT/ep<E>/<arm>/seed<S>); returns the workdirs."""
@@ -159,9 +184,13 @@ def run(
         plan.append(lambda: (TUNE_EPOCHS, _top_rates(out, seeds[:1]), seeds))
     if "tuned_front" in groups:
         plan += [lambda e=epochs: (e, _tuned(out, seeds), seeds) for epochs in TUNED_EPOCHS]
+    if "joint" in groups:
+        plan.append(lambda: (TUNE_EPOCHS, JOINT, seeds))
     done = []
     for step in plan:
         epochs, arms, step_seeds = step()
+        if only is not None:
+            arms = {name: flags for name, flags in arms.items() if name in only}
         done += reproduce.run_arms(
             flagfile, os.path.join(out, f"ep{epochs}"), step_seeds, _specs(arms), epochs, extra=extra, log=log
         )
@@ -173,12 +202,15 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="root directory of the study's workdirs")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--groups", default=",".join(GROUPS), help=f"some of {', '.join(GROUPS)}")
+    p.add_argument("--arms", default="", help="only these arms of the groups (comma-separated names); default all")
     args = p.parse_args(argv)
     groups = [g for g in args.groups.split(",") if g]
     unknown = sorted(set(groups) - set(GROUPS))
     if unknown:
         raise SystemExit(f"Unknown groups {unknown}: use some of {', '.join(GROUPS)}.")
-    done = run(args.out, [int(s) for s in args.seeds.split(",")], groups, log=lambda line: print(line, flush=True))
+    only = [a for a in args.arms.split(",") if a] or None
+    seeds = [int(s) for s in args.seeds.split(",")]
+    done = run(args.out, seeds, groups, only=only, log=lambda line: print(line, flush=True))
     print(f"{len(done)} runs in {args.out}; report: python tools/report.py {args.out} --out={args.out}/report")
 
 
