@@ -130,3 +130,27 @@ def test_arms_parse_and_reject_unknown_names():
         reproduce.parse_arms(["ExpB"])
     with pytest.raises(SystemExit, match="Unknown arm 'bogus'"):
         reproduce.parse_arms(["bogus"])
+
+
+@pytest.mark.parametrize(
+    "condition, expected",
+    [
+        ("never", "X-C"),
+        ("always", "Y-C"),
+        ("consecutive", "X-Y k=2 (identity, recalibrated)"),
+        ("ema", "X-Y ema (identity, recalibrated)"),
+        ("random", "ExpA (identity, recalibrated)"),
+        ("matched_random:per_epoch=12", "ExpB 12/epoch (identity, recalibrated)"),
+        ("random_share:share=[0.2,0.5,0.8]", "X-Y share 0.2→0.5→0.8 (identity, recalibrated)"),
+        ("retired_condition:x=1", "X-Y retired_condition (identity, recalibrated)"),
+    ],
+)
+def test_arm_labels(condition, expected):
+    import report
+
+    config = {"condition": condition, "k": 2, "differential_init": "identity", "bn_statistics": "recalibrated"}
+    assert report.arm_of(config) == expected
+    # Runs written before the start and the BatchNorm option were flags: the paper's.
+    assert report.arm_of({"condition": condition, "k": 2}) == expected.replace(
+        "identity, recalibrated", "paper, shared"
+    )

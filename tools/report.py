@@ -18,7 +18,6 @@ import csv
 import json
 import math
 import os
-import re
 import statistics
 
 import matplotlib
@@ -26,6 +25,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from keras_motivation import conditions  # noqa: E402
 from keras_motivation.files import read_csv  # noqa: E402
 from keras_motivation.flops import acc_per_flops  # noqa: E402
 from keras_motivation.summary import motivated_share  # noqa: E402
@@ -57,24 +57,17 @@ def model_names(pair):
 
 def arm_of(config):
     """The paper's arm of a run, from its config, with the start and the
-    BatchNorm statistics option of a dual run: "X-Y k=2 (identity, recalibrated)"."""
-    condition, _, args = config["condition"].partition(":")
-    if condition == "never":
-        return "X-C"
-    if condition == "always":
-        return "Y-C"
-    variant = f" ({config.get('differential_init', 'paper')}, {config.get('bn_statistics', 'shared')})"
-    params = dict(item.split("=", 1) for item in re.split(r",(?![^\[]*\])", args) if "=" in item)
-    if condition == "random":
-        return "ExpA" + variant
-    if condition == "matched_random":
-        return f"ExpB {params.get('per_epoch', '?')}/epoch" + variant
-    if condition == "random_share":
-        share = params.get("share", "0.5").strip("[]").replace(",", "→")
-        return f"X-Y share {share}" + variant
-    if condition == "consecutive":
-        return f"X-Y k={config['k']}" + variant
-    return f"X-Y {condition}" + variant
+    BatchNorm statistics option of a dual run: "X-Y k=2 (identity, recalibrated)".
+    Each condition names its arm (`report_label`); a name no condition has any more reads "X-Y name"."""
+    name, arguments = conditions.split_spec(config["condition"])
+    cls = conditions.BY_NAME.get(name)
+    if cls is None:
+        arm = f"X-Y {name}"
+    else:
+        arm = cls.report_label(arguments, config.get("k"))
+        if cls.classical:
+            return arm
+    return arm + f" ({config.get('differential_init', 'paper')}, {config.get('bn_statistics', 'shared')})"
 
 
 def mean_std(values):
@@ -91,8 +84,8 @@ def rows_for(runs):
         c = r["config"]
         groups[(c["pair"], c["dataset"], c["epochs"], c.get("train_size"), arm_of(c))].append(r)
     rows = []
-    # The paper's order: X-C, the X-Y variants, Y-C, then the random controls.
-    rank = {"X-C": 0, "Y-C": 2, "ExpA": 3, "ExpB": 4}
+    # The paper's order (each condition's report_order): X-C, the X-Y variants, Y-C, then the random controls.
+    rank = {cls.label.split()[0]: cls.report_order for cls in conditions.BY_NAME.values()}
     order = sorted(groups.items(), key=lambda kv: (kv[0][:4], rank.get(kv[0][4].split()[0], 1), kv[0][4]))
     for (pair, dataset, epochs, train_size, arm), members in order:
         x, y = model_names(pair)
