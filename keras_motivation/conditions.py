@@ -14,8 +14,16 @@ answers two questions inside the train function:
   the step (a gradient norm, a held-out batch's loss), averaged over replicas.
 
 `on_epoch_begin(epoch, steps_per_epoch)` runs on the host at each epoch start.
+
+Each condition also describes itself in class attributes (see `Condition`):
+its `--condition` name, its arguments, what the run fills in, its label in
+reports. `BY_NAME` lists them; `from_flag` builds one from a `--condition`
+spec, `flag_help` writes the flag's help, tools/report.py names arms with
+`report_label`. A new condition is a class here, with those attributes, in
+`BY_NAME`.
 """
 
+import ast
 import re
 
 import keras
@@ -26,9 +34,49 @@ from keras_motivation.state import state_variable
 
 
 class Condition(keras.layers.Layer):
-    """Base class of motivation conditions."""
+    """Base class of motivation conditions.
+
+    What a condition says about itself (class attributes; each condition in
+    `BY_NAME` sets its own):
+
+    - `flag`: its name in `--condition` ("consecutive").
+    - `flag_help`: what it does, in a few words of the flag's help.
+    - `parameters`: {argument: help} of the key=value arguments its spec takes.
+    - `takes_k`, `takes_seed`: the run's --k / --seed fill in `k` / `seed`
+      when the spec does not set them.
+    - `takes_heldout`: it needs a held-out training batch, which the trainer
+      takes out of the training data.
+    - `label`: its arm in reports, a `str.format` template of the spec's
+      arguments (as written), `k` (the run's --k) and `flag`;
+      `label_defaults` fills in the arguments a spec leaves out.
+    - `classical`: it trains one model classically (X-C, Y-C), so a report
+      names the arm without the dual run's start and BatchNorm option.
+    - `report_order`: where its arms come in a report's table (then by label).
+    - `noise_level`: summary.json gives the noise level of the paper's rule,
+      1/(k+1)!, beside its motivated share.
+    """
 
     selects_before_step = False
+    flag = None
+    flag_help = ""
+    parameters = {}
+    takes_k = takes_seed = takes_heldout = False
+    label = "X-Y {flag}"
+    label_defaults = {}
+    classical = False
+    report_order = 1
+    noise_level = False
+
+    @classmethod
+    def report_label(cls, arguments, k):
+        """The arm in reports (without the dual run's start and BatchNorm option): `arguments` are the
+        spec's {argument: text as written}, `k` the run's --k."""
+        return cls.label.format_map({**cls.label_defaults, **arguments, "flag": cls.flag, "k": k})
+
+    @classmethod
+    def from_arguments(cls, arguments, heldout=None):
+        """The condition from its spec's parsed arguments (and the held-out batch, when it takes one)."""
+        return cls(**arguments)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -65,6 +113,13 @@ class ConsecutiveDecrease(Condition):
     switches). A NaN loss compares false, so it never triggers motivation.
     """
 
+    flag = "consecutive"
+    flag_help = "the paper's rule, the raw batch loss decreased k times in a row"
+    parameters = {"k": "decreases in a row"}
+    takes_k = True
+    label = "X-Y k={k}"
+    noise_level = True
+
     def __init__(self, k=2, **kwargs):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"ConsecutiveDecrease needs an integer k >= 1, got k={k!r}.")
@@ -99,6 +154,16 @@ class EmaDecrease(ConsecutiveDecrease):
     A non-finite loss breaks the streak and leaves the EMA unchanged.
     """
 
+    flag = "ema"
+    flag_help = "k decreases in a row of the loss' exponential moving average"
+    parameters = {
+        "k": "decreases in a row",
+        "alpha": "weight of the new loss, default 0.02",
+        "min_drop": "relative drop that counts, default 0.002",
+    }
+    label = "X-Y {flag}"
+    noise_level = False
+
     def __init__(self, k=2, alpha=0.02, min_drop=0.002, **kwargs):
         _check(0 < alpha <= 1, f"EmaDecrease needs 0 < alpha <= 1, got alpha={alpha!r}.")
         _check(0 <= min_drop < 1, f"EmaDecrease needs 0 <= min_drop < 1, got min_drop={min_drop!r}.")
@@ -126,6 +191,12 @@ class EmaDecrease(ConsecutiveDecrease):
 class GradientNormSlope(ConsecutiveDecrease):
     """The L2 norm of the concatenated (all-reduced) gradient increased k times in a row."""
 
+    flag = "slope"
+    flag_help = "the gradient norm increased k times in a row"
+    parameters = {"k": "increases in a row"}
+    label = "X-Y {flag}"
+    noise_level = False
+
     def replica_signals(self, model, loss_fn, gradients):
         import tensorflow as tf
 
@@ -147,6 +218,19 @@ class GradientNormSlope(ConsecutiveDecrease):
 class ValidationBatch(ConsecutiveDecrease):
     """The loss of one fixed held-out training batch, computed by the active
     model after its step, decreased k times in a row (paper's `valloss`)."""
+
+    flag = "valloss"
+    flag_help = "the loss of one held-out training batch decreased k times in a row"
+    parameters = {"k": "decreases in a row"}
+    takes_heldout = True
+    label = "X-Y {flag}"
+    noise_level = False
+
+    @classmethod
+    def from_arguments(cls, arguments, heldout=None):
+        _check(heldout is not None, "Condition 'valloss' needs the held-out batch (x, y).")
+        x, y = heldout
+        return cls(x=x, y=y, y_dtype=str(y.dtype), **arguments)
 
     def __init__(self, k=2, x=None, y=None, x_shape=None, y_shape=None, x_dtype="float32", y_dtype="int32", **kwargs):
         super().__init__(k, **kwargs)
@@ -184,6 +268,12 @@ class ValidationBatch(ConsecutiveDecrease):
 class Never(Condition):
     """Classical training of the base model (X-C) through the same engine."""
 
+    flag = "never"
+    flag_help = "classical training of the base model (X-C)"
+    label = "X-C"
+    classical = True
+    report_order = 0
+
     def update(self, loss, motivated, signals=None):
         return ops.zeros((), "bool")
 
@@ -193,6 +283,11 @@ class Always(Condition):
     """Classical training of the motivated model (Y-C) through the same engine."""
 
     selects_before_step = True
+    flag = "always"
+    flag_help = "classical training of the motivated model (Y-C)"
+    label = "Y-C"
+    classical = True
+    report_order = 2
 
     def select(self, motivated):
         return ops.ones((), "bool")
@@ -216,6 +311,13 @@ class MatchedRandom(Condition):
     """
 
     selects_before_step = True
+    flag = "matched_random"
+    flag_help = "Exp B, exactly per_epoch motivated batches per epoch, at random batches"
+    parameters = {"per_epoch": "motivated batches per epoch, default 1", "seed": "seed of the draw"}
+    takes_seed = True
+    label = "ExpB {per_epoch}/epoch"
+    label_defaults = {"per_epoch": "?"}
+    report_order = 4
 
     def __init__(self, per_epoch=1, seed=None, **kwargs):
         _check(
@@ -277,6 +379,12 @@ class RandomActivation(MatchedRandom):
     """Exp A: a random number of motivated batches per epoch (uniform in
     [0, max_per_epoch], default [0, steps per epoch]), at random batches."""
 
+    flag = "random"
+    flag_help = "Exp A, a random number of motivated batches per epoch, at random batches"
+    parameters = {"seed": "seed of the draw", "max_per_epoch": "most motivated batches per epoch, default all"}
+    label = "ExpA"
+    report_order = 3
+
     def __init__(self, seed=None, max_per_epoch=None, **kwargs):
         _check(
             max_per_epoch is None or max_per_epoch >= 0,
@@ -308,6 +416,19 @@ class RandomShare(MatchedRandom):
     depth / LayerDrop would drop them, with probability 1 - share.
     """
 
+    flag = "random_share"
+    flag_help = "each batch is the motivated model's with probability share"
+    parameters = {"share": "default 0.5, or one per epoch: [0.2,0.5,0.8]", "seed": "seed of the draw"}
+    label = "X-Y share {share}"
+    label_defaults = {"share": "0.5"}
+    report_order = 1
+
+    @classmethod
+    def report_label(cls, arguments, k):
+        # A schedule [0.2,0.5,0.8] reads 0.2→0.5→0.8.
+        share = arguments.get("share", cls.label_defaults["share"]).strip("[]").replace(",", "→")
+        return super().report_label({**arguments, "share": share}, k)
+
     def __init__(self, share=0.5, seed=None, **kwargs):
         shares = [share] if isinstance(share, (int, float)) else list(share)
         _check(
@@ -331,35 +452,98 @@ class RandomShare(MatchedRandom):
 
 
 BY_NAME = {
-    "consecutive": ConsecutiveDecrease,
-    "ema": EmaDecrease,
-    "slope": GradientNormSlope,
-    "valloss": ValidationBatch,
-    "random": RandomActivation,
-    "matched_random": MatchedRandom,
-    "random_share": RandomShare,
-    "never": Never,
-    "always": Always,
+    cls.flag: cls
+    for cls in (
+        ConsecutiveDecrease,
+        EmaDecrease,
+        GradientNormSlope,
+        ValidationBatch,
+        RandomActivation,
+        MatchedRandom,
+        RandomShare,
+        Never,
+        Always,
+    )
 }
+
+
+def flag_class(spec):
+    """The condition class of a `--condition` spec ("random_share:share=0.8" -> RandomShare)."""
+    name = spec.partition(":")[0]
+    if name not in BY_NAME:
+        raise ValueError(f"Unknown condition {name!r}: use one of {', '.join(BY_NAME)}.")
+    return BY_NAME[name]
+
+
+def takes_heldout(spec):
+    """Whether the condition of `spec` needs a held-out batch (False for an unknown name, which
+    `from_flag` reports)."""
+    cls = BY_NAME.get(spec.partition(":")[0])
+    return cls is not None and cls.takes_heldout
+
+
+def split_spec(spec):
+    """(name, {argument: its text}) of a spec: "random_share:share=[0.2,0.5],seed=1" ->
+    ("random_share", {"share": "[0.2,0.5]", "seed": "1"}). Commas inside brackets belong to a list value."""
+    name, _, args = spec.partition(":")
+    texts = {}
+    for item in filter(None, re.split(r",(?![^\[]*\])", args)):
+        key, eq, value = item.partition("=")
+        _check(eq, f"Condition arguments are key=value, got {item!r} in {spec!r}.")
+        texts[key.strip()] = value.strip()
+    return name, texts
+
+
+def _parse(spec):
+    """(condition class, {argument: value}) of a spec; the values are Python literals."""
+    cls = flag_class(spec)
+    arguments = {}
+    for key, text in split_spec(spec)[1].items():
+        try:
+            arguments[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"Condition argument {key}= must be a Python literal, got {text!r} in {spec!r}.") from None
+    return cls, arguments
+
+
+def _construct(cls, build):
+    try:
+        return build()
+    except TypeError as err:
+        raise ValueError(f"Bad arguments for condition {cls.flag!r}: {err}.") from err
 
 
 def from_spec(spec):
     """A condition from a string such as "consecutive:k=3" or "matched_random:per_epoch=5,seed=1"."""
-    import ast
+    cls, arguments = _parse(spec)
+    return _construct(cls, lambda: cls(**arguments))
 
-    name, _, args = spec.partition(":")
-    if name not in BY_NAME:
-        raise ValueError(f"Unknown condition {name!r}: use one of {', '.join(BY_NAME)}.")
-    kwargs = {}
-    # Commas inside brackets belong to a list value (share=[0.2,0.5]).
-    for item in filter(None, re.split(r",(?![^\[]*\])", args)):
-        key, eq, value = item.partition("=")
-        _check(eq, f"Condition arguments are key=value, got {item!r} in {spec!r}.")
-        kwargs[key.strip()] = ast.literal_eval(value.strip())
-    try:
-        return BY_NAME[name](**kwargs)
-    except TypeError as err:
-        raise ValueError(f"Bad arguments for condition {name!r}: {err}.") from err
+
+def from_flag(spec, k=None, seed=None, heldout=None):
+    """The condition of a `--condition` spec, with the run's `k`, `seed` and held-out batch `(x, y)`
+    filled in where the condition takes them and the spec does not set them:
+    `from_flag("random_share:share=[0.2,0.5]", k=2, seed=0)`. A bad spec is a one-line ValueError."""
+    cls, arguments = _parse(spec)
+    for key in arguments:
+        _check(
+            key in cls.parameters,
+            f"Condition {cls.flag!r} has no argument {key!r}: it takes {', '.join(cls.parameters) or 'none'}.",
+        )
+    if cls.takes_k and k is not None:
+        arguments.setdefault("k", k)
+    if cls.takes_seed and seed is not None:
+        # Random batches from the run's seed: a resumed run draws the same ones.
+        arguments.setdefault("seed", seed)
+    return _construct(cls, lambda: cls.from_arguments(arguments, heldout))
+
+
+def flag_help():
+    """The help of `--condition`, from every condition's flag, description and arguments."""
+    items = []
+    for name, cls in BY_NAME.items():
+        arguments = "; ".join(f"{key}: {text}" for key, text in cls.parameters.items())
+        items.append(f"{name}: {cls.flag_help}" + (f" [{arguments}]" if arguments else "") + ".")
+    return "Motivation condition, name or name:key=value,... (k and seed default to --k and --seed). " + " ".join(items)
 
 
 def get(identifier):

@@ -13,6 +13,7 @@ import json
 
 from absl import flags
 
+from keras_motivation import conditions
 from keras_motivation.batch_norm import BN_STATISTICS
 from keras_motivation.batch_norm import DEFAULT_BN_STATISTICS
 from keras_motivation.batch_norm import DEFAULT_RECALIBRATION_BATCHES
@@ -22,7 +23,7 @@ from keras_motivation.recipes import SCHEDULES as _SCHEDULE_BUILDERS
 from keras_motivation.strategies import STRATEGIES as _STRATEGY_BUILDERS
 
 # Each list is defined once, next to what builds its entries; validation and
-# the flags' help are written from these.
+# the flags' help are written from these (--condition's from conditions.BY_NAME).
 OPTIMIZERS = tuple(_OPTIMIZER_BUILDERS)
 SCHEDULES = tuple(_SCHEDULE_BUILDERS)
 STRATEGIES = tuple(_STRATEGY_BUILDERS)
@@ -86,11 +87,7 @@ class TrainConfig:
     model_kwargs: dict = _field(
         None, "Extra model arguments as key=value,... (e.g. width=8,weight_decay=2.5e-4).", factory=dict
     )
-    condition: str = _field(
-        "consecutive",
-        "Motivation condition: consecutive (the paper's), ema, valloss, slope, random, matched_random:per_epoch=N, "
-        "random_share:share=0.5 (or a per-epoch list [0.2,0.5,0.8]), never, always.",
-    )
+    condition: str = _field("consecutive", conditions.flag_help())
     # 3 paid best in README "Does it pay?"; the paper's flagfiles set its 2.
     k: int = _field(
         3,

@@ -20,6 +20,7 @@ import platform
 import keras
 import tensorflow as tf
 
+from keras_motivation import conditions
 from keras_motivation import files
 from keras_motivation import flops as flops_lib
 from keras_motivation.engine.switching import share_of_steps
@@ -53,7 +54,10 @@ def motivation_statistics(counters, condition, k):
         if counters["activations"]
         else 0.0,
     }
-    if condition == "consecutive":
+    name, _, arguments = condition.partition(":")
+    cls = conditions.BY_NAME.get(name)
+    # The noise level of the paper's rule with --k (a spec that sets its own k gets none).
+    if cls is not None and cls.noise_level and not arguments:
         stats["noise_motivated_share"] = noise_motivated_share(k)
         stats["noise_triggers_per_step"] = noise_triggers_per_step(k)
     return stats

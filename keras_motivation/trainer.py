@@ -189,7 +189,7 @@ def load_run_data(config, strategy):
     train, val, n_train, info = load_data(config)
     shape = data_lib.input_shape(config, info)
     heldout = None
-    if config.condition.startswith("valloss"):
+    if conditions_lib.takes_heldout(config.condition):
         heldout, train, n_train = data_lib.hold_out_batch(config, train, n_train, shape, info["num_classes"])
     try:
         steps = data_lib.steps_per_epoch(config.batch_size, n_train, strategy.num_replicas_in_sync)
@@ -248,18 +248,9 @@ def build_motivated_model(config, num_classes, shape, heldout=None):
 
 
 def make_condition(config, heldout=None):
-    """The condition of `config`; `--k` fills in k for the streak conditions."""
-    name, _, args = config.condition.partition(":")
-    if name == "valloss":
-        x, y = heldout
-        return conditions_lib.ValidationBatch(config.k, x=x, y=y, y_dtype=str(y.dtype))
-    if name in ("consecutive", "ema", "slope") and "k=" not in args:
-        args = ",".join(filter(None, [f"k={config.k}", args]))
-    if name in ("random", "matched_random", "random_share") and "seed=" not in args:
-        # Random batches from the run's seed: a resumed run draws the same ones.
-        args = ",".join(filter(None, [args, f"seed={config.seed}"]))
+    """The condition of `config`; `--k` and `--seed` fill in k and seed where it takes them."""
     try:
-        return conditions_lib.get(f"{name}:{args}" if args else name)
+        return conditions_lib.from_flag(config.condition, k=config.k, seed=config.seed, heldout=heldout)
     except ValueError as err:
         raise ConfigError(f"--condition={config.condition}: {err}") from err
 

@@ -38,3 +38,72 @@ def test_bench_writes_every_measure(tmp_path):
     assert on_disk["d_counts_per_epoch"]["steps"] == 4
     assert on_disk["cpu_time"]["paired"]["f_update_only_vs_plain_base"] > 0
     assert result["a_never_vs_plain_base"] > 0 and result["c_switch_pair_s"] > 0
+
+
+def _fake_result(scale=1.0):
+    """One setting's result from made-up epoch times (two repeats), through bench's own computation."""
+    import bench
+
+    times = {k: [scale * (i + 1), scale * (i + 1.5)] for i, k in enumerate(bench.KINDS)}
+    count = {"steps": 10, "motivated_steps": 4, "switches": 2, "activations": 1}
+    clock = bench.clock_results(times, [0.1, 0.3], count, steps=10, images=80)
+    return {
+        **clock,
+        "cpu_time": clock,
+        "d_counts_per_epoch": count,
+        "e_pipeline_images_per_s": 500.0,
+        "e_pipeline_vs_base_model": 12.5,
+        "args": {"model": "tiny_dense", "strategy": "default", "steps_per_execution": 1},
+    }
+
+
+def test_every_measure_is_computed_where_the_renderers_read_it():
+    import statistics
+
+    import bench
+
+    r = _fake_result()
+    clock = bench.clock_results(
+        {k: [1.0, 2.0] for k in bench.KINDS}, [0.1], {"steps": 2, "motivated_steps": 1, "switches": 1}, 2, 16
+    )
+    # Per clock: the ratios of medians (and times) at the top level, the paired ratios under "paired";
+    # the run's figures ((e)) are not a clock's.
+    assert [k for k in clock if k not in ("images_per_s", "ms_per_step", "paired")] == [
+        m.key for m in bench.MEASURES if m.per_clock and m.median
+    ]
+    assert list(clock["paired"]) == [m.key for m in bench.MEASURES if m.paired]
+    assert not any(m.key in clock for m in bench.MEASURES if not m.per_clock)
+    # The figures against the rules written out: medians of plain_base 1.25, never 2.25, always 4.25, ...
+    med = {k: statistics.median(v) for k, v in zip(bench.KINDS, ([i + 1, i + 1.5] for i in range(6)))}
+    assert r["a_never_vs_plain_base"] == med["never"] / med["plain_base"]
+    assert r["c_switch_one_way_in_base_steps"] == 0.2 / 2 / (med["never"] / 10)
+    predicted = 6 * med["never"] / 10 + 4 * med["always"] / 10 + 2 * 0.2 / 2
+    assert r["d_predicted_epoch_s"] == predicted and r["d_measured_vs_predicted"] == med["condition"] / predicted
+    as_plain = [(6 * b + 4 * m) / 10 for b, m in ((1, 3), (1.5, 3.5))]
+    assert r["paired"]["d_condition_vs_plain_steps"] == statistics.median(c / p for c, p in zip((5, 5.5), as_plain))
+    assert "f_update_only_vs_plain_base" not in r  # paired only
+    assert r["paired"]["f_update_only_vs_plain_base"] == statistics.median((6 / 1, 6.5 / 1.5))
+
+
+def test_renderers_read_the_table_of_measures():
+    import bench
+
+    text = bench.markdown(_fake_result())
+    for m in bench.MEASURES:
+        if m.label:
+            assert f"| {m.label} |" in text, m.key
+    assert "| (f) k-condition's update alone, no switch / plain fit of the base | 5.167 | 5.167 |" in text
+    for table, columns in (
+        (bench.range_table([_fake_result(), _fake_result(2.0)]), bench.TABLE_COLUMNS),
+        (bench.summary_markdown({"default:1": _fake_result()}), bench.SUMMARY_COLUMNS),
+    ):
+        head, rule, row = table.splitlines()
+        assert head.count("|") == rule.count("|") == row.count("|"), table
+        assert all(f"| {c.header} |" in head for c in columns)
+    # The range over two runs; a run from before (f) leaves its cell empty.
+    old = _fake_result()
+    del old["cpu_time"]["paired"]["f_update_only_vs_plain_base"]
+    row = bench.range_table([old]).splitlines()[2].split(" | ")
+    assert row[[c.header for c in bench.TABLE_COLUMNS].index("its update alone, no switch / plain base") + 2] == ""
+    cells = bench.range_table([_fake_result(), _fake_result(2.0)]).splitlines()[2].split(" | ")
+    assert cells[1:4] == ["2", "125-250", "225-450"]  # runs, then ms/step of the plain base and of Never

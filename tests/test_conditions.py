@@ -1,5 +1,6 @@
 """Conditions against independent pure-Python versions of their rules; controls."""
 
+import inspect
 import math
 
 import keras
@@ -296,3 +297,127 @@ def test_conditions_round_trip_through_keras_saving(condition, tmp_path):
     loaded = keras.models.load_model(tmp_path / "m.keras")
     for a, b in zip(model.condition.weights, loaded.condition.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+# -- what the conditions say about themselves: the registry, from_flag, the flag help ---------------------
+
+
+def _condition_classes():
+    """Every condition class defined in keras_motivation.conditions (not the tests' own)."""
+    found, todo = [], [conditions.Condition]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            if sub.__module__ == conditions.__name__:
+                found.append(sub)
+    return found
+
+
+HELDOUT = (np.zeros((2, 4, 4, 1), np.float32), np.zeros((2,), np.int32))
+
+
+def test_every_condition_class_is_registered_and_describes_itself():
+    classes = _condition_classes()
+    assert len(classes) == len(conditions.BY_NAME) == 9
+    for cls in classes:
+        # Each sets its own facts: a subclass that inherited its parent's flag or label would be named as it.
+        for fact in ("flag", "flag_help", "label"):
+            assert fact in vars(cls), f"{cls.__name__} does not set {fact}"
+        assert conditions.BY_NAME[cls.flag] is cls, cls.__name__
+        assert cls.flag_help and cls.label
+        assert all(text for text in cls.parameters.values()), cls.__name__
+        assert ("k" in cls.parameters) == cls.takes_k, cls.__name__
+        assert ("seed" in cls.parameters) == cls.takes_seed, cls.__name__
+    assert [cls.flag for cls in classes if cls.takes_heldout] == ["valloss"]
+    assert [cls.flag for cls in classes if cls.noise_level] == ["consecutive"]
+    assert sorted(cls.flag for cls in classes if cls.classical) == ["always", "never"]
+
+
+@pytest.mark.parametrize("name", list(conditions.BY_NAME))
+def test_from_flag_builds_every_condition_with_the_runs_k_seed_and_heldout_batch(name):
+    cls = conditions.BY_NAME[name]
+    condition = conditions.from_flag(name, k=4, seed=7, heldout=HELDOUT)
+    assert type(condition) is cls
+    assert conditions.flag_class(f"{name}:x=1") is cls
+    assert conditions.takes_heldout(name) == cls.takes_heldout
+    if cls.takes_k:
+        assert condition.k == 4
+        # The spec's own k wins over the run's.
+        assert conditions.from_flag(f"{name}:k=5", k=4, seed=7, heldout=HELDOUT).k == 5
+    if cls.takes_seed:
+        assert condition.seed == 7
+        assert conditions.from_flag(f"{name}:seed=1", k=4, seed=7).seed == 1
+    # Every argument the flag help names is one the spec takes.
+    assert set(cls.parameters) <= set(inspect.signature(cls.__init__).parameters), name
+
+
+def test_from_flag_reads_a_list_argument_and_several_arguments():
+    share = conditions.from_flag("random_share:share=[0.2,0.5],seed=3", k=2, seed=0)
+    assert share.share == [0.2, 0.5] and share.seed == 3
+    ema = conditions.from_flag("ema:alpha=0.1,min_drop=0.01", k=2)
+    assert (ema.k, ema.alpha, ema.min_drop) == (2, 0.1, 0.01)
+    assert conditions.from_flag("matched_random:per_epoch=5").per_epoch == 5
+
+
+@pytest.mark.parametrize(
+    "spec, heldout, message",
+    [
+        ("bogus", None, "Unknown condition 'bogus': use one of consecutive, ema"),
+        ("never:k=3", None, "Condition 'never' has no argument 'k': it takes none."),
+        ("random_share:shar=0.5", None, "Condition 'random_share' has no argument 'shar': it takes share, seed."),
+        ("ema:alpha", None, "Condition arguments are key=value, got 'alpha' in 'ema:alpha'."),
+        ("consecutive:k=two", None, "Condition argument k= must be a Python literal, got 'two'"),
+        ("consecutive:k=0", None, "ConsecutiveDecrease needs an integer k >= 1, got k=0."),
+        ("random_share:share=2", None, "RandomShare needs a share in [0, 1]"),
+        ("valloss", None, "Condition 'valloss' needs the held-out batch (x, y)."),
+    ],
+)
+def test_a_bad_flag_spec_is_a_one_line_error_naming_the_problem(spec, heldout, message):
+    with pytest.raises(ValueError) as caught:
+        conditions.from_flag(spec, k=2, seed=0, heldout=heldout)
+    text = str(caught.value)
+    assert text.startswith(message) and "\n" not in text, text
+
+
+def test_flag_help_names_every_condition_and_argument():
+    text = conditions.flag_help()
+    for name, cls in conditions.BY_NAME.items():
+        assert f"{name}: {cls.flag_help}" in text, name
+        for key, help_text in cls.parameters.items():
+            assert f"{key}: {help_text}" in text, (name, key)
+
+
+@pytest.mark.parametrize(
+    "spec, label",
+    [
+        ("never", "X-C"),
+        ("always", "Y-C"),
+        ("consecutive", "X-Y k=3"),
+        ("consecutive:k=5", "X-Y k=3"),  # the run's --k, as the reports always named it
+        ("ema", "X-Y ema"),
+        ("slope", "X-Y slope"),
+        ("valloss", "X-Y valloss"),
+        ("random", "ExpA"),
+        ("matched_random:per_epoch=5", "ExpB 5/epoch"),
+        ("matched_random", "ExpB ?/epoch"),
+        ("random_share", "X-Y share 0.5"),
+        ("random_share:share=[0.2,0.5,0.8],seed=1", "X-Y share 0.2→0.5→0.8"),
+    ],
+)
+def test_report_labels(spec, label):
+    name, arguments = conditions.split_spec(spec)
+    assert conditions.BY_NAME[name].report_label(arguments, 3) == label
+
+
+def test_the_trainer_builds_its_condition_from_the_flag():
+    from keras_motivation import trainer
+    from keras_motivation.config import ConfigError
+    from keras_motivation.config import TrainConfig
+
+    condition = trainer.make_condition(TrainConfig(condition="random_share:share=[0.2,0.5]", k=2, seed=7))
+    assert isinstance(condition, conditions.RandomShare) and condition.seed == 7
+    assert trainer.make_condition(TrainConfig(condition="ema", k=5)).k == 5
+    valloss = trainer.make_condition(TrainConfig(condition="valloss", k=4), HELDOUT)
+    assert valloss.k == 4 and tuple(valloss.x.shape) == HELDOUT[0].shape
+    with pytest.raises(ConfigError, match=r"^--condition=never:k=3: Condition 'never' has no argument 'k'"):
+        trainer.make_condition(TrainConfig(condition="never:k=3"))

@@ -98,26 +98,46 @@ def test_reduced_study_and_report(tmp_path, seeds, policy_names):
 
 
 def test_front_interpolation_and_the_pay_rule():
-    import report
+    import pay_rule  # the rule, moved from report.py
+    from pay_rule import FrontPoint
 
     # (epochs, compute, accuracy mean, sd, cpu, seeds)
     front = {
-        "base": [(1, 1.0, 70.0, 0.5, 1, 3), (2, 2.0, 80.0, 0.5, 1, 3), (3, 3.0, 78.0, 0.5, 1, 3)],
-        "motivated": [(1, 2.0, 75.0, 0.5, 1, 3), (2, 4.0, 85.0, 0.5, 1, 3)],
+        "base": [
+            FrontPoint(*p) for p in [(1, 1.0, 70.0, 0.5, 1, 3), (2, 2.0, 80.0, 0.5, 1, 3), (3, 3.0, 78.0, 0.5, 1, 3)]
+        ],
+        "motivated": [FrontPoint(*p) for p in [(1, 2.0, 75.0, 0.5, 1, 3), (2, 4.0, 85.0, 0.5, 1, 3)]],
     }
-    assert report.reach(front["base"], 0.5) == pytest.approx(40.0)  # from chance (10%) at zero compute
-    assert report.reach(front["base"], 1.5) == pytest.approx(75.0)
-    assert report.reach(front["base"], 3.0) == pytest.approx(80.0)  # the best reachable, not the last point
-    assert report.compute_to_reach(front["base"], 75.0) == pytest.approx(1.5)
-    assert report.compute_to_reach(front["base"], 81.0) is None
+    assert pay_rule.reach(front["base"], 0.5) == pytest.approx(40.0)  # from chance (10%) at zero compute
+    assert pay_rule.reach(front["base"], 1.5) == pytest.approx(75.0)
+    assert pay_rule.reach(front["base"], 3.0) == pytest.approx(80.0)  # the best reachable, not the last point
+    assert pay_rule.compute_to_reach(front["base"], 75.0) == pytest.approx(1.5)
+    assert pay_rule.compute_to_reach(front["base"], 81.0) is None
     # Base 75% costs X-C 1.5; motivated 80% costs Y-C 3.0: separately 4.5.
-    verdict = report._pays(front, 4.0, 75.0, 80.0, 10.0)
+    verdict = pay_rule.verdict(front, 4.0, 75.0, 80.0, 10.0)
     assert verdict["separate_compute"] == pytest.approx(4.5) and verdict["pays"] is True
-    assert verdict["y_with_rest"] == pytest.approx(report.reach(front["motivated"], 2.5))
-    assert report._pays(front, 5.0, 75.0, 80.0, 10.0)["pays"] is False
+    assert verdict["y_with_rest"] == pytest.approx(pay_rule.reach(front["motivated"], 2.5))
+    assert pay_rule.verdict(front, 5.0, 75.0, 80.0, 10.0)["pays"] is False
     # Beyond the front the separate cost is a lower bound: it proves only a yes.
-    assert report._pays(front, 10.0, 75.0, 90.0, 10.0)["pays"] is None
-    assert report._pays(front, 4.0, 75.0, 90.0, 10.0)["pays"] is True
+    assert pay_rule.verdict(front, 10.0, 75.0, 90.0, 10.0)["pays"] is None
+    assert pay_rule.verdict(front, 4.0, 75.0, 90.0, 10.0)["pays"] is True
+
+
+def test_small_model_free_within_the_tolerance_of_x_c():
+    import pay_rule
+    from pay_rule import FrontPoint
+
+    xc = FrontPoint(epochs=2, compute=2.0, accuracy=80.0, sd=0.5, cpu_s=1, seeds=3)
+    assert pay_rule.SMALL_MODEL_TOLERANCE == 0.3
+    # The motivated model at least Y-C with all the compute (85), the base at most 0.3 points below X-C.
+    assert pay_rule.small_model_free(79.75, 0.0, 85.0, 0.0, 85.0, xc) == (True, False)
+    assert pay_rule.small_model_free(79.6, 0.0, 85.0, 0.0, 85.0, xc) == (False, False)
+    assert pay_rule.small_model_free(80.0, 0.0, 84.9, 0.0, 85.0, xc) == (False, False)
+    # One seed sd moving the base across its line: within noise.
+    assert pay_rule.small_model_free(79.8, 0.2, 85.0, 0.0, 85.0, xc) == (True, True)
+    assert pay_rule.small_model_free(80.0, 0.0, 86.0, 2.0, 85.0, xc) == (True, True)
+    # No X-C of the same epochs: never free.
+    assert pay_rule.small_model_free(90.0, 0.0, 90.0, 0.0, 85.0, None) == (False, False)
 
 
 def test_arms_parse_and_reject_unknown_names():
@@ -130,3 +150,27 @@ def test_arms_parse_and_reject_unknown_names():
         reproduce.parse_arms(["ExpB"])
     with pytest.raises(SystemExit, match="Unknown arm 'bogus'"):
         reproduce.parse_arms(["bogus"])
+
+
+@pytest.mark.parametrize(
+    "condition, expected",
+    [
+        ("never", "X-C"),
+        ("always", "Y-C"),
+        ("consecutive", "X-Y k=2 (identity, recalibrated)"),
+        ("ema", "X-Y ema (identity, recalibrated)"),
+        ("random", "ExpA (identity, recalibrated)"),
+        ("matched_random:per_epoch=12", "ExpB 12/epoch (identity, recalibrated)"),
+        ("random_share:share=[0.2,0.5,0.8]", "X-Y share 0.2→0.5→0.8 (identity, recalibrated)"),
+        ("retired_condition:x=1", "X-Y retired_condition (identity, recalibrated)"),
+    ],
+)
+def test_arm_labels(condition, expected):
+    import report
+
+    config = {"condition": condition, "k": 2, "differential_init": "identity", "bn_statistics": "recalibrated"}
+    assert report.arm_of(config) == expected
+    # Runs written before the start and the BatchNorm option were flags: the paper's.
+    assert report.arm_of({"condition": condition, "k": 2}) == expected.replace(
+        "identity, recalibrated", "paper, shared"
+    )

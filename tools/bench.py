@@ -35,6 +35,8 @@ and per-step times of every variant, plus `d_condition_vs_plain_steps`: the
 condition's epoch against the time its steps take as plain fits of the two
 models (its base steps at plain-base speed, its motivated steps at
 plain-motivated speed, switches free).
+`MEASURES` holds each measure once (its JSON key, its label, what it compares);
+the JSON, the printed tables and `--table` are written from it.
 Writes JSON (--out) and prints a Markdown table, from wall-clock and from the
 process's CPU time (the second is the one to trust on a shared VM, where the
 host can stall the whole machine mid-run).
@@ -47,6 +49,7 @@ import pathlib
 import platform
 import statistics
 import time
+import typing
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -56,6 +59,88 @@ import tensorflow as tf  # noqa: E402
 
 import keras_motivation as km  # noqa: E402
 from keras_motivation import conditions  # noqa: E402
+
+# The variants timed: plain fits of the two models, MotivatedModel with Never /
+# Always / a real condition, and the condition's update alone (measure (f)).
+KINDS = ("plain_base", "never", "plain_motivated", "always", "condition", "update_only")
+
+
+class Measure(typing.NamedTuple):
+    """One figure of the benchmark, written once: the JSON summary, the printed summary and `--table` read it.
+
+    `of` / `against`: the times it compares, a kind of KINDS (its epoch) or a time `epoch_times`
+    derives (a switch, one base step, the predicted epoch, the condition's steps as plain fits); without
+    `against`, the time itself. `median`: the ratio of the medians, at the top level of each clock's
+    results; `paired`: the median of per-repeat ratios, under "paired", which a drift of the machine over
+    the run does not move. `per_clock=False`: a figure of the run (wall-clock only), at the JSON's top
+    level. `label`: its row in the printed summary (the paired ratio where there is no ratio of medians),
+    formatted with `fmt`.
+    """
+
+    key: str
+    of: str
+    against: str | None = None
+    median: bool = True
+    paired: bool = False
+    per_clock: bool = True
+    label: str | None = None
+    fmt: str = ".3f"
+
+
+MEASURES = (
+    Measure(
+        "a_never_vs_plain_base",
+        "never",
+        "plain_base",
+        paired=True,
+        label="(a) Never / plain fit of the base (time ratio)",
+    ),
+    Measure(
+        "b_always_vs_plain_motivated",
+        "always",
+        "plain_motivated",
+        paired=True,
+        label="(b) Always / plain fit of the motivated model",
+    ),
+    Measure("c_switch_pair_s", "switch_pair"),
+    Measure(
+        "c_switch_one_way_in_base_steps",
+        "switch_one_way",
+        "base_step",
+        label="(c) one switch, in base training steps",
+        fmt=".4f",
+    ),
+    Measure("d_condition_epoch_s", "condition"),
+    Measure("d_predicted_epoch_s", "predicted"),
+    Measure("d_measured_vs_predicted", "condition", "predicted", label="(d) k-condition epoch, measured / predicted"),
+    Measure("d_as_plain_fits_epoch_s", "as_plain"),
+    Measure(
+        "d_condition_vs_plain_steps",
+        "condition",
+        "as_plain",
+        paired=True,
+        label="(d') k-condition epoch / its steps as plain fits",
+    ),
+    Measure(
+        "f_update_only_vs_plain_base",
+        "update_only",
+        "plain_base",
+        median=False,
+        paired=True,
+        label="(f) k-condition's update alone, no switch / plain fit of the base",
+    ),
+    # Throughputs (images/s), not times: the pipeline alone against the plain base model's fit.
+    Measure("e_pipeline_images_per_s", "pipeline", per_clock=False),
+    Measure(
+        "e_pipeline_vs_base_model",
+        "pipeline",
+        "base_model",
+        per_clock=False,
+        label="(e) input pipeline / base model throughput",
+        fmt=".1f",
+    ),
+)
+MEASURE = {m.key: m for m in MEASURES}
 
 
 def parse_args(argv=None):
@@ -262,7 +347,7 @@ def run_setting(args):
     else:
         strategy = tf.distribute.get_strategy()
     ds = make_data(args)
-    kinds = ("plain_base", "never", "plain_motivated", "always", "condition", "update_only")
+    kinds = KINDS
     with strategy.scope():
         models = {k: build(args, k) for k in kinds}
     for m in models.values():  # warm-up: tracing and the first epoch
@@ -291,43 +376,6 @@ def run_setting(args):
     if any(c["switches"] for c in counted["update_only"]):
         raise RuntimeError(f"the update-only model switched: {counted['update_only']}")
 
-    def ratios(times, switch_times):
-        """The measures (a)-(d) and (f) from one clock's medians."""
-        med = {k: statistics.median(v) for k, v in times.items()}
-        base_step, mot_step = med["never"] / args.steps, med["always"] / args.steps
-        switch_s = statistics.median(switch_times)
-        base_steps, mot_steps = count["steps"] - count["motivated_steps"], count["motivated_steps"]
-        predicted = base_steps * base_step + mot_steps * mot_step + count["switches"] * switch_s / 2
-        as_plain = (base_steps * med["plain_base"] + mot_steps * med["plain_motivated"]) / args.steps
-
-        def paired(numerator, denominator):
-            # The median of per-repeat ratios: a drift of the machine over the
-            # run moves both epochs of a repeat alike.
-            return statistics.median(n / d for n, d in zip(numerator, denominator))
-
-        as_plain_each = [
-            (base_steps * b + mot_steps * m) / args.steps for b, m in zip(times["plain_base"], times["plain_motivated"])
-        ]
-        return {
-            "images_per_s": {k: images / med[k] for k in kinds},
-            "ms_per_step": {k: 1e3 * med[k] / args.steps for k in kinds},
-            "a_never_vs_plain_base": med["never"] / med["plain_base"],
-            "b_always_vs_plain_motivated": med["always"] / med["plain_motivated"],
-            "c_switch_pair_s": switch_s,
-            "c_switch_one_way_in_base_steps": switch_s / 2 / base_step,
-            "d_condition_epoch_s": med["condition"],
-            "d_predicted_epoch_s": predicted,
-            "d_measured_vs_predicted": med["condition"] / predicted,
-            "d_as_plain_fits_epoch_s": as_plain,
-            "d_condition_vs_plain_steps": med["condition"] / as_plain,
-            "paired": {
-                "a_never_vs_plain_base": paired(times["never"], times["plain_base"]),
-                "b_always_vs_plain_motivated": paired(times["always"], times["plain_motivated"]),
-                "d_condition_vs_plain_steps": paired(times["condition"], as_plain_each),
-                "f_update_only_vs_plain_base": paired(times["update_only"], times["plain_base"]),
-            },
-        }
-
     result = {
         "machine": {
             "platform": platform.platform(),
@@ -339,17 +387,70 @@ def run_setting(args):
         },
         "args": vars(args),
         "replicas": strategy.num_replicas_in_sync,
-        **ratios(wall, switch),
+        **clock_results(wall, switch, count, args.steps, images),
         # CPU time of the process (all threads): immune to the host descheduling
         # the machine, which wall-clock on a shared VM is not.
-        "cpu_time": ratios(cpu, switch_cpu),
+        "cpu_time": clock_results(cpu, switch_cpu, count, args.steps, images),
         "d_counts_per_epoch": count,
-        "e_pipeline_images_per_s": statistics.median(pipeline),
-        "e_pipeline_vs_base_model": statistics.median(pipeline) / (images / statistics.median(wall["plain_base"])),
+        **_figures(
+            {"pipeline": statistics.median(pipeline), "base_model": images / statistics.median(wall["plain_base"])},
+            per_clock=False,
+        ),
         "raw_seconds": wall,
         "raw_cpu_seconds": cpu,
     }
     return result
+
+
+def epoch_times(med, switch_s, count, steps):
+    """One clock's median epoch times of the kinds, and the times derived from them and the
+    condition's counts: a switch pair and one switch, a base step, the condition's epoch as
+    (a), (b), (c) predict it, and its steps as plain fits of the two models (switches free)."""
+    base_step, mot_step = med["never"] / steps, med["always"] / steps
+    base_steps, mot_steps = count["steps"] - count["motivated_steps"], count["motivated_steps"]
+    return {
+        **med,
+        "switch_pair": switch_s,
+        "switch_one_way": switch_s / 2,
+        "base_step": base_step,
+        "predicted": base_steps * base_step + mot_steps * mot_step + count["switches"] * switch_s / 2,
+        "as_plain": (base_steps * med["plain_base"] + mot_steps * med["plain_motivated"]) / steps,
+    }
+
+
+def _figures(times, per_clock=True):
+    """{key: value} of the measures with a ratio of medians (or a time), from `times`."""
+    return {
+        m.key: times[m.of] if m.against is None else times[m.of] / times[m.against]
+        for m in MEASURES
+        if m.per_clock == per_clock and m.median
+    }
+
+
+def clock_results(times, switch_times, count, steps, images):
+    """One clock's results: images/s and ms/step of every kind, then every per-clock measure
+    (ratios of medians at the top level, the paired ratios under "paired")."""
+    med = {k: statistics.median(v) for k, v in times.items()}
+    base_steps, mot_steps = count["steps"] - count["motivated_steps"], count["motivated_steps"]
+    # Per repeat: the epochs of one repeat, and the condition's steps as plain fits in it.
+    each = {
+        **times,
+        "as_plain": [
+            (base_steps * b + mot_steps * m) / steps for b, m in zip(times["plain_base"], times["plain_motivated"])
+        ],
+    }
+
+    def paired(numerator, denominator):
+        # The median of per-repeat ratios: a drift of the machine over the
+        # run moves both epochs of a repeat alike.
+        return statistics.median(n / d for n, d in zip(numerator, denominator))
+
+    return {
+        "images_per_s": {k: images / med[k] for k in times},
+        "ms_per_step": {k: 1e3 * med[k] / steps for k in times},
+        **_figures(epoch_times(med, statistics.median(switch_times), count, steps)),
+        "paired": {m.key: paired(each[m.of], each[m.against]) for m in MEASURES if m.paired},
+    }
 
 
 def _span(values, fmt):
@@ -367,100 +468,110 @@ def _settings(result):
     return {f"{name} {args['strategy']}:{args['steps_per_execution']}": result}
 
 
+def figure(clock, key, prefer_paired=True):
+    """A measure's value in one clock's results: its paired ratio where it has one (or, with
+    `prefer_paired=False`, its ratio of medians where it has one). None for a paired ratio a run
+    from before that measure lacks."""
+    m = MEASURE[key]
+    if m.paired and (prefer_paired or not m.median):
+        return clock["paired"].get(key)
+    return clock[key]
+
+
+class Column(typing.NamedTuple):
+    """A column of a summary table: its header, its value in one setting's result, its format."""
+
+    header: str
+    value: typing.Callable
+    fmt: str
+
+
+def _cpu(key):
+    """A measure in CPU time (the paired ratio where there is one)."""
+    MEASURE[key]  # a key no measure has fails at import
+    return lambda r: figure(r["cpu_time"], key)
+
+
+def _cpu_ms(kind):
+    return lambda r: r["cpu_time"]["ms_per_step"][kind]
+
+
+def _of_run(key):
+    """A figure of the run (wall-clock), not of a clock."""
+    MEASURE[key]
+    return lambda r: r[key]
+
+
+# The README's tables (`--table`): per setting, the range over runs.
+TABLE_COLUMNS = (
+    Column("plain base ms/step", _cpu_ms("plain_base"), ".3g"),
+    Column("`Never` ms/step", _cpu_ms("never"), ".3g"),
+    Column("`Never` / plain", _cpu("a_never_vs_plain_base"), ".2f"),
+    Column("`Always` / plain motivated", _cpu("b_always_vs_plain_motivated"), ".2f"),
+    Column("one switch, in base steps", _cpu("c_switch_one_way_in_base_steps"), ".2g"),
+    Column("`ConsecutiveDecrease(k)` / its steps as plain fits", _cpu("d_condition_vs_plain_steps"), ".2f"),
+    Column("switches per epoch", lambda r: r["d_counts_per_epoch"]["switches"], ".0f"),
+    Column("its update alone, no switch / plain base", _cpu("f_update_only_vs_plain_base"), ".2f"),
+    Column("input pipeline / base model", _of_run("e_pipeline_vs_base_model"), ".0f"),
+)
+
+# The summary printed after several settings: one row per setting.
+SUMMARY_COLUMNS = (
+    Column("plain base ms/step", _cpu_ms("plain_base"), ".3f"),
+    Column("Never", _cpu_ms("never"), ".3f"),
+    Column("Never / plain", _cpu("a_never_vs_plain_base"), ".3f"),
+    Column("plain motivated", _cpu_ms("plain_motivated"), ".3f"),
+    Column("Always", _cpu_ms("always"), ".3f"),
+    Column("Always / plain", _cpu("b_always_vs_plain_motivated"), ".3f"),
+    Column("k-condition / its steps as plain fits", _cpu("d_condition_vs_plain_steps"), ".3f"),
+    Column("its update alone / plain base", _cpu("f_update_only_vs_plain_base"), ".3f"),
+)
+
+
+def _head(first, columns):
+    headers = [*first, *(c.header for c in columns)]
+    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+
+
 def range_table(results):
     """Markdown: per setting, the range over runs (JSON results) of the CPU-time figures; `--table` prints it.
 
     The ratios are the paired ones (median of per-repeat ratios).
     """
     per_run = [_settings(r) for r in results]
-    lines = [
-        "| setting | runs | plain base ms/step | `Never` ms/step | `Never` / plain | `Always` / plain motivated | "
-        "one switch, in base steps | `ConsecutiveDecrease(k)` / its steps as plain fits | switches per epoch | "
-        "its update alone, no switch / plain base | input pipeline / base model |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = _head(("setting", "runs"), TABLE_COLUMNS)
     for name in per_run[0]:
         runs = [settings[name] for settings in per_run if name in settings]
-        cpu = [r["cpu_time"] for r in runs]
-        # Runs from before (f) was measured leave its cell empty.
-        update_only = [c["paired"].get("f_update_only_vs_plain_base") for c in cpu]
-        cells = [
-            _span([c["ms_per_step"]["plain_base"] for c in cpu], ".3g"),
-            _span([c["ms_per_step"]["never"] for c in cpu], ".3g"),
-            _span([c["paired"]["a_never_vs_plain_base"] for c in cpu], ".2f"),
-            _span([c["paired"]["b_always_vs_plain_motivated"] for c in cpu], ".2f"),
-            _span([c["c_switch_one_way_in_base_steps"] for c in cpu], ".2g"),
-            _span([c["paired"]["d_condition_vs_plain_steps"] for c in cpu], ".2f"),
-            _span([r["d_counts_per_epoch"]["switches"] for r in runs], ".0f"),
-            _span(update_only, ".2f") if None not in update_only else "",
-            _span([r["e_pipeline_vs_base_model"] for r in runs], ".0f"),
-        ]
+        cells = []
+        for column in TABLE_COLUMNS:
+            values = [column.value(r) for r in runs]
+            # Runs from before a measure was taken ((f)) leave its cell empty.
+            cells.append(_span(values, column.fmt) if None not in values else "")
         lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def summary_markdown(results):
     """One row per setting: CPU-time ms per step and the paired ratios against plain Keras."""
-    lines = [
-        "| setting | plain base ms/step | Never | Never / plain | plain motivated | Always | Always / plain | "
-        "k-condition / its steps as plain fits | its update alone / plain base |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = _head(("setting",), SUMMARY_COLUMNS)
     for name, r in results.items():
-        ms, c = r["cpu_time"]["ms_per_step"], r["cpu_time"]["paired"]
-        lines.append(
-            f"| {name} | {ms['plain_base']:.3f} | {ms['never']:.3f} | {c['a_never_vs_plain_base']:.3f} | "
-            f"{ms['plain_motivated']:.3f} | {ms['always']:.3f} | {c['b_always_vs_plain_motivated']:.3f} | "
-            f"{c['d_condition_vs_plain_steps']:.3f} | {c['f_update_only_vs_plain_base']:.3f} |"
-        )
+        lines.append(f"| {name} | " + " | ".join(format(c.value(r), c.fmt) for c in SUMMARY_COLUMNS) + " |")
     return "\n".join(lines)
 
 
 def markdown(r):
+    """One setting's result: every labelled measure from wall-clock and from CPU time."""
     c = r["cpu_time"]
     rows = [
-        (
-            "(a) Never / plain fit of the base (time ratio)",
-            r["a_never_vs_plain_base"],
-            c["a_never_vs_plain_base"],
-            ".3f",
-        ),
-        (
-            "(b) Always / plain fit of the motivated model",
-            r["b_always_vs_plain_motivated"],
-            c["b_always_vs_plain_motivated"],
-            ".3f",
-        ),
-        (
-            "(c) one switch, in base training steps",
-            r["c_switch_one_way_in_base_steps"],
-            c["c_switch_one_way_in_base_steps"],
-            ".4f",
-        ),
-        (
-            "(d) k-condition epoch, measured / predicted",
-            r["d_measured_vs_predicted"],
-            c["d_measured_vs_predicted"],
-            ".3f",
-        ),
-        (
-            "(d') k-condition epoch / its steps as plain fits",
-            r["d_condition_vs_plain_steps"],
-            c["d_condition_vs_plain_steps"],
-            ".3f",
-        ),
-        (
-            "(f) k-condition's update alone, no switch / plain fit of the base",
-            r["paired"]["f_update_only_vs_plain_base"],
-            c["paired"]["f_update_only_vs_plain_base"],
-            ".3f",
-        ),
+        (m.label, figure(r, m.key, prefer_paired=False), figure(c, m.key, prefer_paired=False), m.fmt)
+        for m in MEASURES
+        if m.label and m.per_clock
     ]
     rows += [(f"ms/step {k}", v, c["ms_per_step"][k], ".3f") for k, v in r["ms_per_step"].items()]
     rows += [(f"images/s {k}", v, c["images_per_s"][k], ".0f") for k, v in r["images_per_s"].items()]
     lines = ["| measure | wall-clock | CPU time |", "|---|---|---|"]
     lines += [f"| {a} | {format(w, f)} | {format(t, f)} |" for a, w, t, f in rows]
-    lines.append(f"| (e) input pipeline / base model throughput | {r['e_pipeline_vs_base_model']:.1f} | |")
+    lines += [f"| {m.label} | {format(r[m.key], m.fmt)} | |" for m in MEASURES if m.label and not m.per_clock]
     return "\n".join(lines)
 
 

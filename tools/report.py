@@ -3,13 +3,21 @@
     python tools/report.py RUN_DIR... --out=DIR
 
 RUN_DIR is a trainer workdir or a folder of them (searched recursively for
-summary.json). Writes to DIR: results.md and results.csv (accuracy mean ± std
-per arm with the paper's naming, ACC/FLOPs and ACC/F_Ratio, activation rates
-next to the noise level 1/(k+1)!, wall-clock) and PNG figures: training
-dynamics of one X-Y run (per-batch loss with motivated batches marked,
-validation accuracy of both models per epoch, learning rate: the paper's
-Figure 2) and accuracy versus FLOPs. Every number is read from the runs'
-summary.json, history.csv and batches.csv.
+summary.json). Writes three reports to DIR:
+
+- the paper's results: results.md and results.csv (accuracy mean ± std per
+  arm with the paper's naming, ACC/FLOPs and ACC/F_Ratio, activation rates
+  next to the noise level 1/(k+1)!, wall-clock) and PNG figures: training
+  dynamics of one X-Y run (per-batch loss with motivated batches marked,
+  validation accuracy of both models per epoch, learning rate: the paper's
+  Figure 2) and accuracy versus FLOPs;
+- does the dual run pay? (when the runs hold X-C and Y-C runs, the classical
+  front): pays.md, pays.json and accuracy_vs_compute.png, every dual policy
+  against the best split of its compute between the two models trained alone;
+- the BatchNorm statistics check (when runs made one): statistics.md and
+  statistics.json, both models' accuracy as saved and with recomputed statistics.
+
+Every number is read from the runs' summary.json, history.csv and batches.csv.
 """
 
 import argparse
@@ -18,17 +26,32 @@ import csv
 import json
 import math
 import os
-import re
 import statistics
+import sys
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The pay rule, beside this file; compute_to_reach and reach are importable from here as before.
+import pay_rule  # noqa: E402
+from pay_rule import FrontPoint  # noqa: E402
+from pay_rule import compute_to_reach  # noqa: E402, F401
+from pay_rule import reach  # noqa: E402
+
+from keras_motivation import conditions  # noqa: E402
 from keras_motivation.files import read_csv  # noqa: E402
 from keras_motivation.flops import acc_per_flops  # noqa: E402
 from keras_motivation.summary import motivated_share  # noqa: E402
+
+# The classical arms (one model trained alone) and how a dual run's arm starts.
+X_C, Y_C = conditions.Never.label, conditions.Always.label
+DUAL = "X-Y"
+
+
+# -- the runs and their arms -------------------------------------------------------
 
 
 def find_runs(paths):
@@ -57,24 +80,17 @@ def model_names(pair):
 
 def arm_of(config):
     """The paper's arm of a run, from its config, with the start and the
-    BatchNorm statistics option of a dual run: "X-Y k=2 (identity, recalibrated)"."""
-    condition, _, args = config["condition"].partition(":")
-    if condition == "never":
-        return "X-C"
-    if condition == "always":
-        return "Y-C"
-    variant = f" ({config.get('differential_init', 'paper')}, {config.get('bn_statistics', 'shared')})"
-    params = dict(item.split("=", 1) for item in re.split(r",(?![^\[]*\])", args) if "=" in item)
-    if condition == "random":
-        return "ExpA" + variant
-    if condition == "matched_random":
-        return f"ExpB {params.get('per_epoch', '?')}/epoch" + variant
-    if condition == "random_share":
-        share = params.get("share", "0.5").strip("[]").replace(",", "→")
-        return f"X-Y share {share}" + variant
-    if condition == "consecutive":
-        return f"X-Y k={config['k']}" + variant
-    return f"X-Y {condition}" + variant
+    BatchNorm statistics option of a dual run: "X-Y k=2 (identity, recalibrated)".
+    Each condition names its arm (`report_label`); a name no condition has any more reads "X-Y name"."""
+    name, arguments = conditions.split_spec(config["condition"])
+    cls = conditions.BY_NAME.get(name)
+    if cls is None:
+        arm = f"{DUAL} {name}"
+    else:
+        arm = cls.report_label(arguments, config.get("k"))
+        if cls.classical:
+            return arm
+    return arm + f" ({config.get('differential_init', 'paper')}, {config.get('bn_statistics', 'shared')})"
 
 
 def mean_std(values):
@@ -84,6 +100,13 @@ def mean_std(values):
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def fmt(v, spec):
+    return "" if v is None else format(v, spec)
+
+
+# -- report 1: the paper's results table (results.md, results.csv) and its figures ----
+
+
 def rows_for(runs):
     """One row per (experiment, arm, model): accuracy mean ± std and costs."""
     groups = collections.defaultdict(list)
@@ -91,20 +114,20 @@ def rows_for(runs):
         c = r["config"]
         groups[(c["pair"], c["dataset"], c["epochs"], c.get("train_size"), arm_of(c))].append(r)
     rows = []
-    # The paper's order: X-C, the X-Y variants, Y-C, then the random controls.
-    rank = {"X-C": 0, "Y-C": 2, "ExpA": 3, "ExpB": 4}
+    # The paper's order (each condition's report_order): X-C, the X-Y variants, Y-C, then the random controls.
+    rank = {cls.label.split()[0]: cls.report_order for cls in conditions.BY_NAME.values()}
     order = sorted(groups.items(), key=lambda kv: (kv[0][:4], rank.get(kv[0][4].split()[0], 1), kv[0][4]))
     for (pair, dataset, epochs, train_size, arm), members in order:
         x, y = model_names(pair)
         s0 = members[0]["summary"]
         flops = s0.get("flops", {})
         models = {
-            "X-C": [("base", f"{x}-C", flops.get("base"))],
-            "Y-C": [("motivated", f"{y}-C", flops.get("motivated"))],
+            X_C: [("base", f"{x}-C", flops.get("base"))],
+            Y_C: [("motivated", f"{y}-C", flops.get("motivated"))],
         }.get(arm)
         if models is None:
-            label = "" if arm.startswith("X-Y") else f" {arm}"
-            suffix = arm[3:] if arm.startswith("X-Y") else ""
+            label = "" if arm.startswith(DUAL) else f" {arm}"
+            suffix = arm[len(DUAL) :] if arm.startswith(DUAL) else ""
             models = [("base", f"{x}-{y}-B{label}{suffix}", None), ("motivated", f"{x}-{y}-M{label}{suffix}", None)]
         for which, name, f in models:
             key = "accuracy" if which == "base" else "motivated_accuracy"
@@ -137,7 +160,7 @@ def add_ratios(rows):
     for r in rows:
         by_exp[r["experiment"]].setdefault(r["arm"], []).append(r)
     for arms in by_exp.values():
-        xc, yc = arms.get("X-C", [None])[0], arms.get("Y-C", [None])[0]
+        xc, yc = arms.get(X_C, [None])[0], arms.get(Y_C, [None])[0]
         if (
             not xc
             or not yc
@@ -150,7 +173,7 @@ def add_ratios(rows):
         )
         yc["acc_per_mflop"] = yc_rate
         for arm, members in arms.items():
-            if not arm.startswith("X-Y"):
+            if not arm.startswith(DUAL):
                 continue
             b = members[0]
             if b["forward_flops"] and b["forward_flops"] != xc["forward_flops"]:
@@ -167,10 +190,6 @@ def add_ratios(rows):
                     spread = max(r["accuracy_std"] or 0.0, ref["accuracy_std"] or 0.0)
                     r["delta_vs_classical"] = delta
                     r["within_one_std"] = abs(delta) <= spread
-
-
-def fmt(v, spec):
-    return "" if v is None else format(v, spec)
 
 
 def markdown(rows):
@@ -236,7 +255,7 @@ def plot_accuracy_vs_flops(rows, path):
     for r in rows:
         if r["forward_flops"] is None or r["accuracy_mean"] is None:
             continue
-        marker = "s" if r["arm"] in ("X-C", "Y-C") else ("o" if r["model"].split()[0].endswith("-B") else "^")
+        marker = "s" if r["arm"] in (X_C, Y_C) else ("o" if r["model"].split()[0].endswith("-B") else "^")
         ax.errorbar(
             r["forward_flops"] / 1e6,
             r["accuracy_mean"],
@@ -256,10 +275,37 @@ def plot_accuracy_vs_flops(rows, path):
     plt.close(fig)
 
 
-# -- does the dual run pay? ------------------------------------------------------
-# Compute is the training FLOPs summary.json counts (forward + backward of every
-# trained example, both models, the final BatchNorm recalibration); CPU time is
-# reported beside it.
+def write_results(runs, out):
+    """results.md, results.csv, dynamics.png and accuracy_vs_flops.png; returns the table's rows."""
+    rows = rows_for(runs)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(markdown(rows))
+    with open(os.path.join(out, "results.csv"), "w", newline="") as f:
+        fields = sorted({k for r in rows for k in r})
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    # Figure 2 shows the paper's variant when there is one.
+    xy = (
+        sorted(
+            (r for r in runs if arm_of(r["config"]).startswith(DUAL)),
+            key=lambda r: (
+                r["config"].get("differential_init", "paper") != "paper",
+                r["config"].get("bn_statistics", "shared") != "shared",
+                r["dir"],
+            ),
+        )
+        or runs
+    )
+    plot_dynamics(xy[0], os.path.join(out, "dynamics.png"))
+    plot_accuracy_vs_flops(rows, os.path.join(out, "accuracy_vs_flops.png"))
+    return rows
+
+
+# -- report 2: does the dual run pay? (pays.md, pays.json, accuracy_vs_compute.png) ---
+# The rule is pay_rule.py's. Compute is the training FLOPs summary.json counts
+# (forward + backward of every trained example, both models, the final BatchNorm
+# recalibration); CPU time is reported beside it.
 
 
 def _training_flops(run):
@@ -267,84 +313,29 @@ def _training_flops(run):
 
 
 def classical_front(runs):
-    """{"base"|"motivated": [(epochs, compute mean, acc mean, acc sd, cpu s mean, seeds)]} from X-C and Y-C runs."""
+    """{"base"|"motivated": [FrontPoint, ...] by compute} from X-C and Y-C runs."""
     groups = collections.defaultdict(list)
     for r in runs:
         arm = arm_of(r["config"])
-        if arm in ("X-C", "Y-C"):
+        if arm in (X_C, Y_C):
             groups[(arm, r["config"]["epochs"])].append(r)
     front = {"base": [], "motivated": []}
     for (arm, epochs), members in sorted(groups.items()):
-        role, key = ("base", "accuracy") if arm == "X-C" else ("motivated", "motivated_accuracy")
+        role, key = ("base", "accuracy") if arm == X_C else ("motivated", "motivated_accuracy")
         acc, sd = mean_std([100 * m["summary"]["final"][key] for m in members])
         front[role].append(
-            (
-                epochs,
-                statistics.mean(_training_flops(m) for m in members),
-                acc,
-                sd,
-                statistics.mean(m["summary"].get("cpu_time_s", float("nan")) for m in members),
-                len(members),
+            FrontPoint(
+                epochs=epochs,
+                compute=statistics.mean(_training_flops(m) for m in members),
+                accuracy=acc,
+                sd=sd,
+                cpu_s=statistics.mean(m["summary"].get("cpu_time_s", float("nan")) for m in members),
+                seeds=len(members),
             )
         )
     for role in front:
-        front[role].sort(key=lambda p: p[1])
+        front[role].sort(key=lambda p: p.compute)
     return front
-
-
-def _envelope(points, chance):
-    """(compute, best accuracy reachable with at most that compute), from (0, chance)."""
-    out, best = [(0.0, chance)], chance
-    for p in points:
-        best = max(best, p[2])
-        out.append((p[1], best))
-    return out
-
-
-def reach(points, compute, chance=10.0):
-    """Accuracy a separately trained model reaches with `compute` (linear between
-    measured budgets, from chance at zero compute; capped at the largest budget)."""
-    env = _envelope(points, chance)
-    for (c0, a0), (c1, a1) in zip(env, env[1:]):
-        if compute <= c1:
-            return a0 + (a1 - a0) * (compute - c0) / (c1 - c0) if c1 > c0 else a1
-    return env[-1][1]
-
-
-def compute_to_reach(points, accuracy, chance=10.0):
-    """Least compute for which the front reaches `accuracy`; None beyond the front."""
-    env = _envelope(points, chance)
-    if accuracy <= env[0][1]:
-        return 0.0
-    for (c0, a0), (c1, a1) in zip(env, env[1:]):
-        if accuracy <= a1:
-            return c0 + (c1 - c0) * (accuracy - a0) / (a1 - a0) if a1 > a0 else c0
-    return None
-
-
-def _pays(front, compute, acc_b, acc_m, chance):
-    """Whether no split of `compute` between X-C and Y-C gives both accuracies,
-    and the accuracy Y-C reaches with what is left after X-C reaches acc_b."""
-    cx = compute_to_reach(front["base"], acc_b, chance)
-    if cx is None:  # the base beats every X-C budget measured: X-C would need more than the largest
-        cx = front["base"][-1][1]
-        beyond = True
-    else:
-        beyond = False
-    left = compute - cx
-    y_left = reach(front["motivated"], left, chance) if left > 0 else None
-    cy = compute_to_reach(front["motivated"], acc_m, chance)
-    separate = cx + (cy if cy is not None else front["motivated"][-1][1])
-    # Beyond the front, `separate` is a lower bound: it decides only a "yes".
-    pays = True if separate > compute else (None if beyond or cy is None else False)
-    return {
-        "x_compute": cx,
-        "x_beyond_front": beyond,
-        "y_with_rest": y_left,
-        "separate_compute": separate,
-        "y_beyond_front": cy is None,
-        "pays": pays,
-    }
 
 
 def pays_rows(runs):
@@ -355,27 +346,22 @@ def pays_rows(runs):
     groups = collections.defaultdict(list)
     for r in runs:
         arm = arm_of(r["config"])
-        if arm not in ("X-C", "Y-C") and _training_flops(r):
+        if arm not in (X_C, Y_C) and _training_flops(r):
             groups[(r["config"]["epochs"], arm)].append(r)
     chance = 100.0 / runs[0]["summary"]["num_classes"]
-    xc_at = {p[0]: p for p in front["base"]}
+    xc_at = {p.epochs: p for p in front["base"]}
     rows = []
     for (epochs, arm), members in sorted(groups.items()):
         compute = statistics.mean(_training_flops(m) for m in members)
         acc_b, sd_b = mean_std([100 * m["summary"]["final"]["accuracy"] for m in members])
         acc_m, sd_m = mean_std([100 * m["summary"]["final"]["motivated_accuracy"] for m in members])
-        verdict = _pays(front, compute, acc_b, acc_m, chance)
+        verdict = pay_rule.verdict(front, compute, acc_b, acc_m, chance)
         # Inside the noise when moving both accuracies by one seed sd flips the verdict.
-        low = _pays(front, compute, acc_b - sd_b, acc_m - sd_m, chance)["pays"]
-        high = _pays(front, compute, acc_b + sd_b, acc_m + sd_m, chance)["pays"]
+        low = pay_rule.verdict(front, compute, acc_b - sd_b, acc_m - sd_m, chance)["pays"]
+        high = pay_rule.verdict(front, compute, acc_b + sd_b, acc_m + sd_m, chance)["pays"]
         y_alone = reach(front["motivated"], compute, chance)
         xc = xc_at.get(epochs)
-        free = acc_m >= y_alone and xc is not None and acc_b >= xc[2] - 0.3
-        # Inside the noise when one seed sd of the dual run moves either test across its line.
-        free_noise = xc is not None and (
-            (acc_m - sd_m < y_alone) != (acc_m + sd_m < y_alone)
-            or (acc_b - sd_b < xc[2] - 0.3) != (acc_b + sd_b < xc[2] - 0.3)
-        )
+        free, free_noise = pay_rule.small_model_free(acc_b, sd_b, acc_m, sd_m, y_alone, xc)
         rows.append(
             {
                 "policy": arm,
@@ -396,7 +382,7 @@ def pays_rows(runs):
                 "pays": verdict["pays"],
                 "pays_within_noise": low != high,
                 "y_c_with_all": y_alone,
-                "x_c_same_epochs": xc[2] if xc else None,
+                "x_c_same_epochs": xc.accuracy if xc else None,
                 "small_model_free": free,
                 "free_within_noise": free_noise,
             }
@@ -411,9 +397,12 @@ def pays_markdown(front, rows):
         "| model | epochs | training TFLOPs | CPU s | test accuracy % | seeds |",
         "|---|---|---|---|---|---|",
     ]
-    for role, label in (("base", "X-C"), ("motivated", "Y-C")):
-        for epochs, c, acc, sd, cpu, n in front[role]:
-            out.append(f"| {label} | {epochs} | {c / 1e12:.2f} | {cpu:.0f} | {acc:.2f} ± {sd:.2f} | {n} |")
+    for role, label in (("base", X_C), ("motivated", Y_C)):
+        for p in front[role]:
+            out.append(
+                f"| {label} | {p.epochs} | {p.compute / 1e12:.2f} | {p.cpu_s:.0f} | {p.accuracy:.2f} ± {p.sd:.2f} "
+                f"| {p.seeds} |"
+            )
     out += [
         "",
         "**Dual policies** (base and motivated model of one run, against the best separate split of the same compute)",
@@ -446,9 +435,9 @@ def plot_front(front, rows, path, names=("base", "motivated")):
     markers = "os^vD<>phX*P"
     for ax, role, name in zip(axes, ("base", "motivated"), names):
         pts = front[role]
-        c = [p[1] / 1e12 for p in pts]
-        a = [p[2] for p in pts]
-        sd = [p[3] for p in pts]
+        c = [p.compute / 1e12 for p in pts]
+        a = [p.accuracy for p in pts]
+        sd = [p.sd for p in pts]
         ax.plot(c, a, "-", color="black", label=f"{name} trained alone (classical)")
         ax.fill_between(
             c,
@@ -459,7 +448,13 @@ def plot_front(front, rows, path, names=("base", "motivated")):
             label="± 1 sd over seeds",
         )
         for p in pts:
-            ax.annotate(f"{p[0]} ep", (p[1] / 1e12, p[2]), textcoords="offset points", xytext=(4, -10), fontsize=7)
+            ax.annotate(
+                f"{p.epochs} ep",
+                (p.compute / 1e12, p.accuracy),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=7,
+            )
         for i, r in enumerate(rows):
             ax.errorbar(
                 r["training_tflops"],
@@ -480,6 +475,23 @@ def plot_front(front, rows, path, names=("base", "motivated")):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def write_pays(runs, out, names):
+    """pays.md, pays.json and accuracy_vs_compute.png, when the runs have a classical front and dual
+    policies; `names`: the two models' names (the figure's panels)."""
+    front = classical_front(runs)
+    policies = pays_rows(runs)
+    if not policies:
+        return
+    with open(os.path.join(out, "pays.md"), "w") as f:
+        f.write(pays_markdown(front, policies))
+    with open(os.path.join(out, "pays.json"), "w") as f:
+        json.dump({"front": front, "policies": policies}, f, indent=1)
+    plot_front(front, policies, os.path.join(out, "accuracy_vs_compute.png"), names)
+
+
+# -- report 3: the BatchNorm statistics check (statistics.md, statistics.json) --------
 
 
 def statistics_rows(runs):
@@ -520,49 +532,28 @@ def statistics_markdown(rows):
     return "\n".join(out) + "\n"
 
 
-def write_report(paths, out):
-    runs = find_runs(paths)
-    if not runs:
-        raise SystemExit(f"No runs (summary.json + config.json) under {', '.join(paths)}.")
-    os.makedirs(out, exist_ok=True)
-    rows = rows_for(runs)
-    with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(markdown(rows))
-    with open(os.path.join(out, "results.csv"), "w", newline="") as f:
-        fields = sorted({k for r in rows for k in r})
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    # Figure 2 shows the paper's variant when there is one.
-    xy = (
-        sorted(
-            (r for r in runs if arm_of(r["config"]).startswith("X-Y")),
-            key=lambda r: (
-                r["config"].get("differential_init", "paper") != "paper",
-                r["config"].get("bn_statistics", "shared") != "shared",
-                r["dir"],
-            ),
-        )
-        or runs
-    )
-    plot_dynamics(xy[0], os.path.join(out, "dynamics.png"))
-    plot_accuracy_vs_flops(rows, os.path.join(out, "accuracy_vs_flops.png"))
+def write_statistics(runs, out):
+    """statistics.md and statistics.json, when runs made the check."""
     checks = statistics_rows(runs)
     if checks:
         with open(os.path.join(out, "statistics.md"), "w") as f:
             f.write(statistics_markdown(checks))
         with open(os.path.join(out, "statistics.json"), "w") as f:
             json.dump(checks, f, indent=1)
-    front = classical_front(runs)
-    policies = pays_rows(runs)
-    if policies:
-        with open(os.path.join(out, "pays.md"), "w") as f:
-            f.write(pays_markdown(front, policies))
-        with open(os.path.join(out, "pays.json"), "w") as f:
-            json.dump({"front": front, "policies": policies}, f, indent=1)
-        plot_front(
-            front, policies, os.path.join(out, "accuracy_vs_compute.png"), model_names(runs[0]["config"]["pair"])
-        )
+
+
+# -- all three -----------------------------------------------------------------------
+
+
+def write_report(paths, out):
+    """The three reports of the runs under `paths`, into `out`; returns the results table's rows."""
+    runs = find_runs(paths)
+    if not runs:
+        raise SystemExit(f"No runs (summary.json + config.json) under {', '.join(paths)}.")
+    os.makedirs(out, exist_ok=True)
+    rows = write_results(runs, out)
+    write_statistics(runs, out)
+    write_pays(runs, out, model_names(runs[0]["config"]["pair"]))
     return rows
 
 
