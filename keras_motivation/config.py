@@ -208,6 +208,10 @@ class TrainConfig:
         )
         check(self.rewarm_epochs >= 0, f"--rewarm_epochs must be >= 0, got {self.rewarm_epochs}.")
         check(
+            not self.rewarm_epochs or self.condition.partition(":")[0] == "growth",
+            "--rewarm_epochs re-warms the learning rate at the growth point: use it with --condition=growth:epochs=E.",
+        )
+        check(
             self.bn_statistics in BN_STATISTICS,
             f"--bn_statistics must be one of {BN_STATISTICS}, got {self.bn_statistics!r}.",
         )

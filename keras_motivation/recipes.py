@@ -6,6 +6,8 @@ global step: the engine copies the step counter on every switch.
 
 import keras
 
+from keras_motivation import conditions
+
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
 class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -94,7 +96,13 @@ def learning_rate(config, steps_per_epoch):
     if config.schedule not in SCHEDULES:
         raise ValueError(f"Unknown schedule {config.schedule!r}: use one of {', '.join(SCHEDULES)}.")
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
-    return SCHEDULES[config.schedule](config, steps_per_epoch, warmup, config.epochs * steps_per_epoch)
+    schedule = SCHEDULES[config.schedule](config, steps_per_epoch, warmup, config.epochs * steps_per_epoch)
+    if config.rewarm_epochs:
+        growth = conditions.from_flag(config.condition)
+        return Rewarmed(
+            schedule, growth.growth_step(steps_per_epoch), int(round(config.rewarm_epochs * steps_per_epoch))
+        )
+    return schedule
 
 
 # TF EfficientNet's RMSprop: rho 0.9, momentum 0.9, epsilon 1e-3.

@@ -216,6 +216,31 @@ def test_random_schedules_resume_mid_epoch_where_they_stopped(make):
     assert any(expected) and not all(expected)
 
 
+def test_growth_trains_the_base_alone_then_the_motivated_model_on_every_batch():
+    """Growth(0.45) over 10 batches an epoch: the base for batches 0-3 (round(4.5) = 4, half to even), the
+    motivated model from batch 4 on; every epoch starts on the base, so epochs 2-3 switch in at their first batch."""
+    rec = _fit_flags(conditions.Growth(0.45))
+    assert rec.flags == [False] * 4 + [True] * 26
+    assert [logs["switches"] for _, logs in rec.epochs] == [2, 2, 2]
+    with pytest.raises(ValueError, match="epochs >= 0"):
+        conditions.Growth(-1)
+
+
+def test_growth_keeps_its_growth_step_when_resumed_with_a_shorter_epoch():
+    first = conditions.Growth(1.5)
+    first.on_epoch_begin(0, 10)
+    for _ in range(12):
+        first.update(tf.constant(0.0), first.select(tf.constant(False)))
+    resumed = conditions.Growth(1.5)
+    for a, b in zip(resumed.weights, first.weights):
+        a.assign(b.numpy())
+    resumed.on_epoch_begin(1, 8)  # the rest of epoch 1 after a backup at step 12
+    assert not bool(resumed.select(tf.constant(False)))
+    for _ in range(3):
+        resumed.update(tf.constant(0.0), tf.constant(False))
+    assert bool(resumed.select(tf.constant(False)))  # step 15 = 1.5 epochs of 10
+
+
 def test_random_share_zero_and_one_are_never_and_always():
     for share, expected in ((0.0, False), (1.0, True)):
         condition = conditions.RandomShare(share, seed=1)
@@ -278,6 +303,7 @@ def test_specs_and_invalid_parameters():
         conditions.RandomShare([0.1, 0.9], seed=2),
         conditions.Never(),
         conditions.Always(),
+        conditions.Growth(0.5),
     ],
     ids=lambda c: type(c).__name__,
 )
@@ -318,7 +344,7 @@ HELDOUT = (np.zeros((2, 4, 4, 1), np.float32), np.zeros((2,), np.int32))
 
 def test_every_condition_class_is_registered_and_describes_itself():
     classes = _condition_classes()
-    assert len(classes) == len(conditions.BY_NAME) == 9
+    assert len(classes) == len(conditions.BY_NAME) == 10
     for cls in classes:
         # Each sets its own facts: a subclass that inherited its parent's flag or label would be named as it.
         for fact in ("flag", "flag_help", "label"):
@@ -402,6 +428,7 @@ def test_flag_help_names_every_condition_and_argument():
         ("matched_random", "ExpB ?/epoch"),
         ("random_share", "X-Y share 0.5"),
         ("random_share:share=[0.2,0.5,0.8],seed=1", "X-Y share 0.2→0.5→0.8"),
+        ("growth:epochs=0.45", "X-Y growth after 0.45 ep"),
     ],
 )
 def test_report_labels(spec, label):

@@ -152,6 +152,7 @@ def test_differential_init_specs(spec, start):
         ({"distillation": 0.5}, "add --joint"),
         ({"joint": True, "distillation": 1.5}, "--distillation must be in"),
         ({"rewarm_epochs": -1.0}, "--rewarm_epochs must be >= 0"),
+        ({"rewarm_epochs": 0.1}, "use it with --condition=growth"),
     ],
 )
 def test_bad_starts_and_joint_flags_fail_in_one_line(kwargs, message):
