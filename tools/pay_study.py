@@ -197,13 +197,84 @@ def run(
     return done
 
 
+def _summaries(out):
+    """{(epochs, arm): [summary of each finished seed]} of a study directory OUT/ep<E>/<arm>/seed<S>."""
+    groups = {}
+    for ep in sorted(os.listdir(out)):
+        if not ep.startswith("ep") or not ep[2:].isdigit():
+            continue
+        for arm in sorted(os.listdir(os.path.join(out, ep))):
+            for seed in sorted(os.listdir(os.path.join(out, ep, arm))):
+                path = os.path.join(out, ep, arm, seed, "summary.json")
+                if os.path.exists(path):
+                    with open(path) as f:
+                        groups.setdefault((int(ep[2:]), arm), []).append(json.load(f))
+    return groups
+
+
+def _mean_std(values):
+    if not values:
+        return None, None
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _best_classical(groups, epochs, arm, key, seeds):
+    """The mean accuracy (%) of `arm` (X-C or Y-C) at its best rate among those with every seed, at `epochs`."""
+    means = [
+        statistics.mean(100 * s["final"][key] for s in members)
+        for (e, name), members in groups.items()
+        if e == epochs and name.startswith(f"{arm}-lr") and len(members) == seeds
+    ]
+    return max(means) if means else None
+
+
+def tuned_table(out, seeds=3):
+    """The tuned study as a markdown table: every arm at each budget, both models' accuracy (mean ± std over
+    its seeds), compute, and each model's difference from the best-rate X-C / Y-C at the same epochs."""
+    groups = _summaries(out)
+    lines = [
+        "| arm | epochs | seeds | training TFLOPs | CPU s | base % | motivated % | base − X-C | motivated − Y-C |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def fmt(mean_std):
+        mean, std = mean_std
+        return "—" if mean is None else f"{mean:.2f} ± {std:.2f}"
+
+    for (epochs, arm), members in sorted(
+        groups.items(),
+        key=lambda kv: (kv[0][0], not kv[0][1].startswith("X-C"), not kv[0][1].startswith("Y-C"), kv[0][1]),
+    ):
+        x_ref = _best_classical(groups, epochs, "X-C", "accuracy", seeds)
+        y_ref = _best_classical(groups, epochs, "Y-C", "motivated_accuracy", seeds)
+        base = _mean_std([100 * s["final"]["accuracy"] for s in members]) if not arm.startswith("Y-C") else (None, None)
+        mot = (
+            _mean_std([100 * s["final"]["motivated_accuracy"] for s in members])
+            if not arm.startswith("X-C")
+            else (None, None)
+        )
+        tflops = statistics.mean(s["flops"]["training_total"] for s in members) / 1e12
+        cpu = statistics.mean(s["cpu_time_s"] for s in members)
+        d_base = "—" if base[0] is None or x_ref is None else f"{base[0] - x_ref:+.2f}"
+        d_mot = "—" if mot[0] is None or y_ref is None else f"{mot[0] - y_ref:+.2f}"
+        lines.append(
+            f"| {arm} | {epochs} | {len(members)} | {tflops:.2f} | {cpu:.0f} | {fmt(base)} | {fmt(mot)} | "
+            f"{d_base} | {d_mot} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="root directory of the study's workdirs")
+    p.add_argument("--table", action="store_true", help="print the tuned study's table from --out and stop")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--groups", default=",".join(GROUPS), help=f"some of {', '.join(GROUPS)}")
     p.add_argument("--arms", default="", help="only these arms of the groups (comma-separated names); default all")
     args = p.parse_args(argv)
+    if args.table:
+        print(tuned_table(args.out))
+        return
     groups = [g for g in args.groups.split(",") if g]
     unknown = sorted(set(groups) - set(GROUPS))
     if unknown:
