@@ -74,7 +74,7 @@ def test_every_measure_is_computed_where_the_renderers_read_it():
     assert list(clock["paired"]) == [m.key for m in bench.MEASURES if m.paired]
     assert not any(m.key in clock for m in bench.MEASURES if not m.per_clock)
     # The figures against the rules written out: medians of plain_base 1.25, never 2.25, always 4.25, ...
-    med = {k: statistics.median(v) for k, v in zip(bench.KINDS, ([i + 1, i + 1.5] for i in range(6)))}
+    med = {k: statistics.median(v) for k, v in zip(bench.KINDS, ([i + 1, i + 1.5] for i in range(len(bench.KINDS))))}
     assert r["a_never_vs_plain_base"] == med["never"] / med["plain_base"]
     assert r["c_switch_one_way_in_base_steps"] == 0.2 / 2 / (med["never"] / 10)
     predicted = 6 * med["never"] / 10 + 4 * med["always"] / 10 + 2 * 0.2 / 2
@@ -83,6 +83,8 @@ def test_every_measure_is_computed_where_the_renderers_read_it():
     assert r["paired"]["d_condition_vs_plain_steps"] == statistics.median(c / p for c, p in zip((5, 5.5), as_plain))
     assert "f_update_only_vs_plain_base" not in r  # paired only
     assert r["paired"]["f_update_only_vs_plain_base"] == statistics.median((6 / 1, 6.5 / 1.5))
+    # (g): the joint epoch (7, 7.5) against the sum of the two plain fits' epochs ((1 + 3), (1.5 + 3.5)).
+    assert r["paired"]["g_joint_vs_plain_both"] == statistics.median((7 / 4, 7.5 / 5))
 
 
 def test_renderers_read_the_table_of_measures():

@@ -31,6 +31,9 @@ of the machine over the run does not move. Measures
     reaches (it updates its state and decides at every step, and never
     switches) against plain fit of the base, which splits (d) into the
     update's per-step cost and the switches';
+(g) the joint step on every batch (`Always` with `JointStep()`: both models
+    on one batch, one update) against plain fits of both models (the sum of
+    their epochs);
 and per-step times of every variant, plus `d_condition_vs_plain_steps`: the
 condition's epoch against the time its steps take as plain fits of the two
 models (its base steps at plain-base speed, its motivated steps at
@@ -61,8 +64,9 @@ import keras_motivation as km  # noqa: E402
 from keras_motivation import conditions  # noqa: E402
 
 # The variants timed: plain fits of the two models, MotivatedModel with Never /
-# Always / a real condition, and the condition's update alone (measure (f)).
-KINDS = ("plain_base", "never", "plain_motivated", "always", "condition", "update_only")
+# Always / a real condition, the condition's update alone (measure (f)) and
+# the joint step on every batch (measure (g)).
+KINDS = ("plain_base", "never", "plain_motivated", "always", "condition", "update_only", "joint")
 
 
 class Measure(typing.NamedTuple):
@@ -128,6 +132,13 @@ MEASURES = (
         median=False,
         paired=True,
         label="(f) k-condition's update alone, no switch / plain fit of the base",
+    ),
+    Measure(
+        "g_joint_vs_plain_both",
+        "joint",
+        "plain_both",
+        paired=True,
+        label="(g) joint step on every batch / plain fits of both models",
     ),
     # Throughputs (images/s), not times: the pipeline alone against the plain base model's fit.
     Measure("e_pipeline_images_per_s", "pipeline", per_clock=False),
@@ -246,10 +257,11 @@ def build(args, kind):
         "condition": conditions.ConsecutiveDecrease(args.k),
         # Decides at every step, never switches: no streak reaches this k.
         "update_only": conditions.ConsecutiveDecrease(2**31 - 1),
+        "joint": conditions.Always(),
     }[kind]
     # The engine's per-step cost: BatchNorm recalibration ("recalibrated", a
     # few forward passes per epoch end) would be charged to these short epochs.
-    model = km.MotivatedModel(base, motivated, wmap, condition, bn_statistics="private")
+    model = km.MotivatedModel(base, motivated, wmap, condition, bn_statistics="private", joint=kind == "joint")
     model.compile(optimizer=opt, **compile_kwargs)
     return model
 
@@ -415,6 +427,7 @@ def epoch_times(med, switch_s, count, steps):
         "base_step": base_step,
         "predicted": base_steps * base_step + mot_steps * mot_step + count["switches"] * switch_s / 2,
         "as_plain": (base_steps * med["plain_base"] + mot_steps * med["plain_motivated"]) / steps,
+        "plain_both": med["plain_base"] + med["plain_motivated"],
     }
 
 
@@ -438,6 +451,7 @@ def clock_results(times, switch_times, count, steps, images):
         "as_plain": [
             (base_steps * b + mot_steps * m) / steps for b, m in zip(times["plain_base"], times["plain_motivated"])
         ],
+        "plain_both": [b + m for b, m in zip(times["plain_base"], times["plain_motivated"])],
     }
 
     def paired(numerator, denominator):
