@@ -1,35 +1,16 @@
-"""Workdir logs: truncation on resume, including files killed before their first row."""
+"""Keras callbacks on a MotivatedModel, and the trainer's: the learning rate reaches both optimizers, monitors of
+either model, the epoch boundary."""
 
+import keras
+import numpy as np
+import pytest
+from testing_utils import Scripted
+from testing_utils import random_data
+from testing_utils import tiny_model
+
+import keras_motivation as km
 from keras_motivation import callbacks as callbacks_lib
-
-
-def test_truncate_csv_keeps_header_and_selected_rows(tmp_path):
-    path = tmp_path / "batches.csv"
-    path.write_text("step,batch_loss\n1,0.5\n2,0.4\n3,0.3\n")
-    callbacks_lib.truncate_csv(str(path), lambda r: int(r["step"]) <= 2)
-    assert path.read_text().splitlines() == ["step,batch_loss", "1,0.5", "2,0.4"]
-    assert callbacks_lib.read_csv(str(path)) == [{"step": "1", "batch_loss": "0.5"}, {"step": "2", "batch_loss": "0.4"}]
-
-
-def test_truncate_csv_leaves_missing_and_empty_files_alone(tmp_path):
-    callbacks_lib.truncate_csv(str(tmp_path / "missing.csv"), lambda r: True)
-    assert not (tmp_path / "missing.csv").exists()
-    empty = tmp_path / "history.csv"  # a run killed before its first epoch ended
-    empty.write_text("")
-    callbacks_lib.truncate_csv(str(empty), lambda r: True)
-    assert empty.read_text() == "" and sorted(p.name for p in tmp_path.iterdir()) == ["history.csv"]
-
-
-# -- Keras callbacks on a MotivatedModel ------------------------------------------------
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from testing_utils import Scripted  # noqa: E402
-from testing_utils import random_data  # noqa: E402
-from testing_utils import tiny_model  # noqa: E402
-
-import keras_motivation as km  # noqa: E402
+from keras_motivation import files
 
 # Every other batch motivated: both optimizers step in every epoch (4 batches of 16).
 ALTERNATE = [i % 2 for i in range(64)]
@@ -61,7 +42,7 @@ def _fit_with(model, callback, tmp_path, epochs=3):
         validation_data=(x[:32], y[:32]),
         callbacks=[callback, callbacks_lib.BatchLog(log)],
     )
-    return model, callbacks_lib.read_csv(log)
+    return model, files.read_csv(log)
 
 
 def _assert_both_follow(model, rows, expected_last_epoch_lr):

@@ -55,3 +55,12 @@ def test_csv_read_and_truncate(tmp_path):
     files.truncate_csv(str(path), lambda r: int(r["step"]) <= 2)
     assert files.read_csv(str(path)) == [{"step": "1", "loss": "0.5"}, {"step": "2", "loss": "0.4"}]
     assert os.listdir(tmp_path) == ["batches.csv"]
+
+
+def test_truncate_csv_leaves_missing_and_empty_files_alone(tmp_path):
+    files.truncate_csv(str(tmp_path / "missing.csv"), lambda r: True)
+    assert not (tmp_path / "missing.csv").exists()
+    empty = tmp_path / "history.csv"  # a run killed before its first epoch ended
+    empty.write_text("")
+    files.truncate_csv(str(empty), lambda r: True)
+    assert empty.read_text() == "" and sorted(p.name for p in tmp_path.iterdir()) == ["history.csv"]
