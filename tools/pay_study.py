@@ -73,7 +73,9 @@ TUNED_EPOCHS = (3, 6)
 # Both models on one batch (the nested-network way), at the front's budget,
 # most telling first: joint on every batch at two rates; a base-only first
 # epoch then joint (growth at an epoch boundary, from the identity start);
-# the paper's trigger with joint steps; joint with in-place distillation.
+# joint with the base's loss weighted 2; growth after 15% of the steps with a
+# re-warmed rate; the paper's trigger with joint steps; joint with in-place
+# distillation.
 PAPER_PRIVATE = ["--differential_init=paper", "--bn_statistics=private"]
 JOINT = {
     "joint-lr0.1": ["--condition=always", "--joint", *PAPER_PRIVATE, "--learning_rate=0.1"],
@@ -83,6 +85,21 @@ JOINT = {
         "--joint",
         "--differential_init=identity",
         "--bn_statistics=private",
+        "--learning_rate=0.1",
+    ],
+    "joint-bw2-lr0.1": [
+        "--condition=always",
+        "--joint",
+        "--joint_base_weight=2",
+        *PAPER_PRIVATE,
+        "--learning_rate=0.1",
+    ],
+    "grow0.45-joint-id-rewarm0.1-lr0.1": [
+        "--condition=growth:epochs=0.45",
+        "--joint",
+        "--differential_init=identity",
+        "--bn_statistics=private",
+        "--rewarm_epochs=0.1",
         "--learning_rate=0.1",
     ],
     "k2-joint-lr0.1": ["--k=2", "--joint", *PAPER_PRIVATE, "--learning_rate=0.1"],
