@@ -177,18 +177,23 @@ def test_missing_dataset_offline_says_what_to_run(tmp_path):
     assert not os.path.exists(tmp_path / "run")
 
 
-def test_image_folder_run(tmp_path):
+def _image_folder_run(tmp_path, *extra):
+    """A tiny trainer run on 48 images of 3 classes (16 px, batch 8, 2 epochs): its summary."""
     root = write_image_folder(tmp_path / "images", per_class=16)
-    summary = trainer.run(
+    return trainer.run(
         tiny(
             tmp_path / "run",
             "--dataset=image_folder",
             f"--data_dir={root}",
             "--image_size=16",
             "--batch_size=8",
-            "--learning_rate=0.02",
+            *extra,
         )
     )
+
+
+def test_image_folder_run(tmp_path):
+    summary = _image_folder_run(tmp_path, "--learning_rate=0.02")
     assert summary["num_classes"] == 3
     assert summary["activations"]["steps"] == 2 * (48 // 8)
     history = csv_rows(tmp_path / "run" / "history.csv")
@@ -198,19 +203,12 @@ def test_image_folder_run(tmp_path):
 
 def test_joint_run_from_a_small_gamma_start(tmp_path):
     """--joint with --condition=always: every batch a joint step; the summary counts both models' FLOPs."""
-    root = write_image_folder(tmp_path / "images", per_class=16)
-    summary = trainer.run(
-        tiny(
-            tmp_path / "run",
-            "--dataset=image_folder",
-            f"--data_dir={root}",
-            "--image_size=16",
-            "--batch_size=8",
-            "--condition=always",
-            "--joint",
-            "--distillation=0.5",
-            "--differential_init=identity:gamma=0.1,noise=0.01",
-        )
+    summary = _image_folder_run(
+        tmp_path,
+        "--condition=always",
+        "--joint",
+        "--distillation=0.5",
+        "--differential_init=identity:gamma=0.1,noise=0.01",
     )
     assert summary["joint"] == {"base_weight": 1.0, "distillation": 0.5}
     assert summary["activations"]["motivated_steps"] == summary["activations"]["steps"] == 12
