@@ -26,6 +26,8 @@ import keras_motivation as km  # noqa: E402
 
 EPOCHS, BATCH, LR = 2, 32, 0.005
 STEPS_PER_EXECUTION = int(os.environ.get("STEPS_PER_EXECUTION", "1"))
+# JOINT=1: the motivated mode's batches are joint steps (both models on one batch).
+JOINT = bool(os.environ.get("JOINT"))
 
 
 def dataset(x, y):
@@ -36,7 +38,7 @@ def motivated_run(strategy, x, y):
     keras.utils.set_random_seed(0)
     with strategy.scope():
         base, motivated = tiny_pair(sync_bn=True)
-        model = km.MotivatedModel(base, motivated, "resnet_depth", km.conditions.ConsecutiveDecrease(1))
+        model = km.MotivatedModel(base, motivated, "resnet_depth", km.conditions.ConsecutiveDecrease(1), joint=JOINT)
         model.compile(
             optimizer=keras.optimizers.SGD(LR, momentum=0.9),
             loss="sparse_categorical_crossentropy",
