@@ -74,8 +74,8 @@ TUNED_EPOCHS = (3, 6)
 # most telling first: joint on every batch at two rates; a base-only first
 # epoch then joint (growth at an epoch boundary, from the identity start);
 # joint with the base's loss weighted 2; growth after 15% of the steps with a
-# re-warmed rate; the paper's trigger with joint steps; joint with in-place
-# distillation.
+# re-warmed rate, from the identity start and from a last gamma of 0.25; the
+# paper's trigger with joint steps; joint with in-place distillation.
 PAPER_PRIVATE = ["--differential_init=paper", "--bn_statistics=private"]
 JOINT = {
     "joint-lr0.1": ["--condition=always", "--joint", *PAPER_PRIVATE, "--learning_rate=0.1"],
@@ -98,6 +98,14 @@ JOINT = {
         "--condition=growth:epochs=0.45",
         "--joint",
         "--differential_init=identity",
+        "--bn_statistics=private",
+        "--rewarm_epochs=0.1",
+        "--learning_rate=0.1",
+    ],
+    "grow0.45-joint-gamma0.25-rewarm0.1-lr0.1": [
+        "--condition=growth:epochs=0.45",
+        "--joint",
+        "--differential_init=identity:gamma=0.25",
         "--bn_statistics=private",
         "--rewarm_epochs=0.1",
         "--learning_rate=0.1",
