@@ -52,3 +52,13 @@ def test_benchmark_tables_in_the_readme_are_what_bench_makes_of_the_committed_js
         assert len(rows) >= 2, paths
         missing = [row for row in rows if row not in readme]
         assert not missing, f"README's table of {paths} differs from what bench.py makes of it: {missing[:2]}"
+
+
+def test_tuned_study_table_in_the_readme_matches_the_committed_summaries():
+    import pay_study
+
+    table = pay_study.tuned_table(os.path.join(ROOT, "tools", "examples", "pay_study_tuned"))
+    rows = _table_rows(table)
+    assert len(rows) > 10, "the committed tuned study: the learning-rate sweep and the joint arms"
+    missing = [row for row in rows if row not in _readme_lines()]
+    assert not missing, f"README's tuned-study table differs from tools/examples/pay_study_tuned: {missing[:2]}"
