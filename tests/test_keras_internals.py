@@ -337,14 +337,32 @@ def _sources():
     return [p for p in package + tools if p.name != "keras_internals.py"]
 
 
+def _engine_private_names():
+    """Private names the engine defines itself (methods and `self._x` attributes of its classes) and Keras'
+    Model does not: the engine's modules may use them on the model they build the loops for."""
+    names = set()
+    for path in (ROOT / "keras_motivation" / "engine").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("_") and not node.name.startswith("__"):
+                names.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+                if isinstance(node.ctx, ast.Store) and node.attr.startswith("_"):
+                    names.add(node.attr)
+    return {n for n in names if not hasattr(keras.Model, n)}
+
+
 def test_no_module_but_keras_internals_touches_private_names():
     touches = {}
+    engine_names = _engine_private_names()
+    assert "_mode_update" in engine_names and "_loss_tracker" not in engine_names
     for path in _sources():
         relative = path.relative_to(ROOT)
         keras_classes = {}
         if relative.parts[0] == "keras_motivation":
             keras_classes = _keras_classes(importlib.import_module(".".join(relative.with_suffix("").parts)))
         found = private_touches(path.read_text(), keras_classes)
+        if relative.parts[:2] == ("keras_motivation", "engine"):
+            found = [f for f in found if f.split(": ", 1)[1].split(".", 1)[-1] not in engine_names]
         if found:
             touches[str(relative)] = found
     assert not touches, f"private names touched outside keras_internals.py (move them there): {touches}"
