@@ -70,14 +70,17 @@ LEARNING_RATES = (0.025, 0.05, 0.1, 0.2, 0.4)
 TUNE_EPOCHS = 3
 TUNE_TOP = 2
 TUNED_EPOCHS = (3, 6)
-# Both models on one batch (the nested-network way), at the front's budget,
-# most telling first: joint on every batch at two rates; a base-only first
+JOINT_EPOCHS = (3, 6)
+# Both models on one batch (the nested-network way), at the tuned front's
+# budgets (6 epochs cost twice 3: `--arms` picks the few worth it), most
+# telling first: joint on every batch at three rates; a base-only first
 # epoch then joint (growth at an epoch boundary, from the identity start);
 # joint with the base's loss weighted 2; growth after 15% of the steps with a
 # re-warmed rate, from the identity start and from a last gamma of 0.25; the
 # paper's trigger with joint steps; joint with in-place distillation.
 PAPER_PRIVATE = ["--differential_init=paper", "--bn_statistics=private"]
 JOINT = {
+    "joint-lr0.05": ["--condition=always", "--joint", *PAPER_PRIVATE, "--learning_rate=0.05"],
     "joint-lr0.1": ["--condition=always", "--joint", *PAPER_PRIVATE, "--learning_rate=0.1"],
     "joint-lr0.2": ["--condition=always", "--joint", *PAPER_PRIVATE, "--learning_rate=0.2"],
     "grow1ep-joint-id-lr0.1": [
@@ -210,7 +213,7 @@ def run(
     if "tuned_front" in groups:
         plan += [lambda e=epochs: (e, _tuned(out, seeds), seeds) for epochs in TUNED_EPOCHS]
     if "joint" in groups:
-        plan.append(lambda: (TUNE_EPOCHS, JOINT, seeds))
+        plan += [lambda e=epochs: (e, JOINT, seeds) for epochs in JOINT_EPOCHS]
     done = []
     for step in plan:
         epochs, arms, step_seeds = step()
