@@ -235,6 +235,14 @@ def untrack(layer, values):
         layer._tracker.untrack(value)
 
 
+def own_variable_count(layer):
+    """How many variables `layer` itself saves (its own, not its sublayers').
+
+    Private: `Layer._trainable_variables` / `_non_trainable_variables`.
+    """
+    return len(layer._trainable_variables) + len(layer._non_trainable_variables)
+
+
 def serialized_compile_config(model):
     """What Keras' own `get_compile_config` returns: the compile arguments, serialized.
 

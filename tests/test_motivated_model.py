@@ -1,5 +1,7 @@
 """MotivatedModel: Algorithm 1, copies, isolation, state, saving, bad input."""
 
+import subprocess
+import sys
 import time
 
 import keras
@@ -13,6 +15,7 @@ from testing_utils import assert_same
 from testing_utils import mapped_block
 from testing_utils import random_data
 from testing_utils import replay_algorithm_1
+from testing_utils import repository_env
 from testing_utils import scramble
 from testing_utils import snapshot
 from testing_utils import tiny_model
@@ -429,6 +432,32 @@ def test_saved_model_keeps_both_optimizers_and_condition_state(tmp_path):
     for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     np.testing.assert_allclose(model.predict(x[:8], verbose=0), loaded.predict(x[:8], verbose=0), rtol=1e-6)
+
+
+def test_a_saved_model_loads_without_compiling(tmp_path):
+    # `save` writes the copy lists' weights and slots among the model's own
+    # variables; an uncompiled load has none of them and takes the state only.
+    model = tiny_model(conditions.ConsecutiveDecrease(1), optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
+    x, y = random_data(64)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path, compile=False)
+    assert not loaded.compiled
+    assert loaded.counters() == model.counters() and model.counters()["motivated_steps"] > 0
+    np.testing.assert_array_equal(loaded.motivated.predict(x[:8], verbose=0), model.motivated.predict(x[:8], verbose=0))
+    loaded.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert loaded.counters()["steps"] == 2 * model.counters()["steps"]
+
+
+def test_importing_the_package_registers_what_saved_optimizers_name():
+    # A run with --rewarm_epochs saves a Rewarmed schedule; `import keras_motivation` must be enough to load it.
+    code = "import keras, keras_motivation; print(keras.saving.get_registered_object('keras_motivation>Rewarmed'))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=repository_env()
+    )
+    assert "Rewarmed" in out.stdout, out.stderr[-2000:]
 
 
 def test_a_recompiled_model_saves_and_loads_its_current_optimizers(tmp_path):

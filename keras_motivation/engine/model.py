@@ -183,6 +183,20 @@ class MotivatedModel(switching.Switching, keras.Model):
             return {}
         return keras_internals.serialized_compile_config(self)
 
+    def load_own_variables(self, store):
+        # Compiled, the copy lists are attributes, so `save` writes the mapped
+        # weights they hold (trainable, first), then the state variables, then
+        # the optimizers' slots (see `compile`). `load_model(..., compile=False)`
+        # has no copy lists: take the state variables from their place.
+        own = keras_internals.own_variable_count(self)
+        if not self.compiled and len(store.keys()) > own:
+            copied = {
+                id(v) for e in self._statistics.copies(self, self.weights_map.entries) for v in (e.base, e.motivated)
+            }
+            first = sum(1 for v in self.weights if id(v) in copied and v.trainable)
+            store = {str(i): store[str(first + i)] for i in range(own)}
+        super().load_own_variables(store)
+
     def compile_from_config(self, config):
         config = keras.saving.deserialize_keras_object(config)
         self.compile(**config)
