@@ -429,6 +429,25 @@ def differential_blocks(weights_map, block_patterns=DEFAULT_BLOCK_PATTERNS):
     }
 
 
+def branch_gammas(weights_map, block_patterns=DEFAULT_BLOCK_PATTERNS):
+    """[(stage, block, differential, mean |gamma|)] of the last BatchNorm of each
+    residual branch of the motivated model, in block order: how far each block is
+    from the identity (0: the identity start's differential blocks)."""
+    parsed = _parse_blocks(weights_map.motivated, block_patterns)
+    blocks = collections.defaultdict(list)
+    for layer in weights_map.motivated.layers:
+        if layer.name in parsed:
+            stage, block, _ = parsed[layer.name]
+            blocks[(stage, block)].append(layer)
+    differential = differential_blocks(weights_map, block_patterns)
+    rows = []
+    for key, layers in sorted(blocks.items()):
+        bn = _branch_end(layers)
+        if bn is not None and bn.scale:
+            rows.append((*key, key in differential, float(np.mean(np.abs(bn.gamma.numpy())))))
+    return rows
+
+
 def _branch_end(layers):
     """The last BatchNormalization of a block's residual branch (not its shortcut)."""
     bns = [

@@ -239,6 +239,19 @@ def test_identity_start_on_a_width_map_keeps_the_base_channels_and_lets_the_extr
     assert np.all(q[d:] == 0) and np.any(q[:d, -1] != 0)
 
 
+def test_branch_gammas_tell_the_differential_blocks_from_the_shared_ones():
+    from keras_motivation.weights_map import branch_gammas
+    from keras_motivation.weights_map import identity_start
+
+    _, _, wmap = small_pair("resnet20:resnet32")
+    identity_start(wmap, gamma=0.25)
+    rows = branch_gammas(wmap)
+    assert len(rows) == 15  # (32 - 2) / 6 blocks in each of 3 stages
+    differential = {(stage, block): g for stage, block, d, g in rows if d}
+    assert len(differential) == 6 and all(g == pytest.approx(0.25) for g in differential.values())
+    assert all(g == pytest.approx(1.0) for *_, d, g in rows if not d)  # Keras' initial gamma
+
+
 def test_identity_start_with_a_small_gamma_and_noise_sets_the_last_gammas_only():
     from keras_motivation.weights_map import differential_blocks
     from keras_motivation.weights_map import identity_start

@@ -292,16 +292,53 @@ def tuned_table(out, seeds=3):
     return "\n".join(lines)
 
 
+def gamma_table(out):
+    """Why the motivated model ends where it does: per dual arm, the mean |gamma| of the last BatchNorm of
+    the differential blocks' residual branches at the end of training (0: the block is the identity),
+    next to the blocks the base shares, mean over the finished seeds."""
+    import keras
+
+    import keras_motivation  # noqa: F401  (registers MotivatedModel for loading)
+    from keras_motivation import weights_map as weights_map_lib
+
+    lines = [
+        "| arm | epochs | seeds | differential blocks' mean abs gamma | shared blocks' | motivated − base % |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (epochs, arm), members in sorted(_summaries(out).items()):
+        if arm.startswith(("X-C", "Y-C")):
+            continue
+        differential, shared = [], []
+        for seed in sorted(os.listdir(os.path.join(out, f"ep{epochs}", arm))):
+            path = os.path.join(out, f"ep{epochs}", arm, seed, "final", "motivated_model.keras")
+            if os.path.exists(path):
+                rows = weights_map_lib.branch_gammas(keras.models.load_model(path).weights_map)
+                differential.append(statistics.mean(g for *_, d, g in rows if d))
+                shared.append(statistics.mean(g for *_, d, g in rows if not d))
+        if not differential:
+            continue
+        gap = statistics.mean(100 * (s["final"]["motivated_accuracy"] - s["final"]["accuracy"]) for s in members)
+        lines.append(
+            f"| {arm} | {epochs} | {len(differential)} | {statistics.mean(differential):.3f} | "
+            f"{statistics.mean(shared):.3f} | {gap:+.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="root directory of the study's workdirs")
     p.add_argument("--table", action="store_true", help="print the tuned study's table from --out and stop")
+    p.add_argument("--gammas", action="store_true", help="print the differential blocks' gammas from --out and stop")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--groups", default=",".join(GROUPS), help=f"some of {', '.join(GROUPS)}")
     p.add_argument("--arms", default="", help="only these arms of the groups (comma-separated names); default all")
     args = p.parse_args(argv)
     if args.table:
         print(tuned_table(args.out))
+        return
+    if args.gammas:
+        print(gamma_table(args.out))
         return
     groups = [g for g in args.groups.split(",") if g]
     unknown = sorted(set(groups) - set(GROUPS))
