@@ -2,6 +2,7 @@
 
 Started twice by test_multi_worker.py with TF_CONFIG set; prints one JSON line
 with the worker's activation sequence and a digest of its final weights.
+JOINT=1: the motivated mode's batches are joint steps (both models on one batch).
 """
 
 import hashlib
@@ -29,7 +30,9 @@ options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoSha
 ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32, drop_remainder=True).with_options(options)
 with strategy.scope():
     base, motivated = tiny_pair(sync_bn=True)
-    model = km.MotivatedModel(base, motivated, "resnet_depth", km.conditions.ConsecutiveDecrease(1))
+    model = km.MotivatedModel(
+        base, motivated, "resnet_depth", km.conditions.ConsecutiveDecrease(1), joint=bool(os.environ.get("JOINT"))
+    )
     model.compile(
         optimizer=keras.optimizers.SGD(0.005, momentum=0.9),
         loss="sparse_categorical_crossentropy",

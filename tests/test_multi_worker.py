@@ -33,8 +33,9 @@ def _launch(script, args, envs, timeout=600):
     ]
 
 
-def _run_workers(tmp_path, n=2):
-    results = _launch("multi_worker_run.py", [], [{"WEIGHTS_NPZ": str(tmp_path / f"worker{i}.npz")} for i in range(n)])
+def _run_workers(tmp_path, n=2, **env):
+    envs = [{"WEIGHTS_NPZ": str(tmp_path / f"worker{i}.npz"), **env} for i in range(n)]
+    results = _launch("multi_worker_run.py", [], envs)
     assert [rc for rc, _ in results] == [0] * n, results
     return [json.loads(line) for _, line in results]
 
@@ -57,6 +58,17 @@ def test_two_workers_agree_and_match_mirrored(tmp_path, mirrored_reference):
     b = np.load(ref["weights_npz"])
     drift = max(float(np.max(np.abs(a[k] - b[k])) / (np.max(np.abs(b[k])) + 1e-12)) for k in a.files)
     assert drift < max(10 * ref["drift_plain_keras"], 1e-4), drift
+
+
+# Slow (two worker processes, ~40 s): the joint step's exactness is in test_joint.py.
+@pytest.mark.slow
+def test_two_workers_agree_bit_for_bit_on_joint_steps(tmp_path):
+    w0, w1 = _run_workers(tmp_path, JOINT="1")
+    assert w0["replicas"] == w1["replicas"] == 2
+    assert w0["flags"] == w1["flags"]
+    assert any(w0["flags"]) and not all(w0["flags"])
+    assert w0["counters"] == w1["counters"]
+    assert w0["digest"] == w1["digest"], "final weights differ between workers"
 
 
 def _launch_trainer(workdir, tmp_path, tag, kill_after=None):
