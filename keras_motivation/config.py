@@ -33,7 +33,20 @@ INIT_FROM_MODELS = ("base", "motivated")
 # Fields that may change when a run resumes in the same workdir: they do not
 # change what is being trained.
 RESUMABLE_CHANGES = frozenset(
-    {"resume", "export", "verbose", "workdir", "data_dir", "download", "strategy", "tpu", "statistics_check_batches"}
+    {
+        "resume",
+        "export",
+        "verbose",
+        "workdir",
+        "data_dir",
+        "download",
+        "strategy",
+        "tpu",
+        "statistics_check_batches",
+        "backup_every",
+        "backup_every_s",
+        "requeue_on_signal",
+    }
 )
 
 
@@ -172,6 +185,19 @@ class TrainConfig:
     mixed_precision: bool = _field(False, "mixed_float16 compute (GPU/TPU).")
     workdir: str | None = _field(None, "Directory of the run: config, backups, logs, final models, summary.json.")
     resume: bool = _field(True, "Resume from the workdir's backup when there is one.")
+    backup_every: int = _field(
+        200,
+        "Write the backup (<workdir>/backup) every N steps, counted from the start of the run (not of the "
+        "epoch); also at every epoch end and when a signal stops the run.",
+    )
+    backup_every_s: float = _field(
+        0.0, "Also write the backup when this many seconds have passed since the last one (0: off)."
+    )
+    requeue_on_signal: bool = _field(
+        False,
+        "Inside a Slurm job: on SIGUSR1 (Slurm's warning before the time limit, sbatch --signal=USR1@90), after "
+        "saving the run, requeue the job (scontrol requeue $SLURM_JOB_ID); the requeued job resumes the run.",
+    )
     export: bool = _field(False, "Export SavedModels for TF Serving into <workdir>/export at the end.")
     init_from: str | None = _field(
         None, "Workdir of a finished run to initialise from (transfer learning; new classifier head)."
@@ -228,6 +254,8 @@ class TrainConfig:
         )
         check(self.tpu is None or self.strategy == "tpu", "--tpu is only used with --strategy=tpu.")
         check(self.steps_per_execution >= 1, f"--steps_per_execution must be >= 1, got {self.steps_per_execution}.")
+        check(self.backup_every >= 1, f"--backup_every must be >= 1, got {self.backup_every}.")
+        check(self.backup_every_s >= 0, f"--backup_every_s must be >= 0 (0: off), got {self.backup_every_s}.")
         check(
             0 <= self.warmup_epochs < self.epochs, f"--warmup_epochs must be in [0, epochs), got {self.warmup_epochs}."
         )

@@ -14,27 +14,69 @@ import tempfile
 
 
 @contextlib.contextmanager
-def replacing(path, suffix=""):
+def replacing(path, suffix="", durable=False):
     """Yields a temporary path next to `path`; renames it to `path` when the block ends without error.
 
     `suffix` keeps the extension writers dispatch on (Keras saves `.keras`
-    and `.weights.h5` by name). A directory is replaced whole.
+    and `.weights.h5` by name). A directory is replaced whole. `durable`:
+    the new file is on the disk before the rename and the rename before the
+    block ends (fsync), so a machine that goes away right after keeps it.
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
-    os.remove(tmp)  # the writer creates it (some refuse to overwrite)
-    try:
+    with replacing_all([path], [suffix], durable=durable) as (tmp,):
         yield tmp
-        if os.path.isdir(tmp) and os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def replacing_all(paths, suffixes=None, durable=False):
+    """`replacing` for several files written together: yields one temporary path per path; when the block
+    ends without error, renames each over its path, in order. When the block fails (a full disk, a
+    writer's error) none of `paths` has changed; a kill between two renames leaves the first ones new."""
+    suffixes = list(suffixes or [""] * len(paths))
+    temporaries = []
+    try:
+        for path, suffix in zip(paths, suffixes):
+            directory = os.path.dirname(os.path.abspath(path))
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+            os.close(fd)
+            os.remove(tmp)  # the writer creates it (some refuse to overwrite)
+            temporaries.append(tmp)
+        yield list(temporaries)
+        if durable:
+            for tmp in temporaries:
+                _fsync_tree(tmp)
+        for path, tmp in zip(paths, temporaries):
+            if os.path.isdir(tmp) and os.path.exists(path):
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        if durable:
+            for directory in sorted({os.path.dirname(os.path.abspath(p)) for p in paths}):
+                _fsync(directory)
     finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif os.path.exists(tmp):
-            os.remove(tmp)
+        for tmp in temporaries:
+            if os.path.isdir(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
+            elif os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def _fsync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path):
+    """fsync of a file, or of every file and directory under a directory."""
+    if not os.path.isdir(path):
+        _fsync(path)
+        return
+    for folder, _, names in os.walk(path):
+        for name in names:
+            _fsync(os.path.join(folder, name))
+        _fsync(folder)
 
 
 def atomic_write(path, data):

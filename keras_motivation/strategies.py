@@ -50,3 +50,25 @@ def is_chief(strategy):
     return resolver.task_type == "chief" or (
         resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
     )
+
+
+def agreement(strategy):
+    """For host decisions every worker must take together (stop at this step, write a backup now):
+    `agree(values) -> [sum of each value over the replicas]`, an all-reduce, under
+    MultiWorkerMirroredStrategy; None for a strategy within one process (nothing to agree on).
+
+    Every worker must call it at the same points, in the same order, as for the training steps.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return None
+
+    @tf.function(reduce_retracing=True)
+    def total(values):
+        # Every replica adds its worker's values: a worker with several devices counts as many times, so
+        # callers test the sums for > 0.
+        return strategy.reduce("SUM", strategy.run(tf.identity, args=(values,)), axis=None)
+
+    def agree(values):
+        return [float(v) for v in total(tf.constant(values, tf.float32)).numpy()]
+
+    return agree

@@ -2,6 +2,11 @@ r"""Trains a motivated pair: `python -m keras_motivation.train --flagfile=config
 
 Flags fill a `TrainConfig` (flags given after --flagfile override it); all the
 work is in `keras_motivation.trainer.run`. See `--helpfull` for every flag.
+
+Exit codes: 0 the run finished; 1 an error (one `error:` line); 75
+(`preemption.EXIT_CODE`) SIGTERM, SIGUSR1 or SIGINT stopped the run at a step
+with its backup written (one `preempted:` line): rerun the same command to
+resume it.
 """
 
 import sys
@@ -15,6 +20,7 @@ from absl import flags  # noqa: E402
 
 from keras_motivation import config as config_lib  # noqa: E402
 from keras_motivation import data as data_lib  # noqa: E402
+from keras_motivation import preemption  # noqa: E402
 from keras_motivation import summary as summary_lib  # noqa: E402
 from keras_motivation import trainer  # noqa: E402
 from keras_motivation.config import ConfigError  # noqa: E402
@@ -32,9 +38,22 @@ def main(argv):
     try:
         config = config_from_flags(flags.FLAGS)
         summary = trainer.run(config)
-    except (ConfigError, FileNotFoundError, data_lib.DatasetUnavailableError) as err:
+    except preemption.Preempted as stop:
+        exit_preempted(stop, requeue=config.requeue_on_signal)
+    except (ConfigError, FileNotFoundError, data_lib.DatasetUnavailableError, preemption.BackupError) as err:
         sys.exit(f"error: {err}")
     print(summary_lib.describe(config, summary))
+
+
+def exit_preempted(stop, requeue=False):
+    """The end of a run a signal stopped: its one line, the Slurm requeue `--requeue_on_signal` asks for
+    (the chief, on SIGUSR1; what happened goes to stderr), exit code `preemption.EXIT_CODE`."""
+    if sys.stdout.isatty():
+        print()  # past a progress bar's line
+    print(stop.line(), flush=True)
+    if requeue and stop.chief and stop.signal == preemption.REQUEUE_SIGNAL:
+        print(preemption.requeue(), file=sys.stderr, flush=True)
+    sys.exit(preemption.EXIT_CODE)
 
 
 def cli():

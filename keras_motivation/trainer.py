@@ -6,8 +6,10 @@ summary from `summary.py`, the export from `export.py`. The steps hand on one
 `RunRecord`: the run's data, then what its fit leaves. It writes the workdir:
 
     <workdir>/config.json        the resolved config (checked on resume)
-    <workdir>/backup/            state.weights.h5 + state.json, written atomically
-                                 every `backup_every` steps and at epoch ends
+    <workdir>/backup/            state.weights.h5 + state.json, written atomically every
+                                 `--backup_every` steps counted from the start of the run, every
+                                 `--backup_every_s` seconds (optional), at epoch ends and when a
+                                 signal stops the run (`preemption.py`)
     <workdir>/history.csv        one row per epoch (CSVLogger)
     <workdir>/batches.csv        per-batch loss, motivated flag, learning rate
     <workdir>/tensorboard/       TensorBoard logs
@@ -15,6 +17,7 @@ summary from `summary.py`, the export from `export.py`. The steps hand on one
     <workdir>/summary.json       accuracies, FLOPs, motivation statistics (motivated share), timing
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -33,6 +36,7 @@ from keras_motivation import data as data_lib
 from keras_motivation import export as export_lib
 from keras_motivation import files
 from keras_motivation import models as models_lib
+from keras_motivation import preemption
 from keras_motivation import recipes
 from keras_motivation import strategies
 from keras_motivation import summary as summary_lib
@@ -55,8 +59,6 @@ from keras_motivation.summary import speedup  # noqa: F401
 from keras_motivation.summary import statistics_check  # noqa: F401
 from keras_motivation.summary import stop_reason  # noqa: F401
 from keras_motivation.summary import switch_seconds  # noqa: F401
-
-BACKUP_EVERY_STEPS = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,10 +91,18 @@ def run(config):
 
     The chief holds `<workdir>/.lock` for the whole run: a second run on the
     same workdir is refused at once (WorkdirBusyError names the running one).
+
+    SIGTERM, SIGUSR1 and SIGINT during training stop the run after the step
+    in flight with its backup written: `preemption.Preempted` (its `line()`
+    names the workdir); rerunning resumes from the next step. A backup that
+    cannot be written or read raises `preemption.BackupError`.
     """
     held = []
     try:
         return _run(config, held)
+    except preemption.Preempted as stop:
+        stop.workdir = config.workdir
+        raise
     finally:
         for lock in held:
             lock.release()
@@ -115,7 +125,11 @@ def _run(config, held):
         config if chief else dataclasses.replace(config, workdir=tempfile.mkdtemp(prefix="keras_motivation_worker_"))
     )
     try:
-        record = fit(writer, model, backup, record)
+        try:
+            record = fit(writer, model, backup, record)
+        except preemption.Preempted as stop:
+            stop.chief = chief
+            raise
         return evaluate_summarize_export(writer, model, record)
     finally:
         if not chief:
@@ -137,6 +151,11 @@ def check_config(config):
         tf.config.experimental.enable_op_determinism()
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
+    if config.requeue_on_signal and preemption.slurm_job() is None:
+        raise ConfigError(
+            "--requeue_on_signal requeues the Slurm job on SIGUSR1, but SLURM_JOB_ID is not set: "
+            "use it inside a Slurm job (sbatch), or leave it out."
+        )
     keras.utils.set_random_seed(config.seed)
 
 
@@ -157,7 +176,9 @@ def start_strategy(config):
 
 def check_workdir(config):
     """Raises ConfigError, before anything is written, when the workdir holds
-    a run of an incompatible config. Returns the backup to resume from, or None."""
+    a run of an incompatible config, and `preemption.BackupError` when its
+    backup cannot be read (never a silent start from scratch). Returns the
+    backup to resume from, or None."""
     path = os.path.join(config.workdir, "config.json")
     if os.path.exists(path):
         with open(path) as f:
@@ -168,8 +189,18 @@ def check_workdir(config):
                 f"Workdir {config.workdir} holds a run with a different config "
                 f"({', '.join(different)}): use another --workdir, or delete it to start over."
             )
-    backup = os.path.join(config.workdir, "backup", "state.weights.h5")
-    return backup if config.resume and os.path.exists(backup) else None
+    if not config.resume:
+        return None
+    directory = os.path.join(config.workdir, "backup")
+    try:
+        callbacks_lib.ResumableBackup.check(directory)
+    except preemption.BackupError as err:
+        raise preemption.BackupError(f"{err}: {_REFUSED}") from None
+    backup = os.path.join(directory, callbacks_lib.ResumableBackup.WEIGHTS)
+    return backup if os.path.exists(backup) else None
+
+
+_REFUSED = "the run was not started; restore the backup, or pass --resume=false to train from the start"
 
 
 # -- data ----------------------------------------------------------------------------
@@ -309,7 +340,12 @@ def fit(config, model, backup, record):
     """
     if backup:
         # The step counter is part of the weights: position and state agree.
-        model.load_weights(backup)
+        try:
+            model.load_weights(backup)
+        except Exception as err:
+            raise preemption.BackupError(
+                f"the backup {backup} cannot be loaded ({preemption.one_line(err)}): {_REFUSED}"
+            ) from None
     start_step = model.counters()["steps"]
     os.makedirs(config.workdir, exist_ok=True)
     files.atomic_write(os.path.join(config.workdir, "config.json"), config.to_json())
@@ -341,18 +377,28 @@ def fit(config, model, backup, record):
         }
 
     timer = callbacks_lib.ModeTimer()
+    stop = preemption.StopRequest()
+    history = keras.callbacks.CSVLogger(os.path.join(config.workdir, "history.csv"), append=True)
+    # Per-batch scalars (batch_loss, motivated) every 10 steps, epoch logs
+    # (both models' losses and accuracies, motivated share) every epoch.
+    tensorboard = keras.callbacks.TensorBoard(os.path.join(config.workdir, "tensorboard"), update_freq=10)
     # Logs before the backup: a kill between the two leaves logs that the
-    # resumed run truncates, never a backup whose logs are missing.
+    # resumed run truncates, never a backup whose logs are missing. The
+    # backup comes last: when a signal stops the run, every other callback
+    # has seen the last step.
     cbs = [
         callbacks_lib.BatchLog(os.path.join(config.workdir, "batches.csv")),
-        keras.callbacks.CSVLogger(os.path.join(config.workdir, "history.csv"), append=True),
-        # Per-batch scalars (batch_loss, motivated) every 10 steps, epoch logs
-        # (both models' losses and accuracies, motivated share) every epoch.
-        keras.callbacks.TensorBoard(os.path.join(config.workdir, "tensorboard"), update_freq=10),
+        history,
+        tensorboard,
         keras.callbacks.TerminateOnNaN(),
         timer,
         callbacks_lib.ResumableBackup(
-            os.path.join(config.workdir, "backup"), steps, every=BACKUP_EVERY_STEPS, elapsed=elapsed
+            os.path.join(config.workdir, "backup"),
+            steps,
+            every=config.backup_every,
+            every_s=config.backup_every_s,
+            elapsed=elapsed,
+            stop=stop,
         ),
     ]
     # A progress bar on a terminal, one line per epoch otherwise.
@@ -373,13 +419,24 @@ def fit(config, model, backup, record):
         )
 
     epoch, done_in_epoch = divmod(start_step, steps)
-    if done_in_epoch:
-        # Finish the interrupted epoch with its remaining batches first.
-        fit_epochs(epoch, epoch + 1, steps - done_in_epoch)
-        epoch += 1
-        train_ds, val_ds, recal_ds, steps = datasets(epoch * steps)
-    if epoch < config.epochs and not model.stop_training:
-        fit_epochs(epoch, config.epochs, steps)
+    # A signal during training stops it at the next step, saved (ResumableBackup raises Preempted); outside
+    # training (start-up, the final evaluation and export) signals keep their usual effect.
+    with stop:
+        try:
+            if done_in_epoch:
+                # Finish the interrupted epoch with its remaining batches first.
+                fit_epochs(epoch, epoch + 1, steps - done_in_epoch)
+                epoch += 1
+                train_ds, val_ds, recal_ds, steps = datasets(epoch * steps)
+            if epoch < config.epochs and not model.stop_training:
+                fit_epochs(epoch, config.epochs, steps)
+        except (preemption.Preempted, preemption.BackupError):
+            # fit ended without on_train_end: close the epoch log and TensorBoard's writers (flushed). On a
+            # full disk that may fail too; the error that stopped the run is the one to report.
+            for log in (history, tensorboard):
+                with contextlib.suppress(Exception):
+                    log.on_train_end()
+            raise
     seconds = elapsed()
     return dataclasses.replace(
         record,

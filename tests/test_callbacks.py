@@ -1,6 +1,10 @@
 """Keras callbacks on a MotivatedModel, and the trainer's: the learning rate reaches both optimizers, monitors of
 either model, the epoch boundary."""
 
+import errno
+import os
+import types
+
 import keras
 import numpy as np
 import pytest
@@ -11,6 +15,7 @@ from testing_utils import tiny_model
 import keras_motivation as km
 from keras_motivation import callbacks as callbacks_lib
 from keras_motivation import files
+from keras_motivation import preemption
 
 # Every other batch motivated: both optimizers step in every epoch (4 batches of 16).
 ALTERNATE = [i % 2 for i in range(64)]
@@ -189,3 +194,133 @@ def test_model_checkpoint_best_motivated_accuracy_reloads_as_a_motivated_model(m
     loaded = keras.models.load_model(path)
     assert isinstance(loaded, km.MotivatedModel)
     assert loaded.evaluate(x, y, verbose=0, return_dict=True)["motivated_accuracy"] == pytest.approx(callback.best)
+
+
+# -- ResumableBackup: when it writes, a signal's stop, a backup that cannot be written or read ----------
+
+
+class _Recorded(callbacks_lib.ResumableBackup):
+    """Records the step of every backup written."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.written = []
+
+    def write(self, step):
+        self.written.append(step)
+        return super().write(step)
+
+
+def _fit_backed_up(model, backup, epochs=2, callbacks=()):
+    """`epochs` epochs of 4 batches of 16, validated, `backup` last."""
+    x, y = random_data(64)
+    model.fit(
+        x,
+        y,
+        batch_size=16,
+        epochs=epochs,
+        verbose=0,
+        shuffle=False,
+        validation_data=(x[:16], y[:16]),
+        callbacks=[*callbacks, backup],
+    )
+
+
+def test_backups_every_n_steps_count_from_the_start_of_the_run(tmp_path):
+    model = tiny_model()
+    backup = _Recorded(str(tmp_path / "steps"), 4, every=3)
+    _fit_backed_up(model, backup, epochs=3)
+    # Every 3 steps of the run (3, 6, 9, 12) and at the epoch ends (4, 8, 12): the count does not restart
+    # at an epoch end (which gave 3, 4, 7, 8, 11, 12), and a step that ends an epoch is backed up once.
+    assert backup.written == [3, 4, 6, 8, 9, 12]
+    assert callbacks_lib.ResumableBackup.read_state(str(tmp_path / "steps"))["steps"] == 12
+    assert sorted(os.listdir(tmp_path / "steps")) == ["state.json", "state.weights.h5"]
+
+    # Every 3 s (a clock that advances 1 s per step): at step 3, the epoch end (4), step 7, the epoch end.
+    now = [0.0]
+    tick = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: now.__setitem__(0, now[0] + 1))
+    timed = _Recorded(str(tmp_path / "seconds"), 4, every=1000, every_s=3, clock=lambda: now[0])
+    _fit_backed_up(tiny_model(), timed, callbacks=[tick])
+    assert timed.written == [3, 4, 7, 8]
+
+
+def test_a_stop_request_saves_at_the_next_step_or_at_the_end_of_an_epoch_it_ends(tmp_path):
+    stop = types.SimpleNamespace(requested=None)
+
+    def request_at(step):
+        def maybe(batch, logs):
+            if model.counters()["steps"] == step:
+                stop.requested = "SIGTERM"
+
+        return keras.callbacks.LambdaCallback(on_train_batch_end=maybe)
+
+    model = tiny_model()
+    backup = _Recorded(str(tmp_path / "backup"), 4, every=1000, stop=stop)
+    with pytest.raises(preemption.Preempted) as err:
+        _fit_backed_up(model, backup, callbacks=[request_at(6)])
+    assert (err.value.step, err.value.epoch, err.value.signal) == (6, 2, "SIGTERM")
+    assert backup.written == [4, 6] and model.counters()["steps"] == 6
+    assert callbacks_lib.ResumableBackup.read_state(str(tmp_path / "backup"))["steps"] == 6
+
+    # At an epoch's last step the stop waits for the epoch end (validation, switch back to the base,
+    # its backup): the backup holds a whole epoch.
+    model, stop.requested = tiny_model(), None
+    history = keras.callbacks.History()
+    backup = _Recorded(str(tmp_path / "epoch_end"), 4, every=1000, stop=stop)
+    with pytest.raises(preemption.Preempted) as err:
+        _fit_backed_up(model, backup, callbacks=[request_at(4), history])
+    assert (err.value.step, err.value.epoch) == (4, 1)
+    assert backup.written == [4] and not model.is_motivated
+    assert "val_loss" in history.history
+
+
+def test_a_backup_that_cannot_be_written_keeps_the_previous_one(tmp_path, monkeypatch):
+    model = tiny_model()
+    directory = tmp_path / "backup"
+    save_weights = model.save_weights
+
+    def full_disk(path, *args, **kwargs):
+        if model.counters()["steps"] < 4:
+            return save_weights(path, *args, **kwargs)
+        with open(path, "wb") as f:
+            f.write(b"\x89HDF\r\n\x1a\n half a file")
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(model, "save_weights", full_disk)
+    with pytest.raises(preemption.BackupError) as err:
+        _fit_backed_up(model, callbacks_lib.ResumableBackup(str(directory), 4, every=2))
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"cannot write the backup {directory / 'state.weights.h5'}: OSError: ")
+    assert "No space left on device" in message and message.endswith("the previous backup is kept")
+    # The backup of step 2, whole: no temporary left, and it loads.
+    assert sorted(os.listdir(directory)) == ["state.json", "state.weights.h5"]
+    assert callbacks_lib.ResumableBackup.read_state(str(directory))["steps"] == 2
+    callbacks_lib.ResumableBackup.check(str(directory))
+    restored = tiny_model()
+    restored.load_weights(str(directory / "state.weights.h5"))
+    assert restored.counters()["steps"] == 2
+
+
+def test_a_backup_that_cannot_be_read_is_named_in_one_line(tmp_path):
+    check = callbacks_lib.ResumableBackup.check
+    check(str(tmp_path / "none"))  # no backup: nothing to refuse
+    directory = tmp_path / "backup"
+    directory.mkdir()
+    (directory / "state.json").write_text('{"steps": 3}')
+    with pytest.raises(preemption.BackupError, match="has state.json but no weights file"):
+        check(str(directory))
+    model = tiny_model()
+    model.save_weights(str(directory / "state.weights.h5"))
+    check(str(directory))
+    whole = (directory / "state.weights.h5").read_bytes()
+    for broken in (whole[: len(whole) // 2], b""):
+        (directory / "state.weights.h5").write_bytes(broken)
+        with pytest.raises(preemption.BackupError) as err:
+            check(str(directory))
+        assert str(err.value).startswith(f"the backup {directory / 'state.weights.h5'} cannot be read (")
+        assert "\n" not in str(err.value)
+    (directory / "state.weights.h5").write_bytes(whole)
+    (directory / "state.json").write_text('{"steps": ')
+    with pytest.raises(preemption.BackupError, match="state.json cannot be read"):
+        check(str(directory))

@@ -153,6 +153,8 @@ def test_differential_init_specs(spec, start):
         ({"joint": True, "distillation": 1.5}, "--distillation must be in"),
         ({"rewarm_epochs": -1.0}, "--rewarm_epochs must be >= 0"),
         ({"rewarm_epochs": 0.1}, "use it with --condition=growth"),
+        ({"backup_every": 0}, "--backup_every must be >= 1"),
+        ({"backup_every_s": -1.0}, r"--backup_every_s must be >= 0 \(0: off\)"),
     ],
 )
 def test_bad_starts_and_joint_flags_fail_in_one_line(kwargs, message):

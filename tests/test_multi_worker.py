@@ -7,12 +7,16 @@ replica's shard and owns its train function, so it runs.
 
 import json
 import os
+import signal
 import sys
 
+import keras
 import numpy as np
 import pytest
 from testing_utils import csv_rows
 from testing_utils import requires_fashion_mnist
+
+from keras_motivation import preemption
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = os.path.join(os.path.dirname(HERE), "configs")
@@ -71,16 +75,20 @@ def test_two_workers_agree_bit_for_bit_on_joint_steps(tmp_path):
     assert w0["digest"] == w1["digest"], "final weights differ between workers"
 
 
-def _launch_trainer(workdir, tmp_path, tag, kill_after=None):
-    """The trainer as 2 workers on loopback, each with its own TMPDIR."""
+def _trainer_envs(tmp_path, tag, extra=({}, {})):
+    """The environments of the trainer's 2 workers on loopback, each with its own TMPDIR (and `extra`)."""
     envs = []
     for i in range(2):
         tmpdir = tmp_path / f"{tag}_tmp{i}"
         tmpdir.mkdir()
-        envs.append(
-            {"TMPDIR": str(tmpdir), **({"KILL_AFTER_EPOCH": str(kill_after)} if kill_after is not None else {})}
-        )
-    return _launch("trainer_worker_run.py", [CONFIGS, str(workdir)], envs)
+        envs.append({"TMPDIR": str(tmpdir), **extra[i]})
+    return envs
+
+
+def _launch_trainer(workdir, tmp_path, tag, kill_after=None):
+    """The trainer as 2 workers on loopback, each with its own TMPDIR."""
+    extra = {"KILL_AFTER_EPOCH": str(kill_after)} if kill_after is not None else {}
+    return _launch("trainer_worker_run.py", [CONFIGS, str(workdir)], _trainer_envs(tmp_path, tag, (extra, extra)))
 
 
 def _motivated_flags(workdir):
@@ -117,3 +125,46 @@ def test_trainer_on_two_workers_writes_once_and_survives_losing_both(tmp_path):
     assert [rc for rc, _ in results] == [0, 0], results
     assert _motivated_flags(resumed) == reference
     assert json.loads(results[0][1])["activations"] == chief["activations"]
+
+
+# Slow (six trainer processes): by default test_trainer.py's SIGTERM tests cover the stop on one process.
+@pytest.mark.slow
+@requires_fashion_mnist
+def test_sigterm_to_one_worker_stops_both_at_one_step_and_the_rerun_is_the_uninterrupted_run(tmp_path):
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
+    import launch_local_cluster
+
+    full = tmp_path / "full"
+    results = _launch_trainer(full, tmp_path, "full")
+    assert [rc for rc, _ in results] == [0, 0], results
+
+    # SIGTERM to the worker that is not the chief, as a preempted VM of a pod gets it, during step 11.
+    resumed = tmp_path / "resumed"
+    envs = _trainer_envs(tmp_path, "preempted", ({}, {"PAUSE_AT_STEP": "11"}))
+    script = os.path.join(HERE, "trainer_worker_run.py")
+    procs = launch_local_cluster.start_workers([sys.executable, script, CONFIGS, str(resumed)], 2, env=envs)
+    try:
+        for line in procs[1].stdout:
+            if line.strip() == "paused at step 11":
+                break
+        else:
+            raise AssertionError(f"worker 1 ended with {procs[1].wait()} before step 11")
+        procs[1].send_signal(signal.SIGTERM)
+    finally:
+        results = launch_local_cluster.wait(procs, timeout=600, echo=False)
+    assert [rc for rc, _ in results] == [preemption.EXIT_CODE] * 2, results
+    line = f"preempted: saved the run at step 11 of epoch 2 in {resumed}; rerun the same command to resume"
+    assert all(line in out.splitlines() for _, out in results), results
+    # Both stopped at step 11; the chief wrote the backup and the logs up to it.
+    with open(resumed / "backup" / "state.json") as f:
+        assert json.load(f)["steps"] == 11
+    assert [s for s, _ in _motivated_flags(resumed)] == list(range(1, 12))
+    assert not os.path.exists(resumed / "summary.json")
+
+    results = _launch_trainer(resumed, tmp_path, "rerun")
+    assert [rc for rc, _ in results] == [0, 0], results
+    assert _motivated_flags(resumed) == _motivated_flags(full)
+    a = keras.models.load_model(full / "final" / "motivated_model.keras")
+    b = keras.models.load_model(resumed / "final" / "motivated_model.keras")
+    for x, y in zip(a.weights, b.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6, err_msg=x.path)

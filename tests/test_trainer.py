@@ -2,39 +2,50 @@
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
 
+import h5py
 import keras
 import numpy as np
 import pytest
 from testing_utils import csv_rows
+from testing_utils import repository_env
 from testing_utils import requires_fashion_mnist
 from testing_utils import run_json_script
 from testing_utils import write_image_folder
 
 from keras_motivation import callbacks as callbacks_lib
+from keras_motivation import preemption
 from keras_motivation import train
 from keras_motivation import trainer
 from keras_motivation.config import ConfigError
 
-CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIGS = os.path.join(os.path.dirname(HERE), "configs")
+
+
+def tiny_args(workdir, *extra):
+    """The trainer's flags of `tiny`."""
+    return [
+        f"--flagfile={CONFIGS}/quickstart.flags",
+        "--train_size=256",
+        "--eval_size=512",
+        "--batch_size=32",
+        "--epochs=2",
+        "--model_kwargs=width=4",
+        "--verbose=0",
+        f"--workdir={workdir}",
+        *extra,
+    ]
 
 
 def tiny(workdir, *extra):
-    """The quickstart config shrunk to seconds: 256 images, width 4, 2 epochs, 512 test images."""
-    return train.config_from_args(
-        [
-            "train",
-            f"--flagfile={CONFIGS}/quickstart.flags",
-            "--train_size=256",
-            "--eval_size=512",
-            "--batch_size=32",
-            "--epochs=2",
-            "--model_kwargs=width=4",
-            "--verbose=0",
-            f"--workdir={workdir}",
-            *extra,
-        ]
-    )
+    """The quickstart config shrunk to seconds: 256 images (8 steps per epoch), width 4, 2 epochs, 512 test
+    images."""
+    return train.config_from_args(["train", *tiny_args(workdir, *extra)])
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +124,6 @@ def test_quickstart_writes_the_workdir(quickstart):
 @pytest.mark.xdist_group("quickstart")
 def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, deterministic, quickstart):
     full_config, full = quickstart  # uninterrupted, backed up at epoch ends only
-    monkeypatch.setattr(trainer, "BACKUP_EVERY_STEPS", 3)
 
     class Killed(Exception):
         pass
@@ -125,14 +135,16 @@ def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, determi
         if self.model.counters()["steps"] == 12:
             raise Killed
 
-    config = tiny(tmp_path / "resumed", "--deterministic")
+    # --backup_every may change on resume: it does not change what is trained.
+    config = tiny(tmp_path / "resumed", "--deterministic", "--backup_every=3")
     monkeypatch.setattr(callbacks_lib.BatchLog, "on_train_batch_end", kill_at_step_12)
     with pytest.raises(Killed):
         trainer.run(config)
     with open(tmp_path / "resumed" / "backup" / "state.json") as f:
         state = json.load(f)
-    # Backups at steps 3, 6, 8 (epoch end) and 11: mid-epoch.
-    assert {k: state[k] for k in ("steps", "epoch", "batch")} == {"steps": 11, "epoch": 1, "batch": 3}
+    # Backups at steps 3, 6, 8 (epoch end) and 9: every 3 steps counted from the start of the run, not
+    # from the last epoch end (which gave 11); the kill at step 12 comes before its backup.
+    assert {k: state[k] for k in ("steps", "epoch", "batch")} == {"steps": 9, "epoch": 1, "batch": 1}
     assert state["cpu_time_s"] > 0 and state["wall_clock_s"] > 0
     monkeypatch.setattr(callbacks_lib.BatchLog, "on_train_batch_end", original)
     resumed = trainer.run(config)
@@ -152,6 +164,99 @@ def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, determi
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6, err_msg=x.path)
 
 
+def _stopped_by_sigterm(workdir, at_step, *flags):
+    """The tiny run as `python -m keras_motivation.train` (tests/trainer_signal_run.py) sent SIGTERM once
+    `at_step` steps are trained, as if it came during the call that ends there: (return code, the lines of
+    its output after the pause)."""
+    env = repository_env({**os.environ, "PAUSE_AT_STEP": str(at_step)})
+    with open(workdir.parent / f"{workdir.name}.stderr", "w+") as err:
+        proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "trainer_signal_run.py"), *tiny_args(workdir, *flags)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=env,
+        )
+        try:
+            line = proc.stdout.readline()
+            if line.strip() != f"paused at step {at_step}":
+                proc.wait(timeout=60)
+                err.seek(0)
+                raise AssertionError(f"{line!r}, return code {proc.returncode}: {err.read()[-3000:]}")
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err.seek(0)
+        assert proc.returncode == preemption.EXIT_CODE, (proc.returncode, out, err.read()[-3000:])
+    return out.splitlines()
+
+
+def _assert_same_run(reference, workdir):
+    """The run in `workdir` logged the same batches and epochs and ended with the same weights as
+    `reference`'s, each logged once."""
+    a = csv_rows(os.path.join(reference, "batches.csv"))
+    b = csv_rows(os.path.join(workdir, "batches.csv"))
+    for field in ("step", "epoch", "motivated"):
+        assert [r[field] for r in b] == [r[field] for r in a], field
+    for field in ("batch_loss", "learning_rate"):
+        np.testing.assert_allclose([float(r[field]) for r in b], [float(r[field]) for r in a], rtol=1e-5)
+    assert [r["epoch"] for r in csv_rows(os.path.join(workdir, "history.csv"))] == ["0", "1"]
+    wa = keras.models.load_model(os.path.join(reference, "final", "motivated_model.keras"))
+    wb = keras.models.load_model(os.path.join(workdir, "final", "motivated_model.keras"))
+    for x, y in zip(wa.weights, wb.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6, err_msg=x.path)
+
+
+def _preempted_then_rerun(tmp_path, reference, at_step, *flags):
+    workdir = tmp_path / "run"
+    lines = _stopped_by_sigterm(workdir, at_step, "--deterministic", *flags)
+    assert lines == [
+        f"preempted: saved the run at step {at_step} of epoch 2 in {workdir}; rerun the same command to resume"
+    ]
+    with open(workdir / "backup" / "state.json") as f:
+        assert json.load(f)["steps"] == at_step
+    assert [int(r["step"]) for r in csv_rows(workdir / "batches.csv")][-1] == at_step
+    assert not os.path.exists(workdir / "summary.json")
+    # The logs are flushed: epoch 0's row, and (one step per call) TensorBoard's batch scalars of step 10
+    # (written every 10 calls).
+    assert [r["epoch"] for r in csv_rows(workdir / "history.csv")] == ["0"]
+    if at_step >= 10 and "--steps_per_execution=4" not in flags:
+        (events,) = (workdir / "tensorboard" / "train").iterdir()
+        assert "batch_batch_loss" in events.read_bytes().decode("latin-1")
+    # The same command again (in this process: the rerun needs no signal).
+    trainer.run(tiny(workdir, "--deterministic", *flags))
+    _assert_same_run(reference, workdir)
+
+
+@requires_fashion_mnist
+@pytest.mark.xdist_group("quickstart")
+def test_sigterm_mid_epoch_saves_the_run_and_the_rerun_is_the_uninterrupted_run(tmp_path, deterministic, quickstart):
+    _preempted_then_rerun(tmp_path, quickstart[0].workdir, 11)
+
+
+@pytest.fixture(scope="module")
+def four_steps_per_call(tmp_path_factory):
+    """The quickstart run with --steps_per_execution=4, uninterrupted: its workdir."""
+    from tensorflow.python.framework import config as tf_config
+
+    config = tiny(tmp_path_factory.mktemp("four_steps_per_call") / "run", "--deterministic", "--steps_per_execution=4")
+    try:
+        trainer.run(config)
+    finally:
+        tf_config.disable_op_determinism()
+    return config.workdir
+
+
+@requires_fashion_mnist
+@pytest.mark.xdist_group("four_steps_per_call")
+def test_sigterm_during_a_call_of_several_steps_saves_at_its_end(tmp_path, deterministic, four_steps_per_call):
+    # Calls end at steps 4, 8, 12 and 16: the signal during the third stops at 12, mid-epoch.
+    _preempted_then_rerun(tmp_path, four_steps_per_call, 12, "--steps_per_execution=4")
+
+
 @requires_fashion_mnist
 @pytest.mark.xdist_group("quickstart")
 def test_incompatible_workdir_is_refused_untouched(quickstart):
@@ -161,6 +266,36 @@ def test_incompatible_workdir_is_refused_untouched(quickstart):
         trainer.run(tiny(workdir, "--deterministic", "--learning_rate=0.2"))
     after = {p: os.path.getmtime(os.path.join(workdir, p)) for p in os.listdir(workdir)}
     assert before == after
+
+
+@requires_fashion_mnist
+@pytest.mark.xdist_group("quickstart")
+def test_a_corrupt_backup_is_refused_with_one_line(tmp_path, quickstart):
+    workdir = tmp_path / "run"
+    shutil.copytree(quickstart[0].workdir, workdir)
+    weights = workdir / "backup" / "state.weights.h5"
+    whole = weights.read_bytes()
+    weights.write_bytes(whole[: len(whole) // 3])  # a backup cut short
+
+    def files_of_the_run():  # all but the lock, which the second refusal takes and releases
+        return {p: os.path.getmtime(os.path.join(workdir, p)) for p in os.listdir(workdir) if p != ".lock"}
+
+    before = files_of_the_run()
+    with pytest.raises(preemption.BackupError) as err:
+        trainer.run(tiny(workdir, "--deterministic"))
+    message = str(err.value)
+    assert message.startswith(f"the backup {weights} cannot be read (")
+    assert message.endswith(
+        "the run was not started; restore the backup, or pass --resume=false to train from the start"
+    )
+    assert "\n" not in message
+    # An HDF5 file that is no backup of this model: refused when loading it.
+    with h5py.File(weights, "w") as f:
+        f["x"] = np.zeros(3)
+    before = files_of_the_run()
+    with pytest.raises(preemption.BackupError, match=f"the backup {weights} cannot be loaded .*: the run was not"):
+        trainer.run(tiny(workdir, "--deterministic"))
+    assert files_of_the_run() == before
 
 
 def test_unknown_pair_fails_before_any_work(tmp_path):

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -233,3 +234,31 @@ def write_image_folder(root, classes=("boot", "coat", "shirt"), per_class=4, spl
                 encoded = tf.io.encode_png(img) if j % 2 else tf.io.encode_jpeg(img, quality=100)
                 tf.io.write_file(os.path.join(root, split, name, f"{j}.{'png' if j % 2 else 'jpg'}"), encoded)
     return str(root)
+
+
+def pause_at_step(step, timeout=300):
+    """Test hook for the stop signals: once `step` steps are trained, right after `batches.csv` has that
+    step's row and before the backup callback looks at the stop request, prints `paused at step N` and
+    waits until a signal handler of `preemption.StopRequest` has run (as if the signal had come during
+    the call that ended there). The test sends the signal when it reads that line: no sleep, no race."""
+    from keras_motivation import callbacks as callbacks_lib
+    from keras_motivation import preemption
+
+    received = []
+    handle, log = preemption.StopRequest.handle, callbacks_lib.BatchLog.on_train_batch_end
+
+    def recording_handle(self, signum, frame=None):
+        handle(self, signum, frame)
+        received.append(signum)
+
+    def log_then_pause(self, batch, logs=None):
+        log(self, batch, logs)
+        if self.model.counters()["steps"] == step:
+            print(f"paused at step {step}", flush=True)
+            deadline = time.monotonic() + timeout
+            while not received:
+                assert time.monotonic() < deadline, f"no signal within {timeout} s"
+                time.sleep(0.01)
+
+    preemption.StopRequest.handle = recording_handle
+    callbacks_lib.BatchLog.on_train_batch_end = log_then_pause

@@ -2,7 +2,10 @@
 
 argv: flagfile directory, workdir, then extra flags. With KILL_AFTER_EPOCH=N the
 process dies abruptly (os._exit, no clean-up, like SIGKILL) right after the
-backup at the end of epoch N, as a lost worker would.
+backup at the end of epoch N, as a lost worker would. With PAUSE_AT_STEP=N it
+pauses once N steps are trained until the test's stop signal has arrived
+(testing_utils.pause_at_step); stopped by a signal, it prints the preempted
+line and exits with its code, as the command does.
 """
 
 import json
@@ -11,7 +14,11 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testing_utils import pause_at_step  # noqa: E402
+
 from keras_motivation import callbacks as callbacks_lib  # noqa: E402
+from keras_motivation import preemption  # noqa: E402
 from keras_motivation import train  # noqa: E402
 from keras_motivation import trainer  # noqa: E402
 
@@ -26,6 +33,8 @@ if kill_after is not None:
             os._exit(17)
 
     callbacks_lib.ResumableBackup.on_epoch_end = save_then_die
+if os.environ.get("PAUSE_AT_STEP"):
+    pause_at_step(int(os.environ["PAUSE_AT_STEP"]))
 
 config = train.config_from_args(
     [
@@ -43,7 +52,11 @@ config = train.config_from_args(
         *extra,
     ]
 )
-summary = trainer.run(config)
+try:
+    summary = trainer.run(config)
+except preemption.Preempted as stop:
+    print(stop.line(), flush=True)
+    sys.exit(preemption.EXIT_CODE)
 print(
     json.dumps(
         {

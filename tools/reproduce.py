@@ -149,4 +149,11 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from keras_motivation import preemption
+
+    try:
+        main()
+    except preemption.Preempted as stop:
+        # SIGTERM, SIGUSR1 or Ctrl-C: the run in training was saved; the same command resumes it.
+        print(stop.line(), flush=True)
+        raise SystemExit(preemption.EXIT_CODE) from None

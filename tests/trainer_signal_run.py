@@ -1,0 +1,17 @@
+"""`python -m keras_motivation.train FLAGS...` for the stop-signal tests: with PAUSE_AT_STEP=N it pauses
+once N steps are trained until the test's signal has arrived (testing_utils.pause_at_step)."""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from testing_utils import pause_at_step  # noqa: E402
+
+from keras_motivation import train  # noqa: E402
+
+if os.environ.get("PAUSE_AT_STEP"):
+    pause_at_step(int(os.environ["PAUSE_AT_STEP"]))
+sys.argv = ["train", *sys.argv[1:]]
+train.cli()
