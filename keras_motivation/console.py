@@ -8,8 +8,14 @@ custom operations are on ...") do not (TF 2.21). `quiet_tensorflow()` sets
 TF_CPP_MIN_LOG_LEVEL=2 unless the user set it, and then imports TensorFlow
 with the process's stderr captured, writing back every line except those
 INFO ones. A user's own TF_CPP_MIN_LOG_LEVEL wins: then nothing is filtered.
+
+`native_output_hidden()` does the same around one call into TensorFlow's C++
+that prints whatever the log level (the LiteRT converter's quantizer writes
+"fully_quantize: 0, inference_type: 6, ..." to stderr): what it wrote is shown
+only when the call fails or when TF_CPP_MIN_LOG_LEVEL=0 asks for every line.
 """
 
+import contextlib
 import os
 import re
 import sys
@@ -52,3 +58,35 @@ def quiet_tensorflow():
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
     return True
+
+
+@contextlib.contextmanager
+def native_output_hidden():
+    """Runs the block with file descriptors 1 and 2 (what C++ code writes to) sent to a temporary file.
+
+    On an exception the captured text is written back to stderr before the
+    exception goes on, so a failure keeps its diagnostics; otherwise it is
+    dropped, unless TF_CPP_MIN_LOG_LEVEL=0 asks for every log line.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    failed = True
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        try:
+            for fd in saved:
+                os.dup2(captured.fileno(), fd)
+            yield
+            failed = False
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+            if failed or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+                captured.seek(0)
+                text = captured.read().decode("utf-8", "replace")
+                if text:
+                    sys.stderr.write(text)
+                    sys.stderr.flush()

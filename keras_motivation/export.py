@@ -5,7 +5,9 @@
 exports a finished run's models (SavedModels and LiteRT float / dynamic-range /
 int8 of the base model) and, with --check, reloads every artefact in a fresh
 process that imports only TensorFlow (`keras_motivation/serving_check.py`) and
-prints size, latency, agreement with the Keras model and accuracy.
+prints size, latency, agreement with the Keras model and accuracy on the first
+--check_images images of the run's validation split (the line above the table
+says how many, and on how many summary.json's accuracies are).
 
 `export_pair(base, motivated, export_dir, ...)` writes
 
@@ -41,8 +43,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_motivation import console
 from keras_motivation import data as data_lib
 from keras_motivation import files
+from keras_motivation import summary as summary_lib
 from keras_motivation.config import TrainConfig
 
 
@@ -180,7 +184,9 @@ def export_litert(model, path, *, quantization="float", representative_images=No
             converter.representative_dataset = lambda: ([images[i : i + 1]] for i in range(len(images)))
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.uint8
-        flatbuffer = converter.convert()
+        # The quantizer prints its settings from C++ whatever the log level; shown only if conversion fails.
+        with console.native_output_hidden():
+            flatbuffer = converter.convert()
     files.atomic_write(path, flatbuffer)
     return path
 
@@ -213,12 +219,16 @@ def _load_run(workdir):
         name: keras.saving.load_model(os.path.join(final, f"{name}.keras"), compile=False)
         for name in ("base", "motivated")
     }
-    summary_path = os.path.join(workdir, "summary.json")
-    summary = {}
-    if os.path.exists(summary_path):
-        with open(summary_path) as f:
-            summary = json.load(f)
-    return config, models, summary
+    return config, models, _load_summary(workdir)
+
+
+def _load_summary(workdir):
+    """The run's summary.json ({} when there is none)."""
+    path = os.path.join(workdir, "summary.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
 
 
 def _images(config, split, n):
@@ -249,7 +259,7 @@ def export_run(workdir, *, version=1, litert=LITERT_QUANTIZATIONS, calibration_i
             image_size=(h, w),
             channels=c,
             overwrite=overwrite,
-            metadata={"pair": config.pair, "flops": summary.get("flops"), "validation": summary.get("final")},
+            metadata=summary_lib.export_metadata({"pair": config.pair, **summary}),
         )
     artefacts = [
         {
@@ -270,9 +280,14 @@ def export_run(workdir, *, version=1, litert=LITERT_QUANTIZATIONS, calibration_i
 
 
 def check(workdir, artefacts, *, images=256):
-    """Reloads every artefact in a fresh TensorFlow-only process and measures it against the Keras models."""
+    """Reloads every artefact in a fresh TensorFlow-only process and measures it against the Keras models.
+
+    Returns one row per artefact: size, latency, agreement, accuracy, and the sample they were measured on
+    (`images`, `split`: the first `images` images of the run's validation split, or all if it has fewer).
+    """
     config, models, _ = _load_run(workdir)
     pixels, labels = _images(config, "validation", images)
+    sample = {"images": len(labels), "split": config.validation_split}
     with tempfile.TemporaryDirectory() as tmp:
         inputs = os.path.join(tmp, "inputs.npz")
         np.savez(
@@ -289,12 +304,36 @@ def check(workdir, artefacts, *, images=256):
         run = subprocess.run([sys.executable, "-I", script, inputs, spec], capture_output=True, text=True)
         if run.returncode != 0:
             raise RuntimeError(f"reload check failed: {run.stderr.strip().splitlines()[-1]}")
-        return json.loads(run.stdout.strip().splitlines()[-1])
+        return [{**row, **sample} for row in json.loads(run.stdout.strip().splitlines()[-1])]
+
+
+def sample_line(rows, summary=None):
+    """What the check measured on, next to what summary.json's accuracies are on."""
+    n, split = rows[0]["images"], rows[0]["split"]
+    line = f"checked on the first {n:,} images of the {split} split"
+    summary = summary or {}
+    accuracies = [summary_lib.accuracy(summary, m) for m in ("base", "motivated")]
+    if None not in accuracies:
+        total = (summary.get("evaluation") or {}).get("images")
+        line += (
+            f"; summary.json's accuracies (base {100 * accuracies[0]:.2f}%, motivated {100 * accuracies[1]:.2f}%) "
+            + (
+                "are on the same images"
+                if total == n
+                else f"are on all {total:,} of its images"
+                if total
+                else "are on all of it"
+            )
+        )
+    return line
 
 
 def format_table(rows):
+    """The check's markdown table; its accuracy column names the sample's size."""
+    n = rows[0].get("images") if rows else None
     lines = [
-        "| artefact | size (MB) | latency (ms/image) | top-1 agreement with Keras | accuracy |",
+        "| artefact | size (MB) | latency (ms/image) | top-1 agreement with Keras | "
+        + (f"accuracy on {n:,} images |" if n else "accuracy |"),
         "|---|---|---|---|---|",
     ]
     for r in rows:
@@ -316,7 +355,12 @@ def main(argv=None):
     )
     parser.add_argument("--overwrite", action="store_true", help="Replace artefacts that exist.")
     parser.add_argument("--check", action="store_true", help="Reload every artefact in a fresh process and compare.")
-    parser.add_argument("--check_images", type=int, default=256, help="Held-out images for --check.")
+    parser.add_argument(
+        "--check_images",
+        type=int,
+        default=256,
+        help="--check measures on the first N images of the run's validation split (default 256).",
+    )
     args = parser.parse_args(argv)
     litert = tuple(q for q in args.litert.split(",") if q)
     bad = [q for q in litert if q not in LITERT_QUANTIZATIONS]
@@ -328,6 +372,7 @@ def main(argv=None):
             print(f"{a['name']:<24} {a['path']}")
         if args.check:
             rows = check(args.workdir, artefacts, images=args.check_images)
+            print(sample_line(rows, _load_summary(args.workdir)))
             print(format_table(rows))
             return rows
     except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as err:

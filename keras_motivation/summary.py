@@ -1,11 +1,49 @@
 """The summary of a finished run: summary.json and the closing lines the trainer prints.
 
-`summarize(...)` gathers what the run measured: final and best accuracies,
-the motivation statistics (with the noise level of the consecutive
-condition), forward and training FLOPs, the cost of one switch, the
-predicted and measured speed-up over the motivated model alone, the stop
-reason and the versions. `describe(config, summary)` is the text printed at
-the end of `python -m keras_motivation.train`.
+`summarize(...)` gathers what the run measured: both models' accuracies, the
+motivation statistics (with the noise level of the consecutive condition),
+forward and training FLOPs, the cost of one switch, the predicted and
+measured speed-up over the motivated model alone, the stop reason and the
+versions. `describe(config, summary)` is the text printed at the end of
+`python -m keras_motivation.train`.
+
+summary.json (`"schema": 2`). Every number says whose it is, by the key it is
+under, and its unit, by its name: `_s` seconds, `_flops` / `flops` floating-point
+operations (2 per multiply-add), `_macs` multiply-adds, accuracies as
+fractions in [0, 1].
+
+    evaluation          {"split": the split both models were evaluated on (--validation_split),
+                         "images": how many of its images (--eval_size or all)}
+    base, motivated     each model: "architecture" (its name in --pair), "parameters" (all
+                        weights, BatchNorm statistics included), "forward_flops_per_image" and
+                        "forward_macs_per_image" (one forward pass of one image), "accuracy" and
+                        "loss" (and any other compiled metric) on the evaluation split after
+                        training, "best_epoch_accuracy" (the best epoch-end validation)
+    training_flops      of the whole run: "total" (forward and backward of every trained
+                        example, about 3x forward; a joint step counts both models; with the
+                        final BatchNorm recalibration), "motivated_alone" (the motivated model
+                        trained alone for the same steps), "average_forward_per_image" (the
+                        paper's F_X-Y: mean forward FLOPs of a training pass), "recalibration"
+                        (the final recalibration, in "total") and "recalibration_for_validation"
+                        (the earlier ones, not in "total")
+    activations         the engine's counters (steps, motivated_steps, switches, activations,
+                        recalibration_batches) and "motivated_share" (motivated_steps / steps),
+                        "noise_motivated_share" (1/(k+1)!, the consecutive condition only),
+                        "triggers_per_step", "mean_activation_length" (steps)
+    wall_clock_s, cpu_time_s, wall_clock_per_mode_s, switch_seconds, time_in_switches_s
+    speedup_vs_motivated_alone   "predicted_from_flops", "measured_wall_clock" (ratios)
+    resumed_from_step   the step this run started from (0: a fresh run)
+    the config's pair, dataset, condition, k, differential_init, bn_statistics,
+    recalibration_batches, joint, seed, epochs; input_shape, num_classes, replicas,
+    stopped (why training ended early, or null), versions; statistics_check and
+    export when asked for.
+
+Summaries written before schema 2 keep the base's numbers in "final"
+("accuracy", "loss"; the motivated model's as "motivated_accuracy", ...),
+"best" and "flops" ("base", "motivated" forward FLOPs per image, "base_macs",
+"dual_training_average", "training_total", ...). `accuracy(summary, model)`,
+`forward_flops(summary, model)`, `model_entry(summary, model)` and
+`training_flops(summary, key)` read both layouts.
 
 Names: `motivated_share` is the share of training steps the motivated model
 took (motivated_steps / steps), in code, logs, summary.json and the README.
@@ -27,6 +65,17 @@ from keras_motivation.engine.switching import share_of_steps
 
 # Keys of summary["activations"] in summaries written before the rename.
 _OLD_KEYS = {"motivated_share": "activation_rate", "noise_motivated_share": "noise_activation_rate"}
+
+SCHEMA = 2
+MODELS = ("base", "motivated")
+# summary["training_flops"][key] in schema 2 -> summary["flops"][key] before it.
+_OLD_TRAINING_FLOPS = {
+    "total": "training_total",
+    "motivated_alone": "training_total_motivated_alone",
+    "average_forward_per_image": "dual_training_average",
+    "recalibration": "recalibration",
+    "recalibration_for_validation": "recalibration_for_validation",
+}
 
 
 # -- motivation statistics -------------------------------------------------------------
@@ -71,33 +120,91 @@ def motivated_share(activations, key="motivated_share"):
     return activations.get(_OLD_KEYS[key])
 
 
+# -- reading summaries, of this schema and older ------------------------------------
+
+
+def model_entry(summary, model):
+    """summary[model] ("base" or "motivated"): the model's architecture, parameters, forward FLOPs and
+    accuracies; from a summary older than schema 2, what its "final", "best" and "flops" held of that model."""
+    if "schema" in summary:
+        return summary.get(model) or {}
+    prefix = "motivated_"
+    final = summary.get("final") or {}
+    if model == "base":
+        entry = {k: v for k, v in final.items() if not k.startswith(prefix)}
+    else:
+        entry = {k[len(prefix) :]: v for k, v in final.items() if k.startswith(prefix)}
+    best = (summary.get("best") or {}).get("accuracy" if model == "base" else prefix + "accuracy")
+    if best is not None:
+        entry["best_epoch_accuracy"] = best
+    flops = summary.get("flops") or {}
+    if model in flops:
+        entry["forward_flops_per_image"] = flops[model]
+    if f"{model}_macs" in flops:
+        entry["forward_macs_per_image"] = flops[f"{model}_macs"]
+    return entry
+
+
+def accuracy(summary, model="base"):
+    """The model's final accuracy on the evaluation split (a fraction), or None."""
+    return model_entry(summary, model).get("accuracy")
+
+
+def forward_flops(summary, model="base"):
+    """The model's forward FLOPs per image, or None."""
+    return model_entry(summary, model).get("forward_flops_per_image")
+
+
+def training_flops(summary, key="total"):
+    """summary["training_flops"][key] (see the module docstring), also from older summaries; None without it."""
+    if "schema" in summary:
+        return (summary.get("training_flops") or {}).get(key)
+    return (summary.get("flops") or {}).get(_OLD_TRAINING_FLOPS[key])
+
+
+def export_metadata(summary):
+    """What an exported SavedModel's assets/export_info.json says of the run: the pair, the evaluation and
+    both models' entries (sizes, FLOPs, accuracies)."""
+    return {
+        "pair": summary.get("pair"),
+        "evaluation": summary.get("evaluation"),
+        **{name: model_entry(summary, name) for name in MODELS},
+    }
+
+
 # -- FLOPs, switch cost, speed-up ------------------------------------------------------
 
 
 def flops_summary(model, counters, batch_size, final_recalibration_batches=0):
-    """Forward FLOPs per image of both models, the paper's F_{X-Y}, and what the
-    paper leaves out: training FLOPs with the backward passes (about 2x forward)."""
+    """Forward FLOPs and multiply-adds per image of both models (summary["base"] / ["motivated"]) and the run's
+    training FLOPs (summary["training_flops"]): with the backward passes (about 2x forward) and the paper's F_X-Y
+    (`average_forward_per_image`)."""
     fx, fy = flops_lib.count_flops(model.base), flops_lib.count_flops(model.motivated)
     base_steps = counters["steps"] - counters["motivated_steps"]
-    out = {"flops": {"base": fx, "motivated": fy, "base_macs": fx // 2, "motivated_macs": fy // 2}}
+    out = {
+        "base": {"forward_flops_per_image": fx, "forward_macs_per_image": fx // 2},
+        "motivated": {"forward_flops_per_image": fy, "forward_macs_per_image": fy // 2},
+        "training_flops": {},
+    }
     # A joint step (the motivated mode's update with `joint`) runs both models forward and backward.
     f_motivated_step = fy + fx if getattr(model, "joint", None) is not None else fy
     if counters["steps"]:
-        out["flops"]["dual_training_average"] = flops_lib.dual_training_flops(
+        t = out["training_flops"]
+        t["total"] = flops_lib.training_flops(fx, base_steps * batch_size) + flops_lib.training_flops(
+            f_motivated_step, counters["motivated_steps"] * batch_size
+        )
+        t["motivated_alone"] = flops_lib.training_flops(fy, counters["steps"] * batch_size)
+        t["average_forward_per_image"] = flops_lib.dual_training_flops(
             fx, f_motivated_step, base_steps, counters["motivated_steps"]
         )
-        out["flops"]["training_total"] = flops_lib.training_flops(
-            fx, base_steps * batch_size
-        ) + flops_lib.training_flops(f_motivated_step, counters["motivated_steps"] * batch_size)
-        out["flops"]["training_total_motivated_alone"] = flops_lib.training_flops(fy, counters["steps"] * batch_size)
         # Recomputing BatchNorm statistics is one forward pass of each model
         # per image. The last recalibration makes the deployed models and
         # counts as training; the earlier ones served validation only.
         done = counters.get("recalibration_batches", 0) * batch_size * (fx + fy)
         final = min(done, final_recalibration_batches * batch_size * (fx + fy))
-        out["flops"]["recalibration"] = final
-        out["flops"]["recalibration_for_validation"] = done - final
-        out["flops"]["training_total"] += final
+        t["recalibration"] = final
+        t["recalibration_for_validation"] = done - final
+        t["total"] += final
     return out
 
 
@@ -111,9 +218,9 @@ def speedup(summary):
     """Predicted (forward FLOPs) and measured (wall-clock) speed-up of this run
     over training the motivated model alone for the same steps."""
     out = {}
-    f = summary.get("flops", {})
-    if f.get("dual_training_average"):
-        out["predicted_from_flops"] = f["motivated"] / f["dual_training_average"]
+    average = training_flops(summary, "average_forward_per_image")
+    if average:
+        out["predicted_from_flops"] = forward_flops(summary, "motivated") / average
     modes = summary["wall_clock_per_mode_s"]
     mot, base = modes["motivated"], modes["base"]
     if mot["seconds_per_batch"] and mot["batches"] + base["batches"]:
@@ -168,19 +275,37 @@ def stop_reason(workdir, model):
 
 
 def summarize(
-    config, model, evaluation, *, val_ds, recal_ds, mode_seconds, wall, cpu, info, shape, replicas, library_version
+    config,
+    model,
+    evaluation,
+    *,
+    val_ds,
+    recal_ds,
+    mode_seconds,
+    wall,
+    cpu,
+    info,
+    shape,
+    replicas,
+    library_version,
+    val_examples=None,
+    resumed_from_step=0,
 ):
-    """summary.json of a finished run (without the export paths, which the trainer adds).
+    """summary.json of a finished run (without the export paths, which the trainer adds); the module
+    docstring lists its keys.
 
     `evaluation`: the final `model.evaluate` dict; `mode_seconds`: ModeTimer.per_mode();
     `wall`, `cpu`: seconds of this run and the interrupted runs it resumed;
     `library_version`: keras_motivation.__version__, passed in so that this
     module imports no package __init__ (the engine can use its formulas
-    without an import circle).
+    without an import circle); `val_examples`: the number of images evaluated;
+    `resumed_from_step`: where this run started (0 for a fresh one).
     """
     history = files.read_csv(os.path.join(config.workdir, "history.csv"))
     counters = model.counters()
+    architectures = dict(zip(MODELS, config.pair.split(":")))
     summary = {
+        "schema": SCHEMA,
         "pair": config.pair,
         "dataset": config.dataset,
         "condition": config.condition,
@@ -195,26 +320,40 @@ def summarize(
         "epochs": config.epochs,
         "input_shape": list(shape),
         "num_classes": info["num_classes"],
-        "final": {k: float(v) for k, v in evaluation.items()},
-        "best": {
-            "accuracy": max((float(r["val_accuracy"]) for r in history if "val_accuracy" in r), default=None),
-            "motivated_accuracy": max(
-                (float(r["val_motivated_accuracy"]) for r in history if "val_motivated_accuracy" in r), default=None
-            ),
-        },
-        "activations": motivation_statistics(counters, config.condition, config.k),
-        "wall_clock_s": wall,
-        "cpu_time_s": cpu,
-        "wall_clock_per_mode_s": mode_seconds,
-        "stopped": stop_reason(config.workdir, model),
-        "versions": {
-            "keras_motivation": library_version,
-            "keras": keras.__version__,
-            "tensorflow": tf.__version__,
-            "python": platform.python_version(),
-        },
-        "replicas": replicas,
+        "evaluation": {"split": config.validation_split, "images": val_examples},
     }
+    for name, keras_model in (("base", model.base), ("motivated", model.motivated)):
+        prefix = "" if name == "base" else "motivated_"
+        metrics = {
+            k[len(prefix) :]: float(v)
+            for k, v in evaluation.items()
+            if (k.startswith("motivated_") if prefix else not k.startswith("motivated_"))
+        }
+        summary[name] = {
+            "architecture": architectures.get(name),
+            "parameters": int(keras_model.count_params()),
+            **metrics,
+            "best_epoch_accuracy": max(
+                (float(r[f"val_{prefix}accuracy"]) for r in history if r.get(f"val_{prefix}accuracy")), default=None
+            ),
+        }
+    summary.update(
+        {
+            "activations": motivation_statistics(counters, config.condition, config.k),
+            "wall_clock_s": wall,
+            "cpu_time_s": cpu,
+            "wall_clock_per_mode_s": mode_seconds,
+            "resumed_from_step": resumed_from_step,
+            "stopped": stop_reason(config.workdir, model),
+            "versions": {
+                "keras_motivation": library_version,
+                "keras": keras.__version__,
+                "tensorflow": tf.__version__,
+                "python": platform.python_version(),
+            },
+            "replicas": replicas,
+        }
+    )
     if config.statistics_check_batches:
         # Training images the recalibration did not use, when there are any.
         check_ds = recal_ds.unbatch().skip(config.recalibration_batches * config.batch_size).batch(config.batch_size)
@@ -225,24 +364,96 @@ def summarize(
     if config.bn_statistics == "recalibrated":
         available = int(recal_ds.cardinality())  # negative when unknown
         final_batches = config.recalibration_batches if available < 0 else min(config.recalibration_batches, available)
-    summary.update(flops_summary(model, counters, config.batch_size, final_batches))
+    counted = flops_summary(model, counters, config.batch_size, final_batches)
+    for name in MODELS:
+        summary[name].update(counted[name])
+    summary["training_flops"] = counted["training_flops"]
     summary["switch_seconds"] = switch_seconds(model)
     summary["time_in_switches_s"] = summary["switch_seconds"] * counters["switches"]
     summary["speedup_vs_motivated_alone"] = speedup(summary)
     return summary
 
 
+# -- the closing lines ------------------------------------------------------------------
+
+
+def _quantity(value, unit):
+    """A count with an SI prefix: 4.50 TFLOPs, 18.85 MFLOPs."""
+    for prefix, factor in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= factor:
+            return f"{value / factor:.2f} {prefix}{unit}"
+    return f"{value:.0f} {unit}"
+
+
+def _duration(seconds):
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, s = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {s} s"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+def model_table(summary, split=None):
+    """Both models side by side: architecture, parameters, forward MFLOPs per image, accuracy on the
+    evaluation split and its size (the first lines `describe` prints)."""
+    evaluation = summary.get("evaluation") or {}
+    split = evaluation.get("split") or split or "the validation split"
+    images = evaluation.get("images")
+    head = ["model", "architecture", "parameters", "forward MFLOPs per image", f"accuracy on {split}"]
+    if images:
+        head[-1] += f" ({images:,} images)"
+    rows = [head]
+    pair = (summary.get("pair") or ":").split(":")
+    for name, arch in zip(MODELS, pair):
+        entry = model_entry(summary, name)
+        flops, acc, params = entry.get("forward_flops_per_image"), entry.get("accuracy"), entry.get("parameters")
+        rows.append(
+            [
+                name,
+                entry.get("architecture") or arch or "-",
+                "-" if params is None else f"{params:,}",
+                "-" if flops is None else f"{flops / 1e6:.2f}",
+                "-" if acc is None else f"{100 * acc:.2f}%",
+            ]
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    # Names left-aligned, numbers right-aligned under their heading.
+    return [
+        "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows
+    ]
+
+
 def describe(config, summary):
-    """The lines printed at the end of a run: where everything is."""
+    """The lines printed at the end of a run: both models side by side, what the run cost, where everything is."""
     w = config.workdir
-    f = summary["final"]
-    lines = [
-        f"base accuracy {f.get('accuracy', float('nan')):.4f}, "
-        f"motivated accuracy {f.get('motivated_accuracy', float('nan')):.4f} "
-        f"on the validation split; motivated share {motivated_share(summary['activations']):.3f} of the steps",
+    a = summary.get("activations") or {}
+    share = motivated_share(a)
+    steps = a.get("steps")
+    lines = model_table(summary, config.validation_split)
+    cpu = summary.get("cpu_time_s")
+    lines.append(
+        f"training:    {steps if steps is not None else '-'} steps, {_duration(summary.get('wall_clock_s'))} "
+        f"of wall-clock ({_duration(cpu)} of CPU time); motivated share "
+        + ("-" if share is None else f"{share:.3f}")
+        + " of the steps"
+    )
+    total, alone = training_flops(summary, "total"), training_flops(summary, "motivated_alone")
+    if total is not None:
+        lines.append(
+            f"compute:     {_quantity(total, 'FLOPs')} forward and backward, both models"
+            + (f" (the motivated model alone for the same steps: {_quantity(alone, 'FLOPs')})" if alone else "")
+        )
+    if summary.get("stopped"):
+        lines.append(f"stopped:     {summary['stopped']}")
+    final = os.path.join(w, "final")
+    lines += [
         f"summary:     {os.path.join(w, 'summary.json')}",
         f"history:     {os.path.join(w, 'history.csv')} (per batch: {os.path.join(w, 'batches.csv')})",
-        f"models:      {os.path.join(w, 'final')}/base.keras, motivated.keras",
+        f"models:      {final}/base.keras, motivated.keras (keras.models.load_model)",
+        f"             {final}/motivated_model.keras (both in one MotivatedModel: import keras_motivation first)",
         f"tensorboard: tensorboard --logdir {os.path.join(w, 'tensorboard')}",
     ]
     return "\n".join(lines)

@@ -13,8 +13,15 @@ summary from `summary.py`, the export from `export.py`. The steps hand on one
     <workdir>/history.csv        one row per epoch (CSVLogger)
     <workdir>/batches.csv        per-batch loss, motivated flag, learning rate
     <workdir>/tensorboard/       TensorBoard logs
-    <workdir>/final/             base.keras, motivated.keras, motivated_model.keras
-    <workdir>/summary.json       accuracies, FLOPs, motivation statistics (motivated share), timing
+    <workdir>/final/             base.keras, motivated.keras (plain Keras models), motivated_model.keras
+                                 (the MotivatedModel: both, with the engine's state; loads after
+                                 `import keras_motivation`)
+    <workdir>/summary.json       both models' accuracies, sizes and FLOPs, motivation statistics, timing
+                                 (its keys: keras_motivation/summary.py)
+
+A rerun of the same command resumes from the backup (and says from which
+step), or, when the workdir holds a finished run, says so and evaluates both
+models again.
 """
 
 import contextlib
@@ -70,6 +77,7 @@ class RunRecord:
     train: tf.data.Dataset  # unbatched training examples (without the held-out batch)
     val: tf.data.Dataset  # unbatched validation examples
     n_train: int
+    n_val: int  # validation examples (what the final evaluation reads)
     info: dict  # data.dataset_info: num_classes, image_shape (class_names for image folders)
     shape: tuple  # the models' input shape
     steps_per_epoch: int
@@ -78,6 +86,7 @@ class RunRecord:
     val_ds: tf.data.Dataset | None = None  # the last epoch's batched validation data
     recal_ds: tf.data.Dataset | None = None  # and BatchNorm recalibration data
     timer: callbacks_lib.ModeTimer | None = None  # seconds per mode
+    start_step: int = 0  # the step fit started from (from the backup; 0 for a fresh run)
     wall: float | None = None  # seconds of this run and of those it resumes
     cpu: float | None = None
 
@@ -126,7 +135,7 @@ def _run(config, held):
     )
     try:
         try:
-            record = fit(writer, model, backup, record)
+            record = fit(writer, model, backup, record, log=print if chief else None)
         except preemption.Preempted as stop:
             stop.chief = chief
             raise
@@ -231,6 +240,7 @@ def load_run_data(config, strategy):
         train=train,
         val=val,
         n_train=n_train,
+        n_val=data_lib.count_examples(val),
         info=info,
         shape=shape,
         steps_per_epoch=steps,
@@ -332,11 +342,28 @@ def compile_model(model, config, steps_per_epoch):
 # -- fit -----------------------------------------------------------------------------
 
 
-def fit(config, model, backup, record):
+def resume_line(workdir, start_step, steps_per_epoch, epochs):
+    """The line a run from a backup prints first: where it resumes, or that the workdir holds a finished run."""
+    total = steps_per_epoch * epochs
+    if start_step >= total:
+        return (
+            f"{workdir} already holds a finished run ({start_step} of {total} steps): nothing left to train; "
+            "evaluating both models again"
+        )
+    epoch, batch = divmod(start_step, steps_per_epoch)
+    return (
+        f"resuming {workdir} from step {start_step} of {total} "
+        f"(epoch {epoch + 1} of {epochs}, after its batch {batch} of {steps_per_epoch})"
+    )
+
+
+def fit(config, model, backup, record, log=None):
     """Trains from the backup (if any) to `config.epochs`, writing config.json, logs and backups.
 
-    Returns `record` with the datasets of the last epoch, the per-mode timer
-    and the seconds of this run and those it resumes filled in.
+    Returns `record` with the datasets of the last epoch, the per-mode timer,
+    the step it started from and the seconds of this run and those it
+    resumes filled in. `log`: where the line saying where a resumed run
+    starts goes (`print` for the trainer's chief; None: nowhere).
     """
     if backup:
         # The step counter is part of the weights: position and state agree.
@@ -347,6 +374,8 @@ def fit(config, model, backup, record):
                 f"the backup {backup} cannot be loaded ({preemption.one_line(err)}): {_REFUSED}"
             ) from None
     start_step = model.counters()["steps"]
+    if backup and log is not None:
+        log(resume_line(config.workdir, start_step, record.steps_per_epoch, config.epochs))
     os.makedirs(config.workdir, exist_ok=True)
     files.atomic_write(os.path.join(config.workdir, "config.json"), config.to_json())
     steps = record.steps_per_epoch
@@ -443,6 +472,7 @@ def fit(config, model, backup, record):
         val_ds=val_ds,
         recal_ds=recal_ds,
         timer=timer,
+        start_step=start_step,
         wall=seconds["wall_clock_s"],
         cpu=seconds["cpu_time_s"],
     )
@@ -473,7 +503,7 @@ def export_models(config, model, shape, summary):
         image_size=shape[:2],
         channels=shape[2],
         overwrite=True,
-        metadata={"pair": config.pair, "flops": summary.get("flops"), "validation": summary["final"]},
+        metadata=summary_lib.export_metadata(summary),
     )
 
 
@@ -494,6 +524,8 @@ def evaluate_summarize_export(config, model, record):
         shape=record.shape,
         replicas=record.strategy.num_replicas_in_sync,
         library_version=keras_motivation.__version__,
+        val_examples=record.n_val,
+        resumed_from_step=record.start_step,
     )
     if config.export:
         summary["export"] = export_models(config, model, record.shape, summary)

@@ -44,9 +44,19 @@ def test_trainer_console_is_clean_with_progress_and_final_lines(tmp_path):
     lines = out.stdout.splitlines()
     # Not a terminal: one progress line per epoch (Keras verbose=2).
     assert sum("val_motivated_accuracy" in line for line in lines) == 2, out.stdout
-    assert lines[-5].startswith("base accuracy ") and "motivated accuracy" in lines[-5]
-    assert lines[-4] == f"summary:     {tmp_path / 'run' / 'summary.json'}"
-    assert lines[-2].startswith("models:      ") and lines[-2].endswith("base.keras, motivated.keras")
+    # The closing lines: both models side by side (the split and its size named), what the run cost, the files.
+    head, base, motivated, training, compute = lines[-10:-5]
+    assert head.split()[:3] == ["model", "architecture", "parameters"]
+    assert head.endswith("accuracy on test (128 images)")
+    assert base.split()[:2] == ["base", "resnet8"] and motivated.split()[:2] == ["motivated", "resnet14"]
+    assert base.endswith("%") and motivated.endswith("%")
+    assert training.startswith("training:    8 steps, ") and "motivated share" in training
+    assert compute.startswith("compute:     ") and "FLOPs forward and backward" in compute
+    assert lines[-5] == f"summary:     {tmp_path / 'run' / 'summary.json'}"
+    assert lines[-3].startswith("models:      ") and lines[-3].endswith(
+        "base.keras, motivated.keras (keras.models.load_model)"
+    )
+    assert "motivated_model.keras" in lines[-2] and lines[-1].startswith("tensorboard: ")
 
 
 def test_the_users_own_log_level_wins(tmp_path):

@@ -147,10 +147,80 @@ def test_export_command_checks_every_artefact_of_a_run(tmp_path, capsys):
     assert by_name["base SavedModel"]["accuracy"] > 0.5
     out = capsys.readouterr().out
     assert "| base LiteRT int8 |" in out and "top-1 agreement" in out
+    assert "checked on the first 256 images of the test split; summary.json's accuracies" in out
+    assert all(r["images"] == 256 and r["split"] == "test" for r in rows)
     # A second call finds everything exported and only checks.
     before = os.path.getmtime(by_name["base LiteRT int8"]["path"])
     export.main([f"--workdir={workdir}", "--litert=int8"])
     assert os.path.getmtime(by_name["base LiteRT int8"]["path"]) == before
+
+
+def _tiny_finished_run(workdir):
+    """A workdir as the trainer leaves it, with untrained tiny models (width 4) of the quickstart's pair."""
+    from testing_utils import tiny_pair
+
+    from keras_motivation.config import TrainConfig
+
+    os.makedirs(os.path.join(workdir, "final"))
+    config = TrainConfig(workdir=str(workdir), dataset="fashion_mnist_idx", pair="resnet8:resnet14")
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        f.write(config.to_json())
+    for name, model in zip(("base", "motivated"), tiny_pair(input_shape=(28, 28, 1))):
+        model.save(os.path.join(workdir, "final", f"{name}.keras"))
+    summary = {
+        "schema": 2,
+        "pair": config.pair,
+        "evaluation": {"split": "test", "images": 10000},
+        "base": {"accuracy": 0.8547},
+        "motivated": {"accuracy": 0.8557},
+    }
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+        json.dump(summary, f)
+
+
+@requires_fashion_mnist
+def test_export_check_prints_its_sample_and_nothing_of_the_converter(tmp_path):
+    from testing_utils import repository_env
+
+    workdir = tmp_path / "run"
+    _tiny_finished_run(workdir)
+    env = repository_env({k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    run = subprocess.run(
+        [sys.executable, "-m", "keras_motivation.export", f"--workdir={workdir}", "--check", "--check_images=32"]
+        + ["--litert=int8"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    # Not a line of TensorFlow's or of the LiteRT converter's ("fully_quantize: 0, inference_type: 6, ...").
+    assert run.stderr == "", run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    assert [line.split()[:3] for line in lines[:3]] == [
+        ["base", "SavedModel", str(workdir / "export" / "base" / "1")],
+        ["motivated", "SavedModel", str(workdir / "export" / "motivated" / "1")],
+        ["base", "LiteRT", "int8"],
+    ]
+    assert lines[3] == (
+        "checked on the first 32 images of the test split; summary.json's accuracies "
+        "(base 85.47%, motivated 85.57%) are on all 10,000 of its images"
+    )
+    assert lines[4].endswith("| accuracy on 32 images |") and lines[5].startswith("|---")
+    assert [line.split(" | ")[0] for line in lines[6:]] == [
+        "| base SavedModel",
+        "| motivated SavedModel",
+        "| base LiteRT int8",
+    ]
+
+
+def test_the_sample_line_says_what_it_is_against():
+    rows = [{"images": 256, "split": "test"}]
+    assert export.sample_line(rows) == "checked on the first 256 images of the test split"
+    old = {"final": {"accuracy": 0.855, "motivated_accuracy": 0.856}}  # a summary before schema 2
+    assert export.sample_line(rows, old).endswith("(base 85.50%, motivated 85.60%) are on all of it")
+    same = {"schema": 2, "evaluation": {"images": 256}, "base": {"accuracy": 0.5}, "motivated": {"accuracy": 0.6}}
+    assert export.sample_line(rows, same).endswith("are on the same images")
 
 
 def test_export_command_refuses_an_unfinished_run(tmp_path):

@@ -60,5 +60,8 @@ def test_tuned_study_table_in_the_readme_matches_the_committed_summaries():
     table = pay_study.tuned_table(os.path.join(ROOT, "tools", "examples", "pay_study_tuned"))
     rows = _table_rows(table)
     assert len(rows) > 10, "the committed tuned study: the learning-rate sweep and the joint arms"
+    # A row of one seed shows no spread (it has none measured); a row of three does.
+    for row in rows[1:]:
+        assert ("±" in row) == (row.split(" | ")[2] != "1"), row
     missing = [row for row in rows if row not in _readme_lines()]
     assert not missing, f"README's tuned-study table differs from tools/examples/pay_study_tuned: {missing[:2]}"

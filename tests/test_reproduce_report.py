@@ -75,7 +75,7 @@ def test_reduced_study_and_report(tmp_path, seeds, policy_names):
         assert name in table, name
     # The report's numbers are read back from the run directories.
     by_model = {r["model"]: r for r in rows}
-    xc = [_json(runs / "X-C" / f"seed{s}" / "summary.json")["final"]["accuracy"] * 100 for s in seeds]
+    xc = [_json(runs / "X-C" / f"seed{s}" / "summary.json")["base"]["accuracy"] * 100 for s in seeds]
     assert by_model["ResNet-8-C"]["accuracy_mean"] == pytest.approx(sum(xc) / n)
     assert by_model["ResNet-8-C"]["seeds"] == n
     assert len(csv_rows(tmp_path / "report" / "results.csv")) == len(rows)
@@ -85,7 +85,7 @@ def test_reduced_study_and_report(tmp_path, seeds, policy_names):
     policies = {r["policy"]: r for r in pays["policies"]}
     assert len(policies) == len(policy_names)
     k2 = policies["X-Y k=2 (identity, recalibrated)"]
-    assert k2["training_tflops"] * 1e12 == pytest.approx(sum(s["flops"]["training_total"] for s in xy) / n)
+    assert k2["training_tflops"] * 1e12 == pytest.approx(sum(s["training_flops"]["total"] for s in xy) / n)
     assert k2["pays"] == (k2["separate_tflops"] > k2["training_tflops"]) or k2["pays"] is None
     assert "| pays |" in _text(tmp_path / "report" / "pays.md")
     # BatchNorm statistics as saved against recomputed, per dual arm.
@@ -174,3 +174,102 @@ def test_arm_labels(condition, expected):
     assert report.arm_of({"condition": condition, "k": 2}) == expected.replace(
         "identity, recalibrated", "paper, shared"
     )
+
+
+STUDY = os.path.join(ROOT, "tools", "examples", "pay_study")
+TUNED = os.path.join(ROOT, "tools", "examples", "pay_study_tuned")
+
+
+def test_classical_arm_names_are_the_conditions_labels():
+    import report
+
+    from keras_motivation import conditions
+
+    assert (report.X_C, report.Y_C) == (conditions.Never.label, conditions.Always.label)
+
+
+def test_every_column_of_the_results_says_what_it_holds():
+    import report
+
+    rows = report.rows_for(report.find_runs([STUDY]))
+    by_model = {(r["experiment"], r["model"]): r for r in rows}
+    ep3 = "resnet8:resnet14 fashion_mnist_idx 3 ep 20000 ex"
+    xc, yc = by_model[(ep3, "ResNet-8-C")], by_model[(ep3, "ResNet-14-C")]
+    b = by_model[(ep3, "ResNet-8-ResNet-14-B k=2 (identity, recalibrated)")]
+    m = by_model[(ep3, "ResNet-8-ResNet-14-M k=2 (identity, recalibrated)")]
+    # Forward FLOPs: each model's own; the dual run's F_X-Y in its own column.
+    assert b["forward_flops"] == xc["forward_flops"] == 18850716
+    assert m["forward_flops"] == yc["forward_flops"] == 40637852
+    seeds = [_json(os.path.join(STUDY, "ep3", "k2-id-recalibrated", f"seed{s}", "summary.json")) for s in range(3)]
+    mean_dual = sum(s["flops"]["dual_training_average"] for s in seeds) / 3
+    assert b["dual_forward_flops"] == m["dual_forward_flops"] == pytest.approx(mean_dual)
+    assert xc["dual_forward_flops"] is None and yc["dual_forward_flops"] is None
+    # ACC/MFLOP of X-Y-B is the paper's: at F_X-Y against X-C.
+    assert b["acc_per_mflop"] == pytest.approx(
+        (b["accuracy_mean"] - xc["accuracy_mean"]) / ((mean_dual - xc["forward_flops"]) / 1e6)
+    )
+    table = report.markdown(rows)
+    assert table.count(report.MARKDOWN_HEAD) == len({r["experiment"] for r in rows})
+    for column in ("forward MFLOPs per image", "F_X-Y: mean forward MFLOPs per training pass", "mean ± sd over seeds"):
+        assert column in report.MARKDOWN_HEAD
+    assert f"**{ep3}**, accuracy on the test split" in table
+    line = next(row for row in table.splitlines() if row.startswith("| ResNet-8-ResNet-14-B k=2 (identity, recal"))
+    assert line.split(" | ")[4:6] == ["18.85", f"{mean_dual / 1e6:.2f}"]
+
+
+def test_one_seed_shows_no_spread():
+    import report
+
+    rows = report.rows_for(report.find_runs([TUNED]))
+    one = [r for r in rows if r["seeds"] == 1]
+    assert one and all(r["accuracy_std"] is None for r in one)
+    for line in report.markdown(rows).splitlines():
+        if line.startswith("| ") and line.split(" | ")[1] == "1":
+            assert "±" not in line, line
+        elif line.startswith("| ") and line.split(" | ")[1] == "3":
+            assert "±" in line, line
+    assert report.fmt_mean_sd(85.5, None) == "85.50" and report.fmt_mean_sd(85.5, 0.0) == "85.50 ± 0.00"
+
+
+def test_written_lists_every_file(tmp_path, capsys):
+    import report
+
+    out = tmp_path / "report"
+    report.main([STUDY, f"--out={out}"])
+    written = capsys.readouterr().out.strip().splitlines()[-1]
+    assert written.startswith("written: ")
+    listed = written[len("written: ") :].split(", ")
+    on_disk = sorted(str(p) for p in out.rglob("*") if p.is_file())
+    assert sorted(listed) == on_disk and len(on_disk) == 9
+
+
+def test_report_help_is_quiet_and_names_every_argument():
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    run = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "report.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    text = " ".join(run.stdout.split())
+    assert "--out OUT the folder the reports are written to" in text, run.stdout
+    for name in ("runs trainer workdirs", "pays.md", "statistics.md", "results.md"):
+        assert name in text, name
+    # Importing the tool starts no TensorFlow: only writing a report does.
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.path.insert(0, 'tools'); import report; print('tensorflow' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+    )
+    assert probe.stdout.strip() == "False", probe.stderr[-2000:]

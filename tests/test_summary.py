@@ -61,6 +61,36 @@ def test_committed_summaries_are_read_under_the_old_names():
     assert summary.motivated_share({"steps": 3}) is None
 
 
+def test_committed_summaries_are_read_by_model_and_unit():
+    """Summaries before schema 2 keep the base's numbers under "final" and the FLOPs under "flops"; the readers
+    give them by model (and the same readers read schema 2)."""
+    paths = []
+    for dirpath, _, names in os.walk(EXAMPLES):
+        paths += [os.path.join(dirpath, n) for n in names if n == "summary.json"]
+    for path in paths:
+        with open(path) as f:
+            old = json.load(f)
+        assert "schema" not in old
+        assert summary.accuracy(old, "base") == old["final"]["accuracy"]
+        assert summary.accuracy(old, "motivated") == old["final"]["motivated_accuracy"]
+        assert summary.forward_flops(old, "base") == old["flops"]["base"]
+        assert summary.forward_flops(old, "motivated") == old["flops"]["motivated"]
+        assert summary.training_flops(old, "total") == old["flops"]["training_total"]
+        assert summary.training_flops(old, "average_forward_per_image") == old["flops"]["dual_training_average"]
+        entry = summary.model_entry(old, "motivated")
+        assert entry["loss"] == old["final"]["motivated_loss"]
+        assert entry["best_epoch_accuracy"] == old["best"]["motivated_accuracy"]
+        assert entry["forward_macs_per_image"] == old["flops"]["motivated_macs"]
+    new = {
+        "schema": 2,
+        "base": {"accuracy": 0.8, "forward_flops_per_image": 10},
+        "motivated": {"accuracy": 0.9, "forward_flops_per_image": 20},
+        "training_flops": {"total": 5.0},
+    }
+    assert summary.accuracy(new, "motivated") == 0.9 and summary.forward_flops(new, "base") == 10
+    assert summary.training_flops(new) == 5.0 and summary.training_flops(new, "motivated_alone") is None
+
+
 def test_speedup_from_flops_and_wall_clock():
     modes = {
         "motivated": {"seconds": 2.0, "batches": 4, "seconds_per_batch": 0.5},
@@ -68,24 +98,86 @@ def test_speedup_from_flops_and_wall_clock():
     }
     out = summary.speedup({"flops": {"motivated": 300, "dual_training_average": 150}, "wall_clock_per_mode_s": modes})
     assert out["predicted_from_flops"] == 2.0
+    new = {
+        "schema": 2,
+        "motivated": {"forward_flops_per_image": 300},
+        "training_flops": {"average_forward_per_image": 150},
+        "wall_clock_per_mode_s": modes,
+    }
+    assert summary.speedup(new)["predicted_from_flops"] == 2.0
     # The motivated model alone: 16 batches at 0.5 s, against 5 s spent.
     assert out["measured_wall_clock"] == pytest.approx(16 * 0.5 / 5.0)
     never = {"motivated": {"seconds": 0.0, "batches": 0, "seconds_per_batch": None}, "base": modes["base"]}
     assert summary.speedup({"wall_clock_per_mode_s": never}) == {}
 
 
-def test_describe_names_the_share_and_every_file(tmp_path):
+def _schema2(**extra):
+    return {
+        "schema": 2,
+        "pair": "resnet8:resnet14",
+        "evaluation": {"split": "test", "images": 10000},
+        "base": {
+            "architecture": "resnet8",
+            "parameters": 78042,
+            "forward_flops_per_image": 18850716,
+            "accuracy": 0.8547,
+        },
+        "motivated": {
+            "architecture": "resnet14",
+            "parameters": 175130,
+            "forward_flops_per_image": 40637852,
+            "accuracy": 0.8557,
+        },
+        "training_flops": {"total": 4.50e12, "motivated_alone": 7.30e12},
+        "activations": {"steps": 468, "motivated_share": 0.2222},
+        "wall_clock_s": 221.3,
+        "cpu_time_s": 128.8,
+        **extra,
+    }
+
+
+def test_describe_puts_both_models_side_by_side_with_units_and_every_file(tmp_path):
     config = TrainConfig(workdir=str(tmp_path))
-    text = summary.describe(
-        config, {"final": {"accuracy": 0.8, "motivated_accuracy": 0.85}, "activations": {"motivated_share": 0.125}}
-    )
-    assert "base accuracy 0.8000, motivated accuracy 0.8500" in text
-    assert "motivated share 0.125 of the steps" in text
+    lines = summary.describe(config, _schema2()).splitlines()
+    # A table: the split and its size in the heading, each model's architecture, parameters, forward MFLOPs.
+    head, base, motivated = lines[:3]
+    assert head.split() == [
+        "model",
+        "architecture",
+        "parameters",
+        "forward",
+        "MFLOPs",
+        "per",
+        "image",
+        "accuracy",
+        "on",
+        "test",
+        "(10,000",
+        "images)",
+    ]
+    assert base.split() == ["base", "resnet8", "78,042", "18.85", "85.47%"]
+    assert motivated.split() == ["motivated", "resnet14", "175,130", "40.64", "85.57%"]
+    assert len({line.index("%") for line in (base, motivated)}) == 1  # the columns line up
+    text = "\n".join(lines)
+    assert "468 steps, 3 min 41 s of wall-clock (2 min 9 s of CPU time); motivated share 0.222 of the steps" in text
+    assert "4.50 TFLOPs forward and backward, both models (the motivated model alone for the same steps: 7.30" in text
     for name in ("summary.json", "history.csv", "batches.csv", "final", "tensorboard"):
         assert os.path.join(str(tmp_path), name) in text
-    # An old summary gives the same line.
-    old = summary.describe(config, {"final": {}, "activations": {"activation_rate": 0.125}})
-    assert "motivated share 0.125 of the steps" in old
+    assert "motivated_model.keras (both in one MotivatedModel: import keras_motivation first)" in text
+    assert "stopped" not in text
+    stopped = summary.describe(config, _schema2(stopped="non-finite loss at step 7 (TerminateOnNaN)"))
+    assert "stopped:     non-finite loss at step 7 (TerminateOnNaN)" in stopped
+    # A summary written before schema 2 gives the same table, from its old keys.
+    old = {
+        "pair": "resnet8:resnet14",
+        "final": {"accuracy": 0.8547, "motivated_accuracy": 0.8557},
+        "flops": {"base": 18850716, "motivated": 40637852, "training_total": 4.5e12},
+        "activations": {"activation_rate": 0.125, "steps": 8},
+    }
+    old_lines = summary.describe(config, old).splitlines()
+    assert old_lines[0].split()[-3:] == ["accuracy", "on", "test"]  # the config's split; its size unknown
+    assert old_lines[1].split() == ["base", "resnet8", "-", "18.85", "85.47%"]
+    assert "motivated share 0.125 of the steps" in "\n".join(old_lines)
 
 
 def test_flops_of_a_joint_run_count_both_models_on_each_motivated_step():
@@ -102,8 +194,10 @@ def test_flops_of_a_joint_run_count_both_models_on_each_motivated_step():
     for joint in (None, km.JointStep()):
         base, motivated = tiny_pair()
         model = km.MotivatedModel(base, motivated, joint=joint)
-        out[joint is not None] = summary.flops_summary(model, counters, batch_size=8)["flops"]
-    fx, fy = out[False]["base"], out[False]["motivated"]
-    assert out[False]["training_total"] == flops_lib.training_flops(fx, 6 * 8) + flops_lib.training_flops(fy, 4 * 8)
-    assert out[True]["training_total"] == pytest.approx(out[False]["training_total"] + 3 * fx * 4 * 8)
-    assert out[True]["dual_training_average"] == pytest.approx((6 * fx + 4 * (fx + fy)) / 10)
+        out[joint is not None] = summary.flops_summary(model, counters, batch_size=8)
+    fx, fy = (out[False][m]["forward_flops_per_image"] for m in ("base", "motivated"))
+    assert out[False]["base"]["forward_macs_per_image"] == fx // 2
+    t, joint = out[False]["training_flops"], out[True]["training_flops"]
+    assert t["total"] == flops_lib.training_flops(fx, 6 * 8) + flops_lib.training_flops(fy, 4 * 8)
+    assert joint["total"] == pytest.approx(t["total"] + 3 * fx * 4 * 8)
+    assert joint["average_forward_per_image"] == pytest.approx((6 * fx + 4 * (fx + fy)) / 10)

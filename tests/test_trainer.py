@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -81,13 +82,33 @@ def test_quickstart_writes_the_workdir(quickstart):
     assert os.listdir(os.path.join(w, "tensorboard"))
     with open(os.path.join(w, "summary.json")) as f:
         on_disk = json.load(f)
-    assert on_disk["final"] == summary["final"]
-    assert {"accuracy", "motivated_accuracy", "loss", "motivated_loss"} <= set(summary["final"])
+    assert on_disk == json.loads(json.dumps(summary))
+    # Every number says whose it is: the evaluation split and its size, each model's own entry.
+    assert summary["schema"] == 2 and summary["evaluation"] == {"split": "test", "images": 512}
+    assert not {"final", "best", "flops"} & set(summary), "the keys before schema 2, which did not say whose"
+    from keras_motivation import summary as summary_lib
+
+    undocumented = [key for key in summary if not re.search(rf"(^|[\s\"(]){key}\b", summary_lib.__doc__, re.M)]
+    assert not undocumented, f"summary.json keys not in summary.py's schema: {undocumented}"
+    for name, architecture in (("base", "resnet8"), ("motivated", "resnet14")):
+        entry = summary[name]
+        assert entry["architecture"] == architecture
+        assert entry["parameters"] == keras.models.load_model(os.path.join(w, "final", f"{name}.keras")).count_params()
+        assert {"accuracy", "loss", "best_epoch_accuracy", "forward_flops_per_image", "forward_macs_per_image"} <= set(
+            entry
+        )
+        assert 0 <= entry["accuracy"] <= 1 and entry["forward_flops_per_image"] == 2 * entry["forward_macs_per_image"]
+    assert summary["base"]["parameters"] < summary["motivated"]["parameters"]
+    assert summary["resumed_from_step"] == 0
     assert summary["activations"]["steps"] == 2 * (256 // 32)
     assert summary["activations"]["noise_motivated_share"] == pytest.approx(1 / 6)
     # Costs the paper leaves out: backward passes, and the switches themselves.
-    flops = summary["flops"]
-    assert flops["base"] < flops["dual_training_average"] < flops["motivated"]
+    flops = {
+        "base": summary["base"]["forward_flops_per_image"],
+        "motivated": summary["motivated"]["forward_flops_per_image"],
+        **summary["training_flops"],
+    }
+    assert flops["base"] < flops["average_forward_per_image"] < flops["motivated"]
     # The default recalibrated BatchNorm statistics: one forward pass of each
     # model over the 8 training batches there are, at each of the 2 epoch ends;
     # the last one makes the saved models and counts as training.
@@ -96,7 +117,7 @@ def test_quickstart_writes_the_workdir(quickstart):
     assert (
         flops["recalibration"] == flops["recalibration_for_validation"] == 8 * 32 * (flops["base"] + flops["motivated"])
     )
-    assert flops["training_total"] == pytest.approx(
+    assert flops["total"] == pytest.approx(
         flops["recalibration"]
         + 3
         * 32
@@ -122,7 +143,7 @@ def test_quickstart_writes_the_workdir(quickstart):
 
 @requires_fashion_mnist
 @pytest.mark.xdist_group("quickstart")
-def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, deterministic, quickstart):
+def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, deterministic, quickstart, capsys):
     full_config, full = quickstart  # uninterrupted, backed up at epoch ends only
 
     class Killed(Exception):
@@ -147,7 +168,13 @@ def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, determi
     assert {k: state[k] for k in ("steps", "epoch", "batch")} == {"steps": 9, "epoch": 1, "batch": 1}
     assert state["cpu_time_s"] > 0 and state["wall_clock_s"] > 0
     monkeypatch.setattr(callbacks_lib.BatchLog, "on_train_batch_end", original)
+    capsys.readouterr()
     resumed = trainer.run(config)
+    # One line says where the run resumes; the summary keeps it.
+    assert capsys.readouterr().out.splitlines() == [
+        f"resuming {tmp_path / 'resumed'} from step 9 of 16 (epoch 2 of 2, after its batch 1 of 8)"
+    ]
+    assert resumed["resumed_from_step"] == 9
     # The resumed run's time includes the interrupted run's.
     assert resumed["cpu_time_s"] > state["cpu_time_s"] and resumed["wall_clock_s"] > state["wall_clock_s"]
 
@@ -162,6 +189,16 @@ def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, determi
     wb = keras.models.load_model(tmp_path / "resumed" / "final" / "motivated_model.keras")
     for x, y in zip(wa.weights, wb.weights):
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6, err_msg=x.path)
+    # The same command on the finished workdir says so, trains nothing and evaluates both models again.
+    again = trainer.run(config)
+    assert capsys.readouterr().out.splitlines() == [
+        f"{tmp_path / 'resumed'} already holds a finished run (16 of 16 steps): nothing left to train; "
+        "evaluating both models again"
+    ]
+    trained = ("steps", "motivated_steps", "switches", "activations")
+    assert {k: again["activations"][k] for k in trained} == {k: resumed["activations"][k] for k in trained}
+    assert again["resumed_from_step"] == 16
+    assert again["base"]["accuracy"] == pytest.approx(resumed["base"]["accuracy"])
 
 
 def _stopped_by_sigterm(workdir, at_step, *flags):
@@ -333,7 +370,7 @@ def test_image_folder_run(tmp_path):
     assert summary["activations"]["steps"] == 2 * (48 // 8)
     history = csv_rows(tmp_path / "run" / "history.csv")
     assert float(history[-1]["loss"]) < float(history[0]["loss"])
-    assert 0 <= summary["final"]["accuracy"] <= 1
+    assert 0 <= summary["base"]["accuracy"] <= 1
 
 
 def test_joint_run_from_a_small_gamma_start(tmp_path):
@@ -347,8 +384,9 @@ def test_joint_run_from_a_small_gamma_start(tmp_path):
     )
     assert summary["joint"] == {"base_weight": 1.0, "distillation": 0.5}
     assert summary["activations"]["motivated_steps"] == summary["activations"]["steps"] == 12
-    f = summary["flops"]
-    assert f["dual_training_average"] == pytest.approx(f["base"] + f["motivated"])
+    assert summary["training_flops"]["average_forward_per_image"] == pytest.approx(
+        summary["base"]["forward_flops_per_image"] + summary["motivated"]["forward_flops_per_image"]
+    )
     history = csv_rows(tmp_path / "run" / "history.csv")
     # Both models trained on every batch: both losses are logged.
     assert float(history[-1]["loss"]) > 0 and float(history[-1]["motivated_loss"]) > 0

@@ -62,7 +62,7 @@ print(
         {
             "replicas": summary["replicas"],
             "activations": summary["activations"],
-            "accuracy": summary["final"]["accuracy"],
+            "accuracy": summary["base"]["accuracy"],
         }
     )
 )

@@ -135,9 +135,10 @@ def _with_lr(flags, lr):
 
 
 def _accuracy(path, arm):
+    from keras_motivation import summary as summary_lib
+
     with open(os.path.join(path, "summary.json")) as f:
-        final = json.load(f)["final"]
-    return final["motivated_accuracy" if arm == "Y-C" else "accuracy"]
+        return summary_lib.accuracy(json.load(f), "motivated" if arm == "Y-C" else "base")
 
 
 def lr_means(out, arm, seeds, epochs=TUNE_EPOCHS):
@@ -247,19 +248,27 @@ def _mean_std(values):
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def _best_classical(groups, epochs, arm, key):
-    """The mean accuracy (%) of `arm` (X-C or Y-C) at its best rate at `epochs`, among its rates with the most
-    finished seeds there (all three once the sweep is done; the 6-epoch front has the tuned rate only)."""
+def _best_classical(groups, epochs, arm, model):
+    """The mean accuracy (%) of `arm` (X-C or Y-C; `model`: "base" or "motivated") at its best rate at `epochs`,
+    among its rates with the most finished seeds there (all three once the sweep is done; the 6-epoch front has
+    the tuned rate only)."""
+    from keras_motivation import summary as summary_lib
+
     runs = {name: members for (e, name), members in groups.items() if e == epochs and name.startswith(f"{arm}-lr")}
     if not runs:
         return None
     most = max(len(members) for members in runs.values())
-    return max(statistics.mean(100 * s["final"][key] for s in m) for m in runs.values() if len(m) == most)
+    return max(
+        statistics.mean(100 * summary_lib.accuracy(s, model) for s in m) for m in runs.values() if len(m) == most
+    )
 
 
 def tuned_table(out):
     """The tuned study as a markdown table: every arm at each budget, both models' accuracy (mean ± std over
-    its seeds), compute, and each model's difference from the best-rate X-C / Y-C at the same epochs."""
+    its seeds; one seed: the mean alone), compute, and each model's difference from the best-rate X-C / Y-C at
+    the same epochs."""
+    from keras_motivation import summary as summary_lib
+
     groups = _summaries(out)
     lines = [
         "| arm | epochs | seeds | training TFLOPs | CPU s | base % | motivated % | base − X-C | motivated − Y-C |",
@@ -275,15 +284,19 @@ def tuned_table(out):
         groups.items(),
         key=lambda kv: (kv[0][0], not kv[0][1].startswith("X-C"), not kv[0][1].startswith("Y-C"), kv[0][1]),
     ):
-        x_ref = _best_classical(groups, epochs, "X-C", "accuracy")
-        y_ref = _best_classical(groups, epochs, "Y-C", "motivated_accuracy")
-        base = _mean_std([100 * s["final"]["accuracy"] for s in members]) if not arm.startswith("Y-C") else (None, None)
+        x_ref = _best_classical(groups, epochs, "X-C", "base")
+        y_ref = _best_classical(groups, epochs, "Y-C", "motivated")
+        base = (
+            _mean_std([100 * summary_lib.accuracy(s, "base") for s in members])
+            if not arm.startswith("Y-C")
+            else (None, None)
+        )
         mot = (
-            _mean_std([100 * s["final"]["motivated_accuracy"] for s in members])
+            _mean_std([100 * summary_lib.accuracy(s, "motivated") for s in members])
             if not arm.startswith("X-C")
             else (None, None)
         )
-        tflops = statistics.mean(s["flops"]["training_total"] for s in members) / 1e12
+        tflops = statistics.mean(summary_lib.training_flops(s, "total") for s in members) / 1e12
         cpu = statistics.mean(s["cpu_time_s"] for s in members)
         d_base = "—" if base[0] is None or x_ref is None else f"{base[0] - x_ref:+.2f}"
         d_mot = "—" if mot[0] is None or y_ref is None else f"{mot[0] - y_ref:+.2f}"
@@ -301,6 +314,7 @@ def gamma_table(out):
     import keras
 
     import keras_motivation  # noqa: F401  (registers MotivatedModel for loading)
+    from keras_motivation import summary as summary_lib
     from keras_motivation import weights_map as weights_map_lib
 
     lines = [
@@ -319,7 +333,9 @@ def gamma_table(out):
                 shared.append(statistics.mean(g for *_, d, g in rows if not d))
         if not differential:
             continue
-        gap = statistics.mean(100 * (s["final"]["motivated_accuracy"] - s["final"]["accuracy"]) for s in members)
+        gap = statistics.mean(
+            100 * (summary_lib.accuracy(s, "motivated") - summary_lib.accuracy(s, "base")) for s in members
+        )
         lines.append(
             f"| {arm} | {epochs} | {len(differential)} | {statistics.mean(differential):.3f} | "
             f"{statistics.mean(shared):.3f} | {gap:+.2f} |"

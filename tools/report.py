@@ -6,8 +6,9 @@ RUN_DIR is a trainer workdir or a folder of them (searched recursively for
 summary.json). Writes three reports to DIR:
 
 - the paper's results: results.md and results.csv (accuracy mean ± std per
-  arm with the paper's naming, ACC/FLOPs and ACC/F_Ratio, activation rates
-  next to the noise level 1/(k+1)!, wall-clock) and PNG figures: training
+  arm with the paper's naming, each model's forward FLOPs and the dual run's
+  F_X-Y, ACC/FLOPs and ACC/F_Ratio, activation rates next to the noise level
+  1/(k+1)!, wall-clock) and PNG figures: training
   dynamics of one X-Y run (per-batch loss with motivated batches marked,
   validation accuracy of both models per epoch, learning rate: the paper's
   Figure 2) and accuracy versus FLOPs;
@@ -17,12 +18,14 @@ summary.json). Writes three reports to DIR:
 - the BatchNorm statistics check (when runs made one): statistics.md and
   statistics.json, both models' accuracy as saved and with recomputed statistics.
 
-Every number is read from the runs' summary.json, history.csv and batches.csv.
+Every number is read from the runs' summary.json (of any schema), history.csv
+and batches.csv. A mean over one seed is shown without a spread.
 """
 
 import argparse
 import collections
 import csv
+import importlib
 import json
 import math
 import os
@@ -41,13 +44,25 @@ from pay_rule import FrontPoint  # noqa: E402
 from pay_rule import compute_to_reach  # noqa: E402, F401
 from pay_rule import reach  # noqa: E402
 
-from keras_motivation import conditions  # noqa: E402
-from keras_motivation.files import read_csv  # noqa: E402
-from keras_motivation.flops import acc_per_flops  # noqa: E402
-from keras_motivation.summary import motivated_share  # noqa: E402
 
-# The classical arms (one model trained alone) and how a dual run's arm starts.
-X_C, Y_C = conditions.Never.label, conditions.Always.label
+class _Lazy:
+    """A keras_motivation module imported at its first use: `--help` starts no TensorFlow."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+conditions = _Lazy("keras_motivation.conditions")
+files = _Lazy("keras_motivation.files")
+flops_lib = _Lazy("keras_motivation.flops")
+summary_lib = _Lazy("keras_motivation.summary")
+
+# The classical arms (one model trained alone; conditions.Never.label and conditions.Always.label, which a
+# test checks) and how a dual run's arm starts.
+X_C, Y_C = "X-C", "Y-C"
 DUAL = "X-Y"
 
 
@@ -55,10 +70,11 @@ DUAL = "X-Y"
 
 
 def find_runs(paths):
+    """Every run (a folder with summary.json and config.json) under `paths`, by folder."""
     runs = []
     for root in paths:
-        for dirpath, _, files in os.walk(root):
-            if "summary.json" in files and "config.json" in files:
+        for dirpath, _, names in os.walk(root):
+            if "summary.json" in names and "config.json" in names:
                 with open(os.path.join(dirpath, "summary.json")) as f:
                     summary = json.load(f)
                 with open(os.path.join(dirpath, "config.json")) as f:
@@ -94,14 +110,28 @@ def arm_of(config):
 
 
 def mean_std(values):
+    """(mean, sample sd) of the values that are numbers; the sd is None for one value (no spread measured)."""
     values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
         return None, None
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
 def fmt(v, spec):
     return "" if v is None else format(v, spec)
+
+
+def fmt_mean_sd(mean, sd, spec=".2f"):
+    """A mean with its sd, "85.57 ± 0.27"; the mean alone, "85.57", without a spread (one seed); "" without a
+    mean."""
+    if mean is None:
+        return ""
+    return format(mean, spec) + ("" if sd is None else f" ± {format(sd, spec)}")
+
+
+def _accuracy(run, model):
+    """A run's final accuracy of `model` ("base" or "motivated"), in %."""
+    return 100 * summary_lib.accuracy(run["summary"], model)
 
 
 # -- report 1: the paper's results table (results.md, results.csv) and its figures ----
@@ -120,32 +150,32 @@ def rows_for(runs):
     for (pair, dataset, epochs, train_size, arm), members in order:
         x, y = model_names(pair)
         s0 = members[0]["summary"]
-        flops = s0.get("flops", {})
-        models = {
-            X_C: [("base", f"{x}-C", flops.get("base"))],
-            Y_C: [("motivated", f"{y}-C", flops.get("motivated"))],
-        }.get(arm)
+        models = {X_C: [("base", f"{x}-C")], Y_C: [("motivated", f"{y}-C")]}.get(arm)
+        # The paper's F_X-Y: the dual run's mean forward FLOPs per training pass (its ACC/FLOPs uses it).
+        dual = None
         if models is None:
             label = "" if arm.startswith(DUAL) else f" {arm}"
             suffix = arm[len(DUAL) :] if arm.startswith(DUAL) else ""
-            models = [("base", f"{x}-{y}-B{label}{suffix}", None), ("motivated", f"{x}-{y}-M{label}{suffix}", None)]
-        for which, name, f in models:
-            key = "accuracy" if which == "base" else "motivated_accuracy"
-            acc_mean, acc_std = mean_std([100 * m["summary"]["final"][key] for m in members])
+            models = [("base", f"{x}-{y}-B{label}{suffix}"), ("motivated", f"{x}-{y}-M{label}{suffix}")]
+            dual = mean_std([summary_lib.training_flops(m["summary"], "average_forward_per_image") for m in members])[0]
+        for which, name in models:
+            acc_mean, acc_std = mean_std([_accuracy(m, which) for m in members])
             act = [m["summary"]["activations"] for m in members]
-            dual = mean_std([m["summary"].get("flops", {}).get("dual_training_average") for m in members])[0]
             rows.append(
                 {
                     "experiment": f"{pair} {dataset} {epochs} ep" + (f" {train_size} ex" if train_size else ""),
+                    "split": members[0]["config"].get("validation_split", "test"),
                     "arm": arm,
                     "model": name,
                     "role": which,
                     "seeds": len(members),
                     "accuracy_mean": acc_mean,
                     "accuracy_std": acc_std,
-                    "forward_flops": f if f is not None else (dual if which == "base" else flops.get("motivated")),
-                    "motivated_share": statistics.mean(motivated_share(a) for a in act),
-                    "noise_rate": motivated_share(act[0], "noise_motivated_share"),
+                    # The model's own forward FLOPs per image, whatever the arm.
+                    "forward_flops": summary_lib.forward_flops(s0, which),
+                    "dual_forward_flops": dual,
+                    "motivated_share": statistics.mean(summary_lib.motivated_share(a) for a in act),
+                    "noise_rate": summary_lib.motivated_share(act[0], "noise_motivated_share"),
                     "triggers_per_step": statistics.mean(a.get("triggers_per_step", 0.0) for a in act),
                     "wall_clock_s": statistics.mean(m["summary"]["wall_clock_s"] for m in members),
                 }
@@ -155,7 +185,8 @@ def rows_for(runs):
 
 
 def add_ratios(rows):
-    """ACC/FLOPs of every X-Y-B row and ACC/F_Ratio against Y-C, per experiment (per MFLOP)."""
+    """ACC/FLOPs of every X-Y-B row (at its run's F_X-Y, as the paper) and of Y-C, and ACC/F_Ratio against
+    Y-C, per experiment (per MFLOP)."""
     by_exp = collections.defaultdict(dict)
     for r in rows:
         by_exp[r["experiment"]].setdefault(r["arm"], []).append(r)
@@ -168,6 +199,7 @@ def add_ratios(rows):
         ):
             continue
         mf = 1e6
+        acc_per_flops = flops_lib.acc_per_flops
         yc_rate = acc_per_flops(
             yc["accuracy_mean"], xc["accuracy_mean"], yc["forward_flops"] / mf, xc["forward_flops"] / mf
         )
@@ -176,9 +208,9 @@ def add_ratios(rows):
             if not arm.startswith(DUAL):
                 continue
             b = members[0]
-            if b["forward_flops"] and b["forward_flops"] != xc["forward_flops"]:
+            if b["dual_forward_flops"] and b["dual_forward_flops"] != xc["forward_flops"]:
                 b["acc_per_mflop"] = acc_per_flops(
-                    b["accuracy_mean"], xc["accuracy_mean"], b["forward_flops"] / mf, xc["forward_flops"] / mf
+                    b["accuracy_mean"], xc["accuracy_mean"], b["dual_forward_flops"] / mf, xc["forward_flops"] / mf
                 )
                 b["acc_f_ratio"] = b["acc_per_mflop"] / yc_rate if yc_rate else None
         for members in arms.values():
@@ -192,24 +224,33 @@ def add_ratios(rows):
                     r["within_one_std"] = abs(delta) <= spread
 
 
+MARKDOWN_HEAD = (
+    "| model | seeds | accuracy % (mean ± sd over seeds) | Δ vs classical, points | forward MFLOPs per image "
+    "| F_X-Y: mean forward MFLOPs per training pass | ACC/MFLOP | ACC/F_Ratio | motivated share of steps "
+    "| noise 1/(k+1)! | wall-clock s (mean) |"
+)
+
+
 def markdown(rows):
-    """One table per experiment (pair, dataset, budget), under its own heading.
-    Δ vs classical: a base (-B) against X-C, a motivated model (-M) against Y-C."""
-    head = (
-        "| model | seeds | accuracy % | Δ vs classical | forward MFLOPs | ACC/MFLOP | ACC/F_Ratio "
-        "| motivated share | noise 1/(k+1)! | wall-clock s |"
-    )
+    """One table per experiment (pair, dataset, budget), under its own heading that names the split.
+    Δ vs classical: a base (-B) against X-C, a motivated model (-M) against Y-C. Forward MFLOPs: the
+    model's own; F_X-Y (dual runs): its run's mean over training passes, which the -B row's ACC/MFLOP
+    uses (the paper's Eq. 1)."""
+    head = MARKDOWN_HEAD
     out = []
     for experiment in dict.fromkeys(r["experiment"] for r in rows):
-        out += [f"**{experiment}**", "", head, "|" + "---|" * (head.count("|") - 1)]
-        for r in (r for r in rows if r["experiment"] == experiment):
-            acc = f"{r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f}" if r["accuracy_mean"] is not None else ""
+        members = [r for r in rows if r["experiment"] == experiment]
+        out += [f"**{experiment}**, accuracy on the {members[0]['split']} split", "", head]
+        out.append("|" + "---|" * (head.count("|") - 1))
+        for r in members:
+            acc = fmt_mean_sd(r["accuracy_mean"], r["accuracy_std"])
             delta = ""
             if "delta_vs_classical" in r:
                 delta = f"{r['delta_vs_classical']:+.2f}" + (" (within 1 sd)" if r["within_one_std"] else "")
             out.append(
                 f"| {r['model']} | {r['seeds']} | {acc} | {delta} | "
                 f"{fmt(r['forward_flops'] and r['forward_flops'] / 1e6, '.2f')} | "
+                f"{fmt(r['dual_forward_flops'] and r['dual_forward_flops'] / 1e6, '.2f')} | "
                 f"{fmt(r.get('acc_per_mflop'), '.3g')} | "
                 f"{fmt(r.get('acc_f_ratio'), '.2f')} | {r['motivated_share']:.3f} | {fmt(r['noise_rate'], '.3f')} | "
                 f"{r['wall_clock_s']:.0f} |"
@@ -220,8 +261,8 @@ def markdown(rows):
 
 def plot_dynamics(run, path):
     """The paper's Figure 2 for one run: loss per batch, validation accuracy, learning rate."""
-    batches = read_csv(os.path.join(run["dir"], "batches.csv"))
-    history = read_csv(os.path.join(run["dir"], "history.csv"))
+    batches = files.read_csv(os.path.join(run["dir"], "batches.csv"))
+    history = files.read_csv(os.path.join(run["dir"], "history.csv"))
     fig, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=False)
     steps = [int(b["step"]) for b in batches]
     loss = [float(b["batch_loss"]) for b in batches]
@@ -253,11 +294,13 @@ def plot_dynamics(run, path):
 def plot_accuracy_vs_flops(rows, path):
     fig, ax = plt.subplots(figsize=(7, 5))
     for r in rows:
-        if r["forward_flops"] is None or r["accuracy_mean"] is None:
+        # A dual run's base at its run's F_X-Y (the paper's), every other model at its own FLOPs.
+        f = r["dual_forward_flops"] if r["role"] == "base" and r["dual_forward_flops"] else r["forward_flops"]
+        if f is None or r["accuracy_mean"] is None:
             continue
         marker = "s" if r["arm"] in (X_C, Y_C) else ("o" if r["model"].split()[0].endswith("-B") else "^")
         ax.errorbar(
-            r["forward_flops"] / 1e6,
+            f / 1e6,
             r["accuracy_mean"],
             yerr=r["accuracy_std"],
             fmt=marker,
@@ -265,7 +308,7 @@ def plot_accuracy_vs_flops(rows, path):
             label=r["model"],
         )
     ax.set(
-        xlabel="forward MFLOPs per image (dual training: average per pass)",
+        xlabel="forward MFLOPs per image (a dual run's base: its run's F_X-Y, the mean per training pass)",
         ylabel="test accuracy (%), mean ± sd over seeds",
         title="accuracy versus FLOPs",
     )
@@ -275,8 +318,10 @@ def plot_accuracy_vs_flops(rows, path):
     plt.close(fig)
 
 
-def write_results(runs, out):
-    """results.md, results.csv, dynamics.png and accuracy_vs_flops.png; returns the table's rows."""
+def write_results(runs, out, written=None):
+    """results.md, results.csv, dynamics.png and accuracy_vs_flops.png; returns the table's rows.
+    `written`: a list the paths of the files are appended to."""
+    written = [] if written is None else written
     rows = rows_for(runs)
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(markdown(rows))
@@ -299,6 +344,7 @@ def write_results(runs, out):
     )
     plot_dynamics(xy[0], os.path.join(out, "dynamics.png"))
     plot_accuracy_vs_flops(rows, os.path.join(out, "accuracy_vs_flops.png"))
+    written += [os.path.join(out, n) for n in ("results.md", "results.csv", "dynamics.png", "accuracy_vs_flops.png")]
     return rows
 
 
@@ -309,7 +355,7 @@ def write_results(runs, out):
 
 
 def _training_flops(run):
-    return run["summary"].get("flops", {}).get("training_total")
+    return summary_lib.training_flops(run["summary"], "total")
 
 
 def classical_front(runs):
@@ -321,8 +367,8 @@ def classical_front(runs):
             groups[(arm, r["config"]["epochs"])].append(r)
     front = {"base": [], "motivated": []}
     for (arm, epochs), members in sorted(groups.items()):
-        role, key = ("base", "accuracy") if arm == X_C else ("motivated", "motivated_accuracy")
-        acc, sd = mean_std([100 * m["summary"]["final"][key] for m in members])
+        role = "base" if arm == X_C else "motivated"
+        acc, sd = mean_std([_accuracy(m, role) for m in members])
         front[role].append(
             FrontPoint(
                 epochs=epochs,
@@ -353,15 +399,16 @@ def pays_rows(runs):
     rows = []
     for (epochs, arm), members in sorted(groups.items()):
         compute = statistics.mean(_training_flops(m) for m in members)
-        acc_b, sd_b = mean_std([100 * m["summary"]["final"]["accuracy"] for m in members])
-        acc_m, sd_m = mean_std([100 * m["summary"]["final"]["motivated_accuracy"] for m in members])
+        acc_b, sd_b = mean_std([_accuracy(m, "base") for m in members])
+        acc_m, sd_m = mean_std([_accuracy(m, "motivated") for m in members])
         verdict = pay_rule.verdict(front, compute, acc_b, acc_m, chance)
-        # Inside the noise when moving both accuracies by one seed sd flips the verdict.
-        low = pay_rule.verdict(front, compute, acc_b - sd_b, acc_m - sd_m, chance)["pays"]
-        high = pay_rule.verdict(front, compute, acc_b + sd_b, acc_m + sd_m, chance)["pays"]
+        # Inside the noise when moving both accuracies by one seed sd flips the verdict (one seed: no sd known).
+        db, dm = sd_b or 0.0, sd_m or 0.0
+        low = pay_rule.verdict(front, compute, acc_b - db, acc_m - dm, chance)["pays"]
+        high = pay_rule.verdict(front, compute, acc_b + db, acc_m + dm, chance)["pays"]
         y_alone = reach(front["motivated"], compute, chance)
         xc = xc_at.get(epochs)
-        free, free_noise = pay_rule.small_model_free(acc_b, sd_b, acc_m, sd_m, y_alone, xc)
+        free, free_noise = pay_rule.small_model_free(acc_b, db, acc_m, dm, y_alone, xc)
         rows.append(
             {
                 "policy": arm,
@@ -369,7 +416,9 @@ def pays_rows(runs):
                 "seeds": len(members),
                 "training_tflops": compute / 1e12,
                 "cpu_s": statistics.mean(m["summary"].get("cpu_time_s", float("nan")) for m in members),
-                "motivated_share": statistics.mean(motivated_share(m["summary"]["activations"]) for m in members),
+                "motivated_share": statistics.mean(
+                    summary_lib.motivated_share(m["summary"]["activations"]) for m in members
+                ),
                 "base_mean": acc_b,
                 "base_sd": sd_b,
                 "motivated_mean": acc_m,
@@ -400,7 +449,7 @@ def pays_markdown(front, rows):
     for role, label in (("base", X_C), ("motivated", Y_C)):
         for p in front[role]:
             out.append(
-                f"| {label} | {p.epochs} | {p.compute / 1e12:.2f} | {p.cpu_s:.0f} | {p.accuracy:.2f} ± {p.sd:.2f} "
+                f"| {label} | {p.epochs} | {p.compute / 1e12:.2f} | {p.cpu_s:.0f} | {fmt_mean_sd(p.accuracy, p.sd)} "
                 f"| {p.seeds} |"
             )
     out += [
@@ -420,7 +469,7 @@ def pays_markdown(front, rows):
         out.append(
             f"| {r['policy']} | {r['epochs']} | {r['training_tflops']:.2f} | {r['cpu_s']:.0f} "
             f"| {r['motivated_share']:.2f} | "
-            f"{r['base_mean']:.2f} ± {r['base_sd']:.2f} | {r['motivated_mean']:.2f} ± {r['motivated_sd']:.2f} | "
+            f"{fmt_mean_sd(r['base_mean'], r['base_sd'])} | {fmt_mean_sd(r['motivated_mean'], r['motivated_sd'])} | "
             f"{r['x_c_tflops_for_base']:.2f}{' (> front)' if r['x_beyond_front'] else ''} | "
             f"{fmt(r['y_c_with_rest'], '.2f')} | {sep} | {yes} | {r['y_c_with_all']:.2f} | "
             f"{'yes' if r['small_model_free'] else 'no'}{' (within noise)' if r['free_within_noise'] else ''} |"
@@ -437,7 +486,7 @@ def plot_front(front, rows, path, names=("base", "motivated")):
         pts = front[role]
         c = [p.compute / 1e12 for p in pts]
         a = [p.accuracy for p in pts]
-        sd = [p.sd for p in pts]
+        sd = [p.sd or 0.0 for p in pts]
         ax.plot(c, a, "-", color="black", label=f"{name} trained alone (classical)")
         ax.fill_between(
             c,
@@ -477,9 +526,11 @@ def plot_front(front, rows, path, names=("base", "motivated")):
     plt.close(fig)
 
 
-def write_pays(runs, out, names):
+def write_pays(runs, out, names, written=None):
     """pays.md, pays.json and accuracy_vs_compute.png, when the runs have a classical front and dual
-    policies; `names`: the two models' names (the figure's panels)."""
+    policies; `names`: the two models' names (the figure's panels); `written`: a list the paths of the
+    files are appended to."""
+    written = [] if written is None else written
     front = classical_front(runs)
     policies = pays_rows(runs)
     if not policies:
@@ -489,6 +540,7 @@ def write_pays(runs, out, names):
     with open(os.path.join(out, "pays.json"), "w") as f:
         json.dump({"front": front, "policies": policies}, f, indent=1)
     plot_front(front, policies, os.path.join(out, "accuracy_vs_compute.png"), names)
+    written += [os.path.join(out, n) for n in ("pays.md", "pays.json", "accuracy_vs_compute.png")]
 
 
 # -- report 3: the BatchNorm statistics check (statistics.md, statistics.json) --------
@@ -521,7 +573,7 @@ def statistics_markdown(rows):
     ]
     for r in rows:
         cells = [
-            f"{r[f'{m}_{k}']:.2f} ± {r[f'{m}_{k}_sd']:.2f}"
+            fmt_mean_sd(r[f"{m}_{k}"], r[f"{m}_{k}_sd"])
             for m in ("base", "motivated")
             for k in ("as_saved", "recomputed")
         ]
@@ -532,39 +584,60 @@ def statistics_markdown(rows):
     return "\n".join(out) + "\n"
 
 
-def write_statistics(runs, out):
-    """statistics.md and statistics.json, when runs made the check."""
+def write_statistics(runs, out, written=None):
+    """statistics.md and statistics.json, when runs made the check; `written`: a list the paths of the
+    files are appended to."""
+    written = [] if written is None else written
     checks = statistics_rows(runs)
     if checks:
         with open(os.path.join(out, "statistics.md"), "w") as f:
             f.write(statistics_markdown(checks))
         with open(os.path.join(out, "statistics.json"), "w") as f:
             json.dump(checks, f, indent=1)
+        written += [os.path.join(out, n) for n in ("statistics.md", "statistics.json")]
 
 
 # -- all three -----------------------------------------------------------------------
 
 
-def write_report(paths, out):
-    """The three reports of the runs under `paths`, into `out`; returns the results table's rows."""
+def write_report(paths, out, written=None):
+    """The three reports of the runs under `paths`, into `out`; returns the results table's rows.
+    `written`: a list the path of every file written is appended to."""
     runs = find_runs(paths)
     if not runs:
         raise SystemExit(f"No runs (summary.json + config.json) under {', '.join(paths)}.")
     os.makedirs(out, exist_ok=True)
-    rows = write_results(runs, out)
-    write_statistics(runs, out)
-    write_pays(runs, out, model_names(runs[0]["config"]["pair"]))
+    rows = write_results(runs, out, written)
+    write_statistics(runs, out, written)
+    write_pays(runs, out, model_names(runs[0]["config"]["pair"]), written)
     return rows
 
 
+def parser():
+    """The command line (no TensorFlow: `--help` is immediate and quiet)."""
+    p = argparse.ArgumentParser(
+        prog="python tools/report.py",
+        description=__doc__.split("\n\n")[0],
+        epilog=(
+            "Writes results.md, results.csv, dynamics.png and accuracy_vs_flops.png; statistics.md and "
+            "statistics.json when runs made the BatchNorm statistics check; pays.md, pays.json and "
+            "accuracy_vs_compute.png when the runs hold X-C and Y-C runs and dual policies. Prints the results "
+            "table and every file written."
+        ),
+    )
+    p.add_argument(
+        "runs", nargs="+", help="trainer workdirs, or folders searched for them (summary.json + config.json)"
+    )
+    p.add_argument("--out", required=True, help="the folder the reports are written to (made if missing)")
+    return p
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", help="workdirs or folders of workdirs")
-    p.add_argument("--out", required=True)
-    args = p.parse_args(argv)
-    rows = write_report(args.runs, args.out)
+    args = parser().parse_args(argv)
+    written = []
+    rows = write_report(args.runs, args.out, written)
     print(markdown(rows))
-    print(f"\nwritten: {args.out}/results.md, results.csv, dynamics.png, accuracy_vs_flops.png")
+    print(f"\nwritten: {', '.join(written)}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ The names below are the package's API: `from keras_motivation import data`, then
 
 from keras_motivation.data.augmentation import AUGMENTATIONS
 from keras_motivation.data.augmentation import AUTOAUGMENT_CIFAR10
+from keras_motivation.data.pipeline import count_examples
 from keras_motivation.data.pipeline import hold_out_batch
 from keras_motivation.data.pipeline import input_shape
 from keras_motivation.data.pipeline import kfold_indices

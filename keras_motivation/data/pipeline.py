@@ -175,6 +175,14 @@ def load_data(config):
     return train, val, n_train, info
 
 
+def count_examples(ds):
+    """Examples in an unbatched dataset: its cardinality where tf.data knows it, else counted."""
+    n = int(ds.cardinality())
+    if n >= 0:
+        return n
+    return int(ds.reduce(0, lambda count, *_: count + 1))
+
+
 def input_shape(config, info):
     """(height, width, channels) the models of a run take: the dataset's, resized to --image_size."""
     h, w, c = info["image_shape"]

@@ -1,0 +1,150 @@
+"""The README as a newcomer uses it: its two commands, the set-up they share, its Python code as written."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+from testing_utils import ROOT
+from testing_utils import repository_env
+from testing_utils import requires_fashion_mnist
+
+
+def _readme():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        return f.read()
+
+
+def _section(title):
+    return _readme().split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _commands():
+    """The commands of the README's set-up block, without their comments."""
+    block = _section("Set up, run, test").split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_two_commands_set_up_run_and_test_and_ci_runs_the_second():
+    assert _commands() == ["./quickstart.sh", "./test.sh"]
+    for script, runs in (
+        ("quickstart.sh", ".venv/bin/python -m keras_motivation.train --flagfile=configs/quickstart.flags"),
+        ("test.sh", ".venv/bin/python -m pytest"),
+    ):
+        path = os.path.join(ROOT, script)
+        assert os.access(path, os.X_OK), script
+        with open(path) as f:
+            text = f.read()
+        # Each sets up what is missing first, then runs its job.
+        assert text.index("tools/setup_venv.sh") < text.index(runs), script
+    with open(os.path.join(ROOT, "test.sh")) as f:
+        text = f.read()
+    assert text.index("ruff format --check .") < text.index("ruff check .") < text.index("-m pytest")
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        ci = [line for line in f.read().splitlines() if line and not line.startswith("#")]
+    assert ci[-1] == _commands()[1], "CI runs exactly the README's test command"
+
+
+def test_the_console_command_is_named_and_installed():
+    assert "keras-motivation-train" in _section("The trainer")
+    with open(os.path.join(ROOT, "setup.py")) as f:
+        assert '"keras-motivation-train=keras_motivation.train:cli"' in f.read()
+
+
+# -- tools/setup_venv.sh, with stand-ins for python3, apt-get and pip ----------------------------
+
+FAKE_PYTHON3 = r"""#!/bin/sh
+echo "python3 $*" >> "$LOG"
+if [ "$1" = "-c" ]; then [ -n "$HAS_ENSUREPIP" ]; exit; fi
+if [ "$1 $2" = "-m venv" ]; then
+  mkdir -p "$3/bin"
+  printf '#!/bin/sh\necho "python $*" >> "$LOG"\n' > "$3/bin/python"
+  printf '#!/bin/sh\necho "pip $*" >> "$LOG"\n' > "$3/bin/pip"
+  chmod +x "$3/bin/python" "$3/bin/pip"
+fi
+"""
+FAKE_APT = '#!/bin/sh\necho "apt-get $*" >> "$LOG"\n'
+
+
+def _checkout(tmp_path):
+    """A copy of the set-up script and setup.py, and a bin/ of stand-ins first on PATH."""
+    repo = tmp_path / "repo"
+    (repo / "tools").mkdir(parents=True)
+    shutil.copy(os.path.join(ROOT, "tools", "setup_venv.sh"), repo / "tools")
+    shutil.copy(os.path.join(ROOT, "setup.py"), repo)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name, text in (("python3", FAKE_PYTHON3), ("apt-get", FAKE_APT)):
+        (fake / name).write_text(text)
+        (fake / name).chmod(0o755)
+    return repo, fake
+
+
+def _set_up(repo, fake, log, **env):
+    log.write_text("")
+    full = {
+        "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}",
+        "LOG": str(log),
+        "FASHION_MNIST_DIR": str(repo),  # there: no apt-get for the data
+        "HOME": str(repo),
+        **env,
+    }
+    run = subprocess.run([str(repo / "tools" / "setup_venv.sh")], capture_output=True, text=True, env=full, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return log.read_text().splitlines(), run.stderr
+
+
+def test_set_up_does_only_what_is_missing(tmp_path):
+    if os.geteuid() != 0 and not shutil.which("sudo"):
+        import pytest
+
+        pytest.skip("the set-up script's apt-get path needs root or sudo")
+    repo, fake = _checkout(tmp_path)
+    log = tmp_path / "calls.log"
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    # A fresh machine: neither package, no .venv.
+    calls, stderr = _set_up(repo, fake, log, FASHION_MNIST_DIR=str(tmp_path / "absent"))
+    assert calls == [
+        "python3 -c import ensurepip",
+        *(" ".join([*sudo, c]) for c in ("apt-get update", "apt-get install -y python3-venv dataset-fashion-mnist")),
+        "python3 -m venv .venv",
+        "pip install -e .[cpu,dev]",
+    ], calls
+    assert "set-up: apt-get install python3-venv dataset-fashion-mnist" in stderr
+    assert (repo / ".venv" / ".installed").read_text().startswith("cpu,dev ")
+    # Set up: the next call does nothing.
+    assert _set_up(repo, fake, log) == ([], "")
+    # The data's packages missing alone: apt-get installs it and nothing else.
+    calls, _ = _set_up(repo, fake, log, FASHION_MNIST_DIR=str(tmp_path / "absent"))
+    assert calls == [" ".join([*sudo, c]) for c in ("apt-get update", "apt-get install -y dataset-fashion-mnist")]
+    # A changed setup.py, or other extras, install again into the same environment.
+    with open(repo / "setup.py", "a") as f:
+        f.write("# a new dependency\n")
+    assert _set_up(repo, fake, log)[0] == ["pip install -e .[cpu,dev]"]
+    assert _set_up(repo, fake, log, KERAS_MOTIVATION_EXTRAS="gpu,dev")[0] == ["pip install -e .[gpu,dev]"]
+    assert _set_up(repo, fake, log, KERAS_MOTIVATION_EXTRAS="gpu,dev") == ([], "")
+    # Python can make environments (ensurepip) and .venv is gone: no apt-get.
+    shutil.rmtree(repo / ".venv")
+    calls, _ = _set_up(repo, fake, log, HAS_ENSUREPIP="1")
+    assert calls == ["python3 -c import ensurepip", "python3 -m venv .venv", "pip install -e .[cpu,dev]"]
+
+
+# -- the Python code ------------------------------------------------------------------------------
+
+
+def _python_blocks(title):
+    return re.findall(r"```python\n(.*?)```", _section(title), re.S)
+
+
+@requires_fashion_mnist
+def test_use_from_python_runs_as_written(tmp_path):
+    code = _python_blocks("Use from Python")[0]
+    assert "train_ds =" in code and "val_ds =" in code, "the snippet defines its data"
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=repository_env(), timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "'motivated_accuracy'" in run.stdout.splitlines()[-1]
+    for name in ("base.keras", "motivated.keras"):
+        assert (tmp_path / name).stat().st_size > 10_000, name
