@@ -65,3 +65,11 @@ def test_tuned_study_table_in_the_readme_matches_the_committed_summaries():
         assert ("±" in row) == (row.split(" | ")[2] != "1"), row
     missing = [row for row in rows if row not in _readme_lines()]
     assert not missing, f"README's tuned-study table differs from tools/examples/pay_study_tuned: {missing[:2]}"
+
+
+def test_differential_gammas_in_the_readme_are_the_committed_ones():
+    with open(os.path.join(ROOT, "tools", "examples", "pay_study_tuned", "gammas.md"), encoding="utf-8") as f:
+        rows = _table_rows(f.read())
+    assert len(rows) > 5 and any("-id-" in row for row in rows), "the identity-start arms explain the study"
+    missing = [row for row in rows if row not in _readme_lines()]
+    assert not missing, f"README's gamma table differs from tools/examples/pay_study_tuned/gammas.md: {missing[:2]}"
