@@ -14,12 +14,21 @@ see:
 - `"private"`: every model keeps its own, updated only by its own steps
   (Slimmable networks' "switchable" BatchNorm); gamma and beta stay shared.
 - `"recalibrated"`: private, and recomputed for both models from training
-  batches at every epoch end, before validation (US-Nets' recalibration),
-  so evaluation never sees statistics of weights that have since changed.
+  batches (US-Nets' recalibration) whenever something reads them after
+  training changed the weights: before a validation, `evaluate`, `predict`,
+  `save`, `export` and at the end of `fit`, once per set of weights. So
+  evaluation never sees statistics of weights that have since changed, and
+  an epoch that nothing reads costs nothing.
 
-`recalibrate(model, data, batches)` recomputes any Keras model's statistics.
+`recalibrate(model, data, batches)` recomputes any Keras model's statistics
+from any input `fit` accepts: a `tf.data.Dataset` (distributed or not), a
+`keras.utils.PyDataset` (by index), arrays, or an iterable of batches
+(`RecentBatches`: the last batches a Python generator gave `fit`).
 """
 
+import collections
+import itertools
+import threading
 import weakref
 
 import keras
@@ -29,6 +38,8 @@ import tensorflow as tf
 BN_STATISTICS = ("shared", "private", "recalibrated")
 DEFAULT_BN_STATISTICS = "recalibrated"
 DEFAULT_RECALIBRATION_BATCHES = 32
+# What `RecentBatches` keeps of a generator's batches at most (their inputs, not copied).
+RECENT_BATCHES_MAX_BYTES = 256 * 2**20
 
 
 def check_option(bn_statistics, recalibration_batches=DEFAULT_RECALIBRATION_BATCHES):
@@ -61,7 +72,7 @@ def moving_statistics(model):
     return [v for layer in batch_norm_layers(model) for v in (layer.moving_mean, layer.moving_variance)]
 
 
-# One traced forward function per model: recalibration runs at every epoch end.
+# One traced forward function per model: recalibration runs once per read of new weights.
 _FORWARD = weakref.WeakKeyDictionary()
 
 
@@ -92,12 +103,124 @@ def _forward_function(model, layers):
     return forward
 
 
-def _as_dataset(data, batch_size):
+def _inputs(batch):
+    """The model inputs of a batch `x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)`."""
+    return keras.utils.unpack_x_y_sample_weight(batch)[0]
+
+
+def _nbytes(x):
+    total = 0
+    for leaf in tf.nest.flatten(x):
+        n = getattr(leaf, "nbytes", None)
+        if n is None and hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
+            n = int(np.prod(leaf.shape)) * tf.as_dtype(leaf.dtype).size
+        total += int(n or 0)
+    return total
+
+
+class ArrayBatches:
+    """Batches `(inputs,)` of the model inputs `x` (an array or a structure of arrays), sliced when
+    iterated: nothing is copied or converted until a recalibration reads them."""
+
+    def __init__(self, x, batch_size=None):
+        self.x = tuple(x) if isinstance(x, list) else x
+        self.batch_size = batch_size or 32
+
+    def __iter__(self):
+        n = len(tf.nest.flatten(self.x)[0])
+        for start in range(0, n, self.batch_size):
+            part = slice(start, start + self.batch_size)
+            yield (tf.nest.map_structure(lambda a, part=part: a[part], self.x),)
+
+
+class RecentBatches:
+    """The inputs of the last batches a Python generator yielded, for recalibration
+    (iterated as batches `(inputs,)`).
+
+    `record(generator)` yields what the generator yields and keeps (references
+    to, not copies of) the inputs of the last `max_batches` batches, and never
+    more than `max_bytes` of them (at least the last batch). A generator can
+    be read only once: these are the batches `fit` trained on last.
+    """
+
+    def __init__(self, max_batches=DEFAULT_RECALIBRATION_BATCHES, max_bytes=RECENT_BATCHES_MAX_BYTES):
+        self.max_batches = max_batches
+        self.max_bytes = max_bytes
+        self.dropped_for_memory = False  # fewer than max_batches kept because of max_bytes
+        self._kept = collections.deque()
+        self._bytes = 0
+        # Keras reads the generator on a tf.data thread, possibly ahead of training.
+        self._lock = threading.Lock()
+
+    def record(self, generator):
+        for item in generator:
+            self.add(item)
+            yield item
+
+    def add(self, batch):
+        x = _inputs(batch)
+        n = _nbytes(x)
+        with self._lock:
+            self._kept.append((x, n))
+            self._bytes += n
+            while len(self._kept) > self.max_batches or (self._bytes > self.max_bytes and len(self._kept) > 1):
+                if len(self._kept) <= self.max_batches:
+                    self.dropped_for_memory = True
+                self._bytes -= self._kept.popleft()[1]
+
+    def __len__(self):
+        return len(self._kept)
+
+    def __iter__(self):
+        with self._lock:
+            kept = [(x,) for x, _ in self._kept]
+        return iter(kept)
+
+
+def _is_arrays(data):
+    if isinstance(data, (np.ndarray, tf.Tensor)):
+        return True
+    if isinstance(data, dict):
+        return bool(data) and all(_is_arrays(v) for v in data.values())
+    return isinstance(data, tuple) and bool(data)
+
+
+def _from_batches(batches):
+    """A `tf.data.Dataset` of `(inputs,)` from an iterator of Python batches (read once, on demand)."""
+    first = next(batches, None)
+    if first is None:
+        return []
+    first = tf.nest.map_structure(np.asarray, _inputs(first))
+    spec = tf.nest.map_structure(lambda a: tf.TensorSpec((None, *a.shape[1:]), a.dtype), first)
+
+    def generate():
+        yield (first,)
+        for batch in batches:
+            yield (tf.nest.map_structure(np.asarray, _inputs(batch)),)
+
+    return tf.data.Dataset.from_generator(generate, output_signature=(spec,))
+
+
+def _batches(data, batch_size, batches):
+    """`data` as at most `batches` batches: a `tf.data.Dataset`, a distributed dataset (already
+    split), or nothing (an empty source)."""
     if isinstance(data, tf.data.Dataset):
+        return data.take(batches)
+    if isinstance(data, tf.distribute.DistributedDataset):
         return data
-    if isinstance(data, (np.ndarray, tf.Tensor)) or (isinstance(data, tuple) and data):
-        return tf.data.Dataset.from_tensor_slices(data).batch(batch_size or 32)
-    raise TypeError(f"recalibrate() needs a batched tf.data.Dataset or an array of images, got {type(data).__name__}.")
+    if isinstance(data, keras.utils.PyDataset):
+        n = data.num_batches
+        count = batches if n is None else min(batches, n)
+        return _from_batches(data[i] for i in range(count))
+    if _is_arrays(data):
+        # Arrays of images, or (images, labels, ...): the first is the model's input.
+        return _from_batches(itertools.islice(iter(ArrayBatches(_inputs(data), batch_size)), batches))
+    if hasattr(data, "__iter__") and not isinstance(data, (str, bytes)):
+        return _from_batches(itertools.islice(iter(data), batches))
+    raise TypeError(
+        "recalibrate() needs a batched tf.data.Dataset, a keras.utils.PyDataset, an iterable of batches or an "
+        f"array of images, got {type(data).__name__}."
+    )
 
 
 def recalibrate(model, data, batches=DEFAULT_RECALIBRATION_BATCHES, batch_size=None):
@@ -113,9 +236,12 @@ def recalibrate(model, data, batches=DEFAULT_RECALIBRATION_BATCHES, batch_size=N
 
     Args:
         model: any built Keras model.
-        data: a batched `tf.data.Dataset` of images or `(images, labels, ...)`,
-            or an array of images (batched by `batch_size`, default 32).
-        batches: how many batches to average over.
+        data: batches of images or `(images, labels, ...)`: a batched
+            `tf.data.Dataset` (also one distributed by the model's strategy),
+            a `keras.utils.PyDataset` (its first batches, by index), an
+            iterable of batches (e.g. `RecentBatches`, a list), or an array of
+            images (batched by `batch_size`, default 32).
+        batches: how many batches (at most) to average over.
 
     Returns:
         The number of batches used (0 when the model has no BatchNorm layer).
@@ -124,7 +250,7 @@ def recalibrate(model, data, batches=DEFAULT_RECALIBRATION_BATCHES, batch_size=N
     layers = batch_norm_layers(model)
     if not layers:
         return 0
-    dataset = _as_dataset(data, batch_size).take(batches)
+    dataset = _batches(data, batch_size, batches)
     strategy = _strategy(model)
     seeds = [v for v in model.variables if v.path.endswith("seed_generator_state")]
     saved_seeds = [v.numpy() for v in seeds]
@@ -135,9 +261,9 @@ def recalibrate(model, data, batches=DEFAULT_RECALIBRATION_BATCHES, batch_size=N
             layer.momentum = 0.0
         forward = _forward_function(model, layers)
         with strategy.scope():
-            if strategy.num_replicas_in_sync > 1:
+            if strategy.num_replicas_in_sync > 1 and isinstance(dataset, tf.data.Dataset):
                 dataset = strategy.experimental_distribute_dataset(dataset)
-            for batch in dataset:
+            for batch in itertools.islice(dataset, batches):
                 values = forward(batch)
                 sums = values if sums is None else [s + v for s, v in zip(sums, values)]
                 count += 1

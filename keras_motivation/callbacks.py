@@ -16,16 +16,22 @@ from keras_motivation.engine import switching
 
 
 class EpochBoundary(keras.callbacks.Callback):
-    """Ends every epoch on the base model (with recomputed BatchNorm
-    statistics under bn_statistics="recalibrated") and logs the epoch's motivation counts:
+    """Ends every epoch on the base model, ends the `fit` with recomputed BatchNorm
+    statistics (bn_statistics="recalibrated", when training changed the weights since
+    a validation last recomputed them) and logs the epoch's motivation counts:
     `motivated_steps`, `switches`, `activations` (switches into the motivated
     model), `motivated_share` (motivated share of the steps) and
     `mean_activation_length` (motivated steps per activation).
 
     `MotivatedModel.fit` puts it first in the callback list, so the switch back
     happens (and `motivated_steps` / `switches` are in the logs) before any
-    other callback sees the end of the epoch. When `fit` validates, the switch
-    back already happened before validation (see `MotivatedModel.evaluate`).
+    other callback sees the end of the epoch, and the statistics are recomputed
+    before any other callback sees the end of the `fit`. When `fit` validates,
+    the switch back and the recomputation already happened before validation
+    (see `MotivatedModel.evaluate`). A callback that reads `model.base` or
+    `model.motivated` directly between epochs without a validation (saving
+    them, say) sees each model's own moving statistics; `model.save`,
+    `evaluate` and `predict` recompute them first.
 
     `callbacks`: the other callbacks of the `fit`. Those that watch a
     motivated metric (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau with
@@ -64,6 +70,9 @@ class EpochBoundary(keras.callbacks.Callback):
             logs["mean_activation_length"] = (
                 epoch_counts["motivated_steps"] / epoch_counts["activations"] if epoch_counts["activations"] else 0.0
             )
+
+    def on_train_end(self, logs=None):
+        self.model.end_fit()
 
 
 class ResumableBackup(keras.callbacks.Callback):

@@ -130,8 +130,8 @@ class TrainConfig:
     bn_statistics: str = _field(
         DEFAULT_BN_STATISTICS,
         "BatchNorm moving statistics each model is evaluated and saved with: recalibrated (default: its own, "
-        "recomputed from training batches at every epoch end), private (its own, updated by its own steps) or "
-        "shared (the paper's: copied with the weights).",
+        "recomputed from training batches when read: before each validation, at the end of training), private "
+        "(its own, updated by its own steps) or shared (the paper's: copied with the weights).",
     )
     recalibration_batches: int = _field(
         DEFAULT_RECALIBRATION_BATCHES,

@@ -199,7 +199,9 @@ def flops_summary(model, counters, batch_size, final_recalibration_batches=0):
         )
         # Recomputing BatchNorm statistics is one forward pass of each model
         # per image. The last recalibration makes the deployed models and
-        # counts as training; the earlier ones served validation only.
+        # counts as training; the earlier ones served validation only (they
+        # happen only where something read the statistics: before each
+        # validation, at the end of a fit that did not validate last).
         done = counters.get("recalibration_batches", 0) * batch_size * (fx + fy)
         final = min(done, final_recalibration_batches * batch_size * (fx + fy))
         t["recalibration"] = final
@@ -362,8 +364,14 @@ def summarize(
         summary["statistics_check"] = statistics_check(model, val_ds, check_ds, config.statistics_check_batches)
     final_batches = 0
     if config.bn_statistics == "recalibrated":
-        available = int(recal_ds.cardinality())  # negative when unknown
-        final_batches = config.recalibration_batches if available < 0 else min(config.recalibration_batches, available)
+        # The recomputation the saved models carry: the model's own record of it, or (a run
+        # that recomputed nothing in this process) what one draws from the recalibration data.
+        final_batches = getattr(model, "last_recalibration_batches", 0)
+        if not final_batches:
+            available = int(recal_ds.cardinality())  # negative when unknown
+            final_batches = (
+                config.recalibration_batches if available < 0 else min(config.recalibration_batches, available)
+            )
     counted = flops_summary(model, counters, config.batch_size, final_batches)
     for name in MODELS:
         summary[name].update(counted[name])

@@ -480,8 +480,9 @@ def fit(config, model, backup, record, log=None):
 
 def evaluate_and_save(config, model, val_ds, recal_ds):
     """Final evaluation (both models) and `<workdir>/final/*.keras`; returns the evaluation dict."""
-    # A no-op after a complete epoch; after a resume with nothing left to
-    # train it recomputes the statistics ("recalibrated") the backup lacks.
+    # The evaluation recomputes the statistics ("recalibrated") only when they are
+    # stale: not after a complete fit (its last validation did); after a resume with
+    # nothing left to train (load_weights marks the backup's stale), from recal_ds.
     model.end_epoch(recalibration_data=recal_ds)
     evaluation = model.evaluate(val_ds, verbose=0, return_dict=True)
     final = os.path.join(config.workdir, "final")

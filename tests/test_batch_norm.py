@@ -1,5 +1,9 @@
 """BatchNorm statistics: recalibration against statistics computed directly,
-private statistics untouched by the other model, the option in fit/save."""
+private statistics untouched by the other model, the option in fit/save, and
+the default option's recomputation: from every input fit accepts, only where
+the statistics are read, once per set of weights."""
+
+import logging
 
 import keras
 import numpy as np
@@ -193,12 +197,217 @@ def test_option_round_trips_and_bad_input(tmp_path):
         km.MotivatedModel(base, motivated, bn_statistics="mine")
     with pytest.raises(ValueError, match="recalibration_batches must be an integer >= 1"):
         km.MotivatedModel(base, motivated, recalibration_batches=0)
+    with pytest.raises(TypeError, match="recalibrate\\(\\) needs a batched tf.data.Dataset"):
+        batch_norm.recalibrate(base, 3)
+
+
+def _statistics(model):
+    return snapshot(batch_norm.moving_statistics(model.base) + batch_norm.moving_statistics(model.motivated))
+
+
+def _assert_recomputed_from(model, stats, batches, n):
+    """`stats` (both models') are what `n` batches of `batches` give the models' current weights."""
+    for m in (model.base, model.motivated):
+        batch_norm.recalibrate(m, batches, batches=n)
+    for a, v in zip(stats, batch_norm.moving_statistics(model.base) + batch_norm.moving_statistics(model.motivated)):
+        np.testing.assert_allclose(a, v.numpy(), rtol=1e-5, atol=1e-6, err_msg=v.path)
+
+
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, x, y, batch_size):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return len(self.x) // self.batch_size
+
+    def __getitem__(self, i):
+        part = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return self.x[part], self.y[part]
+
+
+@pytest.mark.parametrize("source", ["py_dataset", "generator"])
+def test_fits_on_a_py_dataset_and_a_generator_recompute_with_the_defaults(source, tmp_path):
+    base, motivated = tiny_pair()
+    model = km.MotivatedModel(base, motivated, "resnet_depth", Scripted(SCHEDULE), recalibration_batches=3)
+    assert model.bn_statistics == "recalibrated"  # the default
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy")
+    x, y = random_data(128)
+    batches = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 128, 16)]
+    if source == "py_dataset":
+        model.fit(_Batches(x[:64], y[:64], 16), epochs=2, verbose=0, shuffle=False)  # 4 batches an epoch
+        drawn = batches[:3]  # by index, the first ones
+    else:
+        # A generator is read once: the last batches it gave fit (8 steps, 8 batches).
+        model.fit((b for b in batches), steps_per_epoch=4, epochs=2, verbose=0)
+        drawn = batches[-3:]
+    assert model.counters()["steps"] == 8
+    # No validation data: once, at the end of the fit.
+    assert model.counters()["recalibration_batches"] == 3 and not model.statistics_stale
+    stats = _statistics(model)
+    model.save(tmp_path / "m.keras")
+    model.base.save(tmp_path / "base.keras")
+    assert model.counters()["recalibration_batches"] == 3  # the same weights: not again
+    loaded = keras.models.load_model(tmp_path / "m.keras", custom_objects={"Scripted": Scripted})
+    assert_same(stats, batch_norm.moving_statistics(loaded.base) + batch_norm.moving_statistics(loaded.motivated))
+    deployed = keras.models.load_model(tmp_path / "base.keras")
+    assert_same(stats[: len(batch_norm.moving_statistics(base))], batch_norm.moving_statistics(deployed))
+    _assert_recomputed_from(model, stats, drawn, 3)
+
+
+def test_recomputed_once_at_the_end_of_a_fit_and_before_each_validation(tmp_path):
+    model = _model("recalibrated", SCHEDULE, recalibration_batches=2)
+    x, y = random_data(128)
+
+    def recomputed():
+        return model.counters()["recalibration_batches"] // 2
+
+    class PerEpoch(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen.append(recomputed())
+
+    per_epoch = PerEpoch()
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False, callbacks=[per_epoch])
+    # Nothing read the statistics between epochs; the end of the fit did.
+    assert per_epoch.seen == [0, 0, 0] and recomputed() == 1
+    # Reads of the same weights recompute nothing.
+    model.evaluate(x[:32], y[:32], verbose=0)
+    model.predict(x[:16], verbose=0)
+    model.save(tmp_path / "m.keras")
+    model.export(tmp_path / "export", verbose=False)
+    assert recomputed() == 1
+    # With validation data: once before each validation, and not again at the end.
+    per_epoch = PerEpoch()
+    model.fit(
+        x, y, batch_size=16, epochs=3, verbose=0, shuffle=False, validation_data=(x[:32], y[:32]), callbacks=[per_epoch]
+    )
+    assert per_epoch.seen == [2, 3, 4] and recomputed() == 4
+    # Validating every other epoch: before the validation of epoch 2, then at the end.
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0, validation_data=(x[:32], y[:32]), validation_freq=2)
+    assert recomputed() == 6
+    # Training outside fit makes them stale; the next read recomputes them from fit's batches.
+    model.train_on_batch(x[:16], y[:16])
+    assert model.statistics_stale
+    model.predict_on_batch(x[:16])
+    assert recomputed() == 7 and not model.statistics_stale
+    model.test_on_batch(x[:16], y[:16])
+    assert recomputed() == 7
+
+
+def test_private_and_shared_statistics_are_never_recomputed(tmp_path):
+    for option in ("private", "shared"):
+        model = _model(option, SCHEDULE)
+        x, y = random_data(64)
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_data=(x[:16], y[:16]))
+        model.save(tmp_path / f"{option}.keras")
+        assert model.counters()["recalibration_batches"] == 0, option
+
+
+def test_a_read_in_the_middle_of_an_epoch_leaves_the_training_as_it_was(deterministic):
+    x, y = random_data(256)
+
+    class Reads(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch % 3 == 1:
+                self.model.predict_on_batch(x[:16])
+
+    runs = []
+    for callbacks in ([], [Reads()]):
+        keras.utils.set_random_seed(0)
+        model = _model("recalibrated", SCHEDULE, recalibration_batches=2)
+        watch = _StatisticsWatch(model)
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False, callbacks=[watch, *callbacks])
+        runs.append((model, watch))
+    (ref, _), (model, _) = runs
+    # Five reads of new weights mid-epoch (no switch back: the schedule goes on), one at the end.
+    assert model.counters()["recalibration_batches"] == 2 * 6 and ref.counters()["recalibration_batches"] == 2
+    assert {k: v for k, v in model.counters().items() if k != "recalibration_batches"} == {
+        k: v for k, v in ref.counters().items() if k != "recalibration_batches"
+    }
+    for a, b in zip(ref.trainable_variables, model.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    # The end of the fit recomputed both from the same batches: the same statistics.
+    np.testing.assert_allclose(_flat(_statistics(ref)), _flat(_statistics(model)), rtol=1e-5, atol=1e-6)
+
+
+def _flat(arrays):
+    return np.concatenate([a.ravel() for a in arrays])
+
+
+def test_training_without_fit_keeps_private_statistics_with_one_notice(caplog):
     model = _model("recalibrated", SCHEDULE)
+    x, y = random_data(32)
+    before = _statistics(model)
+    model.train_on_batch(x[:16], y[:16])
+    with caplog.at_level(logging.WARNING, logger="keras_motivation"):
+        model.predict(x[:16], verbose=0)
+        model.train_on_batch(x[16:], y[16:])
+        model.predict(x[:16], verbose=0)
+    notices = [r.message for r in caplog.records if r.name == "keras_motivation"]
+    assert len(notices) == 1 and "recalibrate_statistics" in notices[0], notices
+    assert model.counters()["recalibration_batches"] == 0
+    assert not all(np.array_equal(a, b) for a, b in zip(before, _statistics(model)))  # its own steps' statistics
 
-    def generator():
-        while True:
-            yield x[:16], y[:16]
 
-    with pytest.raises(ValueError, match="recalibration_data"):
-        model.fit(generator(), steps_per_epoch=1, epochs=1, verbose=0)
-    assert model.counters()["steps"] == 0
+def test_loaded_weights_are_recomputed_only_where_training_batches_are_known(tmp_path):
+    x, y = random_data(64)
+    model = _model("recalibrated", SCHEDULE, recalibration_batches=2)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    model.save_weights(tmp_path / "m.weights.h5")
+    assert model.counters()["recalibration_batches"] == 2
+    model.load_weights(tmp_path / "m.weights.h5")  # the counters too
+    assert model.statistics_stale
+    model.evaluate(x[:16], y[:16], verbose=0)
+    assert model.counters()["recalibration_batches"] == 4
+    # A fresh model knows no training batches: the file's statistics stay, silently.
+    other = _model("recalibrated", SCHEDULE, recalibration_batches=2)
+    other.load_weights(tmp_path / "m.weights.h5")
+    saved = _statistics(other)
+    other.evaluate(x[:16], y[:16], verbose=0)
+    assert other.counters()["recalibration_batches"] == 2 and not other.statistics_stale
+    assert_same(saved, batch_norm.moving_statistics(other.base) + batch_norm.moving_statistics(other.motivated))
+
+
+def test_recalibrate_reads_every_kind_of_source():
+    model = _two_bn_model()
+    x = np.random.default_rng(2).normal(1.0, 2.0, (64, 8, 8, 2)).astype("float32")
+    reference = batch_norm.recalibrate(model, tf.data.Dataset.from_tensor_slices(x).batch(16), batches=3)
+    expected = snapshot(batch_norm.moving_statistics(model))
+    sources = {
+        "array": x,
+        "(x, y)": (x, np.zeros(64)),
+        "list of batches": [x[i : i + 16] for i in range(0, 64, 16)],
+        "py_dataset": _Batches(x, np.zeros(64), 16),
+        "array batches": batch_norm.ArrayBatches(x, 16),
+    }
+    for name, source in sources.items():
+        assert batch_norm.recalibrate(model, source, batches=3, batch_size=16) == reference == 3, name
+        for a, v in zip(expected, batch_norm.moving_statistics(model)):
+            np.testing.assert_allclose(a, v.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+    recent = batch_norm.RecentBatches(max_batches=3)
+    assert list(recent.record(iter([(x[i : i + 16], None) for i in range(0, 64, 16)]))) and len(recent) == 3
+    batch_norm.recalibrate(model, recent, batches=3)
+    from_recent = snapshot(batch_norm.moving_statistics(model))
+    batch_norm.recalibrate(model, x[16:], batches=3, batch_size=16)  # the last three batches
+    for a, v in zip(from_recent, batch_norm.moving_statistics(model)):
+        np.testing.assert_allclose(a, v.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_recent_batches_are_bounded_in_memory():
+    batch = np.zeros((16, 8, 8, 2), "float32")  # 8 KiB
+    recent = batch_norm.RecentBatches(max_batches=4, max_bytes=3 * batch.nbytes)
+    for _ in recent.record(iter([batch.copy() for _ in range(10)])):
+        pass
+    assert len(recent) == 3 and recent.dropped_for_memory
+    one = batch_norm.RecentBatches(max_batches=4, max_bytes=1)
+    one.add((batch, None))
+    one.add((batch, None))
+    assert len(one) == 1  # the last batch, whatever its size
+    roomy = batch_norm.RecentBatches(max_batches=4)
+    for item in [(batch, None)] * 6:
+        roomy.add(item)
+    assert len(roomy) == 4 and not roomy.dropped_for_memory

@@ -4,6 +4,8 @@ import json
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
@@ -37,7 +39,46 @@ def test_bench_writes_every_measure(tmp_path):
         assert key in on_disk, key
     assert on_disk["d_counts_per_epoch"]["steps"] == 4
     assert on_disk["cpu_time"]["paired"]["f_update_only_vs_plain_base"] > 0
+    assert on_disk["cpu_time"]["paired"]["h_recalibrated_vs_private_per_epoch"] > 0
     assert result["a_never_vs_plain_base"] > 0 and result["c_switch_pair_s"] > 0
+    assert on_disk["complete"] and on_disk["kinds"] == list(bench.KINDS)
+
+
+def test_bench_times_some_variants_only_and_mixed_precision(tmp_path):
+    import bench
+    import keras
+
+    out = tmp_path / "bench.json"
+    bench.main(
+        [
+            "--model=tiny_dense",
+            "--image_size=4",
+            "--batch_size=8",
+            "--steps=3",
+            "--repeats=1",
+            "--switches=1",
+            "--kinds=recalibrated,condition",
+            "--settings=default:1,default:2",
+            "--mixed_precision",
+            f"--out={out}",
+        ]
+    )
+    assert keras.mixed_precision.global_policy().name == "float32"  # as it was
+    on_disk = json.loads(out.read_text())
+    assert on_disk["complete"] and list(on_disk["settings"]) == ["default:1", "default:2"]
+    one = on_disk["settings"]["default:1"]
+    assert one["kinds"] == ["condition", "recalibrated"] and one["precision"] == "mixed_float16"
+    assert set(one["cpu_time"]["paired"]) == {
+        "h_recalibrated_vs_private_per_epoch",
+        "h_recalibrated_vs_private_per_fit",
+    }
+    assert "a_never_vs_plain_base" not in one and "e_pipeline_vs_base_model" not in one
+    assert one["d_counts_per_epoch"]["steps"] == 3
+    # The table shows the measures taken, and no column of those not taken.
+    head = bench.main(["--table", str(out)]).splitlines()[0]
+    assert "default BatchNorm option / private, per epoch" in head and "`Never` / plain" not in head
+    with pytest.raises(SystemExit, match="--kinds: unknown"):
+        bench.main(["--kinds=never,nope"])
 
 
 def _fake_result(scale=1.0):
@@ -45,6 +86,8 @@ def _fake_result(scale=1.0):
     import bench
 
     times = {k: [scale * (i + 1), scale * (i + 1.5)] for i, k in enumerate(bench.KINDS)}
+    # The epochs alone: a tenth less than the one-epoch fits.
+    times.update({k + bench.IN_EPOCH: [0.9 * t for t in times[k]] for k in bench.KINDS})
     count = {"steps": 10, "motivated_steps": 4, "switches": 2, "activations": 1}
     clock = bench.clock_results(times, [0.1, 0.3], count, steps=10, images=80)
     return {
@@ -64,7 +107,11 @@ def test_every_measure_is_computed_where_the_renderers_read_it():
 
     r = _fake_result()
     clock = bench.clock_results(
-        {k: [1.0, 2.0] for k in bench.KINDS}, [0.1], {"steps": 2, "motivated_steps": 1, "switches": 1}, 2, 16
+        {k + suffix: [1.0, 2.0] for k in bench.KINDS for suffix in ("", bench.IN_EPOCH)},
+        [0.1],
+        {"steps": 2, "motivated_steps": 1, "switches": 1},
+        2,
+        16,
     )
     # Per clock: the ratios of medians (and times) at the top level, the paired ratios under "paired";
     # the run's figures ((e)) are not a clock's.
@@ -85,6 +132,11 @@ def test_every_measure_is_computed_where_the_renderers_read_it():
     assert r["paired"]["f_update_only_vs_plain_base"] == statistics.median((6 / 1, 6.5 / 1.5))
     # (g): the joint epoch (7, 7.5) against the sum of the two plain fits' epochs ((1 + 3), (1.5 + 3.5)).
     assert r["paired"]["g_joint_vs_plain_both"] == statistics.median((7 / 4, 7.5 / 5))
+    # (h): the recalibrated epochs (8, 8.5) against the private condition's (5, 5.5), alone and as fits.
+    assert r["paired"]["h_recalibrated_vs_private_per_fit"] == statistics.median((8 / 5, 8.5 / 5.5))
+    assert r["paired"]["h_recalibrated_vs_private_per_epoch"] == pytest.approx(statistics.median((8 / 5, 8.5 / 5.5)))
+    assert r["h_recalibrated_vs_private_per_epoch"] == pytest.approx(med["recalibrated"] / med["condition"])
+    assert set(r["ms_per_step"]) == set(bench.KINDS)  # the fits' times; the epochs alone are not a kind
 
 
 def test_renderers_read_the_table_of_measures():
@@ -102,10 +154,12 @@ def test_renderers_read_the_table_of_measures():
         head, rule, row = table.splitlines()
         assert head.count("|") == rule.count("|") == row.count("|"), table
         assert all(f"| {c.header} |" in head for c in columns)
-    # The range over two runs; a run from before (f) leaves its cell empty.
+    # The range over two runs; a run from before (f) leaves its cell empty, and a table of runs that all
+    # lack it has no such column.
     old = _fake_result()
     del old["cpu_time"]["paired"]["f_update_only_vs_plain_base"]
-    row = bench.range_table([old]).splitlines()[2].split(" | ")
+    row = bench.range_table([old, _fake_result()]).splitlines()[2].split(" | ")
     assert row[[c.header for c in bench.TABLE_COLUMNS].index("its update alone, no switch / plain base") + 2] == ""
+    assert "its update alone" not in bench.range_table([old]).splitlines()[0]
     cells = bench.range_table([_fake_result(), _fake_result(2.0)]).splitlines()[2].split(" | ")
     assert cells[1:4] == ["2", "125-250", "225-450"]  # runs, then ms/step of the plain base and of Never

@@ -5,6 +5,9 @@
     # the short-step regime (accelerator-like): tiny dense models, several settings
     python tools/bench.py --model=tiny_dense --image_size=8 --batch_size=64 --steps=256 --repeats=15 \
         --settings=default:1,default:16,xla:16,mirrored:1 --out=bench_short.json
+    # the default BatchNorm option's cost against private, long steps, two kinds only
+    python tools/bench.py --pair=resnet20:resnet32 --batch_size=128 --steps=40 --repeats=7 \
+        --kinds=condition,recalibrated --out=bench_recalibrated.json
     # the README's tables: the range over several runs' JSON
     python tools/bench.py --table run_a.json run_b.json run_c.json
 
@@ -34,12 +37,21 @@ of the machine over the run does not move. Measures
 (g) the joint step on every batch (`Always` with `JointStep()`: both models
     on one batch, one update) against plain fits of both models (the sum of
     their epochs);
+(h) the default BatchNorm option (`bn_statistics="recalibrated"`, the real
+    condition) against the private statistics every other variant uses
+    (`condition`), without validation data: per epoch (from the epoch's start
+    to its end inside `fit`: no recomputation, as nothing reads the statistics
+    there) and per one-epoch `fit` (with the recomputation at its end);
 and per-step times of every variant, plus `d_condition_vs_plain_steps`: the
 condition's epoch against the time its steps take as plain fits of the two
 models (its base steps at plain-base speed, its motivated steps at
 plain-motivated speed, switches free).
 `MEASURES` holds each measure once (its JSON key, its label, what it compares);
-the JSON, the printed tables and `--table` are written from it.
+the JSON, the printed tables and `--table` are written from it. `--kinds`
+times only some variants: the measures whose variants are missing are left
+out. `--mixed_precision` runs everything under `mixed_float16`. The JSON is
+written after every setting (`"complete": false` until the last), so a run
+cut short keeps what it measured.
 Writes JSON (--out) and prints a Markdown table, from wall-clock and from the
 process's CPU time (the second is the one to trust on a shared VM, where the
 host can stall the whole machine mid-run).
@@ -66,7 +78,12 @@ from keras_motivation import conditions  # noqa: E402
 # The variants timed: plain fits of the two models, MotivatedModel with Never /
 # Always / a real condition, the condition's update alone (measure (f)) and
 # the joint step on every batch (measure (g)).
-KINDS = ("plain_base", "never", "plain_motivated", "always", "condition", "update_only", "joint")
+# the joint step on every batch (measure (g)) and the real condition with the
+# default BatchNorm option (measure (h); every other variant keeps private statistics).
+KINDS = ("plain_base", "never", "plain_motivated", "always", "condition", "update_only", "joint", "recalibrated")
+# The time from the start of each timed epoch to its end inside `fit` (what a
+# callback sees), under "<kind>:epoch"; the kinds' own times are whole one-epoch fits.
+IN_EPOCH = ":epoch"
 
 
 class Measure(typing.NamedTuple):
@@ -140,6 +157,20 @@ MEASURES = (
         paired=True,
         label="(g) joint step on every batch / plain fits of both models",
     ),
+    Measure(
+        "h_recalibrated_vs_private_per_epoch",
+        "recalibrated" + IN_EPOCH,
+        "condition" + IN_EPOCH,
+        paired=True,
+        label="(h) default BatchNorm option (recalibrated) / private, per epoch, no validation data",
+    ),
+    Measure(
+        "h_recalibrated_vs_private_per_fit",
+        "recalibrated",
+        "condition",
+        paired=True,
+        label="(h') the same, per one-epoch fit (its end's recomputation included)",
+    ),
     # Throughputs (images/s), not times: the pipeline alone against the plain base model's fit.
     Measure("e_pipeline_images_per_s", "pipeline", per_clock=False),
     Measure(
@@ -191,6 +222,13 @@ def parse_args(argv=None):
         help="TensorFlow's inter- and intra-op threads (0: TensorFlow's default). 1 takes the thread pool's "
         "hand-offs and idle spinning out of the CPU time, leaving the ops each variant runs",
     )
+    p.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help=f"comma-separated variants to time (default all: {','.join(KINDS)}); measures that need a "
+        "missing one are left out",
+    )
+    p.add_argument("--mixed_precision", action="store_true", help="mixed_float16 compute for every variant")
     p.add_argument("--out", default=None)
     p.add_argument(
         "--table",
@@ -258,19 +296,35 @@ def build(args, kind):
         # Decides at every step, never switches: no streak reaches this k.
         "update_only": conditions.ConsecutiveDecrease(2**31 - 1),
         "joint": conditions.Always(),
+        "recalibrated": conditions.ConsecutiveDecrease(args.k),
     }[kind]
-    # The engine's per-step cost: BatchNorm recalibration ("recalibrated", a
-    # few forward passes per epoch end) would be charged to these short epochs.
-    model = km.MotivatedModel(base, motivated, wmap, condition, bn_statistics="private", joint=kind == "joint")
+    # The engine's per-step cost: BatchNorm recalibration (the default
+    # "recalibrated", a few forward passes where the statistics are read: here
+    # at the end of each one-epoch fit) would be charged to these short epochs;
+    # the variant "recalibrated" measures it (h).
+    options = {} if kind == "recalibrated" else {"bn_statistics": "private"}  # recalibrated: the default
+    model = km.MotivatedModel(base, motivated, wmap, condition, joint=kind == "joint", **options)
     model.compile(optimizer=opt, **compile_kwargs)
     return model
 
 
+class _EpochClock(keras.callbacks.Callback):
+    """(wall-clock, CPU) seconds from the epoch's start to its end, as the last callback sees them."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = (time.perf_counter(), time.process_time())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds = (time.perf_counter() - self.start[0], time.process_time() - self.start[1])
+
+
 def timed_epoch(model, ds):
-    """(wall-clock seconds, CPU seconds of this process, all threads) of one epoch."""
+    """(wall-clock seconds, CPU seconds of this process, all threads) of a one-epoch fit, and the
+    same of its epoch alone (from its start to its end inside the fit)."""
+    clock = _EpochClock()
     start, cpu = time.perf_counter(), time.process_time()
-    model.fit(ds, epochs=1, verbose=0, shuffle=False)
-    return time.perf_counter() - start, time.process_time() - cpu
+    model.fit(ds, epochs=1, verbose=0, shuffle=False, callbacks=[clock])
+    return (time.perf_counter() - start, time.process_time() - cpu), clock.seconds
 
 
 def switch_timer(model, n):
@@ -318,6 +372,14 @@ def logical_cpus(n=2):
         ) from err
 
 
+def parse_kinds(args):
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise SystemExit(f"--kinds: unknown {unknown or 'none given'}; use some of {','.join(KINDS)}")
+    return tuple(k for k in KINDS if k in kinds)  # KINDS' order
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.table:
@@ -325,11 +387,22 @@ def main(argv=None):
         print(table)
         return table
     settings = parse_settings(args)
+    parse_kinds(args)
     if args.threads:
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     if any(strategy == "mirrored" for _, strategy, _, _ in settings) and not tf.config.list_physical_devices("GPU"):
         logical_cpus(2)
+    policy = keras.mixed_precision.global_policy()
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        return _run_settings(args, settings)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def _run_settings(args, settings):
     results = {}
     for name, strategy, spe, jit in settings:
         run_args = argparse.Namespace(
@@ -339,15 +412,23 @@ def main(argv=None):
         if name:
             print(f"\n## {name}\n")
         print(markdown(results[name]))
-    if len(results) == 1:
-        result = next(iter(results.values()))
-    else:
-        result = {"machine": next(iter(results.values()))["machine"], "args": vars(args), "settings": results}
+        result = _result(args, results, single=len(settings) == 1, complete=len(results) == len(settings))
+        if args.out:
+            # After every setting: a run cut short keeps what it measured.
+            with open(args.out, "w") as f:
+                f.write(json.dumps(result, indent=2))
+    if len(results) > 1:
         print("\n" + summary_markdown(results))
+    return result
+
+
+def _result(args, results, single, complete):
+    if single:
+        result = dict(next(iter(results.values())))
+    else:
+        result = {"machine": next(iter(results.values()))["machine"], "args": vars(args), "settings": dict(results)}
     result["date"] = time.strftime("%Y-%m-%d")
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(json.dumps(result, indent=2))
+    result["complete"] = complete
     return result
 
 
@@ -359,111 +440,142 @@ def run_setting(args):
     else:
         strategy = tf.distribute.get_strategy()
     ds = make_data(args)
-    kinds = KINDS
+    kinds = parse_kinds(args)
     with strategy.scope():
         models = {k: build(args, k) for k in kinds}
     for m in models.values():  # warm-up: tracing and the first epoch
         timed_epoch(m, ds)
-    time_switch = switch_timer(models["never"], args.switches)
+    # A switch is timed on the `Never` model (any MotivatedModel: all switch the same weights).
+    switcher = next((models[k] for k in ("never", *kinds) if k in models and k not in PLAIN), None)
+    time_switch = switch_timer(switcher, args.switches) if switcher is not None else None
     wall = {k: [] for k in kinds}
     cpu = {k: [] for k in kinds}
     switch, switch_cpu, pipeline = [], [], []
-    counted = {"condition": [], "update_only": []}  # per epoch, the counters' change
+    counted = {k: [] for k in ("condition", "update_only") if k in kinds}  # per epoch, the counters' change
     for repeat in range(args.repeats):  # interleaved, each repeat in a rotated order
         for k in kinds[repeat % len(kinds) :] + kinds[: repeat % len(kinds)]:
             before = models[k].counters() if k in counted else None
-            w, c = timed_epoch(models[k], ds)
+            (w, c), (ew, ec) = timed_epoch(models[k], ds)
             wall[k].append(w)
             cpu[k].append(c)
+            wall.setdefault(k + IN_EPOCH, []).append(ew)
+            cpu.setdefault(k + IN_EPOCH, []).append(ec)
             if before is not None:
                 after = models[k].counters()
                 counted[k].append({c: after[c] - before[c] for c in after})
-        w, c = time_switch()
-        switch.append(w)
-        switch_cpu.append(c)
+        if time_switch is not None:
+            w, c = time_switch()
+            switch.append(w)
+            switch_cpu.append(c)
         pipeline.append(time_pipeline(ds))
     images = args.batch_size * args.steps
-    counts = counted["condition"]
-    count = {c: statistics.median(x[c] for x in counts) for c in counts[0]}
-    if any(c["switches"] for c in counted["update_only"]):
+    count = None
+    if counted.get("condition"):
+        counts = counted["condition"]
+        count = {c: statistics.median(x[c] for x in counts) for c in counts[0]}
+    if any(c["switches"] for c in counted.get("update_only", ())):
         raise RuntimeError(f"the update-only model switched: {counted['update_only']}")
 
+    run = {
+        "pipeline": statistics.median(pipeline),
+        **({"base_model": images / statistics.median(wall["plain_base"])} if "plain_base" in wall else {}),
+    }
     result = {
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(),
             "gpus": len(tf.config.list_physical_devices("GPU")),
+            "gpu_names": [
+                tf.config.experimental.get_device_details(g).get("device_name", "")
+                for g in tf.config.list_physical_devices("GPU")
+            ],
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
         },
         "args": vars(args),
+        "kinds": list(kinds),
+        "precision": keras.mixed_precision.global_policy().name,
         "replicas": strategy.num_replicas_in_sync,
         **clock_results(wall, switch, count, args.steps, images),
         # CPU time of the process (all threads): immune to the host descheduling
         # the machine, which wall-clock on a shared VM is not.
         "cpu_time": clock_results(cpu, switch_cpu, count, args.steps, images),
         "d_counts_per_epoch": count,
-        **_figures(
-            {"pipeline": statistics.median(pipeline), "base_model": images / statistics.median(wall["plain_base"])},
-            per_clock=False,
-        ),
+        **_figures(run, per_clock=False),
         "raw_seconds": wall,
         "raw_cpu_seconds": cpu,
     }
     return result
 
 
+PLAIN = ("plain_base", "plain_motivated")
+
+
 def epoch_times(med, switch_s, count, steps):
     """One clock's median epoch times of the kinds, and the times derived from them and the
     condition's counts: a switch pair and one switch, a base step, the condition's epoch as
-    (a), (b), (c) predict it, and its steps as plain fits of the two models (switches free)."""
-    base_step, mot_step = med["never"] / steps, med["always"] / steps
-    base_steps, mot_steps = count["steps"] - count["motivated_steps"], count["motivated_steps"]
-    return {
-        **med,
-        "switch_pair": switch_s,
-        "switch_one_way": switch_s / 2,
-        "base_step": base_step,
-        "predicted": base_steps * base_step + mot_steps * mot_step + count["switches"] * switch_s / 2,
-        "as_plain": (base_steps * med["plain_base"] + mot_steps * med["plain_motivated"]) / steps,
-        "plain_both": med["plain_base"] + med["plain_motivated"],
-    }
+    (a), (b), (c) predict it, and its steps as plain fits of the two models (switches free).
+    A derived time whose inputs were not measured (`--kinds`, no switch timed) is left out."""
+    out = dict(med)
+    if switch_s is not None:
+        out["switch_pair"], out["switch_one_way"] = switch_s, switch_s / 2
+    if "never" in med:
+        out["base_step"] = med["never"] / steps
+    if count is not None:
+        base_steps, mot_steps = count["steps"] - count["motivated_steps"], count["motivated_steps"]
+        if {"never", "always"} <= med.keys() and switch_s is not None:
+            out["predicted"] = (
+                base_steps * med["never"] / steps + mot_steps * med["always"] / steps + count["switches"] * switch_s / 2
+            )
+        if set(PLAIN) <= med.keys():
+            out["as_plain"] = (base_steps * med["plain_base"] + mot_steps * med["plain_motivated"]) / steps
+    if set(PLAIN) <= med.keys():
+        out["plain_both"] = med["plain_base"] + med["plain_motivated"]
+    return out
+
+
+def _measured(m, times):
+    return m.of in times and (m.against is None or m.against in times)
 
 
 def _figures(times, per_clock=True):
-    """{key: value} of the measures with a ratio of medians (or a time), from `times`."""
+    """{key: value} of the measures with a ratio of medians (or a time), from `times` (those measured)."""
     return {
         m.key: times[m.of] if m.against is None else times[m.of] / times[m.against]
         for m in MEASURES
-        if m.per_clock == per_clock and m.median
+        if m.per_clock == per_clock and m.median and _measured(m, times)
     }
 
 
 def clock_results(times, switch_times, count, steps, images):
     """One clock's results: images/s and ms/step of every kind, then every per-clock measure
-    (ratios of medians at the top level, the paired ratios under "paired")."""
+    (ratios of medians at the top level, the paired ratios under "paired").
+
+    `times`: {kind: [seconds per repeat]}, and {kind + IN_EPOCH: ...} for the epochs alone;
+    `count`: the condition's counts per epoch (None when it was not timed)."""
     med = {k: statistics.median(v) for k, v in times.items()}
-    base_steps, mot_steps = count["steps"] - count["motivated_steps"], count["motivated_steps"]
     # Per repeat: the epochs of one repeat, and the condition's steps as plain fits in it.
-    each = {
-        **times,
-        "as_plain": [
-            (base_steps * b + mot_steps * m) / steps for b, m in zip(times["plain_base"], times["plain_motivated"])
-        ],
-        "plain_both": [b + m for b, m in zip(times["plain_base"], times["plain_motivated"])],
-    }
+    each = dict(times)
+    if set(PLAIN) <= times.keys():
+        each["plain_both"] = [b + m for b, m in zip(times["plain_base"], times["plain_motivated"])]
+        if count is not None:
+            base_steps, mot_steps = count["steps"] - count["motivated_steps"], count["motivated_steps"]
+            each["as_plain"] = [
+                (base_steps * b + mot_steps * m) / steps for b, m in zip(times["plain_base"], times["plain_motivated"])
+            ]
 
     def paired(numerator, denominator):
         # The median of per-repeat ratios: a drift of the machine over the
         # run moves both epochs of a repeat alike.
         return statistics.median(n / d for n, d in zip(numerator, denominator))
 
+    fits = [k for k in times if not k.endswith(IN_EPOCH)]
     return {
-        "images_per_s": {k: images / med[k] for k in times},
-        "ms_per_step": {k: 1e3 * med[k] / steps for k in times},
-        **_figures(epoch_times(med, statistics.median(switch_times), count, steps)),
-        "paired": {m.key: paired(each[m.of], each[m.against]) for m in MEASURES if m.paired},
+        "images_per_s": {k: images / med[k] for k in fits},
+        "ms_per_step": {k: 1e3 * med[k] / steps for k in fits},
+        **_figures(epoch_times(med, statistics.median(switch_times) if switch_times else None, count, steps)),
+        "paired": {m.key: paired(each[m.of], each[m.against]) for m in MEASURES if m.paired and _measured(m, each)},
     }
 
 
@@ -484,12 +596,12 @@ def _settings(result):
 
 def figure(clock, key, prefer_paired=True):
     """A measure's value in one clock's results: its paired ratio where it has one (or, with
-    `prefer_paired=False`, its ratio of medians where it has one). None for a paired ratio a run
-    from before that measure lacks."""
+    `prefer_paired=False`, its ratio of medians where it has one). None for a measure a run
+    from before it, or without its variants (`--kinds`), lacks."""
     m = MEASURE[key]
     if m.paired and (prefer_paired or not m.median):
         return clock["paired"].get(key)
-    return clock[key]
+    return clock.get(key)
 
 
 class Column(typing.NamedTuple):
@@ -507,13 +619,18 @@ def _cpu(key):
 
 
 def _cpu_ms(kind):
-    return lambda r: r["cpu_time"]["ms_per_step"][kind]
+    return lambda r: r["cpu_time"]["ms_per_step"].get(kind)
 
 
 def _of_run(key):
     """A figure of the run (wall-clock), not of a clock."""
     MEASURE[key]
-    return lambda r: r[key]
+    return lambda r: r.get(key)
+
+
+def _switches(r):
+    counts = r.get("d_counts_per_epoch")
+    return counts["switches"] if counts else None
 
 
 # The README's tables (`--table`): per setting, the range over runs.
@@ -524,9 +641,14 @@ TABLE_COLUMNS = (
     Column("`Always` / plain motivated", _cpu("b_always_vs_plain_motivated"), ".2f"),
     Column("one switch, in base steps", _cpu("c_switch_one_way_in_base_steps"), ".2g"),
     Column("`ConsecutiveDecrease(k)` / its steps as plain fits", _cpu("d_condition_vs_plain_steps"), ".2f"),
-    Column("switches per epoch", lambda r: r["d_counts_per_epoch"]["switches"], ".0f"),
+    Column("switches per epoch", _switches, ".0f"),
     Column("its update alone, no switch / plain base", _cpu("f_update_only_vs_plain_base"), ".2f"),
     Column("input pipeline / base model", _of_run("e_pipeline_vs_base_model"), ".0f"),
+    Column(
+        "`ConsecutiveDecrease(k)` ms/step, default BatchNorm option (one-epoch fit)", _cpu_ms("recalibrated"), ".3g"
+    ),
+    Column("default BatchNorm option / private, per epoch", _cpu("h_recalibrated_vs_private_per_epoch"), ".3f"),
+    Column("the same, per one-epoch fit (its end's recomputation)", _cpu("h_recalibrated_vs_private_per_fit"), ".2f"),
 )
 
 # The summary printed after several settings: one row per setting.
@@ -539,7 +661,18 @@ SUMMARY_COLUMNS = (
     Column("Always / plain", _cpu("b_always_vs_plain_motivated"), ".3f"),
     Column("k-condition / its steps as plain fits", _cpu("d_condition_vs_plain_steps"), ".3f"),
     Column("its update alone / plain base", _cpu("f_update_only_vs_plain_base"), ".3f"),
+    Column("recalibrated / private, per epoch", _cpu("h_recalibrated_vs_private_per_epoch"), ".3f"),
 )
+
+
+def _present(columns, results):
+    """The columns with a value in at least one of `results` (one setting's result each): a table of
+    runs that did not take a measure (`--kinds`, runs from before it) leaves its column out."""
+    return [c for c in columns if any(c.value(r) is not None for r in results)]
+
+
+def _cell(value, fmt):
+    return "" if value is None else format(value, fmt)
 
 
 def _head(first, columns):
@@ -553,11 +686,12 @@ def range_table(results):
     The ratios are the paired ones (median of per-repeat ratios).
     """
     per_run = [_settings(r) for r in results]
-    lines = _head(("setting", "runs"), TABLE_COLUMNS)
+    columns = _present(TABLE_COLUMNS, [r for settings in per_run for r in settings.values()])
+    lines = _head(("setting", "runs"), columns)
     for name in per_run[0]:
         runs = [settings[name] for settings in per_run if name in settings]
         cells = []
-        for column in TABLE_COLUMNS:
+        for column in columns:
             values = [column.value(r) for r in runs]
             # Runs from before a measure was taken ((f)) leave its cell empty.
             cells.append(_span(values, column.fmt) if None not in values else "")
@@ -567,9 +701,10 @@ def range_table(results):
 
 def summary_markdown(results):
     """One row per setting: CPU-time ms per step and the paired ratios against plain Keras."""
-    lines = _head(("setting",), SUMMARY_COLUMNS)
+    columns = _present(SUMMARY_COLUMNS, results.values())
+    lines = _head(("setting",), columns)
     for name, r in results.items():
-        lines.append(f"| {name} | " + " | ".join(format(c.value(r), c.fmt) for c in SUMMARY_COLUMNS) + " |")
+        lines.append(f"| {name} | " + " | ".join(_cell(c.value(r), c.fmt) for c in columns) + " |")
     return "\n".join(lines)
 
 
@@ -584,8 +719,13 @@ def markdown(r):
     rows += [(f"ms/step {k}", v, c["ms_per_step"][k], ".3f") for k, v in r["ms_per_step"].items()]
     rows += [(f"images/s {k}", v, c["images_per_s"][k], ".0f") for k, v in r["images_per_s"].items()]
     lines = ["| measure | wall-clock | CPU time |", "|---|---|---|"]
-    lines += [f"| {a} | {format(w, f)} | {format(t, f)} |" for a, w, t, f in rows]
-    lines += [f"| {m.label} | {format(r[m.key], m.fmt)} | |" for m in MEASURES if m.label and not m.per_clock]
+    # Measures whose variants were not timed (`--kinds`) are left out.
+    lines += [f"| {a} | {_cell(w, f)} | {_cell(t, f)} |" for a, w, t, f in rows if (w, t) != (None, None)]
+    lines += [
+        f"| {m.label} | {format(r[m.key], m.fmt)} | |"
+        for m in MEASURES
+        if m.label and not m.per_clock and r.get(m.key) is not None
+    ]
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ from keras_motivation.batch_norm import DEFAULT_BN_STATISTICS
 from keras_motivation.batch_norm import DEFAULT_RECALIBRATION_BATCHES
 from keras_motivation.batch_norm import recalibrate
 from keras_motivation.engine import joint as joint_lib
-from keras_motivation.engine import statistics
+from keras_motivation.engine import statistics as statistics_lib
 from keras_motivation.engine import switching
 from keras_motivation.engine import train_function as train_function_lib
 from keras_motivation.engine.switching import BASE
@@ -41,9 +41,11 @@ class MotivatedModel(switching.Switching, keras.Model):
         bn_statistics: whose BatchNorm moving statistics each model is
             evaluated, saved and exported with (`keras_motivation.batch_norm`):
             `"recalibrated"` (default: each model's own, recomputed from
-            `recalibration_batches` training batches at every epoch end,
-            before validation), `"private"` (each model's own, updated only by
-            its own steps; free) or `"shared"` (the paper's: copied with the
+            `recalibration_batches` training batches when they are read after
+            training changed the weights: before a validation, `evaluate`,
+            `predict`, `save`, `export` and at the end of `fit`, once per set
+            of weights), `"private"` (each model's own, updated only by its
+            own steps; free) or `"shared"` (the paper's: copied with the
             weights at every switch). Training is the same under all three.
         recalibration_batches: training batches per recalibration.
         joint: None (the paper's: the motivated mode trains the motivated
@@ -75,7 +77,7 @@ class MotivatedModel(switching.Switching, keras.Model):
         **kwargs,
     ):
         joint = joint_lib.get(joint)
-        option = statistics.get(bn_statistics, recalibration_batches)
+        option = statistics_lib.get(bn_statistics, recalibration_batches)
         super().__init__(name=name, **kwargs)
         for label, m in (("base", base), ("motivated", motivated)):
             if not isinstance(m, keras.Model) or not m.built:
@@ -93,8 +95,7 @@ class MotivatedModel(switching.Switching, keras.Model):
         self.motivated_optimizer = None
         self._motivated_metrics = None
         self._slot_entries = []
-        self._recalibration_data = None
-        self._statistics_fresh = False
+        self._statistics_state = statistics_lib.StatisticsState()
         self.built = True
 
     @property
@@ -106,6 +107,17 @@ class MotivatedModel(switching.Switching, keras.Model):
     def recalibration_batches(self):
         """Training batches per recalibration (option "recalibrated")."""
         return self._statistics.recalibration_batches
+
+    @property
+    def statistics_stale(self):
+        """True when training (or `load_weights`) changed the weights since the BatchNorm
+        statistics were last recomputed (option "recalibrated": the next read recomputes them)."""
+        return bool(self._statistics_state.stale)
+
+    @property
+    def last_recalibration_batches(self):
+        """Batches per model of the last recomputation of the statistics in this process (0: none)."""
+        return self._statistics_state.last_batches
 
     def call(self, inputs, training=None):
         return self.base(inputs, training=training)
@@ -355,12 +367,14 @@ class MotivatedModel(switching.Switching, keras.Model):
     ):
         """`keras.Model.fit`, plus `recalibration_data`: the batched training
         images that option "recalibrated" recomputes BatchNorm statistics from
-        (default: `x` when it is a `tf.data.Dataset`, else `x` batched by
-        `batch_size`)."""
+        (default: drawn from `x`, whatever `fit` accepts: a `tf.data.Dataset`
+        or a PyDataset read again, arrays batched by `batch_size`, a Python
+        generator's last batches as `fit` read them)."""
         if not self.compiled or self.motivated_optimizer is None:
             raise ValueError("Call compile() on the MotivatedModel before fit().")
-        self._recalibration_data = self._statistics.recalibration_source(x, batch_size, recalibration_data)
-        self._statistics_fresh = False
+        state = self._statistics_state
+        x, state.source, state.unavailable = self._statistics.fit_source(x, batch_size, recalibration_data)
+        state.notified = False
         boundary = callbacks_lib.EpochBoundary(callbacks)
         if isinstance(callbacks, keras.callbacks.CallbackList):
             callbacks.callbacks.insert(0, boundary)
@@ -369,50 +383,111 @@ class MotivatedModel(switching.Switching, keras.Model):
             callbacks = [boundary] + list(callbacks or [])
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks, **kwargs)
 
+    # -- what reads the BatchNorm statistics ---------------------------------------
+    # Each recomputes them first (option "recalibrated") when training changed
+    # the weights since they were last recomputed.
+
     def evaluate(self, *args, **kwargs):
         if keras_internals.is_fit_validation(kwargs):
             # fit() validates before on_epoch_end: the epoch ends here.
             self.end_epoch()
+        self.refresh_statistics()
         return super().evaluate(*args, **kwargs)
 
+    def test_on_batch(self, *args, **kwargs):
+        self.refresh_statistics()
+        return super().test_on_batch(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        self.refresh_statistics()
+        return super().predict(*args, **kwargs)
+
+    def predict_on_batch(self, *args, **kwargs):
+        self.refresh_statistics()
+        return super().predict_on_batch(*args, **kwargs)
+
+    def save(self, *args, **kwargs):
+        """`keras.Model.save`, with BatchNorm statistics recomputed first when they are stale.
+
+        `save_weights` is the training state (what Keras' `BackupAndRestore`
+        and the trainer's backups write): it saves the statistics as they are.
+        """
+        self.refresh_statistics()
+        return super().save(*args, **kwargs)
+
+    def export(self, *args, **kwargs):
+        self.refresh_statistics()
+        return super().export(*args, **kwargs)
+
+    def load_weights(self, *args, **kwargs):
+        """`keras.Model.load_weights`; the file's BatchNorm statistics are recomputed at the next
+        read when the model knows training batches (a `fit` before, or `end_epoch(data)`)."""
+        result = super().load_weights(*args, **kwargs)
+        if not self._statistics_state.stale:
+            self._statistics_state.stale = statistics_lib.LOADED
+        return result
+
     def begin_epoch(self, epoch, steps_per_epoch=None):
-        """The epoch start (`EpochBoundary` calls it): BatchNorm statistics
-        are stale again, and the condition learns the epoch."""
-        self._statistics_fresh = False
+        """The epoch start (`EpochBoundary` calls it): the condition learns the epoch."""
         self.condition.on_epoch_begin(epoch, steps_per_epoch)
 
     def end_epoch(self, recalibration_data=None):
-        """The epoch boundary: back on the base model, and (option
-        "recalibrated") both models' BatchNorm statistics recomputed, once.
+        """The epoch boundary: back on the base model. The BatchNorm statistics are
+        recomputed when something reads them next (before a validation, at the end of `fit`).
 
         Args:
             recalibration_data: replaces the training batches `fit` was given.
         """
         if recalibration_data is not None:
-            self._recalibration_data = recalibration_data
-        self.switch_to_base()
-        self._statistics.end_epoch(self)
+            self._statistics_state.source = recalibration_data
+        if self.is_motivated:
+            # The copy back changes the base's weights.
+            self._statistics_state.stale = statistics_lib.TRAINED
+            self.switch_to_base()
+
+    def end_fit(self):
+        """The end of `fit` (`EpochBoundary` calls it): the statistics the models are left with are
+        recomputed when training changed the weights since the last recomputation."""
+        self.end_epoch()
+        self.refresh_statistics()
+
+    def refresh_statistics(self):
+        """Recomputes both models' BatchNorm statistics (option "recalibrated") if training changed
+        the weights since they were last recomputed; what reads them calls it. Returns the batches
+        recomputed per model (0: nothing to do)."""
+        return self._statistics.refresh(self)
 
     def recalibrate_statistics(self, data=None):
-        """Recomputes both models' BatchNorm statistics from training batches.
+        """Recomputes both models' BatchNorm statistics from training batches, now.
 
         Args:
-            data: a batched dataset; by default the one `fit` trained on (or
-                its `recalibration_data`).
+            data: batches of training images (anything `batch_norm.recalibrate`
+                reads); by default the ones `fit` trained on (or its
+                `recalibration_data`).
+
+        Returns:
+            The batches recomputed per model.
         """
-        data = self._recalibration_data if data is None else data
+        data = self._statistics_state.source if data is None else data
         if data is None:
             raise ValueError(
                 "No training data to recompute BatchNorm statistics from: pass "
                 "fit(..., recalibration_data=dataset) or recalibrate_statistics(dataset)."
             )
         self.switch_to_base()
+        return self._recompute_statistics(data)
+
+    def _recompute_statistics(self, data):
+        """Both models' statistics from `data`, with the weights as they are (no switch: a read
+        in the middle of an epoch leaves the training as it was); counted."""
         used = 0
         with self.distribute_strategy.scope():
             for model in (self.base, self.motivated):
                 used = recalibrate(model, data, self.recalibration_batches)
         self._recalibrated_batches.assign_add(used)
-        self._statistics_fresh = True
+        state = self._statistics_state
+        state.stale, state.last_batches = None, used
+        return used
 
     # -- serialization -----------------------------------------------------------
 

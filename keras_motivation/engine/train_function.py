@@ -28,6 +28,7 @@ import functools
 
 import tensorflow as tf
 
+from keras_motivation.engine.statistics import TRAINED
 from keras_motivation.engine.switching import MODES
 from keras_motivation.engine.switching import static_bool
 
@@ -183,8 +184,11 @@ def make_train_function(model):
     # so they keep the branch.
     host_picks_mode = strategy.num_replicas_in_sync > 1 and not model.condition.selects_before_step
     loop_on_host = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    # Every call trains: the BatchNorm statistics are stale until the next read recomputes them.
+    statistics_state = model._statistics_state
 
     def function(iterator):
+        statistics_state.stale = TRAINED
         if not isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
             logs = None
             for _, data in zip(range(steps), iterator):
