@@ -280,6 +280,10 @@ def test_recomputed_once_at_the_end_of_a_fit_and_before_each_validation(tmp_path
     model.save(tmp_path / "m.keras")
     model.export(tmp_path / "export", verbose=False)
     assert recomputed() == 1
+    # The export serves what `call` computes: the base model.
+    exported = tf.saved_model.load(str(tmp_path / "export"))
+    served = exported.serve(tf.constant(x[:4]))
+    np.testing.assert_allclose(served.numpy(), model.base.predict(x[:4], verbose=0), atol=1e-5)
     # With validation data: once before each validation, and not again at the end.
     per_epoch = PerEpoch()
     model.fit(

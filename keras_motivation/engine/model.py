@@ -416,8 +416,11 @@ class MotivatedModel(switching.Switching, keras.Model):
         return super().save(*args, **kwargs)
 
     def export(self, *args, **kwargs):
+        """`keras.Model.export` of what `call` computes: the base model, with its statistics
+        recomputed first when stale (export `model.motivated` for the bigger one). The base is
+        exported on its own: the pair holds training state a SavedModel cannot serve."""
         self.refresh_statistics()
-        return super().export(*args, **kwargs)
+        return self.base.export(*args, **kwargs)
 
     def load_weights(self, *args, **kwargs):
         """`keras.Model.load_weights`; the file's BatchNorm statistics are recomputed at the next
