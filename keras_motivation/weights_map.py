@@ -389,9 +389,10 @@ class _Matcher:
 
 def _auto_named_pairs(b_children, m_children, overrides, b_blocks, m_blocks):
     """Pairs layers of one level that Keras named automatically (`normalization`
-    in one model, `normalization_1` in the other): base layers whose name the
-    motivated level lacks map, class by class and in graph order, to the
-    motivated layers of that class whose name the base lacks. Block layers
+    in one model, `normalization_1` in the other), and sub-models whatever
+    their names: base layers whose name the motivated level lacks map, class
+    by class and in graph order, to the motivated layers of that class whose
+    name the base lacks, where both have as many. Block layers
     (`b_blocks`, `m_blocks`: parsed with derive's `block_patterns`) never pair."""
     b_names = {c.name for c in b_children}
     m_names = {c.name for c in m_children}
@@ -400,7 +401,8 @@ def _auto_named_pairs(b_children, m_children, overrides, b_blocks, m_blocks):
         out = collections.defaultdict(list)
         for c in children:
             auto = re.fullmatch(_snake_case(type(c.layer).__name__) + r"(_\d+)?", c.name)
-            if auto and c.name not in other_names and c.name not in skip:
+            # A sub-model pairs whatever its name: two models of a pair name their backbones apart.
+            if (auto or isinstance(c.layer, keras.Model)) and c.name not in other_names and c.name not in skip:
                 out[type(c.layer)].append(c.name)
         return out
 
