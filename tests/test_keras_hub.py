@@ -4,6 +4,7 @@ Tiny configurations of each family (no preset is downloaded); keras-hub comes wi
 (tools/setup_venv.sh installs it by default).
 """
 
+import json
 import os
 import re
 import subprocess
@@ -14,11 +15,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from testing_utils import ROOT
+from testing_utils import quickstart_command
 from testing_utils import repository_env
 from testing_utils import requires_fashion_mnist
 
 import keras_motivation as km
 from keras_motivation import export
+from keras_motivation import flops
 from keras_motivation import weights_map as wm
 
 keras_hub = pytest.importorskip(
@@ -201,3 +204,53 @@ def test_the_readme_keras_hub_lines_run_as_written(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     for name in ("base", "motivated"):
         assert (tmp_path / "export" / name / "1" / "saved_model.pb").exists(), name
+
+
+# The ResNet pairs are slow (11 s and 25 s: 33M and 68M parameters): by default the tiny keras-hub ResNets above
+# cover their builder's classes and map, and the ViT pair here the registry's keras-hub path.
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(p, marks=pytest.mark.slow) if "resnet" in p else p
+        for p in km.models.list_pairs()
+        if p.startswith("hub_")
+    ],
+)
+def test_every_keras_hub_registry_pair_maps_round_trips_and_counts_flops(name):
+    kwargs = dict(patch_size=8, depth=2) if "vit" in name else {}
+    base, motivated, wmap = km.models.get_pair(name, num_classes=10, input_shape=(32, 32, 3), **kwargs)
+    assert sorted(id(e.base) for e in wmap) == sorted(id(v) for v in wm.mapped_variables(base))
+    for v in base.weights:
+        v.assign(np.random.default_rng(0).normal(size=v.shape).astype(v.dtype))
+    wmap.copy_to_motivated()
+    for e in wmap:
+        np.testing.assert_array_equal(
+            e.motivated.numpy()[tuple(slice(0, n) for n in e.base.shape)], e.base.numpy(), err_msg=e.base.path
+        )
+    assert flops.count_macs(motivated) > flops.count_macs(base) > 0
+
+
+# Slow (a trainer run, then every artefact reloaded in a fresh process, 90 s): --pair= names a keras-hub pair.
+@pytest.mark.slow
+@requires_fashion_mnist
+def test_the_trainer_trains_counts_and_exports_a_keras_hub_pair(tmp_path):
+    workdir = str(tmp_path / "run")
+    flags = ["--pair=hub_vit_tiny:hub_vit_small", "--model_kwargs=patch_size=7,depth=2", "--export"]
+    run = subprocess.run(
+        quickstart_command(workdir, *flags), capture_output=True, text=True, env=repository_env(), timeout=900
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    with open(os.path.join(workdir, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["pair"] == "hub_vit_tiny:hub_vit_small"
+    assert summary["training_flops"]["motivated_alone"] > summary["training_flops"]["total"] > 0
+    check = subprocess.run(
+        [sys.executable, "-m", "keras_motivation.export", f"--workdir={workdir}", "--check", "--check_images=32"],
+        capture_output=True,
+        text=True,
+        env=repository_env(),
+        timeout=900,
+    )
+    assert check.returncode == 0, check.stderr[-3000:]
+    rows = [line for line in check.stdout.splitlines() if line.startswith("| base") or line.startswith("| motivated")]
+    assert len(rows) == 5 and all("| 100.0% |" in row for row in rows if "int8" not in row), rows

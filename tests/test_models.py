@@ -26,7 +26,12 @@ def small_pair(name, num_classes=10):
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(p, marks=pytest.mark.slow) if p in SLOW_PAIRS else p for p in km.models.list_pairs()],
+    # keras-hub's pairs: tests/test_keras_hub.py (keras-hub is optional).
+    [
+        pytest.param(p, marks=pytest.mark.slow) if p in SLOW_PAIRS else p
+        for p in km.models.list_pairs()
+        if "hub_" not in p
+    ],
 )
 def test_every_registry_pair_maps_and_round_trips(name):
     base, motivated, wmap = small_pair(name)
@@ -400,3 +405,17 @@ def test_derive_lists_every_unplaced_variable_of_a_nested_model_and_why():
     small = _nested_cnn(1, 8, "small")
     with pytest.raises(ValueError, match=r"stem_conv/kernel \(3, 3, 3, 8\).*does not fit"):
         wm.derive(small, _nested_cnn(2, 4, "big"))
+
+
+def test_keras_hub_pairs_say_how_to_install_keras_hub_where_it_is_missing(monkeypatch, tmp_path):
+    from keras_motivation import config as config_lib
+    from keras_motivation import trainer
+
+    monkeypatch.setattr(km.models.hub, "available", lambda: False)
+    assert km.models.unavailable("hub_resnet18:hub_resnet34") == km.models.hub.INSTALL
+    assert km.models.unavailable("resnet8:resnet14") is None
+    with pytest.raises(ValueError, match=r"need keras-hub: run tools/setup_venv.sh"):
+        km.models.get_pair("hub_vit_tiny:hub_vit_small", num_classes=10, input_shape=(32, 32, 3))
+    config = config_lib.TrainConfig(pair="hub_resnet18:hub_resnet34", workdir=str(tmp_path))
+    with pytest.raises(trainer.ConfigError, match=r"--pair=hub_resnet18:hub_resnet34: keras-hub pairs need keras-hub"):
+        trainer.check_config(config)
