@@ -572,6 +572,45 @@ def _silence_extra_inputs(weights_map):
     return silenced
 
 
+def _is_one_layer_block(layers):
+    """Whether a block's layers are one layer and what it holds (keras-hub's transformer_block_N)."""
+    return bool(layers) and {id(layer) for layer in layers} == {id(x) for x in _layer_tree(layers[0]).all_layers()}
+
+
+def _start_attention_block(block, gamma, noise, rng):
+    """A block that is one layer adding its residuals inside `call` (keras-hub's
+    pre-norm transformer blocks): scales the output projections of its
+    branches, the attention's and the last Dense (the MLP's), by `gamma` (plus
+    noise) and zeroes their biases. At gamma 0 each branch outputs zero, so
+    the block is the identity: checked on random tokens, and undone (None
+    returned) where it does not hold, as in a post-norm block. Returns the
+    paths of the kernels it set."""
+    layers = _layer_tree(block).all_layers()
+    attention = [x for x in layers if isinstance(x, keras.layers.MultiHeadAttention)]
+    dense = [x for x in layers if isinstance(x, keras.layers.Dense)]
+    if not attention or not dense:
+        return None
+    # Keras names a MultiHeadAttention's output projection attention_output.
+    outputs = [x for a in attention for x in keras_internals.sublayers(a) if x.name == "attention_output"]
+    outputs.append(dense[-1])
+    if len(outputs) != len(attention) + 1:
+        return None
+    saved = [(v, v.numpy()) for layer in outputs for v in layer.weights]
+    for v, value in saved:
+        v.assign(np.zeros_like(value))
+    # The last Dense projects back to the residual stream: its width is the block's.
+    tokens = np.random.default_rng(0).normal(size=(2, 3, dense[-1].units)).astype(block.compute_dtype)
+    if not np.allclose(keras.ops.convert_to_numpy(block(tokens, training=False)), tokens, atol=1e-6):
+        for v, value in saved:
+            v.assign(value)
+        return None
+    for v, value in saved:
+        if v.name == "kernel" and (gamma or noise):
+            scaled = gamma * value + (rng.normal(0.0, noise, value.shape) if noise else 0.0)
+            v.assign(scaled.astype(value.dtype))
+    return [v.path for v, _ in saved if v.name == "kernel"]
+
+
 def identity_start(weights_map, gamma=0.0, noise=0.0, seed=None):
     """Makes the motivated model's differential parts no-ops (see the section comment above).
 
@@ -585,8 +624,15 @@ def identity_start(weights_map, gamma=0.0, noise=0.0, seed=None):
             layers: Net2Net, bert2BERT).
         seed: seed of that noise.
 
+    A differential block that is one layer holding a pre-norm transformer
+    block (keras-hub's ViT `transformer_block_N`, which adds its residuals
+    inside `call`) starts with the output projections of its attention and
+    MLP scaled by `gamma` (zero by default) and their biases zero: the
+    identity too.
+
     Returns the names of the BatchNorm layers whose gamma was set and the
-    paths of the kernels whose extra-channel inputs were zeroed.
+    paths of the kernels whose extra-channel inputs were zeroed or that were
+    scaled.
 
     Raises:
         ValueError when a differential block has no residual connection or no
@@ -598,6 +644,11 @@ def identity_start(weights_map, gamma=0.0, noise=0.0, seed=None):
     rng = np.random.default_rng(seed)
     zeroed = _silence_extra_inputs(weights_map)
     for (stage, block), layers in sorted(differential_blocks(weights_map).items()):
+        if _branch_end(layers) is None and _is_one_layer_block(layers):
+            started = _start_attention_block(layers[0], gamma, noise, rng)
+            if started:
+                zeroed.extend(started)
+                continue
         if not any(isinstance(layer, keras.layers.Add) for layer in layers):
             raise ValueError(
                 f"Differential block {stage}/{block} has no residual Add: it cannot start as the identity."

@@ -88,9 +88,15 @@ def test_keras_hub_vits_map_by_depth_and_by_width():
         "transformer_block_3",
         "transformer_block_4",
     }
-    # Its blocks hold no residual Add layer or BatchNorm: the identity start names the block it cannot start.
-    with pytest.raises(ValueError, match=r"vit_encoder/transformer_block/3 has no residual Add"):
-        wm.identity_start(wmap)
+    # Its blocks add their residuals inside `call`: the identity start zeroes the output projections of the
+    # differential blocks' attention and MLP, and the deeper ViT computes the base's function.
+    started = wm.identity_start(wmap)
+    assert sorted(started) == [
+        f"vit_encoder/transformer_block_{i}/{p}/kernel" for i in (3, 4) for p in ("mha/attention_output", "mlp/dense_2")
+    ]
+    wmap.copy_to_motivated()
+    x = images(4)
+    np.testing.assert_allclose(motivated(x, training=False), base(x, training=False), rtol=1e-5, atol=1e-6)
     wide = wm.derive(hub_vit(2, 16, 2), hub_vit(2, 32, 4))
     assert all(tuple(e.base.shape) != tuple(e.motivated.shape) for e in wide if e.base.name == "kernel")
     assert "vit_encoder/transformer_block_1/mha/query/kernel" in wm.identity_start(wide)

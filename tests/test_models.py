@@ -419,3 +419,56 @@ def test_keras_hub_pairs_say_how_to_install_keras_hub_where_it_is_missing(monkey
     config = config_lib.TrainConfig(pair="hub_resnet18:hub_resnet34", workdir=str(tmp_path))
     with pytest.raises(trainer.ConfigError, match=r"--pair=hub_resnet18:hub_resnet34: keras-hub pairs need keras-hub"):
         trainer.check_config(config)
+
+
+@keras.saving.register_keras_serializable(package="keras_motivation_tests")
+class AttentionBlock(keras.layers.Layer):
+    """A transformer block that adds its residuals in `call`; `post_norm` normalizes after each sum (as BERT)."""
+
+    def __init__(self, width, post_norm=False, **kwargs):
+        super().__init__(**kwargs)
+        self.width, self.post_norm = width, post_norm
+        self.norm1 = keras.layers.LayerNormalization(name="norm1")
+        self.attention = keras.layers.MultiHeadAttention(2, width // 2, name="attention")
+        self.norm2 = keras.layers.LayerNormalization(name="norm2")
+        self.mlp1 = keras.layers.Dense(2 * width, activation="gelu", name="mlp1")
+        self.mlp2 = keras.layers.Dense(width, name="mlp2")
+
+    def call(self, x):
+        if self.post_norm:
+            x = self.norm1(x + self.attention(x, x))
+            return self.norm2(x + self.mlp2(self.mlp1(x)))
+        y = self.norm1(x)
+        x = x + self.attention(y, y)
+        return x + self.mlp2(self.mlp1(self.norm2(x)))
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width, "post_norm": self.post_norm}
+
+
+def _attention_model(depth, post_norm):
+    inputs = keras.Input((3, 8))
+    x = inputs
+    for i in range(depth):
+        x = AttentionBlock(8, post_norm, name=f"transformer_block_{i}")(x)
+    return keras.Model(inputs, keras.layers.Dense(2, name="head")(keras.layers.Flatten()(x)))
+
+
+def test_identity_start_of_attention_blocks_holds_for_pre_norm_and_is_refused_for_post_norm():
+    base, motivated = _attention_model(1, False), _attention_model(2, False)
+    wmap = wm.derive(base, motivated)
+    assert wm.identity_start(wmap) == [
+        "transformer_block_1/attention/attention_output/kernel",
+        "transformer_block_1/mlp2/kernel",
+    ]
+    wmap.copy_to_motivated()
+    x = np.random.default_rng(0).normal(size=(4, 3, 8)).astype("float32")
+    np.testing.assert_allclose(motivated(x), base(x), rtol=1e-5, atol=1e-5)
+    # Post-norm: zero branches leave LayerNorm(x), not x; the start is undone and the block named.
+    base, motivated = _attention_model(1, True), _attention_model(2, True)
+    wmap = wm.derive(base, motivated)
+    before = [v.numpy().copy() for v in motivated.weights]
+    with pytest.raises(ValueError, match=r"Differential block transformer_block/1 has no residual Add"):
+        wm.identity_start(wmap)
+    for b, v in zip(before, motivated.weights):
+        np.testing.assert_array_equal(b, v.numpy(), err_msg=v.path)
