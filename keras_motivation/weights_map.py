@@ -473,7 +473,9 @@ def get(identifier, base, motivated):
 #
 # - depth: the gamma of the last BatchNorm of each differential block's
 #   residual branch is zero, so the branch outputs zero and the block is the
-#   identity (exact);
+#   identity (exact); a block that is one layer adding its residuals in `call`
+#   (keras-hub's pre-norm transformer blocks) gets zero output projections of
+#   its attention and MLP instead (exact, checked when it starts);
 # - width: every weight that reads an extra channel or feature (the input axes
 #   of a widened kernel beyond the mapped slice) is zero, so the base's
 #   channels never see the extra ones. The extra channels themselves keep their
