@@ -38,6 +38,20 @@ setuptools.setup(
         "cpu": ["tensorflow-cpu==2.21.*"],
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
         "dev": ["pytest>=8", "pytest-xdist>=3", "ruff==0.17.*"],
+        # keras-hub's own requirements but tensorflow-text, which requires the
+        # full `tensorflow` wheel and so would install it beside tensorflow-cpu
+        # (into the same package directory); the image models never import it.
+        # keras-hub itself then goes in without dependencies:
+        # tools/setup_venv.sh runs `pip install --no-deps "keras-hub==0.32.*"`.
+        "hub": [
+            "regex",
+            "rich",
+            "packaging",
+            "kagglehub!=1.0.1",
+            "kagglesdk==0.1.28",
+            "sentencepiece",
+            "tokenizers",
+        ],
     },
     entry_points={
         "console_scripts": [

@@ -35,6 +35,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_motivation import keras_internals
+
 BN_STATISTICS = ("shared", "private", "recalibrated")
 DEFAULT_BN_STATISTICS = "recalibrated"
 DEFAULT_RECALIBRATION_BATCHES = 32
@@ -55,7 +57,7 @@ def check_option(bn_statistics, recalibration_batches=DEFAULT_RECALIBRATION_BATC
 
 
 def batch_norm_layers(model):
-    """Every BatchNormalization layer of `model`, nested models included, that
+    """Every BatchNormalization layer of `model`, nested models and layers included, that
     updates moving statistics in training (trainable, no batch renormalization)."""
     found, stack = [], [model]
     while stack:
@@ -63,7 +65,7 @@ def batch_norm_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             if layer.trainable and not layer.renorm:
                 found.append(layer)
-        stack.extend(reversed(getattr(layer, "layers", None) or []))
+        stack.extend(reversed(keras_internals.sublayers(layer)))
     return found
 
 

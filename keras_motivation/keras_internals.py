@@ -235,6 +235,17 @@ def untrack(layer, values):
         layer._tracker.untrack(value)
 
 
+def sublayers(layer):
+    """The layers `layer` holds directly (a model's `layers`; a layer's tracked sublayers).
+
+    Private: `Layer._flatten_layers(include_self=False, recursive=False)`,
+    what `Model.layers` returns for a model; a plain layer has no public list.
+    """
+    if isinstance(layer, keras.Model):
+        return list(layer.layers)
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
 def own_variable_count(layer):
     """How many variables `layer` itself saves (its own, not its sublayers').
 

@@ -156,6 +156,9 @@ def check_config(config):
         raise ConfigError("--workdir is required: the directory for checkpoints, logs and summary.json.")
     if config.pair not in models_lib.list_pairs():
         raise ConfigError(f"Unknown --pair {config.pair!r}: use one of {', '.join(models_lib.list_pairs())}.")
+    missing = models_lib.unavailable(config.pair)
+    if missing:
+        raise ConfigError(f"--pair={config.pair}: {missing}")
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     if config.mixed_precision:

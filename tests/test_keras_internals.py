@@ -176,6 +176,25 @@ def test_untrack_drops_variables_from_what_a_layer_counts_as_its_own():
     assert [id(v) for v in layer.non_trainable_variables] == [id(layer.kept), id(layer.pair[0])]
 
 
+def test_sublayers_are_the_layers_a_layer_or_model_holds_directly():
+    class Pair(keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.first = keras.layers.Dense(2, name="first")
+            self.inner = keras.Sequential([keras.layers.Dense(2, name="deep")], name="inner")
+
+        def call(self, x):
+            return self.inner(self.first(x))
+
+    pair = Pair()
+    assert [layer.name for layer in keras_internals.sublayers(pair)] == ["first", "inner"]
+    assert [layer.name for layer in keras_internals.sublayers(pair.inner)] == ["deep"]
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, pair(inputs))
+    assert keras_internals.sublayers(model) == model.layers
+    assert keras_internals.sublayers(keras.layers.Dense(2)) == []
+
+
 def test_replaces_symbolic_build_is_the_hook_fit_and_evaluate_call(monkeypatch):
     calls = []
     monkeypatch.setattr(

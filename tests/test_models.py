@@ -26,7 +26,12 @@ def small_pair(name, num_classes=10):
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(p, marks=pytest.mark.slow) if p in SLOW_PAIRS else p for p in km.models.list_pairs()],
+    # keras-hub's pairs: tests/test_keras_hub.py (keras-hub is optional).
+    [
+        pytest.param(p, marks=pytest.mark.slow) if p in SLOW_PAIRS else p
+        for p in km.models.list_pairs()
+        if "hub_" not in p
+    ],
 )
 def test_every_registry_pair_maps_and_round_trips(name):
     base, motivated, wmap = small_pair(name)
@@ -271,3 +276,199 @@ def test_identity_start_with_a_small_gamma_and_noise_sets_the_last_gammas_only()
     assert all(not layers[name].gamma.numpy().any() for name in set_gammas)
     with pytest.raises(ValueError, match="gamma >= 0"):
         identity_start(wmap, gamma=-0.1)
+
+
+# -- nested models: derive walks layer trees ----------------------------------
+
+
+def _conv_bn(x, filters, name):
+    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    return keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+
+
+def _nested_cnn(blocks, width, name):
+    """A classifier (functional) holding a backbone (a functional sub-model) with one stage of residual blocks."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.ReLU()(_conv_bn(inputs, width, "stem"))
+    for b in range(blocks):
+        y = keras.layers.ReLU()(_conv_bn(x, width, f"stage1_block{b}_1"))
+        y = _conv_bn(y, width, f"stage1_block{b}_2")
+        x = keras.layers.ReLU()(keras.layers.Add(name=f"stage1_block{b}_add")([x, y]))
+    backbone = keras.Model(inputs, x, name=f"{name}_backbone")
+    images = keras.Input((8, 8, 3))
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(backbone(images))
+    return keras.Model(images, keras.layers.Dense(5, activation="softmax", name="predictions")(pooled), name=name)
+
+
+@keras.saving.register_keras_serializable(package="keras_motivation_tests")
+class ResidualDense(keras.layers.Layer):
+    """x + Dense(relu(LayerNorm(x))): a pre-norm block that holds its layers."""
+
+    def __init__(self, width, **kwargs):
+        super().__init__(**kwargs)
+        self.width = width
+        self.norm = keras.layers.LayerNormalization(name="norm")
+        self.dense = keras.layers.Dense(width, activation="relu", name="dense")
+
+    def call(self, x):
+        return x + self.dense(self.norm(x))
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width}
+
+
+@keras.saving.register_keras_serializable(package="keras_motivation_tests")
+class BlockStack(keras.layers.Layer):
+    """A subclassed container of `residual_block_<i>` layers, built inside its own name scope."""
+
+    def __init__(self, depth, width, **kwargs):
+        super().__init__(**kwargs)
+        self.depth, self.width = depth, width
+        self.blocks = [ResidualDense(width, name=f"residual_block_{i}") for i in range(depth)]
+
+    def call(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "depth": self.depth, "width": self.width}
+
+
+def _stacked_mlp(depth, width):
+    inputs = keras.Input((6,))
+    x = keras.layers.Dense(width, name="embed")(inputs)
+    x = BlockStack(depth, width, name="encoder")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(x))
+
+
+def _dual_fit(base, motivated, wmap, x, y):
+    model = km.MotivatedModel(base, motivated, wmap, km.conditions.ConsecutiveDecrease(1))
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    return model
+
+
+def test_derive_descends_into_a_nested_functional_model_and_trains():
+    base, motivated = _nested_cnn(2, 4, "small"), _nested_cnn(3, 4, "big")
+    wmap = wm.derive(base, motivated, depth="last_to_last")
+    target = {e.base.path: e.motivated.path for e in wmap}
+    # The backbones pair (different names, one per model); blocks map last to last inside them.
+    assert target["stage1_block1_2_conv/kernel"] == "stage1_block2_2_conv/kernel"
+    assert target["stage1_block0_1_bn/moving_mean"] == "stage1_block0_1_bn/moving_mean"
+    assert target["predictions/kernel"] == "predictions/kernel"
+    assert sorted(id(e.base) for e in wmap) == sorted(id(v) for v in wm.mapped_variables(base))
+    # The identity start finds the nested differential block (block 1) and its last BatchNorm.
+    assert wm.identity_start(wmap) == ["stage1_block1_2_bn"]
+    assert set(wm.differential_blocks(wmap)) == {("big_backbone/stage1", "1")}
+    wmap.copy_to_motivated()
+    x = np.random.default_rng(0).random((32, 8, 8, 3), dtype=np.float32)
+    np.testing.assert_allclose(motivated(x, training=False), base(x, training=False), rtol=1e-5, atol=1e-6)
+    model = _dual_fit(base, motivated, wmap, x, np.random.default_rng(1).integers(0, 5, 32))
+    assert model.counters()["motivated_steps"] > 0
+    # After the run the base is the motivated model's slice (but for the BatchNorm statistics, each model's own).
+    own = {id(v) for v in km.batch_norm.moving_statistics(base)}
+    assert len(own) == 2 * 5  # stem and two blocks of two
+    for e in wmap:
+        if id(e.base) not in own:
+            np.testing.assert_array_equal(mapped_block(e), e.base.numpy(), err_msg=e.base.path)
+
+
+def test_derive_descends_into_a_subclassed_block_container_and_trains():
+    base, motivated = _stacked_mlp(2, 4), _stacked_mlp(4, 8)
+    wmap = wm.derive(base, motivated)
+    target = {e.base.path: e.motivated.path for e in wmap}
+    assert target == {
+        f"{layer}/{v}": f"{layer}/{v}"
+        for layer in ("embed", "head", *(f"encoder/residual_block_{i}/{r}" for i in (0, 1) for r in ("norm", "dense")))
+        for v in (("gamma", "beta") if layer.endswith("norm") else ("kernel", "bias"))
+    }
+    assert any(tuple(e.base.shape) != tuple(e.motivated.shape) for e in wmap)
+    assert {key for key in wm.differential_blocks(wmap)} == {
+        ("encoder/residual_block", "2"),
+        ("encoder/residual_block", "3"),
+    }
+    x = np.random.default_rng(0).random((32, 6), dtype=np.float32)
+    model = _dual_fit(base, motivated, wmap, x, np.random.default_rng(1).integers(0, 3, 32))
+    assert model.counters()["motivated_steps"] > 0
+
+
+def test_derive_lists_every_unplaced_variable_of_a_nested_model_and_why():
+    base, motivated = _stacked_mlp(3, 4), _stacked_mlp(2, 8)
+    with pytest.raises(ValueError) as err:
+        wm.derive(base, motivated)
+    lines = str(err.value).splitlines()[1:]
+    unplaced = [v for v in wm.mapped_variables(base) if "/residual_block_" in v.path]
+    assert len(lines) == len(unplaced) == 12
+    for v, line in zip(unplaced, lines):
+        assert line.strip().startswith(v.path) and "has 3 blocks but the motivated stage only 2" in line
+    small = _nested_cnn(1, 8, "small")
+    with pytest.raises(ValueError, match=r"stem_conv/kernel \(3, 3, 3, 8\).*does not fit"):
+        wm.derive(small, _nested_cnn(2, 4, "big"))
+
+
+def test_keras_hub_pairs_say_how_to_install_keras_hub_where_it_is_missing(monkeypatch, tmp_path):
+    from keras_motivation import config as config_lib
+    from keras_motivation import trainer
+
+    monkeypatch.setattr(km.models.hub, "available", lambda: False)
+    assert km.models.unavailable("hub_resnet18:hub_resnet34") == km.models.hub.INSTALL
+    assert km.models.unavailable("resnet8:resnet14") is None
+    with pytest.raises(ValueError, match=r"need keras-hub: run tools/setup_venv.sh"):
+        km.models.get_pair("hub_vit_tiny:hub_vit_small", num_classes=10, input_shape=(32, 32, 3))
+    config = config_lib.TrainConfig(pair="hub_resnet18:hub_resnet34", workdir=str(tmp_path))
+    with pytest.raises(trainer.ConfigError, match=r"--pair=hub_resnet18:hub_resnet34: keras-hub pairs need keras-hub"):
+        trainer.check_config(config)
+
+
+@keras.saving.register_keras_serializable(package="keras_motivation_tests")
+class AttentionBlock(keras.layers.Layer):
+    """A transformer block that adds its residuals in `call`; `post_norm` normalizes after each sum (as BERT)."""
+
+    def __init__(self, width, post_norm=False, **kwargs):
+        super().__init__(**kwargs)
+        self.width, self.post_norm = width, post_norm
+        self.norm1 = keras.layers.LayerNormalization(name="norm1")
+        self.attention = keras.layers.MultiHeadAttention(2, width // 2, name="attention")
+        self.norm2 = keras.layers.LayerNormalization(name="norm2")
+        self.mlp1 = keras.layers.Dense(2 * width, activation="gelu", name="mlp1")
+        self.mlp2 = keras.layers.Dense(width, name="mlp2")
+
+    def call(self, x):
+        if self.post_norm:
+            x = self.norm1(x + self.attention(x, x))
+            return self.norm2(x + self.mlp2(self.mlp1(x)))
+        y = self.norm1(x)
+        x = x + self.attention(y, y)
+        return x + self.mlp2(self.mlp1(self.norm2(x)))
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width, "post_norm": self.post_norm}
+
+
+def _attention_model(depth, post_norm):
+    inputs = keras.Input((3, 8))
+    x = inputs
+    for i in range(depth):
+        x = AttentionBlock(8, post_norm, name=f"transformer_block_{i}")(x)
+    return keras.Model(inputs, keras.layers.Dense(2, name="head")(keras.layers.Flatten()(x)))
+
+
+def test_identity_start_of_attention_blocks_holds_for_pre_norm_and_is_refused_for_post_norm():
+    base, motivated = _attention_model(1, False), _attention_model(2, False)
+    wmap = wm.derive(base, motivated)
+    assert wm.identity_start(wmap) == [
+        "transformer_block_1/attention/attention_output/kernel",
+        "transformer_block_1/mlp2/kernel",
+    ]
+    wmap.copy_to_motivated()
+    x = np.random.default_rng(0).normal(size=(4, 3, 8)).astype("float32")
+    np.testing.assert_allclose(motivated(x), base(x), rtol=1e-5, atol=1e-5)
+    # Post-norm: zero branches leave LayerNorm(x), not x; the start is undone and the block named.
+    base, motivated = _attention_model(1, True), _attention_model(2, True)
+    wmap = wm.derive(base, motivated)
+    before = [v.numpy().copy() for v in motivated.weights]
+    with pytest.raises(ValueError, match=r"Differential block transformer_block/1 has no residual Add"):
+        wm.identity_start(wmap)
+    for b, v in zip(before, motivated.weights):
+        np.testing.assert_array_equal(b, v.numpy(), err_msg=v.path)

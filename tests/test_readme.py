@@ -67,6 +67,11 @@ fi
 FAKE_APT = '#!/bin/sh\necho "apt-get $*" >> "$LOG"\n'
 
 
+# What the default extras install: the package with keras-hub's dependencies, then keras-hub without
+# them (its tensorflow-text would bring the full tensorflow wheel beside tensorflow-cpu).
+HUB_INSTALL = ["pip install -e .[cpu,dev,hub]", "pip install --no-deps keras-hub==0.32.*"]
+
+
 def _checkout(tmp_path):
     """A copy of the set-up script and setup.py, and a bin/ of stand-ins first on PATH."""
     repo = tmp_path / "repo"
@@ -109,10 +114,10 @@ def test_set_up_does_only_what_is_missing(tmp_path):
         "python3 -c import ensurepip",
         *(" ".join([*sudo, c]) for c in ("apt-get update", "apt-get install -y python3-venv dataset-fashion-mnist")),
         "python3 -m venv .venv",
-        "pip install -e .[cpu,dev]",
+        *HUB_INSTALL,
     ], calls
     assert "set-up: apt-get install python3-venv dataset-fashion-mnist" in stderr
-    assert (repo / ".venv" / ".installed").read_text().startswith("cpu,dev ")
+    assert (repo / ".venv" / ".installed").read_text().startswith("cpu,dev,hub ")
     # Set up: the next call does nothing.
     assert _set_up(repo, fake, log) == ([], "")
     # The data's packages missing alone: apt-get installs it and nothing else.
@@ -121,13 +126,22 @@ def test_set_up_does_only_what_is_missing(tmp_path):
     # A changed setup.py, or other extras, install again into the same environment.
     with open(repo / "setup.py", "a") as f:
         f.write("# a new dependency\n")
-    assert _set_up(repo, fake, log)[0] == ["pip install -e .[cpu,dev]"]
+    assert _set_up(repo, fake, log)[0] == HUB_INSTALL
+    # Without the hub extra, no keras-hub; with it on a CUDA host, keras-hub beside tensorflow[and-cuda].
     assert _set_up(repo, fake, log, KERAS_MOTIVATION_EXTRAS="gpu,dev")[0] == ["pip install -e .[gpu,dev]"]
     assert _set_up(repo, fake, log, KERAS_MOTIVATION_EXTRAS="gpu,dev") == ([], "")
+    assert _set_up(repo, fake, log, KERAS_MOTIVATION_EXTRAS="gpu,dev,hub")[0] == [
+        "pip install -e .[gpu,dev,hub]",
+        HUB_INSTALL[1],
+    ]
+    # A changed set-up script installs again too.
+    with open(repo / "tools" / "setup_venv.sh", "a") as f:
+        f.write("# a new step\n")
+    assert _set_up(repo, fake, log)[0] == HUB_INSTALL
     # Python can make environments (ensurepip) and .venv is gone: no apt-get.
     shutil.rmtree(repo / ".venv")
     calls, _ = _set_up(repo, fake, log, HAS_ENSUREPIP="1")
-    assert calls == ["python3 -c import ensurepip", "python3 -m venv .venv", "pip install -e .[cpu,dev]"]
+    assert calls == ["python3 -c import ensurepip", "python3 -m venv .venv", *HUB_INSTALL]
 
 
 # -- the Python code ------------------------------------------------------------------------------

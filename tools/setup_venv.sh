@@ -4,17 +4,20 @@
 #   - the Debian packages python3-venv (when Python cannot make a virtual environment) and
 #     dataset-fashion-mnist (when $FASHION_MNIST_DIR, default /usr/share/datasets/fashion-mnist, is
 #     not there), with apt-get (as root, or through sudo);
-#   - the virtual environment .venv, and `pip install -e ".[cpu,dev]"` into it
-#     (KERAS_MOTIVATION_EXTRAS=gpu,dev on a CUDA host).
+#   - the virtual environment .venv, and `pip install -e ".[cpu,dev,hub]"` into it
+#     (KERAS_MOTIVATION_EXTRAS=gpu,dev,hub on a CUDA host; leave out hub for no keras-hub);
+#   - with the hub extra, keras-hub itself without its dependencies: they are the extra, but for
+#     tensorflow-text, which would bring the full tensorflow wheel beside tensorflow-cpu.
 #
-# A finished install writes .venv/.installed (the extras and setup.py's checksum); while it matches,
-# nothing is installed again. Every step it takes is one line on stderr, starting with "set-up:".
+# A finished install writes .venv/.installed (the extras and the checksums of setup.py and of this
+# script); while it matches, nothing is installed again. Every step it takes is one line on stderr, starting with "set-up:".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="${KERAS_MOTIVATION_EXTRAS:-cpu,dev}"
+extras="${KERAS_MOTIVATION_EXTRAS:-cpu,dev,hub}"
+keras_hub="keras-hub==0.32.*"
 stamp=".venv/.installed"
-want="$extras $(sha256sum setup.py | cut -d' ' -f1)"
+want="$extras $(sha256sum setup.py | cut -d' ' -f1) $(sha256sum tools/setup_venv.sh | cut -d' ' -f1)"
 installed=false
 if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
   installed=true
@@ -48,5 +51,9 @@ if [ "$installed" = false ]; then
   fi
   echo "set-up: .venv/bin/pip install -e \".[$extras]\" (a few minutes the first time)" >&2
   .venv/bin/pip install -e ".[$extras]"
+  if [[ ",$extras," == *,hub,* ]]; then
+    echo "set-up: .venv/bin/pip install --no-deps \"$keras_hub\"" >&2
+    .venv/bin/pip install --no-deps "$keras_hub"
+  fi
   echo "$want" >"$stamp"
 fi

@@ -4,6 +4,7 @@ from keras_motivation.models.efficientnet import efficientnet
 from keras_motivation.models.registry import build_model
 from keras_motivation.models.registry import get_pair
 from keras_motivation.models.registry import list_pairs
+from keras_motivation.models.registry import unavailable
 from keras_motivation.models.resnet import resnet
 from keras_motivation.models.resnet_cifar import resnet_cifar
 from keras_motivation.models.vit import vit
