@@ -8,7 +8,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
-
 # Grappler's graph rewrites cost about a fifth of the CPU of each small fit here (its first call) and
 # change nothing the tests compare: the engine and plain Keras run under the same setting. Training runs
 # keep them; KM_TEST_GRAPPLER=on runs the suite with them.
