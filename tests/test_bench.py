@@ -16,13 +16,13 @@ def test_bench_writes_every_measure(tmp_path):
     out = tmp_path / "bench.json"
     result = bench.main(
         [
-            "--pair=resnet8:resnet14",
-            "--image_size=16",
+            # Tiny dense models: every variant is traced once, and eight ResNet pairs took a minute.
+            "--model=tiny_dense",
+            "--image_size=4",
             "--batch_size=8",
             "--steps=4",
             "--repeats=1",
             "--switches=2",
-            "--width=4",
             f"--out={out}",
         ]
     )

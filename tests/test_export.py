@@ -66,6 +66,8 @@ def test_exported_pair_reloads_without_this_package(tmp_path):
         np.testing.assert_allclose(got["bytes_probabilities"], expected, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(got["images_probabilities"], expected, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(got["bytes_ids"][:, 0], expected.argmax(-1))
+        if name != "base":
+            continue  # the two are written by the same code; one run of the tool (a TensorFlow start-up) is enough
         # TensorFlow's own command-line tool.
         cli = shutil.which("saved_model_cli") or os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
         np.save(tmp_path / "images.npy", pixels.astype(np.float32))
