@@ -7,14 +7,9 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+from testing_utils import configure_grappler  # noqa: E402
 
-# Grappler's graph rewrites cost about a fifth of the CPU of each small fit here (its first call) and
-# change nothing the tests compare: the engine and plain Keras run under the same setting. Training runs
-# keep them; KM_TEST_GRAPPLER=on runs the suite with them.
-if os.environ.get("KM_TEST_GRAPPLER", "off") != "on":
-    import tensorflow as tf
-
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+configure_grappler()
 
 
 @pytest.fixture(autouse=True)

@@ -70,6 +70,20 @@ class Recording(km.conditions.ConsecutiveDecrease):
         return [bool(m) for m in self.modes.numpy()[:n]], [float(v) for v in self.batch_losses.numpy()[:n]]
 
 
+def configure_grappler():
+    """Turns Grappler's graph rewrites off, unless KM_TEST_GRAPPLER=on.
+
+    They cost about a fifth of the CPU of each small fit here (its first call) and change nothing the
+    tests compare: the engine and plain Keras run under the same setting. They do change the last bits
+    of a result, so the scripts tests run as subprocesses call this too where a run is split between
+    such a script and the test process (tests/trainer_signal_run.py). Training runs keep them.
+    """
+    if os.environ.get("KM_TEST_GRAPPLER", "off") != "on":
+        import tensorflow as tf
+
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
+
 def tiny_pair(base_depth=8, motivated_depth=14, width=4, input_shape=SHAPE, **kwargs):
     base = resnet_cifar(base_depth, num_classes=10, input_shape=input_shape, width=width, **kwargs)
     motivated = resnet_cifar(motivated_depth, num_classes=10, input_shape=input_shape, width=width, **kwargs)
