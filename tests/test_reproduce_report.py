@@ -88,6 +88,11 @@ def test_reduced_study_and_report(tmp_path, seeds, policy_names):
     assert k2["training_tflops"] * 1e12 == pytest.approx(sum(s["training_flops"]["total"] for s in xy) / n)
     assert k2["pays"] == (k2["separate_tflops"] > k2["training_tflops"]) or k2["pays"] is None
     assert "| pays |" in _text(tmp_path / "report" / "pays.md")
+    # Each model against its network trained alone for the same epochs (the front's runs, read back).
+    yc = [_json(runs / "Y-C" / f"seed{s}" / "summary.json")["motivated"]["accuracy"] * 100 for s in seeds]
+    assert k2["base_minus_x_c"] == pytest.approx(k2["base_mean"] - sum(xc) / n)
+    assert k2["motivated_minus_y_c"] == pytest.approx(k2["motivated_mean"] - sum(yc) / n)
+    assert "| base − X-C | motivated − Y-C |" in _text(tmp_path / "report" / "pays.md")
     # BatchNorm statistics as saved against recomputed, per dual arm.
     checks = {r["arm"]: r for r in _json(tmp_path / "report" / "statistics.json")}
     assert checks[k2["policy"]]["base_as_saved"] == pytest.approx(

@@ -76,8 +76,10 @@ JOINT_EPOCHS = (3, 6)
 # telling first: joint on every batch at three rates; a base-only first
 # epoch then joint (growth at an epoch boundary, from the identity start);
 # joint with the base's loss weighted 2; growth after 15% of the steps with a
-# re-warmed rate, from the identity start and from a last gamma of 0.25; the
-# paper's trigger with joint steps; joint with in-place distillation.
+# re-warmed rate, from the identity start, from a last gamma of 0.25 and from
+# the paper's start (the differential layers as initialised, not function-
+# preserving); the paper's trigger with joint steps; joint with in-place
+# distillation.
 PAPER_PRIVATE = ["--differential_init=paper", "--bn_statistics=private"]
 JOINT = {
     "joint-lr0.05": ["--condition=always", "--joint", *PAPER_PRIVATE, "--learning_rate=0.05"],
@@ -110,6 +112,13 @@ JOINT = {
         "--joint",
         "--differential_init=identity:gamma=0.25",
         "--bn_statistics=private",
+        "--rewarm_epochs=0.1",
+        "--learning_rate=0.1",
+    ],
+    "grow0.45-joint-paper-rewarm0.1-lr0.1": [
+        "--condition=growth:epochs=0.45",
+        "--joint",
+        *PAPER_PRIVATE,
         "--rewarm_epochs=0.1",
         "--learning_rate=0.1",
     ],

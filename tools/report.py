@@ -396,6 +396,7 @@ def pays_rows(runs):
             groups[(r["config"]["epochs"], arm)].append(r)
     chance = 100.0 / runs[0]["summary"]["num_classes"]
     xc_at = {p.epochs: p for p in front["base"]}
+    yc_at = {p.epochs: p for p in front["motivated"]}
     rows = []
     for (epochs, arm), members in sorted(groups.items()):
         compute = statistics.mean(_training_flops(m) for m in members)
@@ -407,7 +408,7 @@ def pays_rows(runs):
         low = pay_rule.verdict(front, compute, acc_b - db, acc_m - dm, chance)["pays"]
         high = pay_rule.verdict(front, compute, acc_b + db, acc_m + dm, chance)["pays"]
         y_alone = reach(front["motivated"], compute, chance)
-        xc = xc_at.get(epochs)
+        xc, yc = xc_at.get(epochs), yc_at.get(epochs)
         free, free_noise = pay_rule.small_model_free(acc_b, db, acc_m, dm, y_alone, xc)
         rows.append(
             {
@@ -432,6 +433,10 @@ def pays_rows(runs):
                 "pays_within_noise": low != high,
                 "y_c_with_all": y_alone,
                 "x_c_same_epochs": xc.accuracy if xc else None,
+                "y_c_same_epochs": yc.accuracy if yc else None,
+                # Each model against its own network trained alone for the same epochs.
+                "base_minus_x_c": acc_b - xc.accuracy if xc else None,
+                "motivated_minus_y_c": acc_m - yc.accuracy if yc else None,
                 "small_model_free": free,
                 "free_within_noise": free_noise,
             }
@@ -458,8 +463,8 @@ def pays_markdown(front, rows):
         "",
         "| policy | epochs | training TFLOPs | CPU s | motivated share | base % | motivated % "
         "| X-C TFLOPs to the base's % | Y-C with the rest, % | separate TFLOPs for both | pays "
-        "| Y-C with all of it, % | small model free |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| Y-C with all of it, % | small model free | base − X-C | motivated − Y-C |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         yes = {True: "yes", False: "no", None: "unknown"}[r["pays"]]
@@ -472,7 +477,8 @@ def pays_markdown(front, rows):
             f"{fmt_mean_sd(r['base_mean'], r['base_sd'])} | {fmt_mean_sd(r['motivated_mean'], r['motivated_sd'])} | "
             f"{r['x_c_tflops_for_base']:.2f}{' (> front)' if r['x_beyond_front'] else ''} | "
             f"{fmt(r['y_c_with_rest'], '.2f')} | {sep} | {yes} | {r['y_c_with_all']:.2f} | "
-            f"{'yes' if r['small_model_free'] else 'no'}{' (within noise)' if r['free_within_noise'] else ''} |"
+            f"{'yes' if r['small_model_free'] else 'no'}{' (within noise)' if r['free_within_noise'] else ''} "
+            f"| {fmt(r['base_minus_x_c'], '+.2f')} | {fmt(r['motivated_minus_y_c'], '+.2f')} |"
         )
     return "\n".join(out) + "\n"
 
