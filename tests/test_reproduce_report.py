@@ -278,3 +278,22 @@ def test_report_help_is_quiet_and_names_every_argument():
         env=env,
     )
     assert probe.stdout.strip() == "False", probe.stderr[-2000:]
+
+
+def test_study_runs_only_the_named_arms_at_the_named_budgets(tmp_path, monkeypatch):
+    import pay_study
+    import reproduce
+
+    calls = []
+
+    def run_arms(flagfile, out, seeds, specs, epochs, extra=(), log=print):
+        calls.append((os.path.basename(out), epochs, list(specs), list(seeds)))
+        return []
+
+    monkeypatch.setattr(reproduce, "run_arms", run_arms)
+    arms = ["joint-lr0.1", "grow0.45-joint-paper-rewarm0.1-lr0.1"]
+    pay_study.run(str(tmp_path), seeds=(1,), groups=("joint",), only=arms, epochs=[3], log=None)
+    assert calls == [("ep3", 3, arms, [1])]
+    calls.clear()
+    pay_study.run(str(tmp_path), seeds=(1,), groups=("joint",), only=arms[:1], log=None)
+    assert [(c[0], c[2]) for c in calls] == [("ep3", arms[:1]), ("ep6", arms[:1])]

@@ -204,9 +204,12 @@ def run(
     extra=(),
     policies=None,
     only=None,
+    epochs=None,
     log=print,
 ):
-    """Runs the study's groups into `out` (OUT/ep<E>/<arm>/seed<S>); returns the workdirs."""
+    """Runs the study's groups into `out` (OUT/ep<E>/<arm>/seed<S>); returns the workdirs.
+
+    `only` keeps the named arms, `epochs` the named budgets (both: all when None)."""
     # Each step is made when it is reached: the sweep's top rates and the tuned
     # front read the runs of the steps before them.
     plan = []
@@ -226,11 +229,13 @@ def run(
         plan += [lambda e=epochs: (e, JOINT, seeds) for epochs in JOINT_EPOCHS]
     done = []
     for step in plan:
-        epochs, arms, step_seeds = step()
+        step_epochs, arms, step_seeds = step()
+        if epochs is not None and step_epochs not in epochs:
+            continue
         if only is not None:
             arms = {name: flags for name, flags in arms.items() if name in only}
         done += reproduce.run_arms(
-            flagfile, os.path.join(out, f"ep{epochs}"), step_seeds, _specs(arms), epochs, extra=extra, log=log
+            flagfile, os.path.join(out, f"ep{step_epochs}"), step_seeds, _specs(arms), step_epochs, extra=extra, log=log
         )
     return done
 
@@ -360,6 +365,9 @@ def main(argv=None):
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--groups", default=",".join(GROUPS), help=f"some of {', '.join(GROUPS)}")
     p.add_argument("--arms", default="", help="only these arms of the groups (comma-separated names); default all")
+    p.add_argument(
+        "--epochs", default="", help="only these budgets (comma-separated epochs, for example 3); default all"
+    )
     args = p.parse_args(argv)
     if args.table:
         print(tuned_table(args.out))
@@ -373,7 +381,8 @@ def main(argv=None):
         raise SystemExit(f"Unknown groups {unknown}: use some of {', '.join(GROUPS)}.")
     only = [a for a in args.arms.split(",") if a] or None
     seeds = [int(s) for s in args.seeds.split(",")]
-    done = run(args.out, seeds, groups, only=only, log=lambda line: print(line, flush=True))
+    budgets = [int(e) for e in args.epochs.split(",") if e] or None
+    done = run(args.out, seeds, groups, only=only, epochs=budgets, log=lambda line: print(line, flush=True))
     print(f"{len(done)} runs in {args.out}; report: python tools/report.py {args.out} --out={args.out}/report")
 
 
