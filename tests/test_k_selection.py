@@ -18,7 +18,7 @@ def test_select_k_on_real_data_returns_the_table_and_k():
     (x, y), _ = load_fashion_mnist(n_train=192)
     x = x.astype("float32")
     best, rows = k_selection.select_k(
-        lambda: models.get_pair("resnet8:resnet14", num_classes=10, input_shape=(28, 28, 1), width=4),
+        lambda: models.get_pair("resnet8:resnet14", num_classes=10, input_shape=(28, 28, 1), width=4, stages=1),
         x,
         y,
         ks=(1, 2),
@@ -44,7 +44,14 @@ def test_select_k_command_line(tmp_path):
     # One k, two folds: the flags reach select_k and the table reaches the file
     # (choosing among ks is the test above's).
     best, rows = select_k.main(
-        ["--train_size=128", "--ks=3", "--folds=2", "--batch_size=32", "--model_kwargs=width=4", f"--out={out}"]
+        [
+            "--train_size=128",
+            "--ks=3",
+            "--folds=2",
+            "--batch_size=32",
+            "--model_kwargs=width=4,stages=1",
+            f"--out={out}",
+        ]
     )
     with open(out) as f:
         saved = json.load(f)

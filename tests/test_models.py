@@ -217,6 +217,26 @@ def test_identity_start_makes_the_motivated_model_compute_the_base(name):
     )
 
 
+def test_one_stage_resnets_map_their_extra_block_and_start_as_the_base():
+    from keras_motivation.weights_map import identity_start
+    from keras_motivation.weights_map import resnet_depth_map
+
+    base = km.models.resnet_cifar(8, input_shape=(8, 8, 1), width=4, stages=1)
+    motivated = km.models.resnet_cifar(14, input_shape=(8, 8, 1), width=4, stages=1)
+    assert base.name == "resnet8_1stages"
+    assert not [v for v in motivated.weights if "stage2" in v.path]
+    wmap = resnet_depth_map(base, motivated)
+    # A stage with one base block keeps it first: the second block is the one the base lacks.
+    assert {p.split("/")[0] for p in identity_start(wmap)} == {"stage1_block1_bn2"}
+    wmap.copy_to_motivated()
+    x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    np.testing.assert_allclose(
+        motivated(x, training=False).numpy(), base(x, training=False).numpy(), rtol=1e-5, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="stages must be 1, 2 or 3, got 4"):
+        km.models.resnet_cifar(8, stages=4)
+
+
 # The documented gap for ViT: LayerNorm statistics over the wider embedding
 # include the extra features. Measured on this pair (depth 2, patch 8, random
 # weights): the paper's random start is far off, identity much closer.

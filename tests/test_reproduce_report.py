@@ -22,7 +22,7 @@ def _text(path):
         return f.read()
 
 
-EXTRA = ["--train_size=256", "--batch_size=32", "--eval_size=128", "--model_kwargs=width=4"]
+EXTRA = ["--train_size=256", "--batch_size=32", "--eval_size=128", "--model_kwargs=width=4,stages=1"]
 
 
 @requires_fashion_mnist

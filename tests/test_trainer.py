@@ -36,7 +36,7 @@ def tiny_args(workdir, *extra):
         "--eval_size=512",
         "--batch_size=32",
         "--epochs=2",
-        "--model_kwargs=width=4",
+        "--model_kwargs=width=4,stages=1",
         "--verbose=0",
         f"--workdir={workdir}",
         *extra,

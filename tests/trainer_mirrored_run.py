@@ -21,7 +21,7 @@ common = [
     "--train_size=256",
     "--eval_size=64",
     "--epochs=1",
-    "--model_kwargs=width=4",
+    "--model_kwargs=width=4,stages=1",
     "--verbose=0",
 ]
 try:

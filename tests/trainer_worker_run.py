@@ -45,7 +45,7 @@ config = train.config_from_args(
         "--batch_size=32",
         "--eval_size=64",
         "--epochs=2",
-        "--model_kwargs=width=4",
+        "--model_kwargs=width=4,stages=1",
         "--verbose=0",
         "--deterministic",
         f"--workdir={workdir}",

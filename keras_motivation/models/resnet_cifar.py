@@ -1,4 +1,5 @@
-"""CIFAR ResNets of He et al. (2016): depth 6n+2, three stages of n basic blocks.
+"""CIFAR ResNets of He et al. (2016): depth 6n+2, three stages of n basic blocks
+(fewer stages on request, for small test models).
 
 Layer names follow `stage{s}_block{b}_{role}` so that `weights_map.derive`
 (and the paper's `resnet_depth_map`) find the blocks; the stem is `stem_*`
@@ -35,6 +36,7 @@ def resnet_cifar(
     width=16,
     sync_bn=False,
     weight_decay=0.0,
+    stages=3,
     name=None,
 ):
     """Builds ResNet-`depth` for small images.
@@ -47,18 +49,23 @@ def resnet_cifar(
             width, 2*width and 4*width.
         sync_bn: synchronized BatchNormalization for multi-replica runs.
         weight_decay: L2 factor on kernels (0 leaves decay to the optimizer).
+        stages: how many of the three stages to build (3, the paper's); with
+            fewer the depth still sets n, the blocks per stage. One stage
+            makes a model with a third of the layers for tests and quick runs.
 
     Returns:
         A functional `keras.Model` returning class probabilities.
     """
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, ...), got {depth}.")
+    if stages not in (1, 2, 3):
+        raise ValueError(f"ResNet stages must be 1, 2 or 3, got {stages!r}.")
     n = (depth - 2) // 6
     inputs = keras.Input(shape=input_shape, name="image")
     x = _conv(width, 3, 1, "stem_conv", weight_decay)(inputs)
     x = _bn("stem_bn", sync_bn)(x)
     x = layers.ReLU(name="stem_relu")(x)
-    for s, filters in enumerate((width, 2 * width, 4 * width), start=1):
+    for s, filters in enumerate((width, 2 * width, 4 * width)[:stages], start=1):
         for b in range(n):
             stride = 2 if (s > 1 and b == 0) else 1
             p = f"stage{s}_block{b}_"
@@ -80,4 +87,4 @@ def resnet_cifar(
         kernel_regularizer=keras.regularizers.L2(weight_decay) if weight_decay else None,
         name="logits",
     )(x)
-    return keras.Model(inputs, outputs, name=name or f"resnet{depth}")
+    return keras.Model(inputs, outputs, name=name or f"resnet{depth}" + ("" if stages == 3 else f"_{stages}stages"))
