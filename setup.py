@@ -37,7 +37,9 @@ setuptools.setup(
     extras_require={
         "cpu": ["tensorflow-cpu==2.21.*"],
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
-        "dev": ["pytest>=8", "pytest-xdist>=3", "ruff==0.17.*"],
+        # pytest 9.2 breaks pytest-xdist's --dist loadgroup (pytest-xdist#1386): grouped tests, which share one
+        # expensive fixture, would run on both workers and pay for it twice.
+        "dev": ["pytest>=8,<9.2", "pytest-xdist>=3", "ruff==0.17.*"],
         # keras-hub's own requirements but tensorflow-text, which requires the
         # full `tensorflow` wheel and so would install it beside tensorflow-cpu
         # (into the same package directory); the image models never import it.

@@ -9,9 +9,14 @@ from testing_utils import scramble
 import keras_motivation as km
 from keras_motivation import weights_map as wm
 
+# By default each family's rule runs on its smaller pairs (EfficientNet: B0->B1, and B1->B2, which
+# also widens); the larger pairs are the same rule on more layers (15-25 s each to build).
 SLOW_PAIRS = {
     "resnet56:resnet110",
     "resnet101:resnet152",
+    "efficientnet_b2:efficientnet_b3",
+    "efficientnet_b3:efficientnet_b4",
+    "efficientnet_b4:efficientnet_b5",
     "efficientnet_b5:efficientnet_b6",
     "efficientnet_b6:efficientnet_b7",
 }
