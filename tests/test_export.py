@@ -21,17 +21,18 @@ import json, sys
 import numpy as np
 import tensorflow as tf
 assert "keras_motivation" not in sys.modules
-path, npz = sys.argv[1], sys.argv[2]
+npz, paths = sys.argv[1], sys.argv[2:]
 data = np.load(npz, allow_pickle=True)  # the PNG bytes are an object array
-loaded = tf.saved_model.load(path)
-by_bytes = loaded.signatures["serving_default"](image_bytes=tf.constant(list(data["png"])))
-by_images = loaded.signatures["serving_images"](images=tf.constant(data["images"]))
-np.savez(
-    npz + ".out.npz",
-    bytes_probabilities=by_bytes["probabilities"].numpy(),
-    bytes_ids=by_bytes["top_k_ids"].numpy(),
-    images_probabilities=by_images["probabilities"].numpy(),
-)
+for i, path in enumerate(paths):  # one TensorFlow start-up for every SavedModel
+    loaded = tf.saved_model.load(path)
+    by_bytes = loaded.signatures["serving_default"](image_bytes=tf.constant(list(data["png"])))
+    by_images = loaded.signatures["serving_images"](images=tf.constant(data["images"]))
+    np.savez(
+        f"{npz}.{i}.out.npz",
+        bytes_probabilities=by_bytes["probabilities"].numpy(),
+        bytes_ids=by_bytes["top_k_ids"].numpy(),
+        images_probabilities=by_images["probabilities"].numpy(),
+    )
 """
 
 
@@ -53,15 +54,16 @@ def test_exported_pair_reloads_without_this_package(tmp_path):
     npz = str(tmp_path / "inputs.npz")
     np.savez(npz, png=png, images=pixels.astype(np.float32))
     config = (tmp_path / "export" / "models.config").read_text()
-    for name, keras_model in (("base", model.base), ("motivated", model.motivated)):
-        version = os.path.join(paths[name], "1")
+    names = ("base", "motivated")
+    versions = [os.path.join(paths[name], "1") for name in names]
+    out = subprocess.run([sys.executable, "-c", RELOAD, npz, *versions], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for i, (name, keras_model, version) in enumerate(zip(names, (model.base, model.motivated), versions)):
         assert os.path.exists(os.path.join(version, "saved_model.pb"))
         with open(os.path.join(version, "assets", "export_info.json")) as f:
             assert json.load(f)["pair"] == "resnet8:resnet14"
         assert f'name: "{name}"' in config and f'base_path: "{os.path.abspath(paths[name])}"' in config
-        out = subprocess.run([sys.executable, "-c", RELOAD, version, npz], capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0, out.stderr[-2000:]
-        got = np.load(npz + ".out.npz")
+        got = np.load(f"{npz}.{i}.out.npz")
         expected = keras_model.predict(pixels / 255.0, verbose=0)
         np.testing.assert_allclose(got["bytes_probabilities"], expected, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(got["images_probabilities"], expected, rtol=1e-5, atol=1e-6)
