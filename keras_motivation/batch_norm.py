@@ -96,10 +96,12 @@ def _forward_function(model, layers):
         # (all-reduced with synchronized BatchNorm) in the moving variables.
         return [tf.identity(v.value) for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
 
-    @tf.function(reduce_retracing=True)
-    def forward(batch):
+    # The running sums go in and out of the traced function: no eager op per batch and layer. No
+    # data-dependent Python control flow here, so no AutoGraph (its source conversion costs a trace).
+    @tf.function(reduce_retracing=True, autograph=False)
+    def forward(batch, sums):
         values = strategy.run(replica, args=(batch,))
-        return [strategy.reduce("MEAN", v, axis=None) for v in values]
+        return [s + strategy.reduce("MEAN", v, axis=None) for s, v in zip(sums, values)]
 
     _FORWARD[model] = (key, forward)
     return forward
@@ -257,7 +259,9 @@ def recalibrate(model, data, batches=DEFAULT_RECALIBRATION_BATCHES, batch_size=N
     seeds = [v for v in model.variables if v.path.endswith("seed_generator_state")]
     saved_seeds = [v.numpy() for v in seeds]
     momenta = [layer.momentum for layer in layers]
-    sums, count = None, 0
+    variables = [v for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
+    sums = [tf.zeros(v.shape, v.dtype) for v in variables]
+    count = 0
     try:
         for layer in layers:
             layer.momentum = 0.0
@@ -266,12 +270,10 @@ def recalibrate(model, data, batches=DEFAULT_RECALIBRATION_BATCHES, batch_size=N
             if strategy.num_replicas_in_sync > 1 and isinstance(dataset, tf.data.Dataset):
                 dataset = strategy.experimental_distribute_dataset(dataset)
             for batch in itertools.islice(dataset, batches):
-                values = forward(batch)
-                sums = values if sums is None else [s + v for s, v in zip(sums, values)]
+                sums = forward(batch, sums)
                 count += 1
             if count == 0:
                 raise ValueError("recalibrate() got an empty dataset: pass at least one batch of training images.")
-            variables = [v for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
             for variable, total in zip(variables, sums):
                 variable.assign(total / count)
     finally:
