@@ -228,7 +228,7 @@ def test_one_stage_resnets_map_their_extra_block_and_start_as_the_base():
 
     base = km.models.resnet_cifar(8, input_shape=(8, 8, 1), width=4, stages=1)
     motivated = km.models.resnet_cifar(14, input_shape=(8, 8, 1), width=4, stages=1)
-    assert base.name == "resnet8_1stages"
+    assert base.name == "resnet8_stages1"
     assert not [v for v in motivated.weights if "stage2" in v.path]
     wmap = resnet_depth_map(base, motivated)
     # A stage with one base block keeps it first: the second block is the one the base lacks.

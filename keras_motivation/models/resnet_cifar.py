@@ -87,4 +87,4 @@ def resnet_cifar(
         kernel_regularizer=keras.regularizers.L2(weight_decay) if weight_decay else None,
         name="logits",
     )(x)
-    return keras.Model(inputs, outputs, name=name or f"resnet{depth}" + ("" if stages == 3 else f"_{stages}stages"))
+    return keras.Model(inputs, outputs, name=name or f"resnet{depth}" + ("" if stages == 3 else f"_stages{stages}"))
