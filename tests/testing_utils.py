@@ -79,8 +79,6 @@ def configure_grappler():
     such a script and the test process (tests/trainer_signal_run.py). Training runs keep them.
     """
     if os.environ.get("KM_TEST_GRAPPLER", "off") != "on":
-        import tensorflow as tf
-
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 
