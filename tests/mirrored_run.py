@@ -28,6 +28,8 @@ EPOCHS, BATCH, LR = 2, 32, 0.005
 STEPS_PER_EXECUTION = int(os.environ.get("STEPS_PER_EXECUTION", "1"))
 # JOINT=1: the motivated mode's batches are joint steps (both models on one batch).
 JOINT = bool(os.environ.get("JOINT"))
+# STAGES=3: the three-stage pair instead of the tests' one-stage one.
+STAGES = int(os.environ.get("STAGES", "1"))
 
 
 def dataset(x, y):
@@ -37,7 +39,7 @@ def dataset(x, y):
 def motivated_run(strategy, x, y):
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        base, motivated = tiny_pair(sync_bn=True)
+        base, motivated = tiny_pair(sync_bn=True, stages=STAGES)
         model = km.MotivatedModel(base, motivated, "resnet_depth", km.conditions.ConsecutiveDecrease(1), joint=JOINT)
         model.compile(
             optimizer=keras.optimizers.SGD(LR, momentum=0.9),
@@ -53,7 +55,7 @@ def motivated_run(strategy, x, y):
 def plain_run(strategy, x, y):
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        base, _ = tiny_pair(sync_bn=True)
+        base, _ = tiny_pair(sync_bn=True, stages=STAGES)
         base.compile(optimizer=keras.optimizers.SGD(LR, momentum=0.9), loss="sparse_categorical_crossentropy")
     base.fit(dataset(x, y), epochs=EPOCHS, verbose=0)
     return [w.numpy() for w in base.weights]

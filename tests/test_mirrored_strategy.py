@@ -46,13 +46,15 @@ def test_mirrored_with_steps_per_execution(mirrored_reference, tmp_path):
         np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow  # a subprocess of four fits, ~2 minutes; the single-device joint tests are in test_joint.py
+@pytest.mark.slow  # a subprocess of four fits, ~1 minute; the single-device joint tests are in test_joint.py
 @pytest.mark.xfail(
     strict=True,
     reason="open: under MirroredStrategy the joint step gives the single-device activations and losses (rtol 1e-3), "
-    "but BatchNorm betas drift 2.6e-2 relative (plain Keras: 3.6e-6); measured 2026-12-01, cause not found yet",
+    "but BatchNorm betas drift 7.4e-3 relative on the three-stage pair (the paper's alternation: 3.9e-6, "
+    "plain Keras: 4.3e-6); measured 2026-12-02, cause not found yet",
 )
 def test_mirrored_joint_steps_match_single_device():
     """The joint step (both models on one batch) under MirroredStrategy: same activations, weights within
-    plain Keras' own drift between one and two replicas."""
-    _check(run_json_script("mirrored_run.py", env={"JOINT": "1"}))
+    plain Keras' own drift between one and two replicas. On the three-stage pair: on the one-stage pair the
+    drift (2e-4) sits near the tolerance (1e-4), and has passed it under load."""
+    _check(run_json_script("mirrored_run.py", env={"JOINT": "1", "STAGES": "3"}))
