@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+from testing_utils import TINY_MODEL_FLAG
 
 from keras_motivation import data
 from keras_motivation import models
@@ -115,7 +116,7 @@ def test_config_trains_two_steps_on_mock_data(path, tmp_path):
 def test_config_recipe_on_a_small_model(name, tmp_path):
     """The recipe of a slow config (optimizer, schedule, augmentation, data) on a small model."""
     path = [c for c in CONFIGS if os.path.basename(c) == name][0]
-    extra = SMALL.get(name, ["--pair=resnet8:resnet14", "--model_kwargs=width=4,stages=1"])
+    extra = SMALL.get(name, ["--pair=resnet8:resnet14", TINY_MODEL_FLAG])
     summary = _mock_run(path, tmp_path, extra)
     assert summary["activations"]["steps"] == 2
 
@@ -132,7 +133,7 @@ def test_transfer_from_a_motivated_model_with_a_new_head(tmp_path):
         "--batch_size=4",
         "--train_size=8",
         "--verbose=0",
-        "--model_kwargs=width=4,stages=1",
+        TINY_MODEL_FLAG,
         "--pair=resnet8:resnet14",
     ]
     source_dir = tmp_path / "source"

@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+from testing_utils import TINY_MODEL_FLAG
 from testing_utils import load_fashion_mnist
 from testing_utils import requires_fashion_mnist
 
@@ -49,7 +50,7 @@ def test_select_k_command_line(tmp_path):
             "--ks=3",
             "--folds=2",
             "--batch_size=32",
-            "--model_kwargs=width=4,stages=1",
+            TINY_MODEL_FLAG,
             f"--out={out}",
         ]
     )

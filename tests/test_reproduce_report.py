@@ -5,6 +5,7 @@ import os
 import sys
 
 import pytest
+from testing_utils import TINY_MODEL_FLAG
 from testing_utils import csv_rows
 from testing_utils import requires_fashion_mnist
 
@@ -22,7 +23,7 @@ def _text(path):
         return f.read()
 
 
-EXTRA = ["--train_size=256", "--batch_size=32", "--eval_size=128", "--model_kwargs=width=4,stages=1"]
+EXTRA = ["--train_size=256", "--batch_size=32", "--eval_size=128", TINY_MODEL_FLAG]
 
 
 @requires_fashion_mnist

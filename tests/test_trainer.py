@@ -12,6 +12,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from testing_utils import TINY_MODEL_FLAG
 from testing_utils import csv_rows
 from testing_utils import repository_env
 from testing_utils import requires_fashion_mnist
@@ -36,7 +37,7 @@ def tiny_args(workdir, *extra):
         "--eval_size=512",
         "--batch_size=32",
         "--epochs=2",
-        "--model_kwargs=width=4,stages=1",
+        TINY_MODEL_FLAG,
         "--verbose=0",
         f"--workdir={workdir}",
         *extra,

@@ -20,6 +20,8 @@ from keras_motivation.state import state_variable
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 SHAPE = (8, 8, 1)
+# The trainer tests' model: the quickstart's ResNets at width 4, one stage (tiny_pair's size).
+TINY_MODEL_FLAG = "--model_kwargs=width=4,stages=1"
 
 # The one skip condition of the tests on real images.
 requires_fashion_mnist = pytest.mark.skipif(
@@ -221,7 +223,7 @@ def quickstart_command(workdir, *args, eval_size=128):
         f"--eval_size={eval_size}",
         "--batch_size=32",
         "--epochs=2",
-        "--model_kwargs=width=4,stages=1",
+        TINY_MODEL_FLAG,
         f"--workdir={workdir}",
         *args,
     ]

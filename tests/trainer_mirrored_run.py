@@ -10,6 +10,9 @@ import tensorflow as tf  # noqa: E402
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testing_utils import TINY_MODEL_FLAG  # noqa: E402
+
 from keras_motivation import train  # noqa: E402
 from keras_motivation import trainer  # noqa: E402
 
@@ -21,7 +24,7 @@ common = [
     "--train_size=256",
     "--eval_size=64",
     "--epochs=1",
-    "--model_kwargs=width=4,stages=1",
+    TINY_MODEL_FLAG,
     "--verbose=0",
 ]
 try:

@@ -15,6 +15,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testing_utils import TINY_MODEL_FLAG  # noqa: E402
 from testing_utils import pause_at_step  # noqa: E402
 
 from keras_motivation import callbacks as callbacks_lib  # noqa: E402
@@ -45,7 +46,7 @@ config = train.config_from_args(
         "--batch_size=32",
         "--eval_size=64",
         "--epochs=2",
-        "--model_kwargs=width=4,stages=1",
+        TINY_MODEL_FLAG,
         "--verbose=0",
         "--deterministic",
         f"--workdir={workdir}",
