@@ -264,8 +264,8 @@ def test_steps_per_execution_gives_the_same_run(deterministic):
 
 
 # Slow (two XLA compilations, 28 s): by default the XLA case of
-# test_every_train_function_path_keeps_the_single_step_activation_sequence runs XLA at 1, 4 and 16
-# steps per call against Algorithm 1's replay.
+# test_every_train_function_path_keeps_the_single_step_activation_sequence runs XLA at 1 and 4
+# steps per call (4 ends each epoch inside a call, as 16 would) against Algorithm 1's replay.
 @pytest.mark.slow
 @pytest.mark.parametrize("steps_per_execution", [1, 3])  # 3: the TPU proxy, several steps per compiled call
 def test_jit_compile_runs_switches_under_xla(steps_per_execution):
@@ -301,12 +301,14 @@ def test_every_train_function_path_keeps_the_single_step_activation_sequence(jit
         request.getfixturevalue("deterministic")  # op determinism turns XLA off in Keras
     # 11 steps per epoch: steps_per_execution=4 ends each epoch on a partial
     # call, 16 runs a whole epoch in one call; one step per call is the reference.
+    # Under XLA 4 alone: an XLA compile is among the suite's dearest steps, and 16 takes 4's path there
+    # (the data runs out inside a call).
     ref_flags, ref_losses, ref = _recorded_run(1, jit_compile)
     assert ref.jit_compile == jit_compile
     assert len(ref_flags) == 22
     assert ref_flags == replay_algorithm_1(ref_losses, [11, 11], k=1)
     assert any(ref_flags) and not all(ref_flags), "no switch: the test would prove nothing"
-    for spe in (4, 16):
+    for spe in (4,) if jit_compile else (4, 16):
         flags, losses, model = _recorded_run(spe, jit_compile)
         assert flags == replay_algorithm_1(losses, [11, 11], k=1), spe
         assert flags == ref_flags, spe
