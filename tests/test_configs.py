@@ -16,11 +16,11 @@ from keras_motivation.data import sources
 CONFIGS = sorted(
     glob.glob(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "*.flags"))
 )
-# Tracing the train step of these pairs takes 1-3 minutes each on 2 CPU cores:
-# they run with -m slow; the default suite runs their recipe on a small model
-# of the same config (test_config_recipe_on_a_small_model). resnet_cifar100.flags
-# trains the pair of resnet_cifar10.flags (but its head), which runs by default.
+# Tracing the train step of these pairs takes 1-3 minutes each on 2 CPU cores
+# (ResNet-20/32: 25 s): they run with -m slow; the default suite runs their
+# recipe on a small model of the same config (test_config_recipe_on_a_small_model).
 SLOW = {
+    "resnet_cifar10.flags",
     "resnet_cifar100.flags",
     "resnet_imagenet.flags",
     "transfer_cifar10.flags",
@@ -106,6 +106,7 @@ def test_config_trains_two_steps_on_mock_data(path, tmp_path):
     sorted(
         SLOW
         - {
+            "resnet_cifar10.flags",  # its recipe on the small pair: test_transfer_from_a_motivated_model_...
             "transfer_cifar10.flags",
             "transfer_cifar100.flags",
             "transfer_oxford_flowers102.flags",
