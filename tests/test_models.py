@@ -203,6 +203,7 @@ def test_weights_map_validation_names_the_variables():
     # Depth maps, and EfficientNet B1->B2, which also widens (exact too: no layer mixes channels without weights).
     [
         "resnet8:resnet14",
+        "resnet8:resnet20",
         "resnet20:resnet32",
         "efficientnet_b0:efficientnet_b1",
         "efficientnet_b1:efficientnet_b2",

@@ -16,6 +16,7 @@ from keras_motivation.models.vit import vit
 
 PAIRS = (
     "resnet8:resnet14",
+    "resnet8:resnet20",  # the quickstart's base with a larger size gap (the study's second pair)
     "resnet20:resnet32",
     "resnet32:resnet44",
     "resnet44:resnet56",
