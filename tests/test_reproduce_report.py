@@ -298,3 +298,18 @@ def test_study_runs_only_the_named_arms_at_the_named_budgets(tmp_path, monkeypat
     calls.clear()
     pay_study.run(str(tmp_path), seeds=(1,), groups=("joint",), only=arms[:1], log=None)
     assert [(c[0], c[2]) for c in calls] == [("ep3", arms[:1]), ("ep6", arms[:1])]
+
+
+def test_study_trains_another_pair_when_asked(tmp_path, monkeypatch):
+    import pay_study
+    import reproduce
+
+    extras = []
+    monkeypatch.setattr(reproduce, "run_arms", lambda *a, extra=(), log=print, **k: extras.append(list(extra)) or [])
+    common = ["--out", str(tmp_path), "--groups=joint", "--arms=joint-lr0.1", "--epochs=3", "--seeds=0"]
+    pay_study.main([*common, "--pair=resnet8:resnet20"])
+    pay_study.main(common)
+    assert extras == [["--pair=resnet8:resnet20"], []]
+    with pytest.raises(SystemExit, match="Unknown --pair 'resnet8:nope': use one of "):
+        pay_study.main([*common, "--pair=resnet8:nope"])
+    assert len(extras) == 2, "a bad pair starts no run"

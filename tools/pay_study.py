@@ -368,6 +368,11 @@ def main(argv=None):
     p.add_argument(
         "--epochs", default="", help="only these budgets (comma-separated epochs, for example 3); default all"
     )
+    p.add_argument(
+        "--pair",
+        default="",
+        help="train this pair instead of the quickstart's (for example resnet8:resnet20), into its own --out",
+    )
     args = p.parse_args(argv)
     if args.table:
         print(tuned_table(args.out))
@@ -382,7 +387,16 @@ def main(argv=None):
     only = [a for a in args.arms.split(",") if a] or None
     seeds = [int(s) for s in args.seeds.split(",")]
     budgets = [int(e) for e in args.epochs.split(",") if e] or None
-    done = run(args.out, seeds, groups, only=only, epochs=budgets, log=lambda line: print(line, flush=True))
+    extra = []
+    if args.pair:
+        from keras_motivation import models
+
+        if args.pair not in models.list_pairs():
+            raise SystemExit(f"Unknown --pair {args.pair!r}: use one of {', '.join(models.list_pairs())}.")
+        extra = [f"--pair={args.pair}"]
+    done = run(
+        args.out, seeds, groups, only=only, epochs=budgets, extra=extra, log=lambda line: print(line, flush=True)
+    )
     print(f"{len(done)} runs in {args.out}; report: python tools/report.py {args.out} --out={args.out}/report")
 
 
