@@ -51,8 +51,9 @@ def test_mirrored_with_steps_per_execution(mirrored_reference, tmp_path):
     strict=True,
     reason="open: under MirroredStrategy the joint step gives the single-device activations and losses (rtol 1e-3), "
     "but BatchNorm betas drift 7.4e-3 relative on the three-stage pair (the paper's alternation: 3.9e-6, "
-    "plain Keras: 4.3e-6). Joint steps of one loss match (base_weight=0: 3.9e-6, motivated_weight=0: 4.3e-6); "
-    "the sum drifts, with one backward pass or one per loss alike; measured 2026-12-02, cause not found yet",
+    "plain Keras: 4.3e-6). It needs all of: both losses (base_weight=0: 3.9e-6, motivated_weight=0: 4.3e-6), "
+    "momentum (SGD without: 5.1e-6) and switches (Always(): 3.6e-6); the same at 2 steps per call, and with "
+    "one backward pass per loss; measured 2026-12-02, cause not found yet",
 )
 def test_mirrored_joint_steps_match_single_device():
     """The joint step (both models on one batch) under MirroredStrategy: same activations, weights within
