@@ -3,6 +3,8 @@
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 STUDY = os.path.join(ROOT, "tools", "examples", "pay_study")
@@ -54,17 +56,22 @@ def test_benchmark_tables_in_the_readme_are_what_bench_makes_of_the_committed_js
         assert not missing, f"README's table of {paths} differs from what bench.py makes of it: {missing[:2]}"
 
 
-def test_tuned_study_table_in_the_readme_matches_the_committed_summaries():
+@pytest.mark.parametrize(
+    "study, least_rows",
+    # The quickstart's pair; ResNet-8 -> ResNet-20, the second pair (X-C: the first pair's runs, the same network).
+    [("pay_study_tuned", 10), ("pay_study_tuned_resnet20", 8)],
+)
+def test_tuned_study_table_in_the_readme_matches_the_committed_summaries(study, least_rows):
     import pay_study
 
-    table = pay_study.tuned_table(os.path.join(ROOT, "tools", "examples", "pay_study_tuned"))
+    table = pay_study.tuned_table(os.path.join(ROOT, "tools", "examples", study))
     rows = _table_rows(table)
-    assert len(rows) > 10, "the committed tuned study: the learning-rate sweep and the joint arms"
+    assert len(rows) > least_rows, "the committed tuned study: the learning-rate sweep and the joint arms"
     # A row of one seed shows no spread (it has none measured); a row of three does.
     for row in rows[1:]:
         assert ("±" in row) == (row.split(" | ")[2] != "1"), row
     missing = [row for row in rows if row not in _readme_lines()]
-    assert not missing, f"README's tuned-study table differs from tools/examples/pay_study_tuned: {missing[:2]}"
+    assert not missing, f"README's tuned-study table differs from tools/examples/{study}: {missing[:2]}"
 
 
 def test_differential_gammas_in_the_readme_are_the_committed_ones():
