@@ -649,6 +649,8 @@ TABLE_COLUMNS = (
     ),
     Column("default BatchNorm option / private, per epoch", _cpu("h_recalibrated_vs_private_per_epoch"), ".3f"),
     Column("the same, per one-epoch fit (its end's recomputation)", _cpu("h_recalibrated_vs_private_per_fit"), ".2f"),
+    Column("joint step ms/step", _cpu_ms("joint"), ".3g"),
+    Column("joint step on every batch / plain fits of both models", _cpu("g_joint_vs_plain_both"), ".3f"),
 )
 
 # The summary printed after several settings: one row per setting.
@@ -662,6 +664,7 @@ SUMMARY_COLUMNS = (
     Column("k-condition / its steps as plain fits", _cpu("d_condition_vs_plain_steps"), ".3f"),
     Column("its update alone / plain base", _cpu("f_update_only_vs_plain_base"), ".3f"),
     Column("recalibrated / private, per epoch", _cpu("h_recalibrated_vs_private_per_epoch"), ".3f"),
+    Column("joint / plain both", _cpu("g_joint_vs_plain_both"), ".3f"),
 )
 
 
