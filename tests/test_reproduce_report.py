@@ -2,12 +2,17 @@
 
 import json
 import os
+import shutil
 import sys
 
+import numpy as np
 import pytest
 from testing_utils import TINY_MODEL_FLAG
 from testing_utils import csv_rows
 from testing_utils import requires_fashion_mnist
+from testing_utils import tiny_model
+
+from keras_motivation import weights_map as weights_map_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -313,3 +318,33 @@ def test_study_trains_another_pair_when_asked(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="Unknown --pair 'resnet8:nope': use one of "):
         pay_study.main([*common, "--pair=resnet8:nope"])
     assert len(extras) == 2, "a bad pair starts no run"
+
+
+def test_gamma_table_keeps_each_runs_gammas_beside_its_summary(tmp_path):
+    """The table reads a final model where there is one and writes its means to gammas.json, which
+    stands in for the model once it is gone (final models are not committed)."""
+    import pay_study
+
+    arm = tmp_path / "ep3" / "joint-lr0.1"
+    committed = os.path.join(TUNED, "ep3", "joint-lr0.1")
+    for seed in ("seed0", "seed1"):
+        os.makedirs(arm / seed)
+        shutil.copy(os.path.join(committed, seed, "summary.json"), arm / seed)
+    model = tiny_model()
+    rows = weights_map_lib.branch_gammas(model.weights_map)
+    assert any(d for *_, d, _ in rows) and any(not d for *_, d, _ in rows)
+    os.makedirs(arm / "seed0" / "final")
+    model.save(str(arm / "seed0" / "final" / "motivated_model.keras"))
+    with open(arm / "seed1" / pay_study.GAMMAS_FILE, "w") as f:
+        json.dump({"differential": 0.5, "shared": 1.5}, f)
+
+    line = pay_study.gamma_table(str(tmp_path)).splitlines()[-1].split(" | ")
+    written = _json(arm / "seed0" / pay_study.GAMMAS_FILE)
+    np.testing.assert_allclose(written["differential"], np.mean([g for *_, d, g in rows if d]), rtol=1e-6)
+    np.testing.assert_allclose(written["shared"], np.mean([g for *_, d, g in rows if not d]), rtol=1e-6)
+    assert line[:3] == ["| joint-lr0.1", "3", "2"]
+    assert float(line[3]) == pytest.approx((written["differential"] + 0.5) / 2, abs=5e-4)
+    assert float(line[4]) == pytest.approx((written["shared"] + 1.5) / 2, abs=5e-4)
+    # The final model gone, the table is the same.
+    shutil.rmtree(arm / "seed0" / "final")
+    assert pay_study.gamma_table(str(tmp_path)).splitlines()[-1].split(" | ") == line

@@ -37,6 +37,8 @@ FLAGFILE = os.path.join(ROOT, "configs", "quickstart.flags")
 FRONT_EPOCHS = (1, 2, 3, 4, 6)
 DUAL_EPOCHS = 3
 CHECK = "--statistics_check_batches=40"
+# A run's differential and shared gammas (`gamma_table`), kept where its final model is not.
+GAMMAS_FILE = "gammas.json"
 
 FRONT = {
     "X-C": ["--condition=never", "--differential_init=paper", "--bn_statistics=private"],
@@ -324,10 +326,12 @@ def tuned_table(out):
 def gamma_table(out):
     """Why the motivated model ends where it does: per dual arm, the mean |gamma| of the last BatchNorm of
     the differential blocks' residual branches at the end of training (0: the block is the identity),
-    next to the blocks the base shares, mean over the finished seeds."""
+    next to the blocks the base shares, mean over the finished seeds. Each run's two means are written
+    to its `gammas.json`, which is read where the final model is gone."""
     import keras
 
     import keras_motivation  # noqa: F401  (registers MotivatedModel for loading)
+    from keras_motivation import files as files_lib
     from keras_motivation import summary as summary_lib
     from keras_motivation import weights_map as weights_map_lib
 
@@ -340,11 +344,24 @@ def gamma_table(out):
             continue
         differential, shared = [], []
         for seed in sorted(os.listdir(os.path.join(out, f"ep{epochs}", arm))):
-            path = os.path.join(out, f"ep{epochs}", arm, seed, "final", "motivated_model.keras")
+            run_dir = os.path.join(out, f"ep{epochs}", arm, seed)
+            path = os.path.join(run_dir, "final", "motivated_model.keras")
+            record = os.path.join(run_dir, GAMMAS_FILE)
             if os.path.exists(path):
                 rows = weights_map_lib.branch_gammas(keras.models.load_model(path).weights_map)
-                differential.append(statistics.mean(g for *_, d, g in rows if d))
-                shared.append(statistics.mean(g for *_, d, g in rows if not d))
+                gammas = {
+                    "differential": statistics.mean(g for *_, d, g in rows if d),
+                    "shared": statistics.mean(g for *_, d, g in rows if not d),
+                }
+                # Kept beside summary.json (and committed with it): the final models are not.
+                files_lib.atomic_write(record, json.dumps(gammas, indent=2) + "\n")
+            elif os.path.exists(record):
+                with open(record) as f:
+                    gammas = json.load(f)
+            else:
+                continue
+            differential.append(gammas["differential"])
+            shared.append(gammas["shared"])
         if not differential:
             continue
         gap = statistics.mean(
