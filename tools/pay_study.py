@@ -326,8 +326,8 @@ def tuned_table(out):
 def gamma_table(out):
     """Why the motivated model ends where it does: per dual arm, the mean |gamma| of the last BatchNorm of
     the differential blocks' residual branches at the end of training (0: the block is the identity),
-    next to the blocks the base shares, mean over the finished seeds. Each run's two means are written
-    to its `gammas.json`, which is read where the final model is gone."""
+    next to the blocks the base shares, and the two models' gap, each the mean over the seeds with gammas.
+    Each run's two means are written to its `gammas.json`, which is read where the final model is gone."""
     import keras
 
     import keras_motivation  # noqa: F401  (registers MotivatedModel for loading)
@@ -339,10 +339,10 @@ def gamma_table(out):
         "| arm | epochs | seeds | differential blocks' mean abs gamma | shared blocks' | motivated − base % |",
         "|---|---|---|---|---|---|",
     ]
-    for (epochs, arm), members in sorted(_summaries(out).items()):
+    for epochs, arm in sorted(_summaries(out)):
         if arm.startswith(("X-C", "Y-C")):
             continue
-        differential, shared = [], []
+        differential, shared, gaps = [], [], []
         for seed in sorted(os.listdir(os.path.join(out, f"ep{epochs}", arm))):
             run_dir = os.path.join(out, f"ep{epochs}", arm, seed)
             path = os.path.join(run_dir, "final", "motivated_model.keras")
@@ -360,13 +360,14 @@ def gamma_table(out):
                     gammas = json.load(f)
             else:
                 continue
+            with open(os.path.join(run_dir, "summary.json")) as f:
+                summary = json.load(f)
             differential.append(gammas["differential"])
             shared.append(gammas["shared"])
+            gaps.append(100 * (summary_lib.accuracy(summary, "motivated") - summary_lib.accuracy(summary, "base")))
         if not differential:
             continue
-        gap = statistics.mean(
-            100 * (summary_lib.accuracy(s, "motivated") - summary_lib.accuracy(s, "base")) for s in members
-        )
+        gap = statistics.mean(gaps)
         lines.append(
             f"| {arm} | {epochs} | {len(differential)} | {statistics.mean(differential):.3f} | "
             f"{statistics.mean(shared):.3f} | {gap:+.2f} |"
