@@ -228,10 +228,15 @@ def test_every_column_of_the_results_says_what_it_holds():
     assert line.split(" | ")[4:6] == ["18.85", f"{mean_dual / 1e6:.2f}"]
 
 
-def test_one_seed_shows_no_spread():
+def test_one_seed_shows_no_spread(tmp_path):
     import report
 
-    rows = report.rows_for(report.find_runs([TUNED]))
+    # An arm of one seed beside one of three, from the committed runs.
+    for arm, seeds in (("Y-C-lr0.4", ("seed0",)), ("X-C-lr0.4", ("seed0", "seed1", "seed2"))):
+        for seed in seeds:
+            shutil.copytree(os.path.join(TUNED, "ep3", arm, seed), tmp_path / "ep3" / arm / seed)
+    rows = report.rows_for(report.find_runs([str(tmp_path)]))
+    assert sorted(r["seeds"] for r in rows) == [1, 3]
     one = [r for r in rows if r["seeds"] == 1]
     assert one and all(r["accuracy_std"] is None for r in one)
     for line in report.markdown(rows).splitlines():
