@@ -202,6 +202,37 @@ def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, determi
     assert again["base"]["accuracy"] == pytest.approx(resumed["base"]["accuracy"])
 
 
+@requires_fashion_mnist
+def test_a_joint_run_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, deterministic):
+    """Joint steps (and the base's own BatchNorm statistics they move) come back from a mid-epoch backup."""
+    flags = ("--deterministic", "--joint", "--k=1", "--backup_every=3")
+    full = trainer.run(tiny(tmp_path / "full", *flags))
+    assert full["joint"] == {"base_weight": 1.0, "distillation": 0.0}
+    original = callbacks_lib.BatchLog.on_train_batch_end
+
+    def kill_at_step_11(self, batch, logs=None):
+        original(self, batch, logs)
+        if self.model.counters()["steps"] == 11:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(callbacks_lib.BatchLog, "on_train_batch_end", kill_at_step_11)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run(tiny(tmp_path / "resumed", *flags))
+    monkeypatch.setattr(callbacks_lib.BatchLog, "on_train_batch_end", original)
+    resumed = trainer.run(tiny(tmp_path / "resumed", *flags))
+    assert resumed["resumed_from_step"] == 9
+    a, b = (csv_rows(tmp_path / run / "batches.csv") for run in ("full", "resumed"))
+    assert [r["motivated"] for r in b] == [r["motivated"] for r in a]
+    assert 0 < sum(int(r["motivated"]) for r in a) < len(a)
+    np.testing.assert_allclose([float(r["batch_loss"]) for r in b], [float(r["batch_loss"]) for r in a], rtol=1e-5)
+    assert resumed["activations"] == full["activations"]
+    wa, wb = (
+        keras.models.load_model(tmp_path / run / "final" / "motivated_model.keras") for run in ("full", "resumed")
+    )
+    for x, y in zip(wa.weights, wb.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6, err_msg=x.path)
+
+
 def _stopped_by_sigterm(workdir, at_step, *flags):
     """The tiny run as `python -m keras_motivation.train` (tests/trainer_signal_run.py) sent SIGTERM once
     `at_step` steps are trained, as if it came during the call that ends there: (return code, the lines of
