@@ -81,7 +81,7 @@ JOINT_EPOCHS = (3, 6)
 # re-warmed rate, from the identity start, from a last gamma of 0.25 and from
 # the paper's start (the differential layers as initialised, not function-
 # preserving); the paper's trigger with joint steps; joint with in-place
-# distillation.
+# distillation; and, for comparison, the trainer's defaults.
 PAPER_PRIVATE = ["--differential_init=paper", "--bn_statistics=private"]
 JOINT = {
     "joint-lr0.05": ["--condition=always", "--joint", *PAPER_PRIVATE, "--learning_rate=0.05"],
@@ -132,6 +132,9 @@ JOINT = {
         *PAPER_PRIVATE,
         "--learning_rate=0.1",
     ],
+    # The trainer's defaults (the trigger with k = 3, no joint step, the identity start, recalibrated
+    # statistics) at the joint arms' rate: where a user who changes nothing stands against the front.
+    "defaults-k3-lr0.1": ["--k=3", "--learning_rate=0.1"],
 }
 GROUPS = ("bn", "front", "policies", "tune", "tuned_front", "joint")
 
