@@ -342,9 +342,9 @@ def test_conditions_that_select_before_the_step_follow_their_schedule(steps_per_
     }
 
 
-@pytest.mark.parametrize("steps_per_execution", [1, 4])
-def test_one_trace_per_fit_whatever_the_switches(steps_per_execution, monkeypatch):
-    model = tiny_model(conditions.ConsecutiveDecrease(1))
+@pytest.mark.parametrize("steps_per_execution, joint", [(1, False), (4, False), (1, True), (4, True)])
+def test_one_trace_per_fit_whatever_the_switches(steps_per_execution, joint, monkeypatch):
+    model = tiny_model(conditions.ConsecutiveDecrease(1), joint=joint)
     model.compile(
         optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
         loss="sparse_categorical_crossentropy",

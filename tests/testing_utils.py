@@ -105,11 +105,17 @@ def tiny_model(
     bn_statistics="recalibrated",
     steps_per_execution=1,
     jit_compile=False,
+    joint=None,
     **kwargs,
 ):
     base, motivated = tiny_pair(**kwargs)
     model = km.MotivatedModel(
-        base, motivated, "resnet_depth", condition or km.conditions.ConsecutiveDecrease(2), bn_statistics=bn_statistics
+        base,
+        motivated,
+        "resnet_depth",
+        condition or km.conditions.ConsecutiveDecrease(2),
+        bn_statistics=bn_statistics,
+        joint=joint,
     )
     model.compile(
         optimizer=optimizer or keras.optimizers.SGD(0.05, momentum=0.9),
