@@ -30,8 +30,8 @@ STEPS_PER_EXECUTION = int(os.environ.get("STEPS_PER_EXECUTION", "1"))
 JOINT = bool(os.environ.get("JOINT"))
 # STAGES=3: the three-stage pair instead of the tests' one-stage one.
 STAGES = int(os.environ.get("STAGES", "1"))
-# FLOATX=float64: models and data in float64, where the rounding Keras' synchronized
-# BatchNorm amplifies (see test_mirrored_strategy.py) is ~1e-15.
+# FLOATX=float64: models and data in float64, where rounding (which the dual runs of the
+# tiny pair amplify in float32, see test_mirrored_strategy.py) is ~1e-15.
 FLOATX = os.environ.get("FLOATX", "float32")
 keras.config.set_floatx(FLOATX)
 
