@@ -142,33 +142,38 @@ def test_quickstart_writes_the_workdir(quickstart):
     assert "summary.json" in text and "tensorboard" in text
 
 
+class Killed(Exception):
+    pass
+
+
+def _killed_at_step(config, step, monkeypatch):
+    """Runs `config` until its `step`-th step is logged, then kills it (as a crash would, no save)."""
+    original = callbacks_lib.BatchLog.on_train_batch_end
+
+    def kill(self, batch, logs=None):
+        original(self, batch, logs)
+        if self.model.counters()["steps"] == step:
+            raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(callbacks_lib.BatchLog, "on_train_batch_end", kill)
+        with pytest.raises(Killed):
+            trainer.run(config)
+
+
 @requires_fashion_mnist
 @pytest.mark.xdist_group("quickstart")
 def test_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, deterministic, quickstart, capsys):
     full_config, full = quickstart  # uninterrupted, backed up at epoch ends only
-
-    class Killed(Exception):
-        pass
-
-    original = callbacks_lib.BatchLog.on_train_batch_end
-
-    def kill_at_step_12(self, batch, logs=None):
-        original(self, batch, logs)
-        if self.model.counters()["steps"] == 12:
-            raise Killed
-
     # --backup_every may change on resume: it does not change what is trained.
     config = tiny(tmp_path / "resumed", "--deterministic", "--backup_every=3")
-    monkeypatch.setattr(callbacks_lib.BatchLog, "on_train_batch_end", kill_at_step_12)
-    with pytest.raises(Killed):
-        trainer.run(config)
+    _killed_at_step(config, 12, monkeypatch)
     with open(tmp_path / "resumed" / "backup" / "state.json") as f:
         state = json.load(f)
     # Backups at steps 3, 6, 8 (epoch end) and 9: every 3 steps counted from the start of the run, not
     # from the last epoch end (which gave 11); the kill at step 12 comes before its backup.
     assert {k: state[k] for k in ("steps", "epoch", "batch")} == {"steps": 9, "epoch": 1, "batch": 1}
     assert state["cpu_time_s"] > 0 and state["wall_clock_s"] > 0
-    monkeypatch.setattr(callbacks_lib.BatchLog, "on_train_batch_end", original)
     capsys.readouterr()
     resumed = trainer.run(config)
     # One line says where the run resumes; the summary keeps it.
@@ -208,17 +213,7 @@ def test_a_joint_run_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypa
     flags = ("--deterministic", "--joint", "--k=1", "--backup_every=3")
     full = trainer.run(tiny(tmp_path / "full", *flags))
     assert full["joint"] == {"base_weight": 1.0, "distillation": 0.0}
-    original = callbacks_lib.BatchLog.on_train_batch_end
-
-    def kill_at_step_11(self, batch, logs=None):
-        original(self, batch, logs)
-        if self.model.counters()["steps"] == 11:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(callbacks_lib.BatchLog, "on_train_batch_end", kill_at_step_11)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.run(tiny(tmp_path / "resumed", *flags))
-    monkeypatch.setattr(callbacks_lib.BatchLog, "on_train_batch_end", original)
+    _killed_at_step(tiny(tmp_path / "resumed", *flags), 11, monkeypatch)
     resumed = trainer.run(tiny(tmp_path / "resumed", *flags))
     assert resumed["resumed_from_step"] == 9
     a, b = (csv_rows(tmp_path / run / "batches.csv") for run in ("full", "resumed"))

@@ -350,8 +350,8 @@ def gamma_table(out):
             run_dir = os.path.join(out, f"ep{epochs}", arm, seed)
             path = os.path.join(run_dir, "final", "motivated_model.keras")
             record = os.path.join(run_dir, GAMMAS_FILE)
-            if not os.path.exists(os.path.join(run_dir, "summary.json")):
-                continue  # not finished
+            if not reproduce.finished(run_dir):
+                continue
             if os.path.exists(path):
                 rows = weights_map_lib.branch_gammas(keras.models.load_model(path).weights_map)
                 gammas = {
