@@ -1,6 +1,8 @@
 """config.py: each configuration fact once (help in the fields, lists next to their builders), and the command line."""
 
 import dataclasses
+import json
+import os
 import re
 
 import keras
@@ -107,6 +109,47 @@ def test_command_line_to_config():
         config_lib.parse_kwargs("width")
 
 
+POLICY_FIELDS = ("condition", "joint", "joint_base_weight", "distillation", "differential_init", "rewarm_epochs")
+
+
+def test_the_default_policy_is_the_studys_growth_arm():
+    """The trainer's default is the arm README "Does it pay?" measured on both pairs, flag for flag."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+    import pay_study
+
+    arm = pay_study.JOINT[pay_study.DEFAULT_ARM]
+    measured = config_lib.config_from_args(["prog", *arm])
+    default = TrainConfig(learning_rate=measured.learning_rate)
+    assert {f: getattr(default, f) for f in POLICY_FIELDS} == {f: getattr(measured, f) for f in POLICY_FIELDS}
+    assert default.bn_statistics == measured.bn_statistics
+    assert (default.condition, default.joint, default.rewarm_epochs) == ("growth:epochs=0.45", True, 0.1)
+
+
+@pytest.mark.parametrize("condition", ["consecutive", "never", "always", "random_share:share=0.5", "ema"])
+def test_other_conditions_keep_the_papers_alternation_unless_asked(condition):
+    config = TrainConfig(condition=condition).validate()
+    assert (config.joint, config.differential_init, config.rewarm_epochs) == (False, "identity", 0.0)
+    asked = config_lib.config_from_args(["prog", f"--condition={condition}", "--joint", "--differential_init=paper"])
+    assert (asked.joint, asked.differential_init, asked.rewarm_epochs) == (True, "paper", 0.0)
+
+
+def test_set_policy_flags_win_over_the_growth_defaults_and_are_saved_resolved():
+    config = config_lib.config_from_args(["prog", "--nojoint", "--rewarm_epochs=0", "--differential_init=identity"])
+    assert (config.condition, config.joint, config.rewarm_epochs, config.differential_init) == (
+        "growth:epochs=0.45",
+        False,
+        0.0,
+        "identity",
+    )
+    # config.json holds the values the run used, not "unset": a resumed run compares like with like.
+    saved = json.loads(TrainConfig().to_json())
+    assert (saved["joint"], saved["differential_init"], saved["rewarm_epochs"]) == (True, "identity:gamma=0.25", 0.1)
+    assert TrainConfig.from_json(TrainConfig().to_json()) == TrainConfig()
+    assert not TrainConfig().incompatibilities(config_lib.config_from_args(["prog"]))
+
+
 def test_old_names_still_work():
     # The command-line helpers moved to config.py; train.py still offers them.
     assert train.config_from_args is config_lib.config_from_args
@@ -149,10 +192,10 @@ def test_differential_init_specs(spec, start):
         ({"differential_init": "paper:gamma=0.1"}, "must be paper, identity or identity:gamma=G,noise=S"),
         ({"differential_init": "identity:gamma=-1"}, "bad part 'gamma=-1'"),
         ({"differential_init": "identity:beta=1"}, "bad part 'beta=1'"),
-        ({"distillation": 0.5}, "add --joint"),
+        ({"condition": "consecutive", "distillation": 0.5}, "add --joint"),
         ({"joint": True, "distillation": 1.5}, "--distillation must be in"),
         ({"rewarm_epochs": -1.0}, "--rewarm_epochs must be >= 0"),
-        ({"rewarm_epochs": 0.1}, "use it with --condition=growth"),
+        ({"condition": "consecutive", "rewarm_epochs": 0.1}, "use it with --condition=growth"),
         ({"backup_every": 0}, "--backup_every must be >= 1"),
         ({"backup_every_s": -1.0}, r"--backup_every_s must be >= 0 \(0: off\)"),
     ],

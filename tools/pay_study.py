@@ -81,7 +81,7 @@ JOINT_EPOCHS = (3, 6)
 # re-warmed rate, from the identity start, from a last gamma of 0.25 and from
 # the paper's start (the differential layers as initialised, not function-
 # preserving); the paper's trigger with joint steps; joint with in-place
-# distillation; and, for comparison, the trainer's defaults.
+# distillation; and, for comparison, the trainer's former defaults (the trigger with k = 3).
 PAPER_PRIVATE = ["--differential_init=paper", "--bn_statistics=private"]
 JOINT = {
     "joint-lr0.05": ["--condition=always", "--joint", *PAPER_PRIVATE, "--learning_rate=0.05"],
@@ -117,9 +117,28 @@ JOINT = {
         "--rewarm_epochs=0.1",
         "--learning_rate=0.1",
     ],
+    # The same with the statistics option that is the trainer's default (recomputed when read).
+    "grow0.45-joint-gamma0.25-rewarm0.1-recalibrated-lr0.1": [
+        "--condition=growth:epochs=0.45",
+        "--joint",
+        "--differential_init=identity:gamma=0.25",
+        "--bn_statistics=recalibrated",
+        "--rewarm_epochs=0.1",
+        "--learning_rate=0.1",
+    ],
     "grow0.45-joint-paper-rewarm0.1-lr0.1": [
         "--condition=growth:epochs=0.45",
         "--joint",
+        *PAPER_PRIVATE,
+        "--rewarm_epochs=0.1",
+        "--learning_rate=0.1",
+    ],
+    # Growth from the paper's start with the base's loss weighted 2: the paper's start gave the bigger model
+    # the most and cost the base; the weight gave the base back on every batch (6 epochs).
+    "grow0.45-joint-paper-bw2-rewarm0.1-lr0.1": [
+        "--condition=growth:epochs=0.45",
+        "--joint",
+        "--joint_base_weight=2",
         *PAPER_PRIVATE,
         "--rewarm_epochs=0.1",
         "--learning_rate=0.1",
@@ -132,10 +151,12 @@ JOINT = {
         *PAPER_PRIVATE,
         "--learning_rate=0.1",
     ],
-    # The trainer's defaults (the trigger with k = 3, no joint step, the identity start, recalibrated
-    # statistics) at the joint arms' rate: where a user who changes nothing stands against the front.
+    # The trainer's defaults before growth became the default (the trigger with k = 3, no joint step, the
+    # identity start, recalibrated statistics) at the joint arms' rate; the quickstart's flags give the rest.
     "defaults-k3-lr0.1": ["--k=3", "--learning_rate=0.1"],
 }
+# The arm the trainer's defaults are (tests/test_config.py checks them flag for flag).
+DEFAULT_ARM = "grow0.45-joint-gamma0.25-rewarm0.1-recalibrated-lr0.1"
 GROUPS = ("bn", "front", "policies", "tune", "tuned_front", "joint")
 
 
