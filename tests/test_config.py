@@ -162,6 +162,18 @@ def test_build_motivated_model_builds_two_distinct_models():
     assert model.base.name != model.motivated.name
 
 
+def test_a_default_config_builds_the_default_policy():
+    """No policy flag: joint steps, differential gammas at 0.25, the rate re-warmed at the growth step."""
+    config = TrainConfig(model_kwargs={"width": 4}, epochs=2, learning_rate=0.1, schedule="constant").validate()
+    model = trainer.build_motivated_model(config, num_classes=10, shape=(28, 28, 1))
+    assert model.joint is not None and type(model.condition).__name__ == "Growth"
+    differential = [g for *_, d, g in weights_map.branch_gammas(model.weights_map) if d]
+    assert differential and all(abs(g - 0.25) < 1e-6 for g in differential)
+    lr = recipes.learning_rate(config, 100)  # growth at step 45, re-warmed over 10 steps
+    assert isinstance(lr, recipes.Rewarmed) and (lr.at_step, lr.warmup_steps) == (45, 10)
+    assert [round(float(lr(step)), 4) for step in (44, 45, 54)] == [0.1, 0.01, 0.1]
+
+
 def test_condition_help_names_every_condition():
     import re
 

@@ -172,3 +172,22 @@ def test_transfer_from_a_motivated_model_with_a_new_head(tmp_path):
     assert model.motivated.get_layer("logits").kernel.shape[-1] == 100
     assert src.get_layer("logits").kernel.shape[-1] == 10
     assert summary["num_classes"] == 100 and summary["activations"]["steps"] == 2
+
+
+def test_the_quickstart_runs_the_papers_trigger_and_names_the_default_policys_command():
+    import shlex
+
+    from keras_motivation.config import TrainConfig
+
+    path = next(c for c in CONFIGS if os.path.basename(c) == "quickstart.flags")
+    quickstart = train.config_from_args(["train", f"--flagfile={path}"])
+    assert (quickstart.condition, quickstart.k, quickstart.joint) == ("consecutive", 2, False)
+    with open(path) as f:
+        # The indented comment lines: the command, continued with backslashes.
+        comment = "".join(line[1:].strip().rstrip("\\") + " " for line in f if line.startswith("#  "))
+    argv = shlex.split(comment)
+    assert argv[:3] == ["python", "-m", "keras_motivation.train"] and argv[3] == "--flagfile=configs/quickstart.flags"
+    growth = train.config_from_args(["train", f"--flagfile={path}", *argv[4:]])
+    default = TrainConfig()
+    fields = ("condition", "joint", "differential_init", "rewarm_epochs", "bn_statistics", "learning_rate")
+    assert {f: getattr(growth, f) for f in fields} == {f: getattr(default, f) for f in fields}
