@@ -85,13 +85,14 @@ def _or(names):
 
 
 # The trainer's default policy (README "Does it pay?"): growth after 0.45 epochs of the base alone, then joint
-# steps, from a last differential gamma of 0.25, the rate re-warmed over 0.1 epochs. The fields below default to
-# None and take the value of the condition's row when the config is made, so that a run with another condition
-# (the paper's trigger, never, always) keeps the paper's alternation unless it asks otherwise.
+# steps with the base's loss weighted 2, the differential layers as initialised (the paper's start) at the growth
+# point, the rate re-warmed over 0.1 epochs. The fields below default to None and take the value of the
+# condition's row when the config is made, so that a run with another condition (the paper's trigger, never,
+# always) keeps the paper's alternation unless it asks otherwise.
 DEFAULT_CONDITION = "growth:epochs=0.45"
 POLICY_DEFAULTS = {
-    "growth": {"joint": True, "differential_init": "identity:gamma=0.25", "rewarm_epochs": 0.1},
-    None: {"joint": False, "differential_init": "identity", "rewarm_epochs": 0.0},
+    "growth": {"joint": True, "joint_base_weight": 2.0, "differential_init": "paper", "rewarm_epochs": 0.1},
+    None: {"joint": False, "joint_base_weight": 1.0, "differential_init": "identity", "rewarm_epochs": 0.0},
 }
 
 
@@ -141,7 +142,11 @@ class TrainConfig:
         "weights (loss = motivated loss + joint_base_weight x base loss); the nested-network way. Default: "
         + _policy_help("joint"),
     )
-    joint_base_weight: float = _field(1.0, "Weight of the base's loss in a joint step.")
+    joint_base_weight: float | None = _field(
+        None,
+        "Weight of the base's loss in a joint step. Default: "
+        + _policy_help("joint_base_weight").replace(" with", " with --joint and"),
+    )
     distillation: float = _field(
         0.0, "Share of the base's loss in a joint step taken from the motivated model's predictions (0 to 1)."
     )
@@ -238,7 +243,8 @@ class TrainConfig:
         defaults = POLICY_DEFAULTS.get(self.condition.partition(":")[0], POLICY_DEFAULTS[None])
         for name, value in defaults.items():
             if getattr(self, name) is None:
-                setattr(self, name, value)
+                # The base's weight belongs to the joint step: without one it stays 1 (which validate expects).
+                setattr(self, name, value if name != "joint_base_weight" or self.joint else 1.0)
 
     def validate(self):
         """Raises ConfigError (one line) for values no run can use."""

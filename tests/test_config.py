@@ -130,9 +130,15 @@ def test_the_default_policy_is_the_studys_growth_arm():
 @pytest.mark.parametrize("condition", ["consecutive", "never", "always", "random_share:share=0.5", "ema"])
 def test_other_conditions_keep_the_papers_alternation_unless_asked(condition):
     config = TrainConfig(condition=condition).validate()
-    assert (config.joint, config.differential_init, config.rewarm_epochs) == (False, "identity", 0.0)
+    policy = (config.joint, config.joint_base_weight, config.differential_init, config.rewarm_epochs)
+    assert policy == (False, 1.0, "identity", 0.0)
     asked = config_lib.config_from_args(["prog", f"--condition={condition}", "--joint", "--differential_init=paper"])
-    assert (asked.joint, asked.differential_init, asked.rewarm_epochs) == (True, "paper", 0.0)
+    assert (asked.joint, asked.joint_base_weight, asked.differential_init, asked.rewarm_epochs) == (
+        True,
+        1.0,
+        "paper",
+        0.0,
+    )
 
 
 def test_set_policy_flags_win_over_the_growth_defaults_and_are_saved_resolved():
@@ -143,9 +149,12 @@ def test_set_policy_flags_win_over_the_growth_defaults_and_are_saved_resolved():
         0.0,
         "identity",
     )
+    assert config.validate().joint_base_weight == 1.0  # no joint step: no weight of its base loss
+    assert config_lib.config_from_args(["prog", "--joint_base_weight=1"]).joint_base_weight == 1.0
     # config.json holds the values the run used, not "unset": a resumed run compares like with like.
     saved = json.loads(TrainConfig().to_json())
-    assert (saved["joint"], saved["differential_init"], saved["rewarm_epochs"]) == (True, "identity:gamma=0.25", 0.1)
+    policy = ("joint", "joint_base_weight", "differential_init", "rewarm_epochs")
+    assert [saved[name] for name in policy] == [True, 2.0, "paper", 0.1]
     assert TrainConfig.from_json(TrainConfig().to_json()) == TrainConfig()
     assert not TrainConfig().incompatibilities(config_lib.config_from_args(["prog"]))
 
@@ -163,12 +172,14 @@ def test_build_motivated_model_builds_two_distinct_models():
 
 
 def test_a_default_config_builds_the_default_policy():
-    """No policy flag: joint steps, differential gammas at 0.25, the rate re-warmed at the growth step."""
+    """No policy flag: growth, joint steps with the base's loss weighted 2, the differential layers as
+    initialised (the paper's start), the rate re-warmed at the growth step."""
     config = TrainConfig(model_kwargs={"width": 4}, epochs=2, learning_rate=0.1, schedule="constant").validate()
     model = trainer.build_motivated_model(config, num_classes=10, shape=(28, 28, 1))
-    assert model.joint is not None and type(model.condition).__name__ == "Growth"
+    assert type(model.condition).__name__ == "Growth"
+    assert model.joint.get_config()["base_weight"] == 2.0
     differential = [g for *_, d, g in weights_map.branch_gammas(model.weights_map) if d]
-    assert differential and all(abs(g - 0.25) < 1e-6 for g in differential)
+    assert differential and all(abs(g - 1.0) < 1e-6 for g in differential)  # Keras' initial gamma: no start
     lr = recipes.learning_rate(config, 100)  # growth at step 45, re-warmed over 10 steps
     assert isinstance(lr, recipes.Rewarmed) and (lr.at_step, lr.warmup_steps) == (45, 10)
     assert [round(float(lr(step)), 4) for step in (44, 45, 54)] == [0.1, 0.01, 0.1]

@@ -189,5 +189,13 @@ def test_the_quickstart_runs_the_papers_trigger_and_names_the_default_policys_co
     assert argv[:3] == ["python", "-m", "keras_motivation.train"] and argv[3] == "--flagfile=configs/quickstart.flags"
     growth = train.config_from_args(["train", f"--flagfile={path}", *argv[4:]])
     default = TrainConfig()
-    fields = ("condition", "joint", "differential_init", "rewarm_epochs", "bn_statistics", "learning_rate")
+    fields = (
+        "condition",
+        "joint",
+        "joint_base_weight",
+        "differential_init",
+        "rewarm_epochs",
+        "bn_statistics",
+        "learning_rate",
+    )
     assert {f: getattr(growth, f) for f in fields} == {f: getattr(default, f) for f in fields}

@@ -143,6 +143,16 @@ JOINT = {
         "--rewarm_epochs=0.1",
         "--learning_rate=0.1",
     ],
+    # The same with the statistics option that is the trainer's default (recomputed when read).
+    "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1": [
+        "--condition=growth:epochs=0.45",
+        "--joint",
+        "--joint_base_weight=2",
+        "--differential_init=paper",
+        "--bn_statistics=recalibrated",
+        "--rewarm_epochs=0.1",
+        "--learning_rate=0.1",
+    ],
     "k2-joint-lr0.1": ["--k=2", "--joint", *PAPER_PRIVATE, "--learning_rate=0.1"],
     "joint-distill0.5-lr0.1": [
         "--condition=always",
@@ -156,7 +166,7 @@ JOINT = {
     "defaults-k3-lr0.1": ["--k=3", "--learning_rate=0.1"],
 }
 # The arm the trainer's defaults are (tests/test_config.py checks them flag for flag).
-DEFAULT_ARM = "grow0.45-joint-gamma0.25-rewarm0.1-recalibrated-lr0.1"
+DEFAULT_ARM = "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1"
 GROUPS = ("bn", "front", "policies", "tune", "tuned_front", "joint")
 
 
