@@ -117,12 +117,12 @@ class TrainConfig:
     model_kwargs: dict = _field(
         None, "Extra model arguments as key=value,... (e.g. width=8,weight_decay=2.5e-4).", factory=dict
     )
-    # Growth with joint steps is the policy measured closest to both separately trained networks on two pairs
-    # (README "Does it pay?"); the paper's flagfiles and the quickstart set the paper's trigger.
+    # Growth with joint steps (POLICY_DEFAULTS) is the policy measured closest to both separately trained
+    # networks on two pairs (README "Does it pay?"); the paper's flagfiles and the quickstart set the paper's.
     condition: str = _field(
         DEFAULT_CONDITION,
-        f"{conditions.flag_help()} The default (growth, with the joint step, the start and the re-warm-up below) "
-        "is measured in README 'Does it pay?'.",
+        f"{conditions.flag_help()} The default (growth, with the joint step, its base weight, the start and the "
+        "re-warm-up below) is measured in README 'Does it pay?'.",
     )
     # 3 paid best of the trigger's k in README "Does it pay?"; the paper's flagfiles set its 2.
     k: int = _field(
