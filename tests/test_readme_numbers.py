@@ -88,3 +88,23 @@ def test_differential_gammas_in_the_readme_are_the_committed_ones(study, least_r
         assert _table_rows(pay_study.gamma_table(path)) == rows
     missing = [row for row in rows if row not in _readme_lines()]
     assert not missing, f"README's gamma table differs from tools/examples/{study}/gammas.md: {missing[:2]}"
+
+
+def test_the_second_pairs_statistics_check_in_the_readme_is_the_committed_one():
+    import glob
+    import json
+    import statistics
+
+    pattern = "pay_study_tuned_resnet20/ep6/grow0.45-joint-paper-bw2-rewarm0.1-lr0.1/seed*/statistics_check.json"
+    checks = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "tools", "examples", pattern))):
+        with open(path) as f:
+            checks.append(json.load(f))
+    assert len(checks) == 3
+    figures = []
+    for model in ("base", "motivated"):
+        values = [100 * c[model]["recomputed"] for c in checks]
+        figures.append(f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}%")
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = " ".join(f.read().split())
+    assert f"{figures[0]} and {figures[1]}" in text, figures
