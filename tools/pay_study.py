@@ -83,6 +83,19 @@ JOINT_EPOCHS = (3, 6)
 # preserving); the paper's trigger with joint steps; joint with in-place
 # distillation; and, for comparison, the trainer's former defaults (the trigger with k = 3).
 PAPER_PRIVATE = ["--differential_init=paper", "--bn_statistics=private"]
+GROWTH = ["--condition=growth:epochs=0.45", "--joint"]
+REWARM = ["--rewarm_epochs=0.1", "--learning_rate=0.1"]
+GROW_GAMMA = [*GROWTH, "--differential_init=identity:gamma=0.25", "--bn_statistics=private", *REWARM]
+# Growth from the paper's start with the base's loss weighted 2: the paper's start gave the bigger model the
+# most and cost the base; the weight gave the base back on every batch (6 epochs).
+GROW_PAPER_BW2 = [*GROWTH, "--joint_base_weight=2", *PAPER_PRIVATE, *REWARM]
+
+
+def _recalibrated(flags):
+    """`flags` with the statistics option that is the trainer's default (recomputed when read)."""
+    return [f for f in flags if not f.startswith("--bn_statistics=")] + ["--bn_statistics=recalibrated"]
+
+
 JOINT = {
     "joint-lr0.05": ["--condition=always", "--joint", *PAPER_PRIVATE, "--learning_rate=0.05"],
     "joint-lr0.1": ["--condition=always", "--joint", *PAPER_PRIVATE, "--learning_rate=0.1"],
@@ -109,23 +122,8 @@ JOINT = {
         "--rewarm_epochs=0.1",
         "--learning_rate=0.1",
     ],
-    "grow0.45-joint-gamma0.25-rewarm0.1-lr0.1": [
-        "--condition=growth:epochs=0.45",
-        "--joint",
-        "--differential_init=identity:gamma=0.25",
-        "--bn_statistics=private",
-        "--rewarm_epochs=0.1",
-        "--learning_rate=0.1",
-    ],
-    # The same with the statistics option that is the trainer's default (recomputed when read).
-    "grow0.45-joint-gamma0.25-rewarm0.1-recalibrated-lr0.1": [
-        "--condition=growth:epochs=0.45",
-        "--joint",
-        "--differential_init=identity:gamma=0.25",
-        "--bn_statistics=recalibrated",
-        "--rewarm_epochs=0.1",
-        "--learning_rate=0.1",
-    ],
+    "grow0.45-joint-gamma0.25-rewarm0.1-lr0.1": GROW_GAMMA,
+    "grow0.45-joint-gamma0.25-rewarm0.1-recalibrated-lr0.1": _recalibrated(GROW_GAMMA),
     "grow0.45-joint-paper-rewarm0.1-lr0.1": [
         "--condition=growth:epochs=0.45",
         "--joint",
@@ -135,24 +133,8 @@ JOINT = {
     ],
     # Growth from the paper's start with the base's loss weighted 2: the paper's start gave the bigger model
     # the most and cost the base; the weight gave the base back on every batch (6 epochs).
-    "grow0.45-joint-paper-bw2-rewarm0.1-lr0.1": [
-        "--condition=growth:epochs=0.45",
-        "--joint",
-        "--joint_base_weight=2",
-        *PAPER_PRIVATE,
-        "--rewarm_epochs=0.1",
-        "--learning_rate=0.1",
-    ],
-    # The same with the statistics option that is the trainer's default (recomputed when read).
-    "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1": [
-        "--condition=growth:epochs=0.45",
-        "--joint",
-        "--joint_base_weight=2",
-        "--differential_init=paper",
-        "--bn_statistics=recalibrated",
-        "--rewarm_epochs=0.1",
-        "--learning_rate=0.1",
-    ],
+    "grow0.45-joint-paper-bw2-rewarm0.1-lr0.1": GROW_PAPER_BW2,
+    "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1": _recalibrated(GROW_PAPER_BW2),
     "k2-joint-lr0.1": ["--k=2", "--joint", *PAPER_PRIVATE, "--learning_rate=0.1"],
     "joint-distill0.5-lr0.1": [
         "--condition=always",
