@@ -150,6 +150,16 @@ class TrainConfig:
     distillation: float = _field(
         0.0, "Share of the base's loss in a joint step taken from the motivated model's predictions (0 to 1)."
     )
+    joint_base_share: float = _field(
+        1.0,
+        "Share of each joint batch the base's own layers train on (the first rows), in (0, 1]: a joint step costs "
+        "the motivated model's step plus this share of the base's (US-Nets' and BigNAS' way to many sizes).",
+    )
+    shared_forward: bool = _field(
+        True,
+        "Joint step: compute the part of the two forward passes that is the same once (in a prefix pair such as "
+        "resnet8:resnet8p14 both outputs come out of the motivated model's pass); same losses and gradients.",
+    )
     rewarm_epochs: float | None = _field(
         None,
         "With --condition=growth: the learning rate ramps up again linearly over this many epochs from the growth "
@@ -268,6 +278,8 @@ class TrainConfig:
             not (self.distillation or self.joint_base_weight != 1.0) or self.joint,
             "--distillation and --joint_base_weight set the joint step: add --joint.",
         )
+        check(0 < self.joint_base_share <= 1, f"--joint_base_share must be in (0, 1], got {self.joint_base_share}.")
+        check(self.joint_base_share == 1.0 or self.joint, "--joint_base_share sets the joint step: add --joint.")
         check(self.rewarm_epochs >= 0, f"--rewarm_epochs must be >= 0, got {self.rewarm_epochs}.")
         check(
             not self.rewarm_epochs or self.condition.partition(":")[0] == "growth",

@@ -287,6 +287,19 @@ def is_fit_validation(evaluate_kwargs):
     return bool(evaluate_kwargs.get("_use_cached_eval_dataset"))
 
 
+def inbound_layer_names(layer):
+    """Names of the layers whose outputs `layer` reads, in order, or None unless it is called
+    exactly once in a functional graph.
+
+    Private: `Layer._inbound_nodes` and a KerasTensor's `_keras_history`
+    (Keras has no public view of a functional model's edges).
+    """
+    nodes = getattr(layer, "_inbound_nodes", None)
+    if not nodes or len(nodes) != 1:
+        return None
+    return [t._keras_history.operation.name for t in nodes[0].input_tensors]
+
+
 # -- TensorFlow --------------------------------------------------------------
 
 

@@ -61,6 +61,7 @@ import tensorflow as tf
 from keras_motivation import conditions
 from keras_motivation import files
 from keras_motivation import flops as flops_lib
+from keras_motivation.engine import joint as joint_lib
 from keras_motivation.engine.switching import share_of_steps
 
 # Keys of summary["activations"] in summaries written before the rename.
@@ -186,8 +187,14 @@ def flops_summary(model, counters, batch_size, final_recalibration_batches=0):
         "motivated": {"forward_flops_per_image": fy, "forward_macs_per_image": fy // 2},
         "training_flops": {},
     }
-    # A joint step (the motivated mode's update with `joint`) runs both models forward and backward.
-    f_motivated_step = fy + fx if getattr(model, "joint", None) is not None else fy
+    # A joint step (the motivated mode's update with `joint`) runs the motivated model and the base's own
+    # layers (all of them, or the tail after a shared trunk) on its share of the batch, forward and backward.
+    f_motivated_step = fy
+    joint = getattr(model, "joint", None)
+    if joint is not None:
+        plan = model.shared_forward
+        tail = flops_lib.count_flops(plan.tail) if plan is not None else None
+        f_motivated_step = joint_lib.forward_flops(joint, plan, fx, fy, tail)
     if counters["steps"]:
         t = out["training_flops"]
         t["total"] = flops_lib.training_flops(fx, base_steps * batch_size) + flops_lib.training_flops(
@@ -315,7 +322,12 @@ def summarize(
         "differential_init": config.differential_init,
         "bn_statistics": config.bn_statistics,
         "recalibration_batches": config.recalibration_batches if config.bn_statistics == "recalibrated" else 0,
-        "joint": {"base_weight": config.joint_base_weight, "distillation": config.distillation}
+        "joint": {
+            "base_weight": config.joint_base_weight,
+            "distillation": config.distillation,
+            "base_share": config.joint_base_share,
+            "shared_forward": config.shared_forward,
+        }
         if config.joint
         else None,
         "seed": config.seed,

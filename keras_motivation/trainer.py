@@ -279,7 +279,12 @@ def build_motivated_model(config, num_classes, shape, heldout=None):
         make_condition(config, heldout),
         bn_statistics=config.bn_statistics,
         recalibration_batches=config.recalibration_batches,
-        joint=JointStep(base_weight=config.joint_base_weight, distillation=config.distillation)
+        joint=JointStep(
+            base_weight=config.joint_base_weight,
+            distillation=config.distillation,
+            base_share=config.joint_base_share,
+            shared_forward=config.shared_forward,
+        )
         if config.joint
         else None,
     )

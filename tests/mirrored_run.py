@@ -28,6 +28,9 @@ EPOCHS, BATCH, LR = 2, 32, 0.005
 STEPS_PER_EXECUTION = int(os.environ.get("STEPS_PER_EXECUTION", "1"))
 # JOINT=1: the motivated mode's batches are joint steps (both models on one batch).
 JOINT = bool(os.environ.get("JOINT"))
+# SHARED_FORWARD=0: the joint step runs two forward passes even where the pair shares one.
+if JOINT and os.environ.get("SHARED_FORWARD") == "0":
+    JOINT = {"shared_forward": False}
 # STAGES=3: the three-stage pair instead of the tests' one-stage one.
 STAGES = int(os.environ.get("STAGES", "1"))
 # FLOATX=float64: models and data in float64, where rounding (which the dual runs of the

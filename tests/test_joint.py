@@ -138,7 +138,13 @@ def test_a_joint_model_saves_and_loads_its_joint_step(tmp_path):
     path = str(tmp_path / "joint.keras")
     model.save(path)
     loaded = keras.models.load_model(path)
-    assert loaded.joint.get_config() == {"base_weight": 0.5, "motivated_weight": 1.0, "distillation": 0.25}
+    assert loaded.joint.get_config() == {
+        "base_weight": 0.5,
+        "motivated_weight": 1.0,
+        "distillation": 0.25,
+        "base_share": 1.0,
+        "shared_forward": True,
+    }
     loaded.fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert loaded.counters()["motivated_steps"] == 8
 

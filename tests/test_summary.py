@@ -201,7 +201,8 @@ def test_flops_of_a_joint_run_count_both_models_on_each_motivated_step():
 
     counters = {"steps": 10, "motivated_steps": 4, "switches": 2, "activations": 1, "recalibration_batches": 0}
     out = {}
-    for joint in (None, km.JointStep()):
+    # The two-pass joint step; the shared forward's count is the next test's.
+    for joint in (None, km.JointStep(shared_forward=False)):
         base, motivated = tiny_pair()
         model = km.MotivatedModel(base, motivated, joint=joint)
         out[joint is not None] = summary.flops_summary(model, counters, batch_size=8)
@@ -211,3 +212,23 @@ def test_flops_of_a_joint_run_count_both_models_on_each_motivated_step():
     assert t["total"] == flops_lib.training_flops(fx, 6 * 8) + flops_lib.training_flops(fy, 4 * 8)
     assert joint["total"] == pytest.approx(t["total"] + 3 * fx * 4 * 8)
     assert joint["average_forward_per_image"] == pytest.approx((6 * fx + 4 * (fx + fy)) / 10)
+
+
+def test_flops_of_a_shared_forward_joint_run_count_the_bases_tail_on_its_share():
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from testing_utils import tiny_pair
+
+    import keras_motivation as km
+    from keras_motivation import flops as flops_lib
+
+    counters = {"steps": 10, "motivated_steps": 4, "switches": 2, "activations": 1, "recalibration_batches": 0}
+    base, motivated = tiny_pair()
+    model = km.MotivatedModel(base, motivated, joint=km.JointStep(base_share=0.5))
+    tail = flops_lib.count_flops(model.shared_forward.tail)
+    out = summary.flops_summary(model, counters, batch_size=8)
+    fx, fy = (out[m]["forward_flops_per_image"] for m in ("base", "motivated"))
+    # The one-stage tiny pair is a prefix pair: the base's tail is its head, a sliver of the base.
+    assert 0 < tail < fx / 10
+    assert out["training_flops"]["average_forward_per_image"] == pytest.approx((6 * fx + 4 * (fy + 0.5 * tail)) / 10)

@@ -212,7 +212,9 @@ def test_a_joint_run_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypa
     """Joint steps (and the base's own BatchNorm statistics they move) come back from a mid-epoch backup."""
     flags = ("--deterministic", "--joint", "--k=1", "--backup_every=3")
     full = trainer.run(tiny(tmp_path / "full", *flags))
-    assert full["joint"] == {"base_weight": 1.0, "distillation": 0.0}
+    # The shared forward pass (the trainer's default) moves the base's trunk statistics by the rule in
+    # engine/shared_forward.py: the backup must bring those back too.
+    assert full["joint"] == {"base_weight": 1.0, "distillation": 0.0, "base_share": 1.0, "shared_forward": True}
     _killed_at_step(tiny(tmp_path / "resumed", *flags), 11, monkeypatch)
     resumed = trainer.run(tiny(tmp_path / "resumed", *flags))
     assert resumed["resumed_from_step"] == 9
@@ -401,15 +403,17 @@ def test_image_folder_run(tmp_path):
 
 
 def test_joint_run_from_a_small_gamma_start(tmp_path):
-    """--joint with --condition=always: every batch a joint step; the summary counts both models' FLOPs."""
+    """--joint with --condition=always: every batch a joint step of two passes; the summary counts both models'
+    FLOPs."""
     summary = _image_folder_run(
         tmp_path,
         "--condition=always",
         "--joint",
         "--distillation=0.5",
         "--differential_init=identity:gamma=0.1,noise=0.01",
+        "--noshared_forward",
     )
-    assert summary["joint"] == {"base_weight": 1.0, "distillation": 0.5}
+    assert summary["joint"] == {"base_weight": 1.0, "distillation": 0.5, "base_share": 1.0, "shared_forward": False}
     assert summary["activations"]["motivated_steps"] == summary["activations"]["steps"] == 12
     assert summary["training_flops"]["average_forward_per_image"] == pytest.approx(
         summary["base"]["forward_flops_per_image"] + summary["motivated"]["forward_flops_per_image"]
@@ -417,6 +421,15 @@ def test_joint_run_from_a_small_gamma_start(tmp_path):
     history = csv_rows(tmp_path / "run" / "history.csv")
     # Both models trained on every batch: both losses are logged.
     assert float(history[-1]["loss"]) > 0 and float(history[-1]["motivated_loss"]) > 0
+
+
+def test_a_shared_forward_run_with_a_base_share_counts_the_bases_tail_on_its_share(tmp_path):
+    summary = _image_folder_run(tmp_path, "--condition=always", "--joint", "--joint_base_share=0.5")
+    assert summary["joint"]["base_share"] == 0.5 and summary["joint"]["shared_forward"]
+    fx, fy = (summary[m]["forward_flops_per_image"] for m in ("base", "motivated"))
+    average = summary["training_flops"]["average_forward_per_image"]
+    # The motivated model's pass plus half the base's own layers, which are fewer than all of its own.
+    assert fy < average < fy + 0.5 * fx
 
 
 def test_image_folder_needs_image_size_before_any_work(tmp_path):
@@ -442,6 +455,8 @@ def test_image_too_small_for_the_model(tmp_path):
         ("--k=0", "--k must be >= 1"),
         ("--tpu=grpc://1.2.3.4:8470", "--tpu is only used with --strategy=tpu"),
         ("--warmup_epochs=5", r"--warmup_epochs must be in \[0, epochs\)"),
+        ("--joint_base_share=0", r"--joint_base_share must be in \(0, 1\]"),
+        ("--joint_base_share=1.5", r"--joint_base_share must be in \(0, 1\]"),
     ],
 )
 def test_contradictory_flags_get_one_line(tmp_path, flag, message):

@@ -149,6 +149,13 @@ JOINT = {
 }
 # The arm the trainer's defaults are (tests/test_config.py checks them flag for flag).
 DEFAULT_ARM = "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1"
+# The partial joint step (issue 40): the default policy with the base's own layers on a share of each joint batch,
+# so that a step costs the motivated model's plus that share of the base's tail (the pairs' first block is shared).
+for _share in (0.25, 0.5):
+    JOINT[f"{DEFAULT_ARM[: -len('-lr0.1')]}-share{_share:g}-lr0.1"] = [
+        *JOINT[DEFAULT_ARM],
+        f"--joint_base_share={_share:g}",
+    ]
 GROUPS = ("bn", "front", "policies", "tune", "tuned_front", "joint")
 
 

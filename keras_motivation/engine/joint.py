@@ -18,6 +18,13 @@ backward graphs and a copy per step: this one is exact by construction.
 In-place distillation: with `distillation=d` the base's loss is
 (1 - d) x its loss on the labels + d x KL(motivated || base), the motivated
 model's predictions taken as constants (US-Nets' in-place distillation).
+
+Cheaper steps: with `shared_forward` (the default) the part of the two
+passes that is the same runs once (`shared_forward.py`: in a prefix pair
+both outputs come out of the motivated model's pass); with `base_share=s`
+the base's own layers see the first s of each batch (US-Nets and BigNAS pay
+each extra size's share of the batch), so a joint step costs the motivated
+model's step plus s of the base's.
 """
 
 import keras
@@ -36,14 +43,25 @@ class JointStep:
         distillation: share of the base's loss taken from the motivated
             model's predictions (KL divergence; the models output
             probabilities), 0 to 1.
+        base_share: share of each batch the base's own layers train on (the
+            first rows), in (0, 1]; its loss is their mean.
+        shared_forward: compute the part of the two forward passes that is
+            the same once (`keras_motivation.engine.shared_forward`), where
+            the pair has one; the losses and gradients are the same.
     """
 
-    def __init__(self, base_weight=1.0, motivated_weight=1.0, distillation=0.0):
+    def __init__(self, base_weight=1.0, motivated_weight=1.0, distillation=0.0, base_share=1.0, shared_forward=True):
         for name, value in (("base_weight", base_weight), ("motivated_weight", motivated_weight)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"JointStep needs {name} >= 0, got {value!r}.")
         if isinstance(distillation, bool) or not isinstance(distillation, (int, float)) or not 0 <= distillation <= 1:
             raise ValueError(f"JointStep needs 0 <= distillation <= 1, got {distillation!r}.")
+        if isinstance(base_share, bool) or not isinstance(base_share, (int, float)) or not 0 < base_share <= 1:
+            raise ValueError(f"JointStep needs 0 < base_share <= 1, got {base_share!r}.")
+        if not isinstance(shared_forward, bool):
+            raise ValueError(f"JointStep needs shared_forward True or False, got {shared_forward!r}.")
+        self.base_share = float(base_share)
+        self.shared_forward = shared_forward
         self.base_weight = float(base_weight)
         self.motivated_weight = float(motivated_weight)
         self.distillation = float(distillation)
@@ -53,6 +71,8 @@ class JointStep:
             "base_weight": self.base_weight,
             "motivated_weight": self.motivated_weight,
             "distillation": self.distillation,
+            "base_share": self.base_share,
+            "shared_forward": self.shared_forward,
         }
 
     @classmethod
@@ -60,7 +80,7 @@ class JointStep:
         return cls(**config)
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v:g}" for k, v in self.get_config().items())
+        args = ", ".join(f"{k}={v:g}" if not isinstance(v, bool) else f"{k}={v}" for k, v in self.get_config().items())
         return f"JointStep({args})"
 
 
@@ -95,35 +115,62 @@ def _read(entry):
     return keras.ops.slice(entry.motivated.value, entry.start, tuple(entry.base.shape))
 
 
-def replica_update(model, joint, views, data):
+def _rows(share, *tensors):
+    """The first `share` of each tensor's rows (None stays None): the batch the base's own layers see."""
+    if share == 1.0:
+        return tensors
+    n = tf.cast(tf.math.ceil(share * tf.cast(tf.shape(tf.nest.flatten(tensors[0])[0])[0], "float32")), "int32")
+    return tuple(None if t is None else tf.nest.map_structure(lambda v: v[:n], t) for t in tensors)
+
+
+def forward_flops(joint, plan, base_flops, motivated_flops, tail_flops=None):
+    """Forward FLOPs per image of one joint step: the motivated model's pass, plus the base's own
+    layers (its tail with a shared forward, `tail_flops`; else the whole base) on `base_share` of the batch."""
+    own = tail_flops if plan is not None else base_flops
+    return motivated_flops + joint.base_share * own
+
+
+def replica_update(model, joint, views, data, plan=None):
     """One joint step on one replica (`MotivatedModel._replica_update`'s twin):
-    returns (the motivated model's scaled loss, the condition's signals)."""
+    returns (the motivated model's scaled loss, the condition's signals).
+
+    `plan`: the pair's `SharedForward` (None: two passes)."""
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     base, motivated, optimizer = model.base, model.motivated, model.motivated_optimizer
     compiled_loss = keras_internals.compiled_loss(model)
-    base_state = base.non_trainable_variables
+    own = plan.tail if plan is not None else base
+    own_views = views if plan is None else plan.tail_views
+    own_state = own.non_trainable_variables
+    snapshot = plan.snapshot_statistics() if plan is not None else None
     with tf.GradientTape() as tape:
-        y_motivated = motivated(x, training=True)
+        if plan is not None:
+            y_motivated, cut = plan.motivated_pass(x)
+        else:
+            y_motivated, cut = motivated(x, training=True), x
         motivated_loss = model._loss(motivated, y, y_motivated, sample_weight)
-        y_base, new_state, base_losses = base.stateless_call(
-            [_read(e) for e in views], [v.value for v in base_state], x, training=True, return_losses=True
+        cut, y_own, w_own, teacher = _rows(joint.base_share, cut, y, sample_weight, y_motivated)
+        y_base, new_state, base_losses = own.stateless_call(
+            [_read(e) for e in own_views], [v.value for v in own_state], cut, training=True, return_losses=True
         )
-        base_loss = compiled_loss(y, y_base, sample_weight)
+        if plan is not None:
+            base_losses = list(base_losses) + plan.trunk_regularization()
+        base_loss = compiled_loss(y_own, y_base, w_own)
         for extra in base_losses:
             base_loss = base_loss + keras_internals.additional_loss(model, extra)
         tracked_base_loss = base_loss
         if joint.distillation:
-            teacher = tf.stop_gradient(y_motivated)
-            kl = keras.losses.KLDivergence()(teacher, y_base)
+            kl = keras.losses.KLDivergence()(tf.stop_gradient(teacher), y_base)
             base_loss = (1.0 - joint.distillation) * base_loss + joint.distillation * kl
         total = joint.motivated_weight * motivated_loss + joint.base_weight * base_loss
         scaled = optimizer.scale_loss(total)
     variables = motivated.trainable_variables
     gradients = tape.gradient(scaled, variables)
     optimizer.apply_gradients(zip(gradients, variables))
-    for variable, value in zip(base_state, new_state):
+    for variable, value in zip(own_state, new_state):
         variable.assign(value)
+    if plan is not None:
+        plan.update_statistics(snapshot)
     signals = model.condition.replica_signals(motivated, compiled_loss, gradients)
     model._track(motivated, x, y, y_motivated, motivated_loss, sample_weight)
-    model._track(base, x, y, y_base, tracked_base_loss, sample_weight)
+    model._track(base, _rows(joint.base_share, x)[0], y_own, y_base, tracked_base_loss, w_own)
     return motivated_loss, signals

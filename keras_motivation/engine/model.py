@@ -18,6 +18,7 @@ from keras_motivation.batch_norm import DEFAULT_BN_STATISTICS
 from keras_motivation.batch_norm import DEFAULT_RECALIBRATION_BATCHES
 from keras_motivation.batch_norm import recalibrate
 from keras_motivation.engine import joint as joint_lib
+from keras_motivation.engine import shared_forward as shared_forward_lib
 from keras_motivation.engine import statistics as statistics_lib
 from keras_motivation.engine import switching
 from keras_motivation.engine import train_function as train_function_lib
@@ -90,6 +91,10 @@ class MotivatedModel(switching.Switching, keras.Model):
         self.condition = conditions_lib.get(condition)
         self.joint = joint
         self._joint_views = joint_lib.joint_views(self.weights_map) if joint is not None else None
+        # The joint step's shared forward pass (None: two passes; `shared_forward_unavailable` says why).
+        self.shared_forward, self.shared_forward_unavailable = None, None
+        if joint is not None and joint.shared_forward:
+            self.shared_forward, self.shared_forward_unavailable = shared_forward_lib.find(self.weights_map)
         self._statistics = option
         self.create_switch_state()
         self.motivated_optimizer = None
@@ -274,7 +279,9 @@ class MotivatedModel(switching.Switching, keras.Model):
         strategy = self.distribute_strategy
         model, optimizer = self._model_of(mode)
         if mode and self.joint is not None:
-            replica = lambda d: joint_lib.replica_update(self, self.joint, self._joint_views, d)  # noqa: E731
+            replica = lambda d: joint_lib.replica_update(  # noqa: E731
+                self, self.joint, self._joint_views, d, self.shared_forward
+            )
         else:
             replica = lambda d: self._replica_update(model, optimizer, d)  # noqa: E731
         loss, signals = strategy.run(replica, args=(data,))

@@ -1,0 +1,169 @@
+"""The joint step's shared forward pass: the same step as two passes, for less."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from testing_utils import BatchRecorder
+from testing_utils import random_data
+from testing_utils import run_json_script
+from testing_utils import tiny_pair
+
+import keras_motivation as km
+from keras_motivation import conditions
+from keras_motivation.batch_norm import moving_statistics
+from keras_motivation.engine import joint as joint_lib
+from keras_motivation.engine import shared_forward
+from keras_motivation.models.vit import vit
+
+
+def _joint_model(stages=1, steps_per_execution=1, jit_compile=False, momentum=0.0, **joint):
+    keras.utils.set_random_seed(0)
+    base, motivated = tiny_pair(stages=stages)
+    model = km.MotivatedModel(
+        base, motivated, "resnet_depth", conditions.Always(), bn_statistics="private", joint=km.JointStep(**joint)
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=momentum),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def _train(model, steps, batch=16):
+    x, y = random_data(steps * batch)
+    rec = BatchRecorder()
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False, callbacks=[rec])
+    return rec.losses
+
+
+def _weights(model):
+    return [v.numpy() for v in model.base.weights + model.motivated.weights]
+
+
+def test_a_prefix_pair_shares_everything_but_the_head():
+    # One stage: ResNet-8's block, then ResNet-14's second block after it (a prefix pair).
+    model = _joint_model(stages=1)
+    plan = model.shared_forward
+    assert plan is not None, model.shared_forward_unavailable
+    assert plan.cut == ["stage1_block0_out"]
+    assert [layer.name for layer in plan.tail.layers[1:]] == ["pool", "logits"]
+    # The stem's and the block's BatchNorm statistics: 3 layers, mean and variance each.
+    assert len(plan.statistics) == 6
+
+
+def test_a_balanced_pair_shares_the_stem_and_first_block():
+    model = _joint_model(stages=3)
+    plan = model.shared_forward
+    assert plan.cut == ["stage1_block0_out"]
+    tail = {layer.name for layer in plan.tail.layers}
+    assert {"stage2_block0_conv1", "stage3_block0_out", "logits"} <= tail and "stem_conv" not in tail
+
+
+def test_a_width_pair_has_nothing_to_share():
+    base = vit("tiny", num_classes=10, input_shape=(16, 16, 3), patch_size=8, depth=2)
+    motivated = vit("small", num_classes=10, input_shape=(16, 16, 3), patch_size=8, depth=2)
+    plan, why = shared_forward.find(km.weights_map.get("width", base, motivated))
+    assert plan is None and "nothing to share" in why
+
+
+@pytest.mark.parametrize("stages", [1, 3], ids=["prefix", "balanced"])
+def test_one_shared_forward_step_has_the_two_pass_gradients(stages):
+    """One plain SGD step: the weights move by the learning rate times the gradients."""
+    steps = {}
+    for shared in (False, True):
+        model = _joint_model(stages=stages, shared_forward=shared, base_weight=2.0)
+        before = _weights(model)
+        _train(model, steps=1)
+        steps[shared] = [a - b for a, b in zip(_weights(model), before)]
+    for a, b in zip(steps[False], steps[True]):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "stages, path",
+    # XLA on the prefix pair only: the balanced pair's trunk runs the same code, and XLA's compile is most of the time.
+    [(1, {}), (3, {}), (1, {"steps_per_execution": 2}), (3, {"steps_per_execution": 2}), (1, {"jit_compile": True})],
+    ids=["one-step-prefix", "one-step-balanced", "device-loop-prefix", "device-loop-balanced", "xla-prefix"],
+)
+def test_shared_forward_runs_are_two_pass_runs(stages, path):
+    """Losses, weights and the base's BatchNorm statistics after four steps with momentum."""
+    runs = {}
+    for shared in (False, True):
+        model = _joint_model(stages=stages, shared_forward=shared, base_weight=2.0, momentum=0.9, **path)
+        assert (model.shared_forward is not None) == shared
+        losses = _train(model, steps=4)
+        runs[shared] = losses, _weights(model), [v.numpy() for v in moving_statistics(model.base)]
+    (losses0, w0, s0), (losses1, w1, s1) = runs[False], runs[True]
+    np.testing.assert_allclose(losses0, losses1, rtol=1e-5)
+    for a, b in zip(w0, w1):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    for a, b in zip(s0, s1):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow  # two 2-replica subprocess runs in float64, about a minute
+def test_the_shared_forward_step_is_the_two_pass_step_under_mirrored_strategy(tmp_path):
+    weights = {}
+    for shared in ("0", "1"):
+        npz = str(tmp_path / f"w{shared}.npz")
+        env = {"JOINT": "1", "SHARED_FORWARD": shared, "FLOATX": "float64", "MIRRORED_ONLY": "1", "WEIGHTS_NPZ": npz}
+        r = run_json_script("mirrored_run.py", env=env)
+        assert r["replicas"] == 2
+        with np.load(npz) as f:
+            weights[shared] = [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
+    for a, b in zip(weights["0"], weights["1"]):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+def test_base_share_trains_the_base_on_the_first_rows():
+    """A step at base_share 0.5 is the two-pass step whose base sees the batch's first half. (With a
+    shared forward the base's trunk sees the whole batch: its BatchNorm layers normalise with the
+    whole batch's statistics, as the motivated model's do.)"""
+    x, y = random_data(16)
+    model = _joint_model(stages=3, base_share=0.5, shared_forward=False)
+    model.weights_map.copy_to_motivated()  # what the switch into the motivated mode does first
+    before = [v.numpy() for v in model.motivated.trainable_variables]
+    base, motivated = model.base, model.motivated
+    views = {id(e.base): e for e in model.weights_map.entries}
+    ce = keras.losses.SparseCategoricalCrossentropy()
+    m_train = [tf.Variable(v) for v in before]
+    index = {id(v): i for i, v in enumerate(motivated.trainable_variables)}
+    with tf.GradientTape() as tape:
+        y_m, _ = motivated.stateless_call(
+            m_train, [v.numpy() for v in motivated.non_trainable_variables], x, training=True
+        )
+        b_train = []
+        for v in base.trainable_variables:
+            e = views[id(v)]
+            full = m_train[index[id(e.motivated)]]
+            b_train.append(full if tuple(v.shape) == tuple(full.shape) else tf.slice(full, e.start, v.shape))
+        y_b, _ = base.stateless_call(b_train, [v.numpy() for v in base.non_trainable_variables], x[:8], training=True)
+        loss = ce(y, y_m) + ce(y[:8], y_b)
+    expected = [v.numpy() - 0.1 * g.numpy() for v, g in zip(m_train, tape.gradient(loss, m_train))]
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    for v, want in zip(model.motivated.trainable_variables, expected):
+        np.testing.assert_allclose(v.numpy(), want, atol=2e-6, err_msg=v.path)
+
+
+def test_forward_flops_count_what_the_step_computes():
+    joint = km.JointStep(base_share=0.25)
+    assert joint_lib.forward_flops(joint, None, 100, 400) == 425
+    assert joint_lib.forward_flops(joint, object(), 100, 400, tail_flops=20) == 405
+
+
+@pytest.mark.parametrize("share", [0, 1.5, True, "half"])
+def test_a_bad_base_share_is_named(share):
+    with pytest.raises(ValueError, match="base_share"):
+        km.JointStep(base_share=share)
+
+
+def test_the_joint_step_config_round_trips_and_old_configs_load():
+    joint = km.JointStep(base_weight=2.0, base_share=0.5, shared_forward=False)
+    again = km.JointStep.from_config(joint.get_config())
+    assert again.get_config() == joint.get_config()
+    old = km.JointStep.from_config({"base_weight": 2.0, "motivated_weight": 1.0, "distillation": 0.0})
+    assert old.base_share == 1.0 and old.shared_forward
