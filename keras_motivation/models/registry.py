@@ -40,7 +40,8 @@ PAIRS = (
     # Prefix pairs (PREFIX_PAIRS): the motivated model's extra blocks all come after the base's last block.
     "resnet8:resnet8p14",  # [1, 1, 1] inside [1, 1, 4], the multiply-adds of ResNet-14
     "resnet8:resnet8p20",  # [1, 1, 1] inside [1, 1, 7], the multiply-adds of ResNet-20
-    "vit_tiny_d2:vit_tiny_d4",  # ViT-Tiny's width, depth 2 inside depth 4
+    # ViT-Tiny's width, depth 2 inside depth 4 (the width map: same names; the extra blocks start as initialised).
+    "vit_tiny_d2:vit_tiny_d4",
     # keras-hub classifiers (keras-hub is optional: `unavailable` says what is missing).
     "hub_resnet18:hub_resnet34",
     "hub_resnet50:hub_resnet101",
