@@ -8,6 +8,7 @@ from testing_utils import scramble
 
 import keras_motivation as km
 from keras_motivation import weights_map as wm
+from keras_motivation.models.resnet_cifar import prefix_blocks
 
 # By default each family's rule runs on its smaller pairs (EfficientNet: B0->B1, and B1->B2, which
 # also widens); the larger pairs are the same rule on more layers (15-25 s each to build).
@@ -24,6 +25,8 @@ SLOW_PAIRS = {
 
 def small_pair(name, num_classes=10):
     kwargs = dict(patch_size=8, depth=2) if name.startswith("vit") else {}
+    if name.startswith("vit") and "_d" in name:
+        kwargs = dict(patch_size=8)  # the depth is in the name
     if name.startswith("resnet") and int(name.split(":")[0][6:]) < 50:
         kwargs = dict(width=4)
     return km.models.get_pair(name, num_classes=num_classes, input_shape=(32, 32, 3), **kwargs)
@@ -57,6 +60,22 @@ def test_every_registry_pair_maps_and_round_trips(name):
     for b, v in zip(before, base.weights):
         np.testing.assert_array_equal(b, v.numpy(), err_msg=v.path)
     assert wmap.differential_variables() or any(tuple(e.base.shape) != tuple(e.motivated.shape) for e in wmap)
+    assert forward_is_prefix(wmap) == km.models.is_prefix_pair(name), "PREFIX_PAIRS agrees with the map"
+
+
+def forward_is_prefix(wmap):
+    """Whether the map makes the base a prefix of the motivated model: every base
+    tensor fills its motivated tensor (one width), and in the motivated model's
+    layer order the layers no base variable maps to come after every shared block
+    layer (every family here names its block layers `...block...`), so the base is
+    the motivated forward up to them, then the shared head."""
+    if any(tuple(e.base.shape) != tuple(e.motivated.shape) for e in wmap):
+        return False
+    covered = {id(e.motivated) for e in wmap}
+    weighted = [layer for layer in wmap.motivated.layers if layer.weights]
+    differential = [i for i, layer in enumerate(weighted) if not any(id(v) in covered for v in layer.weights)]
+    shared_blocks = [i for i, layer in enumerate(weighted) if "block" in layer.name and i not in differential]
+    return bool(differential) and max(shared_blocks) < min(differential)
 
 
 def test_resnet50_to_101_maps_last_block_to_last():
@@ -205,6 +224,7 @@ def test_weights_map_validation_names_the_variables():
         "resnet8:resnet14",
         "resnet8:resnet20",
         "resnet20:resnet32",
+        "resnet8:resnet8p14",
         "efficientnet_b0:efficientnet_b1",
         "efficientnet_b1:efficientnet_b2",
         "resnet50:resnet101",
@@ -498,3 +518,53 @@ def test_identity_start_of_attention_blocks_holds_for_pre_norm_and_is_refused_fo
         wm.identity_start(wmap)
     for b, v in zip(before, motivated.weights):
         np.testing.assert_array_equal(b, v.numpy(), err_msg=v.path)
+
+
+@pytest.mark.parametrize(("name", "blocks"), [("resnet8p14", [1, 1, 4]), ("resnet8p20", [1, 1, 7])])
+def test_prefix_resnets_append_the_extra_blocks_to_the_last_stage(name, blocks):
+    model = km.models.build_model(name, 10, (16, 16, 3), width=4)
+    assert model.name == name
+    per_stage = [
+        len({layer.name.split("_")[1] for layer in model.layers if layer.name.startswith(f"stage{s}_")})
+        for s in (1, 2, 3)
+    ]
+    assert per_stage == blocks
+    assert prefix_blocks(8, 32) == [1, 1, 13]
+    with pytest.raises(ValueError, match="must be deeper than its base: got 14 inside 8"):
+        km.models.prefix_resnet_cifar(14, 8)
+    with pytest.raises(ValueError, match="depths must be 6n\\+2 with n >= 1 .*got 15"):
+        km.models.prefix_resnet_cifar(8, 15)
+    with pytest.raises(ValueError, match="blocks must be 3 counts >= 1"):
+        km.models.resnet_cifar(8, blocks=[1, 1])
+
+
+@pytest.mark.parametrize(
+    ("name", "last_shared"),
+    [("resnet8:resnet8p14", "stage3_block0_out"), ("vit_tiny_d2:vit_tiny_d4", "encoder_block1_add2")],
+)
+def test_a_prefix_pairs_base_is_the_first_part_of_the_motivated_forward(name, last_shared):
+    base, motivated, wmap = small_pair(name)
+    assert km.models.is_prefix_pair(name)
+    differential = {layer.name for layer in motivated.layers if layer.weights} - {layer.name for layer in base.layers}
+    order = [layer.name for layer in motivated.layers]
+    assert min(order.index(n) for n in differential) > order.index(last_shared), sorted(differential)
+    scramble([v for v in motivated.weights if "float" in str(v.dtype)], 1)
+    wmap.copy_to_motivated()
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+
+    def upto(model):
+        return keras.Model(model.input, model.get_layer(last_shared).output)(x, training=False).numpy()
+
+    # The same layers on the same input: the base's activations are the motivated model's.
+    np.testing.assert_allclose(upto(motivated), upto(base), rtol=1e-6, atol=1e-6)
+
+
+def test_registry_says_which_pairs_are_prefixes():
+    assert km.models.is_prefix_pair("resnet8:resnet8p20")
+    assert not km.models.is_prefix_pair("resnet8:resnet14")
+    assert not km.models.is_prefix_pair("resnet8:resnet32")
+    assert set(km.models.registry.PREFIX_PAIRS) <= set(km.models.list_pairs())
+    with pytest.raises(ValueError, match="Unknown pair 'resnet8:resnet9'"):
+        km.models.is_prefix_pair("resnet8:resnet9")
+    with pytest.raises(ValueError, match="vit_tiny_d2 sets its depth in its name"):
+        km.models.build_model("vit_tiny_d2", 10, (32, 32, 3), depth=3)

@@ -325,6 +325,29 @@ def test_study_trains_another_pair_when_asked(tmp_path, monkeypatch):
     assert len(extras) == 2, "a bad pair starts no run"
 
 
+def test_study_trains_solo_twins_of_another_pair_at_another_width(tmp_path, monkeypatch):
+    import pay_study
+    import reproduce
+
+    from keras_motivation import config as config_lib
+
+    calls = []
+    monkeypatch.setattr(
+        reproduce,
+        "run_arms",
+        lambda flagfile, out, seeds, specs, epochs, extra=(), log=print: (
+            calls.append((os.path.basename(out), list(specs), list(extra))) or []
+        ),
+    )
+    common = ["--out", str(tmp_path), "--groups=solo", "--arms=Y-C-lr0.1,X-C-lr0.2", "--seeds=0"]
+    pay_study.main([*common, "--pair=resnet8:resnet32", "--model_kwargs=width=8"])
+    assert calls == [("ep6", ["X-C-lr0.2", "Y-C-lr0.1"], ["--pair=resnet8:resnet32", "--model_kwargs=width=8"])]
+    # The extra flags come after the quickstart's flagfile, as reproduce.run_arms passes them: they win.
+    config = config_lib.config_from_args(["prog", f"--flagfile={pay_study.FLAGFILE}", *calls[0][2]])
+    assert (config.pair, config.model_kwargs) == ("resnet8:resnet32", {"width": 8})
+    assert "solo" not in pay_study.GROUPS, "the default study does not grow by the solo runs"
+
+
 def test_gamma_table_keeps_each_runs_gammas_beside_its_summary(tmp_path):
     """The table reads a final model where there is one and writes its means to gammas.json, which
     stands in for the model once it is gone (final models are not committed)."""

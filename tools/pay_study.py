@@ -17,6 +17,12 @@ SGD 0.05 with momentum and cosine decay, batch 128), 3 seeds each:
   ramp 0.2 -> 0.5 -> 0.8 over the three epochs (base-heavy to
   motivated-heavy, towards growing late as Net2Net / progressive growing do).
 
+`--groups=solo` (not in the default groups) trains X-C and Y-C alone at 6
+epochs at each rate of the sweep; `--arms` picks some, `--pair` and
+`--model_kwargs` (after the quickstart's, so they win) say which networks:
+
+    python tools/pay_study.py --out=runs/solo_resnet8p14 --pair=resnet8:resnet8p14 --groups=solo --arms=Y-C-lr0.1
+
 Every dual run also reports its models' accuracy with BatchNorm statistics
 recomputed from 40 training batches (`statistics_check` in summary.json).
 Rerun the same command after a stop: finished runs are kept. `--groups`
@@ -157,6 +163,11 @@ for _share in (0.25, 0.5):
         f"--joint_base_share={_share:g}",
     ]
 GROUPS = ("bn", "front", "policies", "tune", "tuned_front", "joint")
+# `solo` (only when named): X-C and Y-C alone at every rate of the sweep, at SOLO_EPOCHS, each seed;
+# `--arms` picks the few needed (Y-C-lr0.1: a new network's solo twin at the study's budget, without
+# the 3-epoch sweep). Workdirs as the tuned front's: OUT/ep6/Y-C-lr0.1/seed0.
+SOLO_EPOCHS = (6,)
+OPTIONAL_GROUPS = ("solo",)
 
 
 def lr_arm(arm, lr):
@@ -252,6 +263,9 @@ def run(
         plan += [lambda e=epochs: (e, _tuned(out, seeds), seeds) for epochs in TUNED_EPOCHS]
     if "joint" in groups:
         plan += [lambda e=epochs: (e, JOINT, seeds) for epochs in JOINT_EPOCHS]
+    if "solo" in groups:
+        solo = {lr_arm(a, lr): _with_lr(f, lr) for a, f in FRONT.items() for lr in LEARNING_RATES}
+        plan += [lambda e=epochs: (e, solo, seeds) for epochs in SOLO_EPOCHS]
     done = []
     for step in plan:
         step_epochs, arms, step_seeds = step()
@@ -406,7 +420,7 @@ def main(argv=None):
     p.add_argument("--table", action="store_true", help="print the tuned study's table from --out and stop")
     p.add_argument("--gammas", action="store_true", help="print the differential blocks' gammas from --out and stop")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--groups", default=",".join(GROUPS), help=f"some of {', '.join(GROUPS)}")
+    p.add_argument("--groups", default=",".join(GROUPS), help=f"some of {', '.join(GROUPS + OPTIONAL_GROUPS)}")
     p.add_argument("--arms", default="", help="only these arms of the groups (comma-separated names); default all")
     p.add_argument(
         "--epochs", default="", help="only these budgets (comma-separated epochs, for example 3); default all"
@@ -416,6 +430,11 @@ def main(argv=None):
         default="",
         help="train this pair instead of the quickstart's (for example resnet8:resnet20), into its own --out",
     )
+    p.add_argument(
+        "--model_kwargs",
+        default="",
+        help="the models' arguments instead of the quickstart's width=16 (for example width=8), into its own --out",
+    )
     args = p.parse_args(argv)
     if args.table:
         print(tuned_table(args.out))
@@ -424,9 +443,9 @@ def main(argv=None):
         print(gamma_table(args.out))
         return
     groups = [g for g in args.groups.split(",") if g]
-    unknown = sorted(set(groups) - set(GROUPS))
+    unknown = sorted(set(groups) - set(GROUPS + OPTIONAL_GROUPS))
     if unknown:
-        raise SystemExit(f"Unknown groups {unknown}: use some of {', '.join(GROUPS)}.")
+        raise SystemExit(f"Unknown groups {unknown}: use some of {', '.join(GROUPS + OPTIONAL_GROUPS)}.")
     only = [a for a in args.arms.split(",") if a] or None
     seeds = [int(s) for s in args.seeds.split(",")]
     budgets = [int(e) for e in args.epochs.split(",") if e] or None
@@ -437,6 +456,9 @@ def main(argv=None):
         if args.pair not in models.list_pairs():
             raise SystemExit(f"Unknown --pair {args.pair!r}: use one of {', '.join(models.list_pairs())}.")
         extra = [f"--pair={args.pair}"]
+    if args.model_kwargs:
+        # After the flagfile's --model_kwargs=width=16: the last value of a flag wins.
+        extra.append(f"--model_kwargs={args.model_kwargs}")
     done = run(
         args.out, seeds, groups, only=only, epochs=budgets, extra=extra, log=lambda line: print(line, flush=True)
     )

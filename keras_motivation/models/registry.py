@@ -2,6 +2,14 @@
 
 Each pair returns `(base, motivated, weights_map)` with the paper's map rule
 for its family; `build_model(name, ...)` builds one model of a pair.
+
+Besides the paper's sizes, two kinds of names build depth variants:
+`resnet{b}p{n}` is CIFAR ResNet-b with ResNet-n's extra blocks appended to its
+last stage (`resnet8p14`: [1, 1, 4] blocks), and `vit_{variant}_d{n}` is a ViT
+of that variant's width at depth n (`vit_tiny_d2`). `PREFIX_PAIRS` lists the
+pairs whose base is a prefix of the motivated model: the base's forward pass
+is the first part of the motivated model's, up to the shared head
+(`is_prefix_pair`).
 """
 
 import re
@@ -11,6 +19,7 @@ from keras_motivation.models import hub
 from keras_motivation.models.efficientnet import efficientnet
 from keras_motivation.models.resnet import BUILDERS as IMAGENET_RESNETS
 from keras_motivation.models.resnet import resnet
+from keras_motivation.models.resnet_cifar import prefix_resnet_cifar
 from keras_motivation.models.resnet_cifar import resnet_cifar
 from keras_motivation.models.vit import vit
 
@@ -18,6 +27,8 @@ PAIRS = (
     "resnet8:resnet14",
     "resnet8:resnet20",  # the quickstart's base with a larger size gap (the study's second pair)
     "resnet20:resnet32",
+    # The stress pair (issue 40), meant for width 8 (--model_kwargs=width=8): narrower networks, a bigger size gap.
+    "resnet8:resnet32",
     "resnet32:resnet44",
     "resnet44:resnet56",
     "resnet56:resnet110",
@@ -26,11 +37,28 @@ PAIRS = (
     *(f"efficientnet_b{i}:efficientnet_b{i + 1}" for i in range(7)),
     "vit_tiny:vit_small",
     "vit_small:vit_base",
+    # Prefix pairs (PREFIX_PAIRS): the motivated model's extra blocks all come after the base's last block.
+    "resnet8:resnet8p14",  # [1, 1, 1] inside [1, 1, 4], the multiply-adds of ResNet-14
+    "resnet8:resnet8p20",  # [1, 1, 1] inside [1, 1, 7], the multiply-adds of ResNet-20
+    # ViT-Tiny's width, depth 2 inside depth 4 (the width map: same names; the extra blocks start as initialised).
+    "vit_tiny_d2:vit_tiny_d4",
     # keras-hub classifiers (keras-hub is optional: `unavailable` says what is missing).
     "hub_resnet18:hub_resnet34",
     "hub_resnet50:hub_resnet101",
     "hub_vit_tiny:hub_vit_small",
 )
+
+# The pairs whose base's forward pass is the first part of the motivated model's (then the shared head):
+# one forward pass of the motivated model can give both outputs. tests/test_models.py checks each
+# registry pair's map against this list.
+PREFIX_PAIRS = (
+    "resnet8:resnet8p14",
+    "resnet8:resnet8p20",
+    "vit_tiny_d2:vit_tiny_d4",
+)
+
+_PREFIX_RESNET = re.compile(r"resnet(?P<base>\d+)p(?P<depth>\d+)")
+_VIT_DEPTH = re.compile(r"vit_(?P<variant>[a-z]+)(_d(?P<depth>\d+))?")
 
 
 def family(name):
@@ -40,19 +68,25 @@ def family(name):
         return "hub_vit"
     if re.fullmatch(r"resnet\d+", name):
         return "resnet" if int(name[6:]) in IMAGENET_RESNETS else "resnet_cifar"
+    if _PREFIX_RESNET.fullmatch(name):
+        return "resnet_cifar"
     if re.fullmatch(r"efficientnet_b\d", name):
         return "efficientnet"
-    if re.fullmatch(r"vit_[a-z]+", name):
+    if _VIT_DEPTH.fullmatch(name):
         return "vit"
     raise ValueError(
-        f"Unknown model {name!r}: use resnetN (CIFAR 6n+2 or 50/101/152), efficientnet_bN, vit_tiny/small/base, "
-        "hub_resnetN (18/34/50/101/152) or hub_vit_tiny/small/base."
+        f"Unknown model {name!r}: use resnetN (CIFAR 6n+2 or 50/101/152), resnetBpN (CIFAR prefix), efficientnet_bN, "
+        "vit_tiny/small/base (vit_tiny_dN for depth N), hub_resnetN (18/34/50/101/152) or hub_vit_tiny/small/base."
     )
 
 
 def build_model(name, num_classes, input_shape, **kwargs):
     """One model by registry name, e.g. build_model("resnet20", 10, (32, 32, 3), width=16)."""
     fam = family(name)
+    prefix = _PREFIX_RESNET.fullmatch(name)
+    if prefix:
+        base_depth, depth = int(prefix["base"]), int(prefix["depth"])
+        return prefix_resnet_cifar(base_depth, depth, num_classes=num_classes, input_shape=input_shape, **kwargs)
     if fam == "resnet_cifar":
         return resnet_cifar(int(name[6:]), num_classes=num_classes, input_shape=input_shape, **kwargs)
     if fam == "resnet":
@@ -63,7 +97,18 @@ def build_model(name, num_classes, input_shape, **kwargs):
         return hub.hub_resnet(int(name[10:]), num_classes=num_classes, input_shape=input_shape, **kwargs)
     if fam == "hub_vit":
         return hub.hub_vit(name[8:], num_classes=num_classes, input_shape=input_shape, **kwargs)
-    return vit(name[4:], num_classes=num_classes, input_shape=input_shape, **kwargs)
+    return _vit(name, num_classes, input_shape, **kwargs)
+
+
+def _vit(name, num_classes, input_shape, **kwargs):
+    """vit_tiny, or vit_tiny_d2: ViT-Tiny's width at depth 2."""
+    m = _VIT_DEPTH.fullmatch(name)
+    if m["depth"] is None:
+        return vit(m["variant"], num_classes=num_classes, input_shape=input_shape, **kwargs)
+    if "depth" in kwargs:
+        raise ValueError(f"{name} sets its depth in its name: drop the depth argument or use vit_{m['variant']}.")
+    depth = int(m["depth"])
+    return vit(m["variant"], num_classes=num_classes, input_shape=input_shape, depth=depth, name=name, **kwargs)
 
 
 # Family -> the name of its paper map rule in `weights_map.RULES` (the rules are defined there only).
@@ -79,6 +124,13 @@ MAP_RULES = {
 
 def list_pairs():
     return list(PAIRS)
+
+
+def is_prefix_pair(name):
+    """Whether the registry pair `name`'s base is a prefix of its motivated model (see PREFIX_PAIRS)."""
+    if name not in PAIRS:
+        raise ValueError(f"Unknown pair {name!r}: use one of {', '.join(PAIRS)}.")
+    return name in PREFIX_PAIRS
 
 
 def unavailable(name):
