@@ -246,6 +246,14 @@ def sublayers(layer):
     return list(layer._flatten_layers(include_self=False, recursive=False))
 
 
+def own_variables(layer):
+    """The variables `layer` itself saves, in the order `save_own_variables` writes them.
+
+    Private: `Layer._trainable_variables` / `_non_trainable_variables`.
+    """
+    return list(layer._trainable_variables) + list(layer._non_trainable_variables)
+
+
 def own_variable_count(layer):
     """How many variables `layer` itself saves (its own, not its sublayers').
 

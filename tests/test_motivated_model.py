@@ -135,7 +135,7 @@ def test_copies_round_trip_and_land_in_the_right_slices():
     differential = model.weights_map.differential_variables()
     diff_before = snapshot(differential)
 
-    model._switch_ops(True)
+    model._switch_ops(0, 1)  # base -> motivated
     entries = model.weights_map.entries + model._slot_entries
     assert any("moving_mean" in e.base.path for e in entries)
     assert sum("momentum" in e.base.path for e in entries) == len(model.base.trainable_weights)
@@ -352,9 +352,9 @@ def test_one_trace_per_fit_whatever_the_switches(steps_per_execution, joint, mon
     )
     x, y = random_data(128)
     traces = []
-    # One step per call traces the model's `_algorithm_step`; several, `train_function.device_loop`.
+    # One step per call traces the model's `train_step`; several, `train_function.device_loop`.
     owner = model if steps_per_execution == 1 else train_function
-    name = "_algorithm_step" if steps_per_execution == 1 else "device_loop"
+    name = "train_step" if steps_per_execution == 1 else "device_loop"
     original = getattr(owner, name)
 
     def counting(*args, **kwargs):

@@ -31,6 +31,7 @@ import keras
 import tensorflow as tf
 
 from keras_motivation import keras_internals
+from keras_motivation import weights_map as weights_map_lib
 
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
@@ -130,11 +131,96 @@ def forward_flops(joint, plan, base_flops, motivated_flops, tail_flops=None):
     return motivated_flops + joint.base_share * own
 
 
-def replica_update(model, joint, views, data, plan=None):
-    """One joint step on one replica (`MotivatedModel._replica_update`'s twin):
-    returns (the motivated model's scaled loss, the condition's signals).
+def ladder_views(maps):
+    """{rung r: [the views of each smaller rung j in rung r]}: for each trainable variable of rung j,
+    the entry of the rung-r variable it is a slice of, the neighbouring maps' slices composed
+    through the rungs between. Raises ValueError naming a variable no map carries up."""
+    direct = [joint_views(m) for m in maps]
+    views = {}
+    for r in range(1, len(maps) + 1):
+        views[r] = []
+        for j in range(r):
+            composed = direct[j]
+            for i in range(j + 1, r):
+                by_base = {id(e.base): e for e in maps[i].entries}
+                missing = [e.motivated.path for e in composed if id(e.motivated) not in by_base]
+                if missing:
+                    raise ValueError(
+                        f"The joint step over a ladder needs every rung's trainable variables mapped into the next; "
+                        f"rung {i} leaves unmapped: {', '.join(missing)}."
+                    )
+                composed = [
+                    weights_map_lib.Entry(
+                        e.base, by_base[id(e.motivated)].motivated, _add(e.start, by_base[id(e.motivated)].start)
+                    )
+                    for e in composed
+                ]
+            views[r].append(composed)
+    return views
 
-    `plan`: the pair's `SharedForward` (None: two passes)."""
+
+def _add(a, b):
+    return tuple(x + y for x, y in zip(a, b))
+
+
+def replica_update(model, mode, data):
+    """One joint step of rung `mode` on one replica (`MotivatedModel._replica_update`'s twin):
+    returns (that model's scaled loss, the condition's signals)."""
+    if len(model.rungs) == 2:
+        return _pair_update(model, model.joint, model._ladder.views[1][0], data, model.shared_forward)
+    return _ladder_update(model, model.joint, mode, data)
+
+
+def _smaller_loss(model, joint, y, y_pred, sample_weight, losses, teacher):
+    """(the loss a smaller rung trains on, the loss it logs): its compiled loss and own losses, and
+    with distillation that share of KL(bigger || smaller)."""
+    loss = keras_internals.compiled_loss(model)(y, y_pred, sample_weight)
+    for extra in losses:
+        loss = loss + keras_internals.additional_loss(model, extra)
+    tracked = loss
+    if joint.distillation:
+        kl = keras.losses.KLDivergence()(tf.stop_gradient(teacher), y_pred)
+        loss = (1.0 - joint.distillation) * loss + joint.distillation * kl
+    return loss, tracked
+
+
+def _ladder_update(model, joint, mode, data):
+    """Rung `mode` and every smaller rung on one batch: the smaller ones read their variables as
+    slices of rung `mode`'s (`ladder_views`), with `base_weight` on the base's loss and 1 on the
+    rungs between."""
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    top, optimizer = model.rungs[mode], model.optimizers[mode]
+    smaller = model.rungs[:mode]
+    states = [m.non_trainable_variables for m in smaller]
+    x_own, y_own, w_own = _rows(joint.base_share, x, y, sample_weight)
+    with tf.GradientTape() as tape:
+        y_top = top(x, training=True)
+        top_loss = model._loss(top, y, y_top, sample_weight)
+        total = joint.motivated_weight * top_loss
+        passes = []
+        (teacher,) = _rows(joint.base_share, y_top)
+        for j, (m, views, state) in enumerate(zip(smaller, model._ladder.views[mode], states)):
+            y_j, new_state, losses = m.stateless_call(
+                [_read(e) for e in views], [v.value for v in state], x_own, training=True, return_losses=True
+            )
+            loss, tracked = _smaller_loss(model, joint, y_own, y_j, w_own, losses, teacher)
+            total = total + (joint.base_weight if j == 0 else 1.0) * loss
+            passes.append((y_j, new_state, tracked))
+        scaled = optimizer.scale_loss(total)
+    variables = top.trainable_variables
+    gradients = tape.gradient(scaled, variables)
+    optimizer.apply_gradients(zip(gradients, variables))
+    signals = model.condition.replica_signals(top, keras_internals.compiled_loss(model), gradients)
+    model._track(mode, x, y, y_top, top_loss, sample_weight)
+    for j, (state, (y_j, new_state, tracked)) in enumerate(zip(states, passes)):
+        for variable, value in zip(state, new_state):
+            variable.assign(value)
+        model._track(j, x_own, y_own, y_j, tracked, w_own)
+    return top_loss, signals
+
+
+def _pair_update(model, joint, views, data, plan=None):
+    """One joint step of a pair on one replica; `plan`: the pair's `SharedForward` (None: two passes)."""
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     base, motivated, optimizer = model.base, model.motivated, model.motivated_optimizer
     compiled_loss = keras_internals.compiled_loss(model)
@@ -154,13 +240,7 @@ def replica_update(model, joint, views, data, plan=None):
         )
         if plan is not None:
             base_losses = list(base_losses) + plan.trunk_regularization()
-        base_loss = compiled_loss(y_own, y_base, w_own)
-        for extra in base_losses:
-            base_loss = base_loss + keras_internals.additional_loss(model, extra)
-        tracked_base_loss = base_loss
-        if joint.distillation:
-            kl = keras.losses.KLDivergence()(tf.stop_gradient(teacher), y_base)
-            base_loss = (1.0 - joint.distillation) * base_loss + joint.distillation * kl
+        base_loss, tracked_base_loss = _smaller_loss(model, joint, y_own, y_base, w_own, base_losses, teacher)
         total = joint.motivated_weight * motivated_loss + joint.base_weight * base_loss
         scaled = optimizer.scale_loss(total)
     variables = motivated.trainable_variables
@@ -171,6 +251,6 @@ def replica_update(model, joint, views, data, plan=None):
     if plan is not None:
         plan.update_statistics(snapshot)
     signals = model.condition.replica_signals(motivated, compiled_loss, gradients)
-    model._track(motivated, x, y, y_motivated, motivated_loss, sample_weight)
-    model._track(base, _rows(joint.base_share, x)[0], y_own, y_base, tracked_base_loss, w_own)
+    model._track(1, x, y, y_motivated, motivated_loss, sample_weight)
+    model._track(0, _rows(joint.base_share, x)[0], y_own, y_base, tracked_base_loss, w_own)
     return motivated_loss, signals

@@ -1,13 +1,14 @@
-"""MotivatedModel: the paper's dual-model training (Algorithm 1) as a keras.Model.
+"""MotivatedModel: the paper's dual-model training (Algorithm 1) as a keras.Model, for a pair or a ladder.
 
-The class holds construction, compile, the steps, the test step, `fit`,
-`evaluate` and the config; the package's other modules hold the switching
-(`switching.py`), the loops around the step (`train_function.py`) and the
-BatchNorm option (`statistics.py`). `keras_motivation.engine` says what a mode
-is and where a new one plugs in.
+The class holds construction, compile, `train_step`, the test step, `fit` and
+the config; the package's other modules hold the switching (`switching.py`),
+the loops around the step (`train_function.py`), the BatchNorm option and what
+reads the statistics (`statistics.py`) and the joint step (`joint.py`).
+`keras_motivation.engine` says what a mode is and where a new one plugs in.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_motivation import callbacks as callbacks_lib
@@ -16,29 +17,33 @@ from keras_motivation import keras_internals
 from keras_motivation import weights_map as weights_map_lib
 from keras_motivation.batch_norm import DEFAULT_BN_STATISTICS
 from keras_motivation.batch_norm import DEFAULT_RECALIBRATION_BATCHES
-from keras_motivation.batch_norm import recalibrate
 from keras_motivation.engine import joint as joint_lib
 from keras_motivation.engine import shared_forward as shared_forward_lib
 from keras_motivation.engine import statistics as statistics_lib
 from keras_motivation.engine import switching
 from keras_motivation.engine import train_function as train_function_lib
-from keras_motivation.engine.switching import BASE
-from keras_motivation.engine.switching import MOTIVATED
 
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
 @keras_internals.replaces_symbolic_build
-class MotivatedModel(switching.Switching, keras.Model):
-    """A base model and a motivated model that contains it, trained by one `fit`.
+class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, keras.Model):
+    """A base model and bigger models that contain it, trained by one `fit`.
+
+    A pair: `MotivatedModel(base, motivated, weights_map, condition)`. A
+    ladder of nested models m0 ⊂ m1 ⊂ ... (deploy several sizes from one
+    run): `MotivatedModel(models=[m0, m1, m2], weights_map="resnet_depth")`;
+    a pair is the ladder of two, `base` is m0 and `motivated` the largest.
 
     Args:
         base: the small model X, a built `keras.Model`.
         motivated: the bigger model Y containing X, a built `keras.Model`.
-        weights_map: a `WeightsMap`, the name of a rule in
-            `keras_motivation.weights_map.RULES` (e.g. "resnet_depth"), or a
-            callable `(base, motivated) -> WeightsMap`.
+        weights_map: a `WeightsMap` (a pair), the name of a rule in
+            `keras_motivation.weights_map.RULES` (e.g. "resnet_depth") or a
+            callable `(smaller, bigger) -> WeightsMap`, applied to each
+            neighbouring pair of rungs, or a list of those, one per pair.
         condition: a `keras_motivation.conditions.Condition`; default
-            `ConsecutiveDecrease(k=2)`.
+            `ConsecutiveDecrease(k=2)`. Its verdict is the rung that trains
+            the next batch (for a pair, True: the motivated model).
         bn_statistics: whose BatchNorm moving statistics each model is
             evaluated, saved and exported with (`keras_motivation.batch_norm`):
             `"recalibrated"` (default: each model's own, recomputed from
@@ -49,80 +54,77 @@ class MotivatedModel(switching.Switching, keras.Model):
             own steps; free) or `"shared"` (the paper's: copied with the
             weights at every switch). Training is the same under all three.
         recalibration_batches: training batches per recalibration.
-        joint: None (the paper's: the motivated mode trains the motivated
-            model alone) or a `JointStep` (also True, or a dict of its
-            arguments): the motivated mode trains both models on each of its
-            batches, one optimizer update of the motivated model's variables
+        joint: None (the paper's: a rung's mode trains that model alone) or a
+            `JointStep` (also True, or a dict of its arguments): a mode above
+            the base trains its model and every smaller rung on each of its
+            batches, one optimizer update of its variables
             (`keras_motivation.engine.joint`).
+        models: the ladder's models, smallest first (instead of `base` and
+            `motivated`).
 
-    `model(x)` and `predict` use the base model; `model.base` and
-    `model.motivated` are the two deployable models. Training logs per batch
-    `batch_loss` (the raw loss that drives the condition) and `motivated`
-    (1.0 when that batch was trained by the motivated model); `loss` and the
-    compiled metrics are the base model's over the batches it trained, and
-    `motivated_loss`, `motivated_<metric>` the motivated model's over its
-    batches. Per epoch, `motivated_steps` and `switches`. `evaluate` reports
-    the compiled metrics of both models.
+    `model(x)` and `predict` use the base model; `model.base`,
+    `model.motivated` (and `model.rungs`, smallest first) are the deployable
+    models. Training logs per batch `batch_loss` (the raw loss that drives
+    the condition) and `motivated` (the rung that trained the batch: 1.0 for
+    the motivated model of a pair); `loss` and the compiled metrics are the
+    base model's over the batches it trained, `motivated_loss`,
+    `motivated_<metric>` the largest model's over its batches and, in a
+    ladder, `rung<i>_loss`, `rung<i>_<metric>` those of the models between.
+    Per epoch, `motivated_steps` and `switches`. `evaluate` reports the
+    compiled metrics of every model.
     """
 
     def __init__(
         self,
-        base,
-        motivated,
+        base=None,
+        motivated=None,
         weights_map="resnet_depth",
         condition=None,
         bn_statistics=DEFAULT_BN_STATISTICS,
         recalibration_batches=DEFAULT_RECALIBRATION_BATCHES,
         joint=None,
+        models=None,
         name="motivated_model",
         **kwargs,
     ):
+        models = _rung_models(base, motivated, models)
         joint = joint_lib.get(joint)
         option = statistics_lib.get(bn_statistics, recalibration_batches)
         super().__init__(name=name, **kwargs)
-        for label, m in (("base", base), ("motivated", motivated)):
-            if not isinstance(m, keras.Model) or not m.built:
-                raise ValueError(f"MotivatedModel needs a built keras.Model as `{label}`, got {m!r}.")
-        if base is motivated:
-            raise ValueError("`base` and `motivated` must be two different models.")
-        self.base = base
-        self.motivated = motivated
-        self.weights_map = weights_map_lib.get(weights_map, base, motivated)
+        # Each model is an attribute (what `save` writes: base, motivated, rung1, ...); the list is a
+        # plain tuple in a holder, or Keras would save every model a second time under the list's name.
+        self.base, self.motivated = models[0], models[-1]
+        for i, model in enumerate(models[1:-1], start=1):
+            setattr(self, f"rung{i}", model)
+        maps = _neighbour_maps(models, weights_map)
+        self._ladder = _Ladder(tuple(models), tuple(maps))
+        # A pair's one map (a ladder's: `weights_maps`, one per neighbouring pair).
+        self.weights_map = maps[0]
         self.condition = conditions_lib.get(condition)
         self.joint = joint
-        self._joint_views = joint_lib.joint_views(self.weights_map) if joint is not None else None
-        # The joint step's shared forward pass (None: two passes; `shared_forward_unavailable` says why).
         self.shared_forward, self.shared_forward_unavailable = None, None
-        if joint is not None and joint.shared_forward:
-            self.shared_forward, self.shared_forward_unavailable = shared_forward_lib.find(self.weights_map)
+        if joint is not None:
+            self._ladder.views = joint_lib.ladder_views(maps)
+            if joint.shared_forward and len(models) == 2:
+                # The joint step's shared forward pass (None: two passes; `shared_forward_unavailable` says why).
+                self.shared_forward, self.shared_forward_unavailable = shared_forward_lib.find(self.weights_map)
         self._statistics = option
-        self.create_switch_state()
+        self.create_switch_state(len(models))
         self.motivated_optimizer = None
-        self._motivated_metrics = None
         self._slot_entries = []
         self._statistics_state = statistics_lib.StatisticsState()
+        self._trace = _Trace()
         self.built = True
 
     @property
-    def bn_statistics(self):
-        """The BatchNorm statistics option's name: shared, private or recalibrated."""
-        return self._statistics.name
+    def rungs(self):
+        """The models, smallest first: the base, ..., the motivated model."""
+        return self._ladder.models
 
     @property
-    def recalibration_batches(self):
-        """Training batches per recalibration (option "recalibrated")."""
-        return self._statistics.recalibration_batches
-
-    @property
-    def statistics_stale(self):
-        """True when training (or `load_weights`) changed the weights since the BatchNorm
-        statistics were last recomputed (option "recalibrated": the next read recomputes them)."""
-        return bool(self._statistics_state.stale)
-
-    @property
-    def last_recalibration_batches(self):
-        """Batches per model of the last recomputation of the statistics in this process (0: none)."""
-        return self._statistics_state.last_batches
+    def weights_maps(self):
+        """The weights map of each neighbouring pair of rungs, smallest first."""
+        return self._ladder.maps
 
     def call(self, inputs, training=None):
         return self.base(inputs, training=training)
@@ -132,18 +134,19 @@ class MotivatedModel(switching.Switching, keras.Model):
     def compile(
         self, optimizer="rmsprop", loss=None, motivated_optimizer=None, metrics=None, weighted_metrics=None, **kwargs
     ):
-        """Like `keras.Model.compile`, with a second optimizer for the motivated model.
+        """Like `keras.Model.compile`, with an optimizer for each bigger model.
 
         Args:
             motivated_optimizer: the motivated model's optimizer; by default a
                 fresh optimizer from the same config as `optimizer` that shares
                 its learning-rate variable: every change of
                 `model.optimizer.learning_rate` (ReduceLROnPlateau,
-                LearningRateScheduler, your code) applies to both models. An
+                LearningRateScheduler, your code) applies to every model. An
                 optimizer you pass keeps its own rate: set
                 `model.motivated_optimizer.learning_rate` yourself (e.g. in a
                 callback next to the one that sets the base's), or give both
-                the same LearningRateSchedule.
+                the same LearningRateSchedule. A ladder's models between take
+                fresh optimizers like the default.
         """
         if loss is None:
             raise ValueError("MotivatedModel.compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'.")
@@ -151,49 +154,59 @@ class MotivatedModel(switching.Switching, keras.Model):
         base_opt = keras_internals.inner_optimizer(self.optimizer)
         default_optimizer = motivated_optimizer is None
         if default_optimizer:
-            motivated_optimizer = type(base_opt).from_config(base_opt.get_config())
-            # One learning-rate variable for both: callbacks and user code set the base's.
-            keras_internals.share_learning_rate(base_opt, motivated_optimizer)
+            motivated_optimizer = self._fresh_optimizer(base_opt)
         motivated_optimizer = keras.optimizers.get(motivated_optimizer)
         if motivated_optimizer is base_opt:
             raise ValueError("`motivated_optimizer` must be a different optimizer object from `optimizer`.")
-        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer) and not isinstance(
-            motivated_optimizer, keras.optimizers.LossScaleOptimizer
-        ):
-            # compile() wrapped the first optimizer for mixed precision.
-            motivated_optimizer = keras.optimizers.LossScaleOptimizer(
-                motivated_optimizer, name="motivated_loss_scale_optimizer"
-            )
-        self.motivated_optimizer = motivated_optimizer
+        self.motivated_optimizer = self._scaled_like_base(motivated_optimizer, "motivated")
+        for i in range(1, len(self.rungs) - 1):
+            setattr(self, f"rung{i}_optimizer", self._scaled_like_base(self._fresh_optimizer(base_opt), f"rung{i}"))
         # The default is rebuilt (sharing again) when a saved model is compiled.
         keras_internals.set_compile_argument(
-            self, "motivated_optimizer", None if default_optimizer else motivated_optimizer
+            self, "motivated_optimizer", None if default_optimizer else self.motivated_optimizer
         )
-        compile_metrics = None
-        if metrics is not None or weighted_metrics is not None:
-            compile_metrics = keras_internals.PrefixedCompileMetrics(
-                metrics,
-                weighted_metrics,
-                prefix=switching.MOTIVATED_PREFIX,
-                output_names=getattr(self, "output_names", None),
-            )
-        # A plain holder, not attributes: Keras would track them in the
-        # model's metrics list and keep stale ones across re-compiles.
-        self._motivated_metrics = _MotivatedMetrics(keras.metrics.Mean(name="motivated_loss"), compile_metrics)
-        # Build both optimizers up front: a Keras optimizer is bound to the
+        self._ladder.metrics = [None] + [
+            _RungMetrics(i, len(self.rungs), metrics, weighted_metrics, getattr(self, "output_names", None))
+            for i in range(1, len(self.rungs))
+        ]
+        # Build every optimizer up front: a Keras optimizer is bound to the
         # variables it was built with, and nothing is left for fit() to build
         # lazily from a (possibly distributed) data batch.
         with self.distribute_strategy.scope():
-            self.optimizer.build(self.base.trainable_variables)
-            self.motivated_optimizer.build(self.motivated.trainable_variables)
+            for model, opt in zip(self.rungs, self.optimizers):
+                opt.build(model.trainable_variables)
         # The copy lists below are attributes, so Keras counts the slots in
         # them among this model's own variables, which `save` writes. A
         # re-compile brings new optimizers: the old ones' slots leave that
         # list, or a load (which compiles once) finds variables it does not
         # expect. The order of what stays is the order a single compile makes.
         keras_internals.untrack(self, [v for e in self._slot_entries for v in (e.base, e.motivated)])
-        self._slot_entries = switching.slot_entries(self.weights_map, self.optimizer, self.motivated_optimizer)
-        self.set_copies(self._statistics.copies(self, self.weights_map.entries) + self._slot_entries)
+        slots = [
+            switching.slot_entries(m, lower, upper)
+            for m, lower, upper in zip(self.weights_maps, self.optimizers, self.optimizers[1:])
+        ]
+        self._slot_entries = [e for s in slots for e in s]
+        self.set_copies([self._statistics.copies(m.base, m.entries) + s for m, s in zip(self.weights_maps, slots)])
+
+    @property
+    def optimizers(self):
+        """Each rung's optimizer, smallest first (after `compile`)."""
+        middle = [getattr(self, f"rung{i}_optimizer") for i in range(1, len(self.rungs) - 1)]
+        return (self.optimizer, *middle, self.motivated_optimizer)
+
+    def _fresh_optimizer(self, base_opt):
+        fresh = type(base_opt).from_config(base_opt.get_config())
+        # One learning-rate variable for all: callbacks and user code set the base's.
+        keras_internals.share_learning_rate(base_opt, fresh)
+        return fresh
+
+    def _scaled_like_base(self, optimizer, label):
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer) and not isinstance(
+            optimizer, keras.optimizers.LossScaleOptimizer
+        ):
+            # compile() wrapped the first optimizer for mixed precision.
+            return keras.optimizers.LossScaleOptimizer(optimizer, name=f"{label}_loss_scale_optimizer")
+        return optimizer
 
     def get_compile_config(self):
         if not self.compiled:
@@ -208,11 +221,16 @@ class MotivatedModel(switching.Switching, keras.Model):
         own = keras_internals.own_variable_count(self)
         if not self.compiled and len(store.keys()) > own:
             copied = {
-                id(v) for e in self._statistics.copies(self, self.weights_map.entries) for v in (e.base, e.motivated)
+                id(v)
+                for m in self.weights_maps
+                for e in self._statistics.copies(m.base, m.entries)
+                for v in (e.base, e.motivated)
             }
             first = sum(1 for v in self.weights if id(v) in copied and v.trainable)
             store = {str(i): store[str(first + i)] for i in range(own)}
-        super().load_own_variables(store)
+        # Files from before ladders hold the mode as a bool (motivated_active).
+        index = next(i for i, v in enumerate(keras_internals.own_variables(self)) if v is self._mode)
+        super().load_own_variables(_ModeAsInt(store, index))
 
     def compile_from_config(self, config):
         config = keras.saving.deserialize_keras_object(config)
@@ -221,47 +239,91 @@ class MotivatedModel(switching.Switching, keras.Model):
     @property
     def metrics(self):
         metrics = super().metrics
-        if self.compiled and getattr(self, "_motivated_metrics", None) is not None:
-            metrics += [m for m in self._motivated_metrics if m is not None]
+        if self.compiled and getattr(self, "_ladder", None) is not None and self._ladder.metrics is not None:
+            metrics += [m for rung in self._ladder.metrics[1:] for m in rung if m is not None]
         return metrics
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # Keras' symbolic build calls this once to create the metric state:
-        # create both models' metrics then.
-        compile_metrics = keras_internals.compiled_metrics(self)
-        if compile_metrics is not None:
-            compile_metrics.update_state(y, y_pred, sample_weight)
-        if self._motivated_metrics.compile_metrics is not None:
-            self._motivated_metrics.compile_metrics.update_state(y, y_pred, sample_weight)
+        # create every model's metrics then.
+        for rung in range(len(self.rungs)):
+            metrics = self._metrics_of(rung)[1]
+            if metrics is not None:
+                metrics.update_state(y, y_pred, sample_weight)
         return self.get_metrics_result()
 
-    # -- the steps -------------------------------------------------------------
-    # A mode is BASE or MOTIVATED (Python bools while tracing, see
-    # `keras_motivation.engine`): the model it trains and whose variables are live.
+    # -- the step ----------------------------------------------------------------
+    # A mode is a rung index (a Python int while tracing, see `keras_motivation.engine`):
+    # the model it trains and whose variables are live.
 
-    def _model_of(self, mode):
-        return (self.motivated, self.motivated_optimizer) if mode else (self.base, self.optimizer)
+    def train_step(self, data):
+        """One step of Algorithm 1 on one batch: the mode, its update, the condition, the switch.
+
+        Every execution path calls it (one step per call, the on-device loop
+        of `steps_per_execution`, XLA, several replicas, several workers), so a
+        subclass that overrides it changes training on every path. Unlike
+        Keras' `train_step`, which runs on each replica (inside
+        `strategy.run`), this one runs in cross-replica context: an optimizer
+        step inside a `tf.cond` fails under MirroredStrategy, so the mode is
+        chosen here and each mode's update is a `strategy.run`; the loss that
+        drives the condition is all-reduced, so every replica takes the same
+        branch. Where the path knows the mode when tracing (the device loop
+        runs one loop per mode; with several replicas the host picks the
+        mode's function), the step has no branch on it. Returns the logs; the
+        device loop keeps those of a call's last step, built once.
+        """
+        mode = self._trace.mode
+        if mode is not None:
+            return self._logs(self._counted_mode_step(mode, data), mode)
+        active = tf.identity(self._mode.value)
+        if self.condition.selects_before_step:
+            selected = self._verdict(self.condition.select(self._condition_mode(active)))
+            self._switch_from(active, selected)
+            active = selected
+        loss = self._branch(active, lambda m: self._counted_mode_step(m, data))
+        return self._logs(loss, active)
+
+    def _train_step_in_mode(self, mode, data):
+        """`train_step` while the path knows the mode when tracing."""
+        previous, self._trace.mode = self._trace.mode, mode
+        try:
+            return self.train_step(data)
+        finally:
+            self._trace.mode = previous
+
+    def _condition_mode(self, mode):
+        """A mode as the condition reads it: a pair's as a bool (True: the motivated model)."""
+        if len(self.rungs) > 2:
+            return mode
+        static = switching.static_mode(mode)
+        return tf.constant(bool(static)) if static is not None else tf.cast(mode, "bool")
+
+    def _verdict(self, verdict):
+        """The condition's verdict as a mode: a Python int when known when tracing, else an int32 tensor."""
+        static = switching.static_mode(verdict)
+        return static if static is not None else tf.cast(verdict, "int32")
 
     def _loss(self, model, y, y_pred, sample_weight):
-        """compute_loss for one of the two models: compiled loss + its own losses."""
+        """compute_loss for one of the models: compiled loss + its own losses."""
         losses = [keras_internals.compiled_loss(self)(y, y_pred, sample_weight)]
         losses += [keras_internals.additional_loss(self, extra) for extra in model.losses]
         return losses[0] if len(losses) == 1 else keras.ops.sum(losses)
 
-    def _metrics_of(self, model):
-        if model is self.base:
+    def _metrics_of(self, rung):
+        if rung == 0:
             return keras_internals.loss_tracker(self), keras_internals.compiled_metrics(self)
-        return self._motivated_metrics
+        return tuple(self._ladder.metrics[rung])
 
-    def _track(self, model, x, y, y_pred, loss, sample_weight):
-        """Updates `model`'s loss tracker and metrics with one batch."""
-        loss_tracker, metrics = self._metrics_of(model)
+    def _track(self, rung, x, y, y_pred, loss, sample_weight):
+        """Updates the loss tracker and metrics of model `rung` with one batch."""
+        loss_tracker, metrics = self._metrics_of(rung)
         loss_tracker.update_state(_unscale(loss), sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
         if metrics is not None:
             metrics.update_state(y, y_pred, sample_weight)
 
-    def _replica_update(self, model, optimizer, data):
-        """One optimizer step of `model` on one replica; returns (scaled loss, condition signals)."""
+    def _replica_update(self, mode, data):
+        """One optimizer step of model `mode` on one replica; returns (scaled loss, condition signals)."""
+        model, optimizer = self.rungs[mode], self.optimizers[mode]
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             y_pred = model(x, training=True)
@@ -271,19 +333,16 @@ class MotivatedModel(switching.Switching, keras.Model):
         gradients = tape.gradient(scaled, variables)
         optimizer.apply_gradients(zip(gradients, variables))
         signals = self.condition.replica_signals(model, keras_internals.compiled_loss(self), gradients)
-        self._track(model, x, y, y_pred, loss, sample_weight)
+        self._track(mode, x, y, y_pred, loss, sample_weight)
         return loss, signals
 
     def _mode_update(self, mode, data):
         """The optimizer step of `mode` on every replica: (loss, signals), reduced."""
         strategy = self.distribute_strategy
-        model, optimizer = self._model_of(mode)
         if mode and self.joint is not None:
-            replica = lambda d: joint_lib.replica_update(  # noqa: E731
-                self, self.joint, self._joint_views, d, self.shared_forward
-            )
+            replica = lambda d: joint_lib.replica_update(self, mode, d)  # noqa: E731
         else:
-            replica = lambda d: self._replica_update(model, optimizer, d)  # noqa: E731
+            replica = lambda d: self._replica_update(mode, d)  # noqa: E731
         loss, signals = strategy.run(replica, args=(data,))
         if strategy.num_replicas_in_sync > 1:
             # compute_loss divides by the replica count: the sum is the mean.
@@ -292,41 +351,15 @@ class MotivatedModel(switching.Switching, keras.Model):
             signals = {k: strategy.reduce("MEAN", v, axis=None) for k, v in signals.items()}
         return tf.cast(loss, "float32"), signals
 
-    def _mode_step(self, mode, data, update=None):
-        """The step of `mode` and the condition's verdict (cross-replica context).
-
-        `update`: `_mode_update` compiled for that mode (XLA), else `_mode_update`.
-        Returns the replica-averaged raw loss and the mode for the next batch.
-        """
-        loss, signals = update(data) if update is not None else self._mode_update(mode, data)
-        return loss, tf.convert_to_tensor(self.condition.update(loss, tf.constant(mode), signals))
-
     def _counted_mode_step(self, mode, data):
-        """The step of `mode`, its count and the switch its verdict asks for
-        (the check folded into the mode's branch)."""
-        loss, verdict = self._mode_step(mode, data)
+        """The step of `mode`, the condition's verdict, the step's count and the switch the verdict
+        asks for (the check folded into the mode's branch); returns the replica-averaged raw loss."""
+        update = self._ladder.compiled_updates.get(mode, self._mode_update)
+        loss, signals = update(mode, data)
+        verdict = self._verdict(self.condition.update(loss, self._condition_mode(mode), signals))
         self._count_steps(mode, 1)
         self._switch_from(mode, verdict)
         return loss
-
-    def _algorithm_step(self, data):
-        """One step of Algorithm 1 on one batch, the mode read on the device
-        (cross-replica context): one step per call, the multi-worker host
-        loop and iterators that are not `tf.data` ones."""
-        active = tf.identity(self._motivated_active.value)
-        if self.condition.selects_before_step:
-            selected = tf.convert_to_tensor(self.condition.select(active))
-            self._switch_from(active, selected)
-            active = selected
-        loss = tf.cond(
-            active, lambda: self._counted_mode_step(MOTIVATED, data), lambda: self._counted_mode_step(BASE, data)
-        )
-        return self._logs(loss, active)
-
-    def _known_mode_step(self, mode, data):
-        """One step of Algorithm 1 when the host knows the mode before the
-        step: no branch on the mode in the graph."""
-        return self._logs(self._counted_mode_step(mode, data), tf.constant(mode))
 
     def _logs(self, loss, active):
         logs = self.get_metrics_result()
@@ -336,9 +369,9 @@ class MotivatedModel(switching.Switching, keras.Model):
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        for model in (self.base, self.motivated):
+        for rung, model in enumerate(self.rungs):
             y_pred = model(x, training=False)
-            self._track(model, x, y, y_pred, self._loss(model, y, y_pred, sample_weight), sample_weight)
+            self._track(rung, x, y, y_pred, self._loss(model, y, y_pred, sample_weight), sample_weight)
         return self.get_metrics_result()
 
     # -- the train and test functions ----------------------------------------------
@@ -390,53 +423,6 @@ class MotivatedModel(switching.Switching, keras.Model):
             callbacks = [boundary] + list(callbacks or [])
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks, **kwargs)
 
-    # -- what reads the BatchNorm statistics ---------------------------------------
-    # Each recomputes them first (option "recalibrated") when training changed
-    # the weights since they were last recomputed.
-
-    def evaluate(self, *args, **kwargs):
-        if keras_internals.is_fit_validation(kwargs):
-            # fit() validates before on_epoch_end: the epoch ends here.
-            self.end_epoch()
-        self.refresh_statistics()
-        return super().evaluate(*args, **kwargs)
-
-    def test_on_batch(self, *args, **kwargs):
-        self.refresh_statistics()
-        return super().test_on_batch(*args, **kwargs)
-
-    def predict(self, *args, **kwargs):
-        self.refresh_statistics()
-        return super().predict(*args, **kwargs)
-
-    def predict_on_batch(self, *args, **kwargs):
-        self.refresh_statistics()
-        return super().predict_on_batch(*args, **kwargs)
-
-    def save(self, *args, **kwargs):
-        """`keras.Model.save`, with BatchNorm statistics recomputed first when they are stale.
-
-        `save_weights` is the training state (what Keras' `BackupAndRestore`
-        and the trainer's backups write): it saves the statistics as they are.
-        """
-        self.refresh_statistics()
-        return super().save(*args, **kwargs)
-
-    def export(self, *args, **kwargs):
-        """`keras.Model.export` of what `call` computes: the base model, with its statistics
-        recomputed first when stale (export `model.motivated` for the bigger one). The base is
-        exported on its own: the pair holds training state a SavedModel cannot serve."""
-        self.refresh_statistics()
-        return self.base.export(*args, **kwargs)
-
-    def load_weights(self, *args, **kwargs):
-        """`keras.Model.load_weights`; the file's BatchNorm statistics are recomputed at the next
-        read when the model knows training batches (a `fit` before, or `end_epoch(data)`)."""
-        result = super().load_weights(*args, **kwargs)
-        if not self._statistics_state.stale:
-            self._statistics_state.stale = statistics_lib.LOADED
-        return result
-
     def begin_epoch(self, epoch, steps_per_epoch=None):
         """The epoch start (`EpochBoundary` calls it): the condition learns the epoch."""
         self.condition.on_epoch_begin(epoch, steps_per_epoch)
@@ -461,52 +447,19 @@ class MotivatedModel(switching.Switching, keras.Model):
         self.end_epoch()
         self.refresh_statistics()
 
-    def refresh_statistics(self):
-        """Recomputes both models' BatchNorm statistics (option "recalibrated") if training changed
-        the weights since they were last recomputed; what reads them calls it. Returns the batches
-        recomputed per model (0: nothing to do)."""
-        return self._statistics.refresh(self)
-
-    def recalibrate_statistics(self, data=None):
-        """Recomputes both models' BatchNorm statistics from training batches, now.
-
-        Args:
-            data: batches of training images (anything `batch_norm.recalibrate`
-                reads); by default the ones `fit` trained on (or its
-                `recalibration_data`).
-
-        Returns:
-            The batches recomputed per model.
-        """
-        data = self._statistics_state.source if data is None else data
-        if data is None:
-            raise ValueError(
-                "No training data to recompute BatchNorm statistics from: pass "
-                "fit(..., recalibration_data=dataset) or recalibrate_statistics(dataset)."
-            )
-        self.switch_to_base()
-        return self._recompute_statistics(data)
-
-    def _recompute_statistics(self, data):
-        """Both models' statistics from `data`, with the weights as they are (no switch: a read
-        in the middle of an epoch leaves the training as it was); counted."""
-        used = 0
-        with self.distribute_strategy.scope():
-            for model in (self.base, self.motivated):
-                used = recalibrate(model, data, self.recalibration_batches)
-        self._recalibrated_batches.assign_add(used)
-        state = self._statistics_state
-        state.stale, state.last_batches = None, used
-        return used
-
     # -- serialization -----------------------------------------------------------
 
     def get_config(self):
+        config = {"name": self.name}
+        if len(self.rungs) == 2:
+            config["base"] = keras.saving.serialize_keras_object(self.base)
+            config["motivated"] = keras.saving.serialize_keras_object(self.motivated)
+            config["weights_map"] = self.weights_map.get_config()
+        else:
+            config["models"] = [keras.saving.serialize_keras_object(m) for m in self.rungs]
+            config["weights_map"] = [m.get_config() for m in self.weights_maps]
         return {
-            "name": self.name,
-            "base": keras.saving.serialize_keras_object(self.base),
-            "motivated": keras.saving.serialize_keras_object(self.motivated),
-            "weights_map": self.weights_map.get_config(),
+            **config,
             "condition": keras.saving.serialize_keras_object(self.condition),
             "bn_statistics": self.bn_statistics,
             "recalibration_batches": self.recalibration_batches,
@@ -516,25 +469,107 @@ class MotivatedModel(switching.Switching, keras.Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        base = keras.saving.deserialize_keras_object(config.pop("base"), custom_objects=custom_objects)
-        motivated = keras.saving.deserialize_keras_object(config.pop("motivated"), custom_objects=custom_objects)
-        wmap = weights_map_lib.WeightsMap.from_config(config.pop("weights_map"), base, motivated)
-        condition = keras.saving.deserialize_keras_object(config.pop("condition"), custom_objects=custom_objects)
+
+        def load(c):
+            return keras.saving.deserialize_keras_object(c, custom_objects=custom_objects)
+
+        models = [load(c) for c in config.pop("models", None) or (config.pop("base"), config.pop("motivated"))]
+        maps = config.pop("weights_map")
+        maps = [maps] if isinstance(maps, dict) else maps
+        maps = [weights_map_lib.WeightsMap.from_config(c, b, m) for c, b, m in zip(maps, models, models[1:])]
+        condition = load(config.pop("condition"))
         if config.get("joint") is not None:
-            config["joint"] = keras.saving.deserialize_keras_object(config["joint"], custom_objects=custom_objects)
-        return cls(base, motivated, weights_map=wmap, condition=condition, **config)
+            config["joint"] = load(config["joint"])
+        return cls(models=models, weights_map=maps, condition=condition, **config)
 
 
-class _MotivatedMetrics:
-    """The motivated model's loss tracker and compile metrics (not a container
+class _Ladder:
+    """The rungs and what the steps need of them, in a plain object (Keras would track and save
+    lists of models and metrics held as attributes)."""
+
+    def __init__(self, models, maps):
+        self.models = models
+        self.maps = maps
+        self.views = None  # joint steps: per rung, the smaller rungs' views into it
+        self.metrics = None  # per rung above the base: (loss tracker, compile metrics)
+        self.compiled_updates = {}  # mode -> its update compiled with XLA (train_function.py)
+
+
+class _Trace:
+    """The mode an execution path knows while it traces `train_step` (None: read on the device)."""
+
+    mode = None
+
+
+def _rung_models(base, motivated, models):
+    if models is None:
+        models = [base, motivated]
+    elif base is not None or motivated is not None:
+        raise ValueError("MotivatedModel takes either `base` and `motivated` or `models`, not both.")
+    models = list(models)
+    if len(models) < 2:
+        raise ValueError(f"MotivatedModel needs at least two models, got {len(models)}.")
+    labels = ("base", "motivated") if len(models) == 2 else [f"models[{i}]" for i in range(len(models))]
+    for label, m in zip(labels, models):
+        if not isinstance(m, keras.Model) or not m.built:
+            raise ValueError(f"MotivatedModel needs a built keras.Model as `{label}`, got {m!r}.")
+    if len({id(m) for m in models}) != len(models):
+        raise ValueError(
+            "`base` and `motivated` must be two different models."
+            if len(models) == 2
+            else "The ladder's models must be different models."
+        )
+    return models
+
+
+def _neighbour_maps(models, weights_map):
+    """The weights map of each neighbouring pair of rungs."""
+    pairs = list(zip(models, models[1:]))
+    if isinstance(weights_map, (list, tuple)):
+        if len(weights_map) != len(pairs):
+            raise ValueError(
+                f"A ladder of {len(models)} models needs {len(pairs)} weights maps (one per neighbouring pair), "
+                f"got {len(weights_map)}."
+            )
+        return [weights_map_lib.get(w, b, m) for w, (b, m) in zip(weights_map, pairs)]
+    if isinstance(weights_map, weights_map_lib.WeightsMap) and len(pairs) > 1:
+        raise ValueError(
+            "A WeightsMap maps one pair: give a ladder a rule (e.g. 'resnet_depth') or one map per neighbouring pair."
+        )
+    return [weights_map_lib.get(weights_map, b, m) for b, m in pairs]
+
+
+class _RungMetrics:
+    """A bigger model's loss tracker and compile metrics, named with its prefix (not a container
     type, so that Keras' attribute tracking leaves it alone)."""
 
-    def __init__(self, loss_tracker, compile_metrics):
-        self.loss_tracker = loss_tracker
-        self.compile_metrics = compile_metrics
+    def __init__(self, rung, rungs, metrics, weighted_metrics, output_names):
+        prefix = switching.rung_prefix(rung, rungs)
+        self.loss_tracker = keras.metrics.Mean(name=f"{prefix}loss")
+        self.compile_metrics = None
+        if metrics is not None or weighted_metrics is not None:
+            self.compile_metrics = keras_internals.PrefixedCompileMetrics(
+                metrics, weighted_metrics, prefix=prefix, output_names=output_names
+            )
 
     def __iter__(self):
         return iter((self.loss_tracker, self.compile_metrics))
+
+
+class _ModeAsInt:
+    """A variable store whose entry `index` (the mode) reads as int32: older files hold a bool."""
+
+    def __init__(self, store, index):
+        self._store, self._index = store, str(index)
+
+    def keys(self):
+        return self._store.keys()
+
+    def __getitem__(self, key):
+        value = self._store[key]
+        if key == self._index:
+            return np.asarray(value).astype("int32")
+        return value
 
 
 def _unscale(loss):

@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from keras_motivation import batch_norm
+from keras_motivation import keras_internals
 
 _log = logging.getLogger("keras_motivation")
 
@@ -51,11 +52,11 @@ class StatisticsOption:
         batch_norm.check_option(self.name, recalibration_batches)
         self.recalibration_batches = recalibration_batches
 
-    def copies(self, model, entries):
-        """The weights-map entries a switch copies, of `entries` (the map's)."""
+    def copies(self, lower, entries):
+        """The weights-map entries a switch copies, of `entries` (the map from the model `lower` up)."""
         if self.copies_statistics:
             return list(entries)
-        own = {id(v) for v in batch_norm.moving_statistics(model.base)}
+        own = {id(v) for v in batch_norm.moving_statistics(lower)}
         return [e for e in entries if id(e.base) not in own]
 
     def fit_source(self, x, batch_size, recalibration_data):
@@ -142,6 +143,113 @@ def _is_arrays(x):
     if isinstance(x, dict):
         return bool(x) and all(_is_arrays(v) for v in x.values())
     return isinstance(x, (tf.Tensor, keras.KerasTensor)) or hasattr(x, "__array__") or hasattr(x, "shape")
+
+
+class StatisticsReads:
+    """What reads the BatchNorm statistics, mixed into `MotivatedModel`: each recomputes them first
+    (option "recalibrated") when training changed the weights since they were last recomputed."""
+
+    @property
+    def bn_statistics(self):
+        """The BatchNorm statistics option's name: shared, private or recalibrated."""
+        return self._statistics.name
+
+    @property
+    def recalibration_batches(self):
+        """Training batches per recalibration (option "recalibrated")."""
+        return self._statistics.recalibration_batches
+
+    @property
+    def statistics_stale(self):
+        """True when training (or `load_weights`) changed the weights since the BatchNorm
+        statistics were last recomputed (option "recalibrated": the next read recomputes them)."""
+        return bool(self._statistics_state.stale)
+
+    @property
+    def last_recalibration_batches(self):
+        """Batches per model of the last recomputation of the statistics in this process (0: none)."""
+        return self._statistics_state.last_batches
+
+    def evaluate(self, *args, **kwargs):
+        if keras_internals.is_fit_validation(kwargs):
+            # fit() validates before on_epoch_end: the epoch ends here.
+            self.end_epoch()
+        self.refresh_statistics()
+        return super().evaluate(*args, **kwargs)
+
+    def test_on_batch(self, *args, **kwargs):
+        self.refresh_statistics()
+        return super().test_on_batch(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        self.refresh_statistics()
+        return super().predict(*args, **kwargs)
+
+    def predict_on_batch(self, *args, **kwargs):
+        self.refresh_statistics()
+        return super().predict_on_batch(*args, **kwargs)
+
+    def save(self, *args, **kwargs):
+        """`keras.Model.save`, with BatchNorm statistics recomputed first when they are stale.
+
+        `save_weights` is the training state (what Keras' `BackupAndRestore`
+        and the trainer's backups write): it saves the statistics as they are.
+        """
+        self.refresh_statistics()
+        return super().save(*args, **kwargs)
+
+    def export(self, *args, **kwargs):
+        """`keras.Model.export` of what `call` computes: the base model, with its statistics
+        recomputed first when stale (export `model.motivated` for the bigger one). The base is
+        exported on its own: the pair holds training state a SavedModel cannot serve."""
+        self.refresh_statistics()
+        return self.base.export(*args, **kwargs)
+
+    def load_weights(self, *args, **kwargs):
+        """`keras.Model.load_weights`; the file's BatchNorm statistics are recomputed at the next
+        read when the model knows training batches (a `fit` before, or `end_epoch(data)`)."""
+        result = super().load_weights(*args, **kwargs)
+        if not self._statistics_state.stale:
+            self._statistics_state.stale = LOADED
+        return result
+
+    def refresh_statistics(self):
+        """Recomputes every model's BatchNorm statistics (option "recalibrated") if training changed
+        the weights since they were last recomputed; what reads them calls it. Returns the batches
+        recomputed per model (0: nothing to do)."""
+        return self._statistics.refresh(self)
+
+    def recalibrate_statistics(self, data=None):
+        """Recomputes every model's BatchNorm statistics from training batches, now.
+
+        Args:
+            data: batches of training images (anything `batch_norm.recalibrate`
+                reads); by default the ones `fit` trained on (or its
+                `recalibration_data`).
+
+        Returns:
+            The batches recomputed per model.
+        """
+        data = self._statistics_state.source if data is None else data
+        if data is None:
+            raise ValueError(
+                "No training data to recompute BatchNorm statistics from: pass "
+                "fit(..., recalibration_data=dataset) or recalibrate_statistics(dataset)."
+            )
+        self.switch_to_base()
+        return self._recompute_statistics(data)
+
+    def _recompute_statistics(self, data):
+        """Every model's statistics from `data`, with the weights as they are (no switch: a read
+        in the middle of an epoch leaves the training as it was); counted."""
+        used = 0
+        with self.distribute_strategy.scope():
+            for model in self.rungs:
+                used = batch_norm.recalibrate(model, data, self.recalibration_batches)
+        self._recalibrated_batches.assign_add(used)
+        state = self._statistics_state
+        state.stale, state.last_batches = None, used
+        return used
 
 
 OPTIONS = {option.name: option for option in (SharedStatistics, PrivateStatistics, RecalibratedStatistics)}

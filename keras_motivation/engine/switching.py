@@ -17,9 +17,17 @@ from keras_motivation import weights_map as weights_map_lib
 # The motivated model's logs: motivated_loss, motivated_<metric>, val_motivated_...
 MOTIVATED_PREFIX = "motivated_"
 
-# The modes are Python bools while tracing: True trains the motivated model.
-BASE, MOTIVATED = False, True
-MODES = (BASE, MOTIVATED)
+# A mode is a rung index: the model that trains the next batch and holds the live weights of every
+# smaller rung's slices. A pair has two: the base and the motivated model.
+BASE, MOTIVATED = 0, 1
+
+
+def rung_prefix(rung, rungs):
+    """The log prefix of a rung's loss and metrics: none for the base, `motivated_` for the largest
+    model, `rung<i>_` for the models between (a ladder of more than two)."""
+    if rung == 0:
+        return ""
+    return MOTIVATED_PREFIX if rung == rungs - 1 else f"rung{rung}_"
 
 
 def share_of_steps(counters):
@@ -27,12 +35,12 @@ def share_of_steps(counters):
     return counters["motivated_steps"] / counters["steps"] if counters["steps"] else 0.0
 
 
-def static_bool(value):
-    """`value` as a Python bool when known when tracing, else None."""
-    if isinstance(value, bool):
-        return value
+def static_mode(value):
+    """`value` (a mode, or a pair's bool verdict) as a Python int when known when tracing, else None."""
+    if isinstance(value, (bool, int)):
+        return int(value)
     static = tf.get_static_value(value)
-    return None if static is None else bool(static)
+    return None if static is None else int(static)
 
 
 def slot_entries(weights_map, base_optimizer, motivated_optimizer):
@@ -63,113 +71,147 @@ def slot_entries(weights_map, base_optimizer, motivated_optimizer):
 
 
 class Switching:
-    """The switch between the two models, mixed into `MotivatedModel`."""
+    """The switch between the rungs, mixed into `MotivatedModel`.
 
-    def create_switch_state(self):
-        """The state variables, in the order saved files hold them."""
+    `self._copy_entries(i)` is what a switch across the neighbouring rungs i and
+    i + 1 copies; a switch that skips rungs composes the copies through the
+    ones between (up: i -> i + 1 -> ...; down: the reverse), so every rung
+    on the way holds the live slices too.
+    """
+
+    def create_switch_state(self, rungs=2):
+        """The state variables, in the order saved files hold them (a ladder's extra counters last)."""
 
         def state(name, dtype):
-            return state_lib.state_variable(self, name, dtype, False if dtype == "bool" else 0)
+            return state_lib.state_variable(self, name, dtype, 0)
 
-        # Pre-step state of the batch: True while the motivated model holds
-        # the live weights of the mapped slices.
-        self._motivated_active = state("motivated_active", "bool")
+        # Pre-step state of the batch: the rung that holds the live weights of the mapped slices. Its
+        # name is the saved files' (a bool before ladders: `load_own_variables` reads one as 0 or 1).
+        self._mode = state("motivated_active", "int32")
         self._total_steps = state("total_steps", "int32")
+        # Steps of the largest model (a pair's motivated steps).
         self._motivated_steps = state("motivated_steps", "int32")
         self._switches = state("switches", "int32")
+        # Switches up the ladder (into the motivated model, for a pair).
         self._activations = state("activations", "int32")
         # Batches each model's BatchNorm statistics were recomputed from
         # (forward passes that count as training compute).
         self._recalibrated_batches = state("recalibration_batches", "int32")
+        middle = [state(f"rung{i}_steps", "int32") for i in range(1, rungs - 1)]
+        self._rung_steps = [None, *middle, self._motivated_steps]
         self._copies = []
-        self._switch_to_base_fn = None
+        self._neighbour_copies = _NeighbourCopies([[] for _ in range(rungs - 1)])
+        self._switch_fns = {}
 
-    def set_copies(self, entries):
-        """What a switch copies: weights-map entries (the mapped weights, the
-        optimizer slots and step counter, BatchNorm statistics only when shared)."""
-        self._copies = entries
-        self._switch_to_base_fn = None
+    @property
+    def modes(self):
+        """The modes, in the order the device loop runs them: the rung indices."""
+        return tuple(range(len(self._rung_steps)))
 
-    def _copy_entries(self):
-        return self._copies
+    def set_copies(self, copies):
+        """What a switch copies, per neighbouring pair of rungs: weights-map entries (the mapped
+        weights, the optimizer slots and step counter, BatchNorm statistics only when shared)."""
+        # The flat list is an attribute, so Keras counts the slots in it among the model's own
+        # variables, which `save` writes (`MotivatedModel.compile`); the lists per pair are not.
+        self._copies = [e for c in copies for e in c]
+        self._neighbour_copies = _NeighbourCopies(copies)
+        self._switch_fns = {}
+
+    def _copy_entries(self, i=0):
+        return self._neighbour_copies.lists[i]
 
     def _count_steps(self, mode, steps):
         """The step counters after `steps` steps of `mode`."""
         self._total_steps.assign_add(steps)
         if mode:
-            self._motivated_steps.assign_add(steps)
+            self._rung_steps[mode].assign_add(steps)
 
-    def _switch_ops(self, mode):
-        """The switch into `mode`: copies, counters, the mode flag."""
-        if mode:
-            weights_map_lib.copy_to_motivated(self._copy_entries())
+    def _switch_ops(self, current, target):
+        """The switch from rung `current` to `target` (Python ints): copies, counters, the mode."""
+        if target > current:
+            for i in range(current, target):
+                weights_map_lib.copy_to_motivated(self._copy_entries(i))
             self._activations.assign_add(1)
         else:
-            weights_map_lib.copy_to_base(self._copy_entries())
+            for i in reversed(range(target, current)):
+                weights_map_lib.copy_to_base(self._copy_entries(i))
         self._switches.assign_add(1)
-        self._motivated_active.assign(mode)
+        self._mode.assign(target)
         return tf.constant(True)
+
+    def _branch(self, mode, fn):
+        """`fn(m)` for the rung `mode` holds (a tensor): a `tf.cond` for a pair, else a `tf.switch_case`."""
+        if len(self.modes) == 2:
+            return tf.cond(tf.equal(mode, 1), lambda: fn(1), lambda: fn(0))
+        return tf.switch_case(mode, [lambda m=m: fn(m) for m in self.modes])
 
     def _switch_from(self, current, target):
         """Switches from the mode `current` to `target` when they differ.
 
-        Either may be a Python bool; a verdict known when tracing costs no op.
+        Either may be a Python int; a verdict known when tracing costs no op.
         """
-        static_current, static_target = static_bool(current), static_bool(target)
-        if static_current is not None and static_target is not None:
-            if static_current != static_target:
-                self._switch_ops(static_target)
-            return
-        keep = lambda: tf.constant(False)  # noqa: E731
-        if static_current is not None:
-            # The switch check folded into the branch of the current mode.
-            tf.cond(tf.equal(target, static_current), keep, lambda: self._switch_ops(not static_current))
+        static_current, static_target = static_mode(current), static_mode(target)
+        if static_current is None:
+            self._branch(current, lambda c: self._switch_from(c, target))
             return
         if static_target is not None:
-            tf.cond(tf.equal(current, static_target), keep, lambda: self._switch_ops(static_target))
+            if static_current != static_target:
+                self._switch_ops(static_current, static_target)
             return
-        tf.cond(
-            tf.equal(target, current),
-            keep,
-            lambda: tf.cond(target, lambda: self._switch_ops(MOTIVATED), lambda: self._switch_ops(BASE)),
-        )
+
+        def to(t):
+            return tf.constant(False) if t == static_current else self._switch_ops(static_current, t)
+
+        # The switch check folded into the branch of the current mode.
+        self._branch(target, to)
 
     def switch_to_base(self):
-        """Back on the base model: copies back if the motivated one is active."""
-        if not self.is_motivated:
+        """Back on the base model: copies back down if a bigger rung is active."""
+        current = self.mode
+        if not current:
             return  # one flag read instead of a call of the copy function
-        if self._switch_to_base_fn is None:
-            self._switch_to_base_fn = tf.function(lambda: self._switch_ops(BASE))
+        if current not in self._switch_fns:
+            self._switch_fns[current] = tf.function(lambda: self._switch_ops(current, 0))
         with self.distribute_strategy.scope():
-            self._switch_to_base_fn()
+            self._switch_fns[current]()
+
+    @property
+    def mode(self):
+        """The rung that holds the live weights (0, the base, at every epoch boundary)."""
+        return int(self._mode.numpy())
 
     @property
     def is_motivated(self):
-        """True while the motivated model holds the live weights (mid-epoch only)."""
-        return bool(self._motivated_active.numpy())
+        """True while a bigger model than the base holds the live weights (mid-epoch only)."""
+        return bool(self.mode)
 
     def counters(self):
-        """Totals since training began: `steps`, `motivated_steps`, `switches`,
-        `activations` (switches into the motivated model) and
-        `recalibration_batches` (batches BatchNorm statistics were recomputed
-        from, per model)."""
-        return {
+        """Totals since training began: `steps`, `motivated_steps` (the largest
+        model's), `switches`, `activations` (switches up: into the motivated
+        model, for a pair) and `recalibration_batches` (batches BatchNorm
+        statistics were recomputed from, per model); a ladder adds `rung_steps`,
+        the steps of each rung."""
+        out = {
             "steps": int(self._total_steps.numpy()),
             "motivated_steps": int(self._motivated_steps.numpy()),
             "switches": int(self._switches.numpy()),
             "activations": int(self._activations.numpy()),
             "recalibration_batches": int(self._recalibrated_batches.numpy()),
         }
+        if len(self.modes) > 2:
+            upper = [int(v.numpy()) for v in self._rung_steps[1:]]
+            out["rung_steps"] = [out["steps"] - sum(upper), *upper]
+        return out
 
     def time_switch(self, repeats=10, clock=time.perf_counter):
         """Measured seconds of one switch, the mean of both directions.
 
-        Times what this run's switches copy (`_copy_entries`: the mapped
-        weights, optimizer slots and step counter, BatchNorm statistics only
-        when shared): `repeats` round trips base -> motivated -> base in one
-        compiled call, after an untimed call that traces it. Every variable
-        the copies touch is restored afterwards, so training state is as
-        before.
+        Times what this run's switches copy (`_copies`: the mapped weights,
+        optimizer slots and step counter, BatchNorm statistics only when
+        shared): `repeats` round trips from the base to the largest model and
+        back in one compiled call, after an untimed call that traces it. Every
+        variable the copies touch is restored afterwards, so training state is
+        as before.
 
         Args:
             repeats: round trips timed.
@@ -180,13 +222,15 @@ class Switching:
             raise ValueError(f"time_switch needs repeats >= 1 (an int), got {repeats!r}.")
         if self.motivated_optimizer is None:
             raise ValueError("Call compile() on the MotivatedModel before time_switch().")
-        entries = self._copy_entries()
-        touched = list({id(v): v for e in entries for v in (e.base, e.motivated)}.values())
+        copies = self._neighbour_copies.lists
+        touched = list({id(v): v for c in copies for e in c for v in (e.base, e.motivated)}.values())
         saved = [v.numpy() for v in touched]
 
         def round_trip(i):
-            weights_map_lib.copy_to_motivated(entries)
-            weights_map_lib.copy_to_base(entries)
+            for entries in copies:
+                weights_map_lib.copy_to_motivated(entries)
+            for entries in reversed(copies):
+                weights_map_lib.copy_to_base(entries)
             return (i + 1,)
 
         @tf.function(autograph=False)  # as the train function: no source reading, an explicit loop
@@ -199,7 +243,14 @@ class Switching:
                 round_trips(n)  # trace, untimed
                 start = clock()
                 round_trips(n)
-                return (clock() - start) / repeats / 2
+                return (clock() - start) / repeats / 2 / len(copies)
             finally:
                 for v, value in zip(touched, saved):
                     v.assign(value)
+
+
+class _NeighbourCopies:
+    """The copies of each neighbouring pair of rungs (a plain object: Keras leaves it untracked)."""
+
+    def __init__(self, lists):
+        self.lists = lists
