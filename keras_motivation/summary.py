@@ -103,10 +103,10 @@ def motivation_statistics(counters, condition, k):
         if counters["activations"]
         else 0.0,
     }
-    name, _, arguments = condition.partition(":")
-    cls = conditions.BY_NAME.get(name)
+    spec = conditions.ConditionSpec.parse(condition)
+    cls = conditions.BY_NAME.get(spec.name)
     # The noise level of the paper's rule with --k (a spec that sets its own k gets none).
-    if cls is not None and cls.noise_level and not arguments:
+    if cls is not None and cls.noise_level and not spec.arguments:
         stats["noise_motivated_share"] = noise_motivated_share(k)
         stats["noise_triggers_per_step"] = noise_triggers_per_step(k)
     return stats

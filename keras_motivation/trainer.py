@@ -232,7 +232,7 @@ def load_run_data(config, strategy):
     train, val, n_train, info = load_data(config)
     shape = data_lib.input_shape(config, info)
     heldout = None
-    if conditions_lib.takes_heldout(config.condition):
+    if conditions_lib.ConditionSpec.parse(config.condition).takes_heldout:
         heldout, train, n_train = data_lib.hold_out_batch(config, train, n_train, shape, info["num_classes"])
     try:
         steps = data_lib.steps_per_epoch(config.batch_size, n_train, strategy.num_replicas_in_sync)

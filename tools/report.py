@@ -98,12 +98,12 @@ def arm_of(config):
     """The paper's arm of a run, from its config, with the start and the
     BatchNorm statistics option of a dual run: "X-Y k=2 (identity, recalibrated)".
     Each condition names its arm (`report_label`); a name no condition has any more reads "X-Y name"."""
-    name, arguments = conditions.split_spec(config["condition"])
-    cls = conditions.BY_NAME.get(name)
+    spec = conditions.ConditionSpec.parse(config["condition"])
+    cls = conditions.BY_NAME.get(spec.name)
     if cls is None:
-        arm = f"{DUAL} {name}"
+        arm = f"{DUAL} {spec.name}"
     else:
-        arm = cls.report_label(arguments, config.get("k"))
+        arm = cls.report_label(spec.arguments, config.get("k"))
         if cls.classical:
             return arm
     return arm + f" ({config.get('differential_init', 'paper')}, {config.get('bn_statistics', 'shared')})"
