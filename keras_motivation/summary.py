@@ -33,7 +33,8 @@ fractions in [0, 1].
     wall_clock_s, cpu_time_s, wall_clock_per_mode_s, switch_seconds, time_in_switches_s
     speedup_vs_motivated_alone   "predicted_from_flops", "measured_wall_clock" (ratios)
     resumed_from_step   the step this run started from (0: a fresh run)
-    the config's pair, dataset, condition, k, differential_init, bn_statistics,
+    the config's pair, dataset, policy (the name the policy fields were filled from),
+    condition, k, differential_init, bn_statistics,
     recalibration_batches, joint, seed, epochs; input_shape, num_classes, replicas,
     stopped (why training ended early, or null), versions; statistics_check and
     export when asked for.
@@ -310,6 +311,7 @@ def summarize(
         "schema": SCHEMA,
         "pair": config.pair,
         "dataset": config.dataset,
+        "policy": config.policy,
         "condition": config.condition,
         "k": config.k,
         "differential_init": config.differential_init,

@@ -56,7 +56,6 @@ from keras_motivation.config import differential_start
 from keras_motivation.data import input_shape  # noqa: F401
 from keras_motivation.data import make_datasets  # noqa: F401
 from keras_motivation.data import uses_one_hot  # noqa: F401
-from keras_motivation.engine import JointStep
 from keras_motivation.engine import MotivatedModel
 from keras_motivation.strategies import is_chief  # noqa: F401
 from keras_motivation.strategies import make_strategy  # noqa: F401
@@ -276,12 +275,8 @@ def build_motivated_model(config, num_classes, shape, heldout=None):
         base,
         motivated,
         wmap,
-        make_condition(config, heldout),
-        bn_statistics=config.bn_statistics,
         recalibration_batches=config.recalibration_batches,
-        joint=JointStep(base_weight=config.joint_base_weight, distillation=config.distillation)
-        if config.joint
-        else None,
+        **policy_arguments(config, heldout),
     )
     start = differential_start(config.differential_init)
     if start is not None:
@@ -291,12 +286,18 @@ def build_motivated_model(config, num_classes, shape, heldout=None):
     return model
 
 
-def make_condition(config, heldout=None):
-    """The condition of `config`; `--k` and `--seed` fill in k and seed where it takes them."""
+def policy_arguments(config, heldout=None):
+    """MotivatedModel's arguments for the policy of `config` (its condition, joint step and statistics option);
+    `--k` and `--seed` fill in k and seed where the condition takes them."""
     try:
-        return conditions_lib.from_flag(config.condition, k=config.k, seed=config.seed, heldout=heldout)
+        return config.resolved_policy().model_arguments(seed=config.seed, heldout=heldout)
     except ValueError as err:
         raise ConfigError(f"--condition={config.condition}: {err}") from err
+
+
+def make_condition(config, heldout=None):
+    """The condition of `config`; `--k` and `--seed` fill in k and seed where it takes them."""
+    return policy_arguments(config, heldout)["condition"]
 
 
 def _init_from(config, base, motivated):

@@ -56,6 +56,21 @@ def test_config_parses_and_opens_with_its_command(path):
     data.dataset_info(config.dataset)
 
 
+@pytest.mark.parametrize("path", [c for c in CONFIGS if not c.endswith("quickstart.flags")], ids=os.path.basename)
+def test_the_papers_flagfiles_say_policy_paper_instead_of_its_fields(path):
+    import dataclasses
+
+    from keras_motivation import policy
+
+    with open(path) as f:
+        flags = [line.strip().partition("=")[0] for line in f if line.startswith("--")]
+    assert "--policy" in flags
+    assert not {"--k", "--joint", "--nojoint", "--differential_init", "--bn_statistics"} & set(flags)
+    config = train.config_from_args(["train", f"--flagfile={path}"]).validate()
+    condition = "never" if os.path.basename(path).startswith("transfer_") else "consecutive"
+    assert config.resolved_policy() == dataclasses.replace(policy.PAPER, condition=condition)
+
+
 @pytest.fixture(autouse=True)
 def _download_hosts_answer(monkeypatch):
     """Mock data stands for a dataset tfds downloads on first use: its hosts "answer"
