@@ -31,7 +31,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 
 import keras
 import tensorflow as tf
@@ -51,20 +50,7 @@ from keras_motivation import workdir_lock
 from keras_motivation.config import ConfigError
 from keras_motivation.config import TrainConfig
 from keras_motivation.config import differential_start
-
-# Moved to the data package, strategies.py and summary.py; importable from here as before.
-from keras_motivation.data import input_shape  # noqa: F401
-from keras_motivation.data import make_datasets  # noqa: F401
-from keras_motivation.data import uses_one_hot  # noqa: F401
 from keras_motivation.engine import MotivatedModel
-from keras_motivation.strategies import is_chief  # noqa: F401
-from keras_motivation.strategies import make_strategy  # noqa: F401
-from keras_motivation.summary import describe  # noqa: F401
-from keras_motivation.summary import flops_summary  # noqa: F401
-from keras_motivation.summary import speedup  # noqa: F401
-from keras_motivation.summary import statistics_check  # noqa: F401
-from keras_motivation.summary import stop_reason  # noqa: F401
-from keras_motivation.summary import switch_seconds  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)
@@ -536,17 +522,3 @@ def evaluate_summarize_export(config, model, record):
         summary["export"] = export_models(config, model, record.shape, summary)
     files.atomic_write(os.path.join(config.workdir, "summary.json"), json.dumps(summary, indent=2))
     return summary
-
-
-# -- deprecated ----------------------------------------------------------------------
-
-
-def activation_statistics(counters, config):
-    """Deprecated: `summary.motivation_statistics(counters, condition, k)`."""
-    warnings.warn(
-        "keras_motivation.trainer.activation_statistics is deprecated: use "
-        "summary.motivation_statistics(counters, config.condition, config.k).",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return summary_lib.motivation_statistics(counters, config.condition, config.k)

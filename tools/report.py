@@ -38,10 +38,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-# The pay rule, beside this file; compute_to_reach and reach are importable from here as before.
+# The pay rule, beside this file.
 import pay_rule  # noqa: E402
 from pay_rule import FrontPoint  # noqa: E402
-from pay_rule import compute_to_reach  # noqa: E402, F401
 from pay_rule import reach  # noqa: E402
 
 
