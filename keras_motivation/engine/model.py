@@ -10,13 +10,13 @@ is and where a new one plugs in.
 import keras
 import tensorflow as tf
 
-from keras_motivation import callbacks as callbacks_lib
 from keras_motivation import conditions as conditions_lib
 from keras_motivation import keras_internals
 from keras_motivation import weights_map as weights_map_lib
 from keras_motivation.batch_norm import DEFAULT_BN_STATISTICS
 from keras_motivation.batch_norm import DEFAULT_RECALIBRATION_BATCHES
 from keras_motivation.batch_norm import recalibrate
+from keras_motivation.engine import epoch as callbacks_lib
 from keras_motivation.engine import joint as joint_lib
 from keras_motivation.engine import statistics as statistics_lib
 from keras_motivation.engine import switching
