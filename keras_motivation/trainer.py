@@ -46,6 +46,7 @@ from keras_motivation import preemption
 from keras_motivation import recipes
 from keras_motivation import strategies
 from keras_motivation import summary as summary_lib
+from keras_motivation import summary_json
 from keras_motivation import workdir_lock
 from keras_motivation.config import ConfigError
 from keras_motivation.config import TrainConfig
@@ -494,7 +495,7 @@ def export_models(config, model, shape, summary):
         image_size=shape[:2],
         channels=shape[2],
         overwrite=True,
-        metadata=summary_lib.export_metadata(summary),
+        metadata=summary_json.export_metadata(summary),
     )
 
 

@@ -122,6 +122,14 @@ def test_the_check_finds_a_circle(tmp_path):
     assert find_circle(import_graph(str(pkg), "pkg")) is None
 
 
+def test_export_does_not_import_the_run_summary():
+    """export.py reads a finished run's summary.json through summary_json.py, not the module that writes it."""
+    graph = import_graph()
+    assert "keras_motivation.summary_json" in graph["keras_motivation.export"]
+    assert "keras_motivation.summary" not in _reachable(graph, "keras_motivation.export")
+    assert "keras_motivation.summary" not in _reachable(graph, "keras_motivation.summary_json")
+
+
 def test_the_old_trainer_export_circle_would_be_found():
     graph = import_graph()
     graph["keras_motivation.export"] = graph["keras_motivation.export"] | {"keras_motivation.trainer"}

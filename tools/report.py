@@ -57,7 +57,7 @@ class _Lazy:
 conditions = _Lazy("keras_motivation.conditions")
 files = _Lazy("keras_motivation.files")
 flops_lib = _Lazy("keras_motivation.flops")
-summary_lib = _Lazy("keras_motivation.summary")
+summary_json = _Lazy("keras_motivation.summary_json")
 
 # The classical arms (one model trained alone; conditions.Never.label and conditions.Always.label, which a
 # test checks) and how a dual run's arm starts.
@@ -130,7 +130,7 @@ def fmt_mean_sd(mean, sd, spec=".2f"):
 
 def _accuracy(run, model):
     """A run's final accuracy of `model` ("base" or "motivated"), in %."""
-    return 100 * summary_lib.accuracy(run["summary"], model)
+    return 100 * summary_json.accuracy(run["summary"], model)
 
 
 # -- report 1: the paper's results table (results.md, results.csv) and its figures ----
@@ -156,7 +156,9 @@ def rows_for(runs):
             label = "" if arm.startswith(DUAL) else f" {arm}"
             suffix = arm[len(DUAL) :] if arm.startswith(DUAL) else ""
             models = [("base", f"{x}-{y}-B{label}{suffix}"), ("motivated", f"{x}-{y}-M{label}{suffix}")]
-            dual = mean_std([summary_lib.training_flops(m["summary"], "average_forward_per_image") for m in members])[0]
+            dual = mean_std([summary_json.training_flops(m["summary"], "average_forward_per_image") for m in members])[
+                0
+            ]
         for which, name in models:
             acc_mean, acc_std = mean_std([_accuracy(m, which) for m in members])
             act = [m["summary"]["activations"] for m in members]
@@ -171,10 +173,10 @@ def rows_for(runs):
                     "accuracy_mean": acc_mean,
                     "accuracy_std": acc_std,
                     # The model's own forward FLOPs per image, whatever the arm.
-                    "forward_flops": summary_lib.forward_flops(s0, which),
+                    "forward_flops": summary_json.forward_flops(s0, which),
                     "dual_forward_flops": dual,
-                    "motivated_share": statistics.mean(summary_lib.motivated_share(a) for a in act),
-                    "noise_rate": summary_lib.motivated_share(act[0], "noise_motivated_share"),
+                    "motivated_share": statistics.mean(summary_json.motivated_share(a) for a in act),
+                    "noise_rate": summary_json.motivated_share(act[0], "noise_motivated_share"),
                     "triggers_per_step": statistics.mean(a.get("triggers_per_step", 0.0) for a in act),
                     "wall_clock_s": statistics.mean(m["summary"]["wall_clock_s"] for m in members),
                 }
@@ -354,7 +356,7 @@ def write_results(runs, out, written=None):
 
 
 def _training_flops(run):
-    return summary_lib.training_flops(run["summary"], "total")
+    return summary_json.training_flops(run["summary"], "total")
 
 
 def classical_front(runs):
@@ -417,7 +419,7 @@ def pays_rows(runs):
                 "training_tflops": compute / 1e12,
                 "cpu_s": statistics.mean(m["summary"].get("cpu_time_s", float("nan")) for m in members),
                 "motivated_share": statistics.mean(
-                    summary_lib.motivated_share(m["summary"]["activations"]) for m in members
+                    summary_json.motivated_share(m["summary"]["activations"]) for m in members
                 ),
                 "base_mean": acc_b,
                 "base_sd": sd_b,
