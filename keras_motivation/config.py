@@ -97,7 +97,8 @@ def _policies_help():
         f"{_or(tuple(policy_lib.POLICIES))}: the training policy every policy flag left unset takes its value from "
         "(a flag set wins). default is the policy measured in README 'Does it pay?', paper the paper's alternation. "
         "Without --policy, --condition chooses: the policy whose condition has its name, else paper (a condition "
-        "other than growth never gets the default's joint steps unless --joint is set). The policies' fields: "
+        "other than growth never gets the default's joint steps unless --joint is set); --policy=default with another "
+        "condition needs --joint or --nojoint and --rewarm_epochs. The policies' fields: "
         f"{fields}."
     )
 
