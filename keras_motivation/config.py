@@ -14,8 +14,8 @@ import json
 from absl import flags
 
 from keras_motivation import conditions
+from keras_motivation import policy as policy_lib
 from keras_motivation.batch_norm import BN_STATISTICS
-from keras_motivation.batch_norm import DEFAULT_BN_STATISTICS
 from keras_motivation.batch_norm import DEFAULT_RECALIBRATION_BATCHES
 from keras_motivation.data import AUGMENTATIONS
 from keras_motivation.recipes import OPTIMIZERS as _OPTIMIZER_BUILDERS
@@ -31,9 +31,10 @@ DIFFERENTIAL_INITS = ("paper", "identity")
 INIT_FROM_MODELS = ("base", "motivated")
 
 # Fields that may change when a run resumes in the same workdir: they do not
-# change what is being trained.
+# change what is being trained (the policy's name neither: its resolved fields are compared).
 RESUMABLE_CHANGES = frozenset(
     {
+        "policy",
         "resume",
         "export",
         "verbose",
@@ -84,21 +85,22 @@ def _or(names):
     return ", ".join(names[:-1]) + f" or {names[-1]}"
 
 
-# The trainer's default policy (README "Does it pay?"): growth after 0.45 epochs of the base alone, then joint
-# steps with the base's loss weighted 2, the differential layers as initialised (the paper's start) at the growth
-# point, the rate re-warmed over 0.1 epochs. The fields below default to None and take the value of the
-# condition's row when the config is made, so that a run with another condition (the paper's trigger, never,
-# always) keeps the paper's alternation unless it asks otherwise.
-DEFAULT_CONDITION = "growth:epochs=0.45"
-POLICY_DEFAULTS = {
-    "growth": {"joint": True, "joint_base_weight": 2.0, "differential_init": "paper", "rewarm_epochs": 0.1},
-    None: {"joint": False, "joint_base_weight": 1.0, "differential_init": "identity", "rewarm_epochs": 0.0},
-}
-
-
 def _policy_help(name):
-    growth, other = POLICY_DEFAULTS["growth"][name], POLICY_DEFAULTS[None][name]
-    return f"{growth} with --condition=growth, else {other}.".replace("True", "on").replace("False", "off")
+    """The end of a policy field's help: its value in each named policy."""
+    return f" Default: the policy's, {policy_lib.side_by_side(name)}."
+
+
+def _policies_help():
+    """--policy's help: the rule, then every field's value in each named policy, side by side."""
+    fields = "; ".join(f"{name}: {policy_lib.side_by_side(name)}" for name in policy_lib.FIELDS)
+    return (
+        f"{_or(tuple(policy_lib.POLICIES))}: the training policy every policy flag left unset takes its value from "
+        "(a flag set wins). default is the policy measured in README 'Does it pay?', paper the paper's alternation. "
+        "Without --policy, --condition chooses: the policy whose condition has its name, else paper (a condition "
+        "other than growth never gets the default's joint steps unless --joint is set); --policy=default with another "
+        "condition needs --joint or --nojoint and --rewarm_epochs. The policies' fields: "
+        f"{fields}."
+    )
 
 
 def _field(default, help, factory=None):
@@ -117,38 +119,35 @@ class TrainConfig:
     model_kwargs: dict = _field(
         None, "Extra model arguments as key=value,... (e.g. width=8,weight_decay=2.5e-4).", factory=dict
     )
-    # Growth with joint steps (POLICY_DEFAULTS) is the policy measured closest to both separately trained
-    # networks on two pairs (README "Does it pay?"); the paper's flagfiles and the quickstart set the paper's.
-    condition: str = _field(
-        DEFAULT_CONDITION,
-        f"{conditions.flag_help()} The default (growth, with the joint step, its base weight, the start and the "
-        "re-warm-up below) is measured in README 'Does it pay?'.",
-    )
-    # 3 paid best of the trigger's k in README "Does it pay?"; the paper's flagfiles set its 2.
-    k: int = _field(
-        3,
-        "Consecutive loss decreases that trigger the motivated model, for the conditions that take k (default 3, "
-        "measured in README 'Does it pay?'; the paper's flagfiles and the quickstart use the paper's 2).",
+    # The policy fields below default to None: the config takes them from the chosen policy (policy.py says how
+    # it is chosen) unless their flag is set, and config.json keeps the resolved values with the policy's name.
+    policy: str | None = _field(None, _policies_help())
+    condition: str | None = _field(None, conditions.flag_help() + _policy_help("condition"))
+    k: int | None = _field(
+        None,
+        "Consecutive loss decreases that trigger the motivated model, for the conditions that take k (3 paid best "
+        "in README 'Does it pay?'; the paper's is 2)." + _policy_help("k"),
     )
     differential_init: str | None = _field(
         None,
         "identity: differential layers start as no-ops; paper: they start random, as in the paper; "
         "identity:gamma=0.1,noise=0.01: the last BatchNorm gamma of each differential block at gamma (near the "
-        "identity) plus Gaussian noise of that standard deviation. Default: " + _policy_help("differential_init"),
+        "identity) plus Gaussian noise of that standard deviation." + _policy_help("differential_init"),
     )
     joint: bool | None = _field(
         None,
         "Joint step: each batch the motivated model trains on also trains the base, one update of the shared "
-        "weights (loss = motivated loss + joint_base_weight x base loss); the nested-network way. Default: "
+        "weights (loss = motivated loss + joint_base_weight x base loss); the nested-network way."
         + _policy_help("joint"),
     )
     joint_base_weight: float | None = _field(
         None,
-        "Weight of the base's loss in a joint step. Default: "
-        + _policy_help("joint_base_weight").replace(" with", " with --joint and"),
+        "Weight of the base's loss in a joint step (1 without one)." + _policy_help("joint_base_weight"),
     )
-    distillation: float = _field(
-        0.0, "Share of the base's loss in a joint step taken from the motivated model's predictions (0 to 1)."
+    distillation: float | None = _field(
+        None,
+        "Share of the base's loss in a joint step taken from the motivated model's predictions (0 to 1; 0 without "
+        "one)." + _policy_help("distillation"),
     )
     joint_base_share: float = _field(
         1.0,
@@ -163,13 +162,13 @@ class TrainConfig:
     rewarm_epochs: float | None = _field(
         None,
         "With --condition=growth: the learning rate ramps up again linearly over this many epochs from the growth "
-        "point (staged training's re-warm-up). Default: " + _policy_help("rewarm_epochs"),
+        "point (staged training's re-warm-up)." + _policy_help("rewarm_epochs"),
     )
-    bn_statistics: str = _field(
-        DEFAULT_BN_STATISTICS,
-        "BatchNorm moving statistics each model is evaluated and saved with: recalibrated (default: its own, "
-        "recomputed from training batches when read: before each validation, at the end of training), private "
-        "(its own, updated by its own steps) or shared (the paper's: copied with the weights).",
+    bn_statistics: str | None = _field(
+        None,
+        "BatchNorm moving statistics each model is evaluated and saved with: recalibrated (its own, recomputed from "
+        "training batches when read: before each validation, at the end of training), private (its own, updated "
+        "by its own steps) or shared (the paper's: copied with the weights)." + _policy_help("bn_statistics"),
     )
     recalibration_batches: int = _field(
         DEFAULT_RECALIBRATION_BATCHES,
@@ -249,12 +248,42 @@ class TrainConfig:
     )
 
     def __post_init__(self):
-        # Unset policy fields take the condition's defaults (POLICY_DEFAULTS); config.json keeps the values.
-        defaults = POLICY_DEFAULTS.get(self.condition.partition(":")[0], POLICY_DEFAULTS[None])
-        for name, value in defaults.items():
+        # Unset policy fields take the chosen policy's values; config.json keeps them and the policy's name.
+        self.policy = self._chosen_policy()
+        chosen = policy_lib.get(self.policy)
+        if self.joint is None:
+            self.joint = chosen.joint
+        for name in policy_lib.FIELDS:
             if getattr(self, name) is None:
-                # The base's weight belongs to the joint step: without one it stays 1 (which validate expects).
-                setattr(self, name, value if name != "joint_base_weight" or self.joint else 1.0)
+                # A policy's joint step weights belong to its joint step: without one (--nojoint) they are neutral.
+                neutral = not self.joint and name in policy_lib.WITHOUT_JOINT_STEP
+                setattr(self, name, policy_lib.WITHOUT_JOINT_STEP[name] if neutral else getattr(chosen, name))
+
+    def _chosen_policy(self):
+        """The name of the policy the unset fields come from: --policy, else the one --condition names (see
+        policy.py); ConfigError for an unknown name and for --policy=default's joint step and re-warm-up taken
+        with another condition than its own."""
+        if self.policy is None:
+            return "default" if self.condition is None else policy_lib.name_for_condition(self.condition)
+        if self.policy not in policy_lib.POLICIES:
+            raise ConfigError(f"--policy must be {_or(tuple(policy_lib.POLICIES))}, got {self.policy!r}.")
+        chosen = policy_lib.get(self.policy)
+        other_condition = (
+            self.condition is not None and conditions.ConditionSpec.parse(self.condition).name != chosen.condition_name
+        )
+        if other_condition and (
+            (chosen.joint and self.joint is None) or (chosen.rewarm_epochs and self.rewarm_epochs is None)
+        ):
+            raise ConfigError(
+                f"--policy={self.policy}'s joint step and re-warm-up belong to its condition {chosen.condition}, not "
+                f"--condition={self.condition}: use --policy=paper, or also set --joint (or --nojoint) and "
+                "--rewarm_epochs=0."
+            )
+        return self.policy
+
+    def resolved_policy(self):
+        """The `policy.Policy` this config trains with (its resolved policy fields)."""
+        return policy_lib.Policy(**{name: getattr(self, name) for name in policy_lib.FIELDS})
 
     def validate(self):
         """Raises ConfigError (one line) for values no run can use."""
@@ -264,6 +293,10 @@ class TrainConfig:
                 raise ConfigError(message)
 
         check(":" in self.pair, f"--pair must be 'base:motivated' (e.g. resnet20:resnet32), got {self.pair!r}.")
+        try:
+            condition = conditions.ConditionSpec.parse(self.condition).check()
+        except ValueError as err:
+            raise ConfigError(f"--condition={self.condition}: {err}") from None
         check(self.k >= 1, f"--k must be >= 1, got {self.k}.")
         check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}.")
         check(self.batch_size >= 1, f"--batch_size must be >= 1, got {self.batch_size}.")
@@ -282,7 +315,7 @@ class TrainConfig:
         check(self.joint_base_share == 1.0 or self.joint, "--joint_base_share sets the joint step: add --joint.")
         check(self.rewarm_epochs >= 0, f"--rewarm_epochs must be >= 0, got {self.rewarm_epochs}.")
         check(
-            not self.rewarm_epochs or self.condition.partition(":")[0] == "growth",
+            not self.rewarm_epochs or condition.name == "growth",
             "--rewarm_epochs re-warms the learning rate at the growth point: use it with --condition=growth:epochs=E.",
         )
         check(

@@ -46,7 +46,7 @@ import tensorflow as tf
 from keras_motivation import console
 from keras_motivation import data as data_lib
 from keras_motivation import files
-from keras_motivation import summary as summary_lib
+from keras_motivation import summary_json
 from keras_motivation.config import TrainConfig
 
 
@@ -259,7 +259,7 @@ def export_run(workdir, *, version=1, litert=LITERT_QUANTIZATIONS, calibration_i
             image_size=(h, w),
             channels=c,
             overwrite=overwrite,
-            metadata=summary_lib.export_metadata({"pair": config.pair, **summary}),
+            metadata=summary_json.export_metadata({"pair": config.pair, **summary}),
         )
     artefacts = [
         {
@@ -312,7 +312,7 @@ def sample_line(rows, summary=None):
     n, split = rows[0]["images"], rows[0]["split"]
     line = f"checked on the first {n:,} images of the {split} split"
     summary = summary or {}
-    accuracies = [summary_lib.accuracy(summary, m) for m in ("base", "motivated")]
+    accuracies = [summary_json.accuracy(summary, m) for m in ("base", "motivated")]
     if None not in accuracies:
         total = (summary.get("evaluation") or {}).get("images")
         line += (

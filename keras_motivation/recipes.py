@@ -98,7 +98,7 @@ def learning_rate(config, steps_per_epoch):
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
     schedule = SCHEDULES[config.schedule](config, steps_per_epoch, warmup, config.epochs * steps_per_epoch)
     if config.rewarm_epochs:
-        growth = conditions.from_flag(config.condition)
+        growth = conditions.ConditionSpec.parse(config.condition).build()
         return Rewarmed(
             schedule, growth.growth_step(steps_per_epoch), int(round(config.rewarm_epochs * steps_per_epoch))
         )

@@ -33,22 +33,18 @@ fractions in [0, 1].
     wall_clock_s, cpu_time_s, wall_clock_per_mode_s, switch_seconds, time_in_switches_s
     speedup_vs_motivated_alone   "predicted_from_flops", "measured_wall_clock" (ratios)
     resumed_from_step   the step this run started from (0: a fresh run)
-    the config's pair, dataset, condition, k, differential_init, bn_statistics,
+    the config's pair, dataset, policy (the name the policy fields were filled from),
+    condition, k, differential_init, bn_statistics,
     recalibration_batches, joint, seed, epochs; input_shape, num_classes, replicas,
     stopped (why training ended early, or null), versions; statistics_check and
     export when asked for.
 
-Summaries written before schema 2 keep the base's numbers in "final"
-("accuracy", "loss"; the motivated model's as "motivated_accuracy", ...),
-"best" and "flops" ("base", "motivated" forward FLOPs per image, "base_macs",
-"dual_training_average", "training_total", ...). `accuracy(summary, model)`,
-`forward_flops(summary, model)`, `model_entry(summary, model)` and
-`training_flops(summary, key)` read both layouts.
+Reading a summary.json, of this schema or an older one, is summary_json.py's
+(`accuracy`, `forward_flops`, `training_flops`, `model_entry`, `motivated_share`,
+`export_metadata`), which the export and the tools use without this module.
 
 Names: `motivated_share` is the share of training steps the motivated model
 took (motivated_steps / steps), in code, logs, summary.json and the README.
-Run summaries written before it was named so call it `activation_rate`;
-`motivated_share(activations)` reads both.
 """
 
 import math
@@ -61,22 +57,11 @@ import tensorflow as tf
 from keras_motivation import conditions
 from keras_motivation import files
 from keras_motivation import flops as flops_lib
+from keras_motivation import summary_json
 from keras_motivation.engine import joint as joint_lib
 from keras_motivation.engine.switching import share_of_steps
 
-# Keys of summary["activations"] in summaries written before the rename.
-_OLD_KEYS = {"motivated_share": "activation_rate", "noise_motivated_share": "noise_activation_rate"}
-
 SCHEMA = 2
-MODELS = ("base", "motivated")
-# summary["training_flops"][key] in schema 2 -> summary["flops"][key] before it.
-_OLD_TRAINING_FLOPS = {
-    "total": "training_total",
-    "motivated_alone": "training_total_motivated_alone",
-    "average_forward_per_image": "dual_training_average",
-    "recalibration": "recalibration",
-    "recalibration_for_validation": "recalibration_for_validation",
-}
 
 
 # -- motivation statistics -------------------------------------------------------------
@@ -104,73 +89,13 @@ def motivation_statistics(counters, condition, k):
         if counters["activations"]
         else 0.0,
     }
-    name, _, arguments = condition.partition(":")
-    cls = conditions.BY_NAME.get(name)
+    spec = conditions.ConditionSpec.parse(condition)
+    cls = conditions.BY_NAME.get(spec.name)
     # The noise level of the paper's rule with --k (a spec that sets its own k gets none).
-    if cls is not None and cls.noise_level and not arguments:
+    if cls is not None and cls.noise_level and not spec.arguments:
         stats["noise_motivated_share"] = noise_motivated_share(k)
         stats["noise_triggers_per_step"] = noise_triggers_per_step(k)
     return stats
-
-
-def motivated_share(activations, key="motivated_share"):
-    """summary["activations"][key] ("motivated_share" or "noise_motivated_share"), also from
-    summaries written before the rename; None when the summary has neither name."""
-    if key in activations:
-        return activations[key]
-    return activations.get(_OLD_KEYS[key])
-
-
-# -- reading summaries, of this schema and older ------------------------------------
-
-
-def model_entry(summary, model):
-    """summary[model] ("base" or "motivated"): the model's architecture, parameters, forward FLOPs and
-    accuracies; from a summary older than schema 2, what its "final", "best" and "flops" held of that model."""
-    if "schema" in summary:
-        return summary.get(model) or {}
-    prefix = "motivated_"
-    final = summary.get("final") or {}
-    if model == "base":
-        entry = {k: v for k, v in final.items() if not k.startswith(prefix)}
-    else:
-        entry = {k[len(prefix) :]: v for k, v in final.items() if k.startswith(prefix)}
-    best = (summary.get("best") or {}).get("accuracy" if model == "base" else prefix + "accuracy")
-    if best is not None:
-        entry["best_epoch_accuracy"] = best
-    flops = summary.get("flops") or {}
-    if model in flops:
-        entry["forward_flops_per_image"] = flops[model]
-    if f"{model}_macs" in flops:
-        entry["forward_macs_per_image"] = flops[f"{model}_macs"]
-    return entry
-
-
-def accuracy(summary, model="base"):
-    """The model's final accuracy on the evaluation split (a fraction), or None."""
-    return model_entry(summary, model).get("accuracy")
-
-
-def forward_flops(summary, model="base"):
-    """The model's forward FLOPs per image, or None."""
-    return model_entry(summary, model).get("forward_flops_per_image")
-
-
-def training_flops(summary, key="total"):
-    """summary["training_flops"][key] (see the module docstring), also from older summaries; None without it."""
-    if "schema" in summary:
-        return (summary.get("training_flops") or {}).get(key)
-    return (summary.get("flops") or {}).get(_OLD_TRAINING_FLOPS[key])
-
-
-def export_metadata(summary):
-    """What an exported SavedModel's assets/export_info.json says of the run: the pair, the evaluation and
-    both models' entries (sizes, FLOPs, accuracies)."""
-    return {
-        "pair": summary.get("pair"),
-        "evaluation": summary.get("evaluation"),
-        **{name: model_entry(summary, name) for name in MODELS},
-    }
 
 
 # -- FLOPs, switch cost, speed-up ------------------------------------------------------
@@ -227,9 +152,9 @@ def speedup(summary):
     """Predicted (forward FLOPs) and measured (wall-clock) speed-up of this run
     over training the motivated model alone for the same steps."""
     out = {}
-    average = training_flops(summary, "average_forward_per_image")
+    average = summary_json.training_flops(summary, "average_forward_per_image")
     if average:
-        out["predicted_from_flops"] = forward_flops(summary, "motivated") / average
+        out["predicted_from_flops"] = summary_json.forward_flops(summary, "motivated") / average
     modes = summary["wall_clock_per_mode_s"]
     mot, base = modes["motivated"], modes["base"]
     if mot["seconds_per_batch"] and mot["batches"] + base["batches"]:
@@ -312,11 +237,12 @@ def summarize(
     """
     history = files.read_csv(os.path.join(config.workdir, "history.csv"))
     counters = model.counters()
-    architectures = dict(zip(MODELS, config.pair.split(":")))
+    architectures = dict(zip(summary_json.MODELS, config.pair.split(":")))
     summary = {
         "schema": SCHEMA,
         "pair": config.pair,
         "dataset": config.dataset,
+        "policy": config.policy,
         "condition": config.condition,
         "k": config.k,
         "differential_init": config.differential_init,
@@ -385,7 +311,7 @@ def summarize(
                 config.recalibration_batches if available < 0 else min(config.recalibration_batches, available)
             )
     counted = flops_summary(model, counters, config.batch_size, final_batches)
-    for name in MODELS:
+    for name in summary_json.MODELS:
         summary[name].update(counted[name])
     summary["training_flops"] = counted["training_flops"]
     summary["switch_seconds"] = switch_seconds(model)
@@ -427,8 +353,8 @@ def model_table(summary, split=None):
         head[-1] += f" ({images:,} images)"
     rows = [head]
     pair = (summary.get("pair") or ":").split(":")
-    for name, arch in zip(MODELS, pair):
-        entry = model_entry(summary, name)
+    for name, arch in zip(summary_json.MODELS, pair):
+        entry = summary_json.model_entry(summary, name)
         flops, acc, params = entry.get("forward_flops_per_image"), entry.get("accuracy"), entry.get("parameters")
         rows.append(
             [
@@ -450,7 +376,7 @@ def describe(config, summary):
     """The lines printed at the end of a run: both models side by side, what the run cost, where everything is."""
     w = config.workdir
     a = summary.get("activations") or {}
-    share = motivated_share(a)
+    share = summary_json.motivated_share(a)
     steps = a.get("steps")
     lines = model_table(summary, config.validation_split)
     cpu = summary.get("cpu_time_s")
@@ -460,7 +386,10 @@ def describe(config, summary):
         + ("-" if share is None else f"{share:.3f}")
         + " of the steps"
     )
-    total, alone = training_flops(summary, "total"), training_flops(summary, "motivated_alone")
+    total, alone = (
+        summary_json.training_flops(summary, "total"),
+        summary_json.training_flops(summary, "motivated_alone"),
+    )
     if total is not None:
         lines.append(
             f"compute:     {_quantity(total, 'FLOPs')} forward and backward, both models"

@@ -24,12 +24,8 @@ from keras_motivation import preemption  # noqa: E402
 from keras_motivation import summary as summary_lib  # noqa: E402
 from keras_motivation import trainer  # noqa: E402
 from keras_motivation.config import ConfigError  # noqa: E402
-
-# Defined in config.py; importable from here as before.
-from keras_motivation.config import config_from_args  # noqa: E402, F401
 from keras_motivation.config import config_from_flags  # noqa: E402
 from keras_motivation.config import define_flags  # noqa: E402
-from keras_motivation.config import parse_kwargs  # noqa: E402, F401
 
 
 def main(argv):

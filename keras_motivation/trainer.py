@@ -31,7 +31,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 
 import keras
 import tensorflow as tf
@@ -47,25 +46,13 @@ from keras_motivation import preemption
 from keras_motivation import recipes
 from keras_motivation import strategies
 from keras_motivation import summary as summary_lib
+from keras_motivation import summary_json
 from keras_motivation import workdir_lock
 from keras_motivation.config import ConfigError
 from keras_motivation.config import TrainConfig
 from keras_motivation.config import differential_start
-
-# Moved to the data package, strategies.py and summary.py; importable from here as before.
-from keras_motivation.data import input_shape  # noqa: F401
-from keras_motivation.data import make_datasets  # noqa: F401
-from keras_motivation.data import uses_one_hot  # noqa: F401
 from keras_motivation.engine import JointStep
 from keras_motivation.engine import MotivatedModel
-from keras_motivation.strategies import is_chief  # noqa: F401
-from keras_motivation.strategies import make_strategy  # noqa: F401
-from keras_motivation.summary import describe  # noqa: F401
-from keras_motivation.summary import flops_summary  # noqa: F401
-from keras_motivation.summary import speedup  # noqa: F401
-from keras_motivation.summary import statistics_check  # noqa: F401
-from keras_motivation.summary import stop_reason  # noqa: F401
-from keras_motivation.summary import switch_seconds  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,7 +219,7 @@ def load_run_data(config, strategy):
     train, val, n_train, info = load_data(config)
     shape = data_lib.input_shape(config, info)
     heldout = None
-    if conditions_lib.takes_heldout(config.condition):
+    if conditions_lib.ConditionSpec.parse(config.condition).takes_heldout:
         heldout, train, n_train = data_lib.hold_out_batch(config, train, n_train, shape, info["num_classes"])
     try:
         steps = data_lib.steps_per_epoch(config.batch_size, n_train, strategy.num_replicas_in_sync)
@@ -276,17 +263,8 @@ def build_motivated_model(config, num_classes, shape, heldout=None):
         base,
         motivated,
         wmap,
-        make_condition(config, heldout),
-        bn_statistics=config.bn_statistics,
         recalibration_batches=config.recalibration_batches,
-        joint=JointStep(
-            base_weight=config.joint_base_weight,
-            distillation=config.distillation,
-            base_share=config.joint_base_share,
-            shared_forward=config.shared_forward,
-        )
-        if config.joint
-        else None,
+        **_policy_and_step_arguments(config, heldout),
     )
     start = differential_start(config.differential_init)
     if start is not None:
@@ -296,12 +274,27 @@ def build_motivated_model(config, num_classes, shape, heldout=None):
     return model
 
 
-def make_condition(config, heldout=None):
-    """The condition of `config`; `--k` and `--seed` fill in k and seed where it takes them."""
+def policy_arguments(config, heldout=None):
+    """MotivatedModel's arguments for the policy of `config` (its condition, joint step and statistics option);
+    `--k` and `--seed` fill in k and seed where the condition takes them."""
     try:
-        return conditions_lib.from_flag(config.condition, k=config.k, seed=config.seed, heldout=heldout)
+        return config.resolved_policy().model_arguments(seed=config.seed, heldout=heldout)
     except ValueError as err:
         raise ConfigError(f"--condition={config.condition}: {err}") from err
+
+
+def _policy_and_step_arguments(config, heldout=None):
+    """`policy_arguments`, with the joint step's cost options (its base share, the shared forward pass)."""
+    arguments = policy_arguments(config, heldout)
+    if arguments["joint"] is not None:
+        options = {"base_share": config.joint_base_share, "shared_forward": config.shared_forward}
+        arguments["joint"] = JointStep(**{**arguments["joint"].get_config(), **options})
+    return arguments
+
+
+def make_condition(config, heldout=None):
+    """The condition of `config`; `--k` and `--seed` fill in k and seed where it takes them."""
+    return policy_arguments(config, heldout)["condition"]
 
 
 def _init_from(config, base, motivated):
@@ -512,7 +505,7 @@ def export_models(config, model, shape, summary):
         image_size=shape[:2],
         channels=shape[2],
         overwrite=True,
-        metadata=summary_lib.export_metadata(summary),
+        metadata=summary_json.export_metadata(summary),
     )
 
 
@@ -540,17 +533,3 @@ def evaluate_summarize_export(config, model, record):
         summary["export"] = export_models(config, model, record.shape, summary)
     files.atomic_write(os.path.join(config.workdir, "summary.json"), json.dumps(summary, indent=2))
     return summary
-
-
-# -- deprecated ----------------------------------------------------------------------
-
-
-def activation_statistics(counters, config):
-    """Deprecated: `summary.motivation_statistics(counters, condition, k)`."""
-    warnings.warn(
-        "keras_motivation.trainer.activation_statistics is deprecated: use "
-        "summary.motivation_statistics(counters, config.condition, config.k).",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return summary_lib.motivation_statistics(counters, config.condition, config.k)

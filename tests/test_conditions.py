@@ -329,12 +329,12 @@ def test_conditions_round_trip_through_keras_saving(condition, tmp_path):
 
 
 def _condition_classes():
-    """Every condition class defined in keras_motivation.conditions (not the tests' own)."""
+    """Every condition class defined in the keras_motivation.conditions package (not the tests' own)."""
     found, todo = [], [conditions.Condition]
     while todo:
         for sub in todo.pop().__subclasses__():
             todo.append(sub)
-            if sub.__module__ == conditions.__name__:
+            if sub.__module__.startswith(conditions.__name__ + "."):
                 found.append(sub)
     return found
 
@@ -364,8 +364,8 @@ def test_from_flag_builds_every_condition_with_the_runs_k_seed_and_heldout_batch
     cls = conditions.BY_NAME[name]
     condition = conditions.from_flag(name, k=4, seed=7, heldout=HELDOUT)
     assert type(condition) is cls
-    assert conditions.flag_class(f"{name}:x=1") is cls
-    assert conditions.takes_heldout(name) == cls.takes_heldout
+    assert conditions.ConditionSpec.parse(f"{name}:x=1").condition_class is cls
+    assert conditions.ConditionSpec.parse(name).takes_heldout == cls.takes_heldout
     if cls.takes_k:
         assert condition.k == 4
         # The spec's own k wins over the run's.
@@ -432,8 +432,8 @@ def test_flag_help_names_every_condition_and_argument():
     ],
 )
 def test_report_labels(spec, label):
-    name, arguments = conditions.split_spec(spec)
-    assert conditions.BY_NAME[name].report_label(arguments, 3) == label
+    parsed = conditions.ConditionSpec.parse(spec)
+    assert conditions.BY_NAME[parsed.name].report_label(parsed.arguments, 3) == label
 
 
 def test_the_trainer_builds_its_condition_from_the_flag():
@@ -448,3 +448,15 @@ def test_the_trainer_builds_its_condition_from_the_flag():
     assert valloss.k == 4 and tuple(valloss.x.shape) == HELDOUT[0].shape
     with pytest.raises(ConfigError, match=r"^--condition=never:k=3: Condition 'never' has no argument 'k'"):
         trainer.make_condition(TrainConfig(condition="never:k=3"))
+
+
+def test_a_spec_is_parsed_once_into_its_name_and_arguments_as_written():
+    spec = conditions.ConditionSpec.parse("random_share:share=[0.2,0.5],seed=1")
+    assert spec == conditions.ConditionSpec("random_share", {"share": "[0.2,0.5]", "seed": "1"})
+    assert str(spec) == "random_share:share=[0.2,0.5],seed=1" and spec.values() == {"share": [0.2, 0.5], "seed": 1}
+    assert conditions.ConditionSpec.parse("growth") == conditions.ConditionSpec("growth", {})
+    assert conditions.ConditionSpec.parse("valloss").takes_heldout
+    assert not conditions.ConditionSpec.parse("bogus").takes_heldout  # check() names the problem
+    with pytest.raises(ValueError, match="^Unknown condition 'bogus'"):
+        conditions.ConditionSpec.parse("bogus").check()
+    assert conditions.ConditionSpec.parse("ema:k=3").build(k=2).k == 3

@@ -13,7 +13,6 @@ from keras_motivation import config as config_lib
 from keras_motivation import data
 from keras_motivation import recipes
 from keras_motivation import strategies
-from keras_motivation import train
 from keras_motivation import trainer
 from keras_motivation import weights_map
 from keras_motivation.config import ConfigError
@@ -128,10 +127,14 @@ def test_the_default_policy_is_the_studys_growth_arm():
 
 
 @pytest.mark.parametrize("condition", ["consecutive", "never", "always", "random_share:share=0.5", "ema"])
-def test_other_conditions_keep_the_papers_alternation_unless_asked(condition):
+def test_other_conditions_take_the_papers_policy_unless_asked(condition):
+    # --condition alone takes the paper's policy (no joint step, no re-warm-up), now with the paper's start,
+    # shared statistics and k = 2 as its flagfiles set them (the rows before the policy object kept the identity
+    # start, recalibrated statistics and the default k).
     config = TrainConfig(condition=condition).validate()
     policy = (config.joint, config.joint_base_weight, config.differential_init, config.rewarm_epochs)
-    assert policy == (False, 1.0, "identity", 0.0)
+    assert policy == (False, 1.0, "paper", 0.0)
+    assert (config.policy, config.k, config.bn_statistics) == ("paper", 2, "shared")
     asked = config_lib.config_from_args(["prog", f"--condition={condition}", "--joint", "--differential_init=paper"])
     assert (asked.joint, asked.joint_base_weight, asked.differential_init, asked.rewarm_epochs) == (
         True,
@@ -153,16 +156,10 @@ def test_set_policy_flags_win_over_the_growth_defaults_and_are_saved_resolved():
     assert config_lib.config_from_args(["prog", "--joint_base_weight=1"]).joint_base_weight == 1.0
     # config.json holds the values the run used, not "unset": a resumed run compares like with like.
     saved = json.loads(TrainConfig().to_json())
-    policy = ("joint", "joint_base_weight", "differential_init", "rewarm_epochs")
-    assert [saved[name] for name in policy] == [True, 2.0, "paper", 0.1]
+    policy = ("policy", "joint", "joint_base_weight", "differential_init", "rewarm_epochs", "k", "bn_statistics")
+    assert [saved[name] for name in policy] == ["default", True, 2.0, "paper", 0.1, 3, "recalibrated"]
     assert TrainConfig.from_json(TrainConfig().to_json()) == TrainConfig()
     assert not TrainConfig().incompatibilities(config_lib.config_from_args(["prog"]))
-
-
-def test_old_names_still_work():
-    # The command-line helpers moved to config.py; train.py still offers them.
-    assert train.config_from_args is config_lib.config_from_args
-    assert train.parse_kwargs is config_lib.parse_kwargs
 
 
 def test_build_motivated_model_builds_two_distinct_models():
@@ -245,3 +242,5 @@ def test_help_lists_every_flag_with_its_field_help():
     for f in dataclasses.fields(TrainConfig):
         assert f"--{f.name}:" in text or f"--[no]{f.name}:" in text, f.name
     assert "sgd, adamw, adam, rmsprop or lamb" in text
+    # --policy's help shows both policies side by side, field by field.
+    assert "rewarm_epochs: 0.1 (default), 0.0 (paper); bn_statistics: recalibrated (default), shared (paper)" in text

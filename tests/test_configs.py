@@ -7,9 +7,9 @@ import os
 import pytest
 from testing_utils import TINY_MODEL_FLAG
 
+from keras_motivation import config as config_lib
 from keras_motivation import data
 from keras_motivation import models
-from keras_motivation import train
 from keras_motivation import trainer
 from keras_motivation.data import sources
 
@@ -51,9 +51,24 @@ def test_config_parses_and_opens_with_its_command(path):
     with open(path) as f:
         first = f.readline()
     assert first.startswith("# python -m keras_motivation.train --flagfile=configs/" + os.path.basename(path))
-    config = train.config_from_args(["train", f"--flagfile={path}"]).validate()
+    config = config_lib.config_from_args(["train", f"--flagfile={path}"]).validate()
     assert config.pair in models.list_pairs()
     data.dataset_info(config.dataset)
+
+
+@pytest.mark.parametrize("path", [c for c in CONFIGS if not c.endswith("quickstart.flags")], ids=os.path.basename)
+def test_the_papers_flagfiles_say_policy_paper_instead_of_its_fields(path):
+    import dataclasses
+
+    from keras_motivation import policy
+
+    with open(path) as f:
+        flags = [line.strip().partition("=")[0] for line in f if line.startswith("--")]
+    assert "--policy" in flags
+    assert not {"--k", "--joint", "--nojoint", "--differential_init", "--bn_statistics"} & set(flags)
+    config = config_lib.config_from_args(["train", f"--flagfile={path}"]).validate()
+    condition = "never" if os.path.basename(path).startswith("transfer_") else "consecutive"
+    assert config.resolved_policy() == dataclasses.replace(policy.PAPER, condition=condition)
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +81,7 @@ def _download_hosts_answer(monkeypatch):
 def _mock_run(path, tmp_path, extra=()):
     import tensorflow_datasets as tfds
 
-    config = train.config_from_args(
+    config = config_lib.config_from_args(
         [
             "train",
             f"--flagfile={path}",
@@ -140,11 +155,11 @@ def test_transfer_from_a_motivated_model_with_a_new_head(tmp_path):
     source_dir = tmp_path / "source"
     with tfds.testing.mock_data(num_examples=8, policy=tfds.testing.MockPolicy.USE_CODE):
         trainer.run(
-            train.config_from_args(
+            config_lib.config_from_args(
                 ["train", f"--flagfile={configs}/resnet_cifar10.flags", *common, f"--workdir={source_dir}"]
             )
         )
-        target = train.config_from_args(
+        target = config_lib.config_from_args(
             [
                 "train",
                 f"--flagfile={configs}/transfer_cifar100.flags",
@@ -180,14 +195,14 @@ def test_the_quickstart_runs_the_papers_trigger_and_names_the_default_policys_co
     from keras_motivation.config import TrainConfig
 
     path = next(c for c in CONFIGS if os.path.basename(c) == "quickstart.flags")
-    quickstart = train.config_from_args(["train", f"--flagfile={path}"])
+    quickstart = config_lib.config_from_args(["train", f"--flagfile={path}"])
     assert (quickstart.condition, quickstart.k, quickstart.joint) == ("consecutive", 2, False)
     with open(path) as f:
         # The indented comment lines: the command, continued with backslashes.
         comment = "".join(line[1:].strip().rstrip("\\") + " " for line in f if line.startswith("#  "))
     argv = shlex.split(comment)
     assert argv[:3] == ["python", "-m", "keras_motivation.train"] and argv[3] == "--flagfile=configs/quickstart.flags"
-    growth = train.config_from_args(["train", f"--flagfile={path}", *argv[4:]])
+    growth = config_lib.config_from_args(["train", f"--flagfile={path}", *argv[4:]])
     default = TrainConfig()
     fields = (
         "condition",

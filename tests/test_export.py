@@ -114,13 +114,13 @@ def test_existing_version_is_refused_and_left_untouched(tmp_path):
 @pytest.mark.slow
 @requires_fashion_mnist
 def test_export_command_checks_every_artefact_of_a_run(tmp_path, capsys):
-    from keras_motivation import train
+    from keras_motivation import config as config_lib
     from keras_motivation import trainer
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     workdir = str(tmp_path / "run")
     trainer.run(
-        train.config_from_args(
+        config_lib.config_from_args(
             [
                 "train",
                 f"--flagfile={root}/configs/quickstart.flags",

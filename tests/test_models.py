@@ -184,7 +184,7 @@ def test_derive_uses_the_block_patterns_it_was_given():
     # would block1a_1 be a block (stage 1, block a): derive was given others.
     base = _unit_mlp(2, 4, "block1a")
     motivated = _unit_mlp(3, 6, "block1a_1")
-    assert set(wm._parse_blocks(motivated, wm.DEFAULT_BLOCK_PATTERNS)) == {"block1a_1"}
+    assert set(wm.derivation._parse_blocks(motivated, wm.DEFAULT_BLOCK_PATTERNS)) == {"block1a_1"}
     wmap = wm.derive(base, motivated, depth="last_to_last", block_patterns=[UNIT_PATTERN])
     target = {e.base.path: e.motivated.path for e in wmap}
     assert target == {

@@ -122,13 +122,21 @@ def test_the_check_finds_a_circle(tmp_path):
     assert find_circle(import_graph(str(pkg), "pkg")) is None
 
 
+def test_export_does_not_import_the_run_summary():
+    """export.py reads a finished run's summary.json through summary_json.py, not the module that writes it."""
+    graph = import_graph()
+    assert "keras_motivation.summary_json" in graph["keras_motivation.export"]
+    assert "keras_motivation.summary" not in _reachable(graph, "keras_motivation.export")
+    assert "keras_motivation.summary" not in _reachable(graph, "keras_motivation.summary_json")
+
+
 def test_the_old_trainer_export_circle_would_be_found():
     graph = import_graph()
     graph["keras_motivation.export"] = graph["keras_motivation.export"] | {"keras_motivation.trainer"}
     assert find_circle(graph) is not None
 
 
-ENGINE = ("keras_motivation.engine", "keras_motivation.engine.model", "keras_motivation.callbacks")
+ENGINE = ("keras_motivation.engine", "keras_motivation.engine.model", "keras_motivation.engine.epoch")
 ABOVE_THE_ENGINE = {"keras_motivation.summary", "keras_motivation.trainer"}
 
 
@@ -144,7 +152,7 @@ def test_the_engine_does_not_reach_the_run_summary_or_the_trainer():
     assert not _run_modules_reached_from_the_engine(graph)
     # The check can fail: an engine module importing summary (directly, or through a module it imports) is seen.
     for module, above in (
-        ("keras_motivation.callbacks", "keras_motivation.summary"),
+        ("keras_motivation.engine.epoch", "keras_motivation.summary"),
         ("keras_motivation.engine.switching", "keras_motivation.trainer"),
     ):
         assert above not in graph[module], (module, above)  # a new edge
@@ -193,3 +201,31 @@ def test_readme_layout_names_only_files_that_exist():
             f"README's Layout section names {token}, which is not in keras_motivation/, keras_motivation/data/, "
             "tools/ or tests/"
         )
+
+
+# The trainer's modules: the run, its command line, its callbacks, preemption and Slurm, strategies, summary.
+TRAINER = {
+    "keras_motivation.trainer",
+    "keras_motivation.train",
+    "keras_motivation.config",
+    "keras_motivation.callbacks",
+    "keras_motivation.preemption",
+    "keras_motivation.strategies",
+    "keras_motivation.summary",
+}
+
+
+def test_the_engine_imports_nothing_of_the_trainer():
+    """EpochBoundary sits beside the engine (engine/epoch.py): importing the engine loads no preemption or
+    Slurm code."""
+    graph = import_graph()
+    engine = [m for m in graph if m == "keras_motivation.engine" or m.startswith("keras_motivation.engine.")]
+    assert "keras_motivation.engine.epoch" in engine
+    reached = set().union(*(_reachable(graph, m) | {m} for m in engine))
+    assert not reached & TRAINER, sorted(reached & TRAINER)
+    # The check can fail: the old edge (the engine's model importing callbacks.py) is seen.
+    mutated = {
+        **graph,
+        "keras_motivation.engine.model": graph["keras_motivation.engine.model"] | {"keras_motivation.callbacks"},
+    }
+    assert set().union(*(_reachable(mutated, m) for m in engine)) & TRAINER

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from keras_motivation import summary
+from keras_motivation import summary_json
 from keras_motivation.config import TrainConfig
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "examples")
@@ -54,11 +55,11 @@ def test_committed_summaries_are_read_under_the_old_names():
     for path in paths:
         with open(path) as f:
             activations = json.load(f)["activations"]
-        share = summary.motivated_share(activations)
+        share = summary_json.motivated_share(activations)
         assert share == activations.get("motivated_share", activations.get("activation_rate"))
         assert share == pytest.approx(activations["motivated_steps"] / activations["steps"])
-    assert summary.motivated_share({"noise_activation_rate": 0.5}, "noise_motivated_share") == 0.5
-    assert summary.motivated_share({"steps": 3}) is None
+    assert summary_json.motivated_share({"noise_activation_rate": 0.5}, "noise_motivated_share") == 0.5
+    assert summary_json.motivated_share({"steps": 3}) is None
 
 
 def test_committed_summaries_are_read_by_model_and_unit():
@@ -74,20 +75,20 @@ def test_committed_summaries_are_read_by_model_and_unit():
         if "schema" in committed:
             assert committed["schema"] == 2, path
             for model in ("base", "motivated"):
-                assert summary.accuracy(committed, model) == committed[model]["accuracy"]
-                assert summary.forward_flops(committed, model) == committed[model]["forward_flops_per_image"]
-            assert summary.training_flops(committed, "total") == committed["training_flops"]["total"]
+                assert summary_json.accuracy(committed, model) == committed[model]["accuracy"]
+                assert summary_json.forward_flops(committed, model) == committed[model]["forward_flops_per_image"]
+            assert summary_json.training_flops(committed, "total") == committed["training_flops"]["total"]
         else:
             olds.append(committed)
     assert olds, "no summary from before schema 2 is committed: the reading of the old layout is untested"
     for old in olds:
-        assert summary.accuracy(old, "base") == old["final"]["accuracy"]
-        assert summary.accuracy(old, "motivated") == old["final"]["motivated_accuracy"]
-        assert summary.forward_flops(old, "base") == old["flops"]["base"]
-        assert summary.forward_flops(old, "motivated") == old["flops"]["motivated"]
-        assert summary.training_flops(old, "total") == old["flops"]["training_total"]
-        assert summary.training_flops(old, "average_forward_per_image") == old["flops"]["dual_training_average"]
-        entry = summary.model_entry(old, "motivated")
+        assert summary_json.accuracy(old, "base") == old["final"]["accuracy"]
+        assert summary_json.accuracy(old, "motivated") == old["final"]["motivated_accuracy"]
+        assert summary_json.forward_flops(old, "base") == old["flops"]["base"]
+        assert summary_json.forward_flops(old, "motivated") == old["flops"]["motivated"]
+        assert summary_json.training_flops(old, "total") == old["flops"]["training_total"]
+        assert summary_json.training_flops(old, "average_forward_per_image") == old["flops"]["dual_training_average"]
+        entry = summary_json.model_entry(old, "motivated")
         assert entry["loss"] == old["final"]["motivated_loss"]
         assert entry["best_epoch_accuracy"] == old["best"]["motivated_accuracy"]
         assert entry["forward_macs_per_image"] == old["flops"]["motivated_macs"]
@@ -97,8 +98,8 @@ def test_committed_summaries_are_read_by_model_and_unit():
         "motivated": {"accuracy": 0.9, "forward_flops_per_image": 20},
         "training_flops": {"total": 5.0},
     }
-    assert summary.accuracy(new, "motivated") == 0.9 and summary.forward_flops(new, "base") == 10
-    assert summary.training_flops(new) == 5.0 and summary.training_flops(new, "motivated_alone") is None
+    assert summary_json.accuracy(new, "motivated") == 0.9 and summary_json.forward_flops(new, "base") == 10
+    assert summary_json.training_flops(new) == 5.0 and summary_json.training_flops(new, "motivated_alone") is None
 
 
 def test_speedup_from_flops_and_wall_clock():

@@ -20,8 +20,9 @@ from testing_utils import run_json_script
 from testing_utils import write_image_folder
 
 from keras_motivation import callbacks as callbacks_lib
+from keras_motivation import config as config_lib
 from keras_motivation import preemption
-from keras_motivation import train
+from keras_motivation import summary as summary_lib
 from keras_motivation import trainer
 from keras_motivation.config import ConfigError
 
@@ -47,7 +48,7 @@ def tiny_args(workdir, *extra):
 def tiny(workdir, *extra):
     """The quickstart config shrunk to seconds: 256 images (8 steps per epoch), width 4, 2 epochs, 512 test
     images."""
-    return train.config_from_args(["train", *tiny_args(workdir, *extra)])
+    return config_lib.config_from_args(["train", *tiny_args(workdir, *extra)])
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +88,6 @@ def test_quickstart_writes_the_workdir(quickstart):
     # Every number says whose it is: the evaluation split and its size, each model's own entry.
     assert summary["schema"] == 2 and summary["evaluation"] == {"split": "test", "images": 512}
     assert not {"final", "best", "flops"} & set(summary), "the keys before schema 2, which did not say whose"
-    from keras_motivation import summary as summary_lib
-
     undocumented = [key for key in summary if not re.search(rf"(^|[\s\"(]){key}\b", summary_lib.__doc__, re.M)]
     assert not undocumented, f"summary.json keys not in summary.py's schema: {undocumented}"
     for name, architecture in (("base", "resnet8"), ("motivated", "resnet14")):
@@ -138,7 +137,7 @@ def test_quickstart_writes_the_workdir(quickstart):
     # The final base model is the trained one.
     base = keras.models.load_model(os.path.join(w, "final", "base.keras"))
     assert base.count_params() < keras.models.load_model(os.path.join(w, "final", "motivated.keras")).count_params()
-    text = trainer.describe(config, summary)
+    text = summary_lib.describe(config, summary)
     assert "summary.json" in text and "tensorboard" in text
 
 

@@ -13,7 +13,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from testing_utils import TINY_MODEL_FLAG  # noqa: E402
 
-from keras_motivation import train  # noqa: E402
+from keras_motivation import config as config_lib  # noqa: E402
 from keras_motivation import trainer  # noqa: E402
 
 configs, workdir = sys.argv[1], sys.argv[2]
@@ -28,11 +28,11 @@ common = [
     "--verbose=0",
 ]
 try:
-    trainer.run(train.config_from_args([*common, "--batch_size=31", f"--workdir={workdir}/bad"]))
+    trainer.run(config_lib.config_from_args([*common, "--batch_size=31", f"--workdir={workdir}/bad"]))
     error = None
 except trainer.ConfigError as err:
     error = str(err)
-summary = trainer.run(train.config_from_args([*common, "--batch_size=32", f"--workdir={workdir}/run"]))
+summary = trainer.run(config_lib.config_from_args([*common, "--batch_size=32", f"--workdir={workdir}/run"]))
 print(
     json.dumps(
         {

@@ -19,8 +19,8 @@ from testing_utils import TINY_MODEL_FLAG  # noqa: E402
 from testing_utils import pause_at_step  # noqa: E402
 
 from keras_motivation import callbacks as callbacks_lib  # noqa: E402
+from keras_motivation import config as config_lib  # noqa: E402
 from keras_motivation import preemption  # noqa: E402
-from keras_motivation import train  # noqa: E402
 from keras_motivation import trainer  # noqa: E402
 
 configs, workdir, *extra = sys.argv[1:]
@@ -37,7 +37,7 @@ if kill_after is not None:
 if os.environ.get("PAUSE_AT_STEP"):
     pause_at_step(int(os.environ["PAUSE_AT_STEP"]))
 
-config = train.config_from_args(
+config = config_lib.config_from_args(
     [
         "train",
         f"--flagfile={configs}/quickstart.flags",

@@ -180,7 +180,7 @@ def _with_lr(flags, lr):
 
 
 def _accuracy(path, arm):
-    from keras_motivation import summary as summary_lib
+    from keras_motivation import summary_json as summary_lib
 
     with open(os.path.join(path, "summary.json")) as f:
         return summary_lib.accuracy(json.load(f), "motivated" if arm == "Y-C" else "base")
@@ -305,7 +305,7 @@ def _best_classical(groups, epochs, arm, model):
     """The mean accuracy (%) of `arm` (X-C or Y-C; `model`: "base" or "motivated") at its best rate at `epochs`,
     among its rates with the most finished seeds there (all three once the sweep is done; the 6-epoch front has
     the tuned rate only)."""
-    from keras_motivation import summary as summary_lib
+    from keras_motivation import summary_json as summary_lib
 
     runs = {name: members for (e, name), members in groups.items() if e == epochs and name.startswith(f"{arm}-lr")}
     if not runs:
@@ -320,7 +320,7 @@ def tuned_table(out):
     """The tuned study as a markdown table: every arm at each budget, both models' accuracy (mean ± std over
     its seeds; one seed: the mean alone), compute, and each model's difference from the best-rate X-C / Y-C at
     the same epochs."""
-    from keras_motivation import summary as summary_lib
+    from keras_motivation import summary_json as summary_lib
 
     groups = _summaries(out)
     lines = [
@@ -369,7 +369,7 @@ def gamma_table(out):
 
     import keras_motivation  # noqa: F401  (registers MotivatedModel for loading)
     from keras_motivation import files as files_lib
-    from keras_motivation import summary as summary_lib
+    from keras_motivation import summary_json as summary_lib
     from keras_motivation import weights_map as weights_map_lib
 
     lines = [

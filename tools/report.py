@@ -38,10 +38,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-# The pay rule, beside this file; compute_to_reach and reach are importable from here as before.
+# The pay rule, beside this file.
 import pay_rule  # noqa: E402
 from pay_rule import FrontPoint  # noqa: E402
-from pay_rule import compute_to_reach  # noqa: E402, F401
 from pay_rule import reach  # noqa: E402
 
 
@@ -58,7 +57,7 @@ class _Lazy:
 conditions = _Lazy("keras_motivation.conditions")
 files = _Lazy("keras_motivation.files")
 flops_lib = _Lazy("keras_motivation.flops")
-summary_lib = _Lazy("keras_motivation.summary")
+summary_json = _Lazy("keras_motivation.summary_json")
 
 # The classical arms (one model trained alone; conditions.Never.label and conditions.Always.label, which a
 # test checks) and how a dual run's arm starts.
@@ -98,12 +97,12 @@ def arm_of(config):
     """The paper's arm of a run, from its config, with the start and the
     BatchNorm statistics option of a dual run: "X-Y k=2 (identity, recalibrated)".
     Each condition names its arm (`report_label`); a name no condition has any more reads "X-Y name"."""
-    name, arguments = conditions.split_spec(config["condition"])
-    cls = conditions.BY_NAME.get(name)
+    spec = conditions.ConditionSpec.parse(config["condition"])
+    cls = conditions.BY_NAME.get(spec.name)
     if cls is None:
-        arm = f"{DUAL} {name}"
+        arm = f"{DUAL} {spec.name}"
     else:
-        arm = cls.report_label(arguments, config.get("k"))
+        arm = cls.report_label(spec.arguments, config.get("k"))
         if cls.classical:
             return arm
     return arm + f" ({config.get('differential_init', 'paper')}, {config.get('bn_statistics', 'shared')})"
@@ -131,7 +130,7 @@ def fmt_mean_sd(mean, sd, spec=".2f"):
 
 def _accuracy(run, model):
     """A run's final accuracy of `model` ("base" or "motivated"), in %."""
-    return 100 * summary_lib.accuracy(run["summary"], model)
+    return 100 * summary_json.accuracy(run["summary"], model)
 
 
 # -- report 1: the paper's results table (results.md, results.csv) and its figures ----
@@ -157,7 +156,9 @@ def rows_for(runs):
             label = "" if arm.startswith(DUAL) else f" {arm}"
             suffix = arm[len(DUAL) :] if arm.startswith(DUAL) else ""
             models = [("base", f"{x}-{y}-B{label}{suffix}"), ("motivated", f"{x}-{y}-M{label}{suffix}")]
-            dual = mean_std([summary_lib.training_flops(m["summary"], "average_forward_per_image") for m in members])[0]
+            dual = mean_std([summary_json.training_flops(m["summary"], "average_forward_per_image") for m in members])[
+                0
+            ]
         for which, name in models:
             acc_mean, acc_std = mean_std([_accuracy(m, which) for m in members])
             act = [m["summary"]["activations"] for m in members]
@@ -172,10 +173,10 @@ def rows_for(runs):
                     "accuracy_mean": acc_mean,
                     "accuracy_std": acc_std,
                     # The model's own forward FLOPs per image, whatever the arm.
-                    "forward_flops": summary_lib.forward_flops(s0, which),
+                    "forward_flops": summary_json.forward_flops(s0, which),
                     "dual_forward_flops": dual,
-                    "motivated_share": statistics.mean(summary_lib.motivated_share(a) for a in act),
-                    "noise_rate": summary_lib.motivated_share(act[0], "noise_motivated_share"),
+                    "motivated_share": statistics.mean(summary_json.motivated_share(a) for a in act),
+                    "noise_rate": summary_json.motivated_share(act[0], "noise_motivated_share"),
                     "triggers_per_step": statistics.mean(a.get("triggers_per_step", 0.0) for a in act),
                     "wall_clock_s": statistics.mean(m["summary"]["wall_clock_s"] for m in members),
                 }
@@ -355,7 +356,7 @@ def write_results(runs, out, written=None):
 
 
 def _training_flops(run):
-    return summary_lib.training_flops(run["summary"], "total")
+    return summary_json.training_flops(run["summary"], "total")
 
 
 def classical_front(runs):
@@ -418,7 +419,7 @@ def pays_rows(runs):
                 "training_tflops": compute / 1e12,
                 "cpu_s": statistics.mean(m["summary"].get("cpu_time_s", float("nan")) for m in members),
                 "motivated_share": statistics.mean(
-                    summary_lib.motivated_share(m["summary"]["activations"]) for m in members
+                    summary_json.motivated_share(m["summary"]["activations"]) for m in members
                 ),
                 "base_mean": acc_b,
                 "base_sd": sd_b,

@@ -88,7 +88,7 @@ def arm_flags(arms, name, out, seeds):
 def run_arms(flagfile, out, seeds, arms, epochs=None, train_size=None, extra=(), log=print):
     """Trains every arm x seed that has no summary.json yet; returns the workdirs."""
     from keras_motivation import config as config_lib
-    from keras_motivation import summary as summary_lib
+    from keras_motivation import summary_json
     from keras_motivation import trainer
 
     budget = [f"--epochs={epochs}"] * bool(epochs) + [f"--train_size={train_size}"] * bool(train_size)
@@ -111,8 +111,8 @@ def run_arms(flagfile, out, seeds, arms, epochs=None, train_size=None, extra=(),
                 ]
                 summary = trainer.run(config_lib.config_from_args(argv))
                 log(
-                    f"{arm} seed {seed}: base {summary_lib.accuracy(summary, 'base'):.4f} "
-                    f"motivated {summary_lib.accuracy(summary, 'motivated'):.4f} -> {path}"
+                    f"{arm} seed {seed}: base {summary_json.accuracy(summary, 'base'):.4f} "
+                    f"motivated {summary_json.accuracy(summary, 'motivated'):.4f} -> {path}"
                 )
             done.append(path)
     return done

@@ -15,8 +15,8 @@ map, and every epoch ends on the base model.
   several workers).
 - `statistics.py`: the `bn_statistics` option as objects.
 - `joint.py`: the joint step (both models trained on one batch).
-- `keras_motivation.callbacks.EpochBoundary`: the epoch boundary that `fit`
-  puts first among the callbacks.
+- `epoch.py`: `EpochBoundary`, the epoch boundary that `fit` puts first
+  among the callbacks (the engine imports nothing of the trainer).
 
 What a mode is, and where one plugs in. A mode names what trains the next
 batch and whose variables are live while it does: `BASE` (the base model,

@@ -11,12 +11,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_motivation import callbacks as callbacks_lib
 from keras_motivation import conditions as conditions_lib
 from keras_motivation import keras_internals
 from keras_motivation import weights_map as weights_map_lib
 from keras_motivation.batch_norm import DEFAULT_BN_STATISTICS
 from keras_motivation.batch_norm import DEFAULT_RECALIBRATION_BATCHES
+from keras_motivation.engine import epoch as epoch_lib
 from keras_motivation.engine import joint as joint_lib
 from keras_motivation.engine import shared_forward as shared_forward_lib
 from keras_motivation.engine import statistics as statistics_lib
@@ -415,7 +415,7 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, keras.
         state = self._statistics_state
         x, state.source, state.unavailable = self._statistics.fit_source(x, batch_size, recalibration_data)
         state.notified = False
-        boundary = callbacks_lib.EpochBoundary(callbacks)
+        boundary = epoch_lib.EpochBoundary(callbacks)
         if isinstance(callbacks, keras.callbacks.CallbackList):
             callbacks.callbacks.insert(0, boundary)
             boundary.set_model(self)

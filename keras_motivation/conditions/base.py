@@ -1,0 +1,80 @@
+"""The base class of motivation conditions, and the check their arguments share."""
+
+import keras
+
+from keras_motivation.state import state_variable
+
+
+def check_argument(ok, message):
+    """A condition's argument check: ValueError(message) unless ok."""
+    if not ok:
+        raise ValueError(message)
+
+
+class Condition(keras.layers.Layer):
+    """Base class of motivation conditions.
+
+    What a condition says about itself (class attributes; each condition in
+    `BY_NAME` sets its own):
+
+    - `flag`: its name in `--condition` ("consecutive").
+    - `flag_help`: what it does, in a few words of the flag's help.
+    - `parameters`: {argument: help} of the key=value arguments its spec takes.
+    - `takes_k`, `takes_seed`: the run's --k / --seed fill in `k` / `seed`
+      when the spec does not set them.
+    - `takes_heldout`: it needs a held-out training batch, which the trainer
+      takes out of the training data.
+    - `label`: its arm in reports, a `str.format` template of the spec's
+      arguments (as written), `k` (the run's --k) and `flag`;
+      `label_defaults` fills in the arguments a spec leaves out.
+    - `classical`: it trains one model classically (X-C, Y-C), so a report
+      names the arm without the dual run's start and BatchNorm option.
+    - `report_order`: where its arms come in a report's table (then by label).
+    - `noise_level`: summary.json gives the noise level of the paper's rule,
+      1/(k+1)!, beside its motivated share.
+    """
+
+    selects_before_step = False
+    flag = None
+    flag_help = ""
+    parameters = {}
+    takes_k = takes_seed = takes_heldout = False
+    label = "X-Y {flag}"
+    label_defaults = {}
+    classical = False
+    report_order = 1
+    noise_level = False
+
+    @classmethod
+    def report_label(cls, arguments, k):
+        """The arm in reports (without the dual run's start and BatchNorm option): `arguments` are the
+        spec's {argument: text as written}, `k` the run's --k."""
+        return cls.label.format_map({**cls.label_defaults, **arguments, "flag": cls.flag, "k": k})
+
+    @classmethod
+    def from_arguments(cls, arguments, heldout=None):
+        """The condition from its spec's parsed arguments (and the held-out batch, when it takes one)."""
+        return cls(**arguments)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.built = True
+
+    def _state(self, name, dtype, value):
+        return state_variable(self, name, dtype, value)
+
+    def select(self, motivated):
+        return motivated
+
+    def replica_signals(self, model, loss_fn, gradients):
+        """Extra inputs of `update`, computed in each replica after the step."""
+        return {}
+
+    def update(self, loss, motivated, signals=None):
+        raise NotImplementedError
+
+    def on_epoch_begin(self, epoch, steps_per_epoch):
+        pass
+
+    def call(self, inputs):
+        raise TypeError(f"{type(self).__name__} is not called on data; MotivatedModel drives it.")

@@ -1,0 +1,70 @@
+"""The engine's epoch boundary: the callback `MotivatedModel.fit` puts first among the callbacks.
+
+It lives beside the engine so that the engine imports nothing of the
+trainer (callbacks.py holds the trainer's callbacks and its preemption).
+"""
+
+import keras
+
+from keras_motivation import keras_internals
+from keras_motivation.engine import switching
+
+
+class EpochBoundary(keras.callbacks.Callback):
+    """Ends every epoch on the base model, ends the `fit` with recomputed BatchNorm
+    statistics (bn_statistics="recalibrated", when training changed the weights since
+    a validation last recomputed them) and logs the epoch's motivation counts:
+    `motivated_steps`, `switches`, `activations` (switches into the motivated
+    model), `motivated_share` (motivated share of the steps) and
+    `mean_activation_length` (motivated steps per activation).
+
+    `MotivatedModel.fit` puts it first in the callback list, so the switch back
+    happens (and `motivated_steps` / `switches` are in the logs) before any
+    other callback sees the end of the epoch, and the statistics are recomputed
+    before any other callback sees the end of the `fit`. When `fit` validates,
+    the switch back and the recomputation already happened before validation
+    (see `MotivatedModel.evaluate`). A callback that reads `model.base` or
+    `model.motivated` directly between epochs without a validation (saving
+    them, say) sees each model's own moving statistics; `model.save`,
+    `evaluate` and `predict` recompute them first.
+
+    `callbacks`: the other callbacks of the `fit`. Those that watch a
+    motivated metric (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau with
+    `monitor="val_motivated_accuracy"`, ...) get that metric's direction from
+    the base's (`val_accuracy`), as Keras would find it, before they first
+    need it at the end of the first epoch.
+    """
+
+    def __init__(self, callbacks=()):
+        super().__init__()
+        self._others = list(getattr(callbacks, "callbacks", callbacks) or ())
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._start is None:
+            # Later epochs start from the previous epoch's end: what the logs
+            # count changes only in training steps (a host read saved per epoch).
+            self._start = self.model.counters()
+        self.model.begin_epoch(epoch, self.params.get("steps"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        for callback in self._others:
+            keras_internals.resolve_prefixed_monitor(callback, switching.MOTIVATED_PREFIX)
+        self.model.end_epoch()
+        end = self.model.counters()
+        start, self._start = self._start, end
+        if logs is not None:
+            # Per-batch quantities: the last batch's value means nothing per epoch.
+            logs.pop("batch_loss", None)
+            logs.pop("motivated", None)
+            epoch_counts = {k: end[k] - start[k] for k in end}
+            logs["motivated_steps"] = epoch_counts["motivated_steps"]
+            logs["switches"] = epoch_counts["switches"]
+            logs["activations"] = epoch_counts["activations"]
+            logs["motivated_share"] = switching.share_of_steps(epoch_counts)
+            logs["mean_activation_length"] = (
+                epoch_counts["motivated_steps"] / epoch_counts["activations"] if epoch_counts["activations"] else 0.0
+            )
+
+    def on_train_end(self, logs=None):
+        self.model.end_fit()

@@ -1,0 +1,121 @@
+"""How a motivated pair trains, as one object: `Policy`, and the two named ones (`--policy=default|paper`).
+
+A policy holds every choice of the algorithm that is not the recipe: the
+condition (when the motivated model trains) and its k, the joint step and
+its weights, the start of the differential layers, the re-warm-up of the
+learning rate at the growth point and the BatchNorm statistics option.
+
+- `DEFAULT`, the trainer's default: the policy measured closest to both
+  separately trained networks on two pairs (README "Does it pay?"): the base
+  alone for 0.45 epochs, then joint steps with the base's loss weighted 2,
+  the differential layers as initialised (the paper's start), the rate
+  re-warmed over 0.1 epochs, each model's statistics recomputed when read.
+- `PAPER`, the paper's alternation as its flagfiles ran it: the motivated
+  model trains once the raw batch loss fell k = 2 times in a row, no joint
+  step, the paper's start, BatchNorm statistics shared with the weights.
+
+The trainer (`config.TrainConfig`) takes every policy flag left unset from
+the policy `--policy` names (a flag set on the command line wins). Without
+`--policy` the condition chooses: `--condition` alone takes the policy whose
+condition has its name (growth:... -> default, consecutive -> paper) and, for
+a condition no policy has (never, always, random_share, ...), the paper's, so
+another condition never silently gets the default's joint steps (the paper's
+trigger with joint steps measured worst, README "Does it pay?"). An explicit
+`--policy=default` with another condition than growth is refused unless
+--joint and --rewarm_epochs are set too.
+
+From Python, `MotivatedModel(base, motivated, weights_map, **policy.model_arguments())`
+builds the policy's condition, joint step and statistics option; the start
+(`weights_map.identity_start`) and the re-warm-up (`recipes.Rewarmed`) are
+the trainer's.
+"""
+
+import dataclasses
+
+from keras_motivation.conditions import ConditionSpec
+from keras_motivation.engine.joint import JointStep
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """One training policy: `dataclasses.replace(policy.PAPER, k=3)` makes a variant."""
+
+    condition: str  # a --condition spec: "growth:epochs=0.45", "consecutive"
+    k: int  # the run's k, for the conditions that take one (the spec's own k wins)
+    joint: bool  # joint steps: the motivated model's batches also train the base
+    joint_base_weight: float  # the base's loss weight in a joint step
+    distillation: float  # share of the base's loss in a joint step from the motivated model's predictions
+    differential_init: str  # the differential layers' start: paper, identity or identity:gamma=G,noise=S
+    rewarm_epochs: float  # epochs over which the rate ramps up again from the growth point (growth only)
+    bn_statistics: str  # shared, private or recalibrated
+
+    @property
+    def condition_name(self):
+        return ConditionSpec.parse(self.condition).name
+
+    def model_arguments(self, seed=None, heldout=None):
+        """The keyword arguments of `MotivatedModel` that this policy sets: `condition` (the condition object,
+        with `k`, the run's `seed` and the held-out batch `(x, y)` filled in where it takes them), `joint` (a
+        `JointStep`, or None) and `bn_statistics`. A bad condition spec is a one-line ValueError."""
+        return {
+            "condition": ConditionSpec.parse(self.condition).build(k=self.k, seed=seed, heldout=heldout),
+            "joint": JointStep(base_weight=self.joint_base_weight, distillation=self.distillation)
+            if self.joint
+            else None,
+            "bn_statistics": self.bn_statistics,
+        }
+
+
+FIELDS = tuple(field.name for field in dataclasses.fields(Policy))
+
+DEFAULT = Policy(
+    condition="growth:epochs=0.45",
+    # 3 paid best of the trigger's k (README "Does it pay?"); growth takes none.
+    k=3,
+    joint=True,
+    joint_base_weight=2.0,
+    distillation=0.0,
+    differential_init="paper",
+    rewarm_epochs=0.1,
+    bn_statistics="recalibrated",
+)
+PAPER = Policy(
+    condition="consecutive",
+    k=2,
+    joint=False,
+    joint_base_weight=1.0,
+    distillation=0.0,
+    differential_init="paper",
+    rewarm_epochs=0.0,
+    bn_statistics="shared",
+)
+POLICIES = {"default": DEFAULT, "paper": PAPER}
+
+# The joint step's fields when there is no joint step (--nojoint under a policy with one): no weights of it.
+WITHOUT_JOINT_STEP = {"joint_base_weight": 1.0, "distillation": 0.0}
+
+
+def get(name):
+    """The named policy: "default" or "paper"."""
+    if name not in POLICIES:
+        raise ValueError(f"Unknown policy {name!r}: use one of {', '.join(POLICIES)}.")
+    return POLICIES[name]
+
+
+def name_for_condition(condition):
+    """The policy a `--condition` spec takes without `--policy`: the one whose condition has its name, else
+    "paper" (the alternation without joint steps)."""
+    name = ConditionSpec.parse(condition).name
+    return next((key for key, policy in POLICIES.items() if policy.condition_name == name), "paper")
+
+
+def side_by_side(field):
+    """One field's value in every named policy, for the flags' help: "growth:epochs=0.45 (default), consecutive
+    (paper)"."""
+    values = []
+    for name, policy in POLICIES.items():
+        value = getattr(policy, field)
+        if isinstance(value, bool):
+            value = "on" if value else "off"
+        values.append(f"{value} ({name})")
+    return ", ".join(values)
