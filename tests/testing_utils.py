@@ -22,6 +22,17 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 SHAPE = (8, 8, 1)
 # The trainer tests' model: the quickstart's ResNets at width 4, one stage (tiny_pair's size).
 TINY_MODEL_FLAG = "--model_kwargs=width=4,stages=1"
+# The quickstart flagfile as it was before it trained the trainer's default policy: the paper's trigger (k = 2, no
+# joint step) from the identity start at rate 0.05. The trainer tests that build on the flagfile pass these after
+# it: their few steps then switch between the two models many times (what resumption, preemption and several
+# replicas must get right), and the committed workdirs under tests/data were written with them.
+PAPERS_TRIGGER_FLAGS = (
+    "--condition=consecutive",
+    "--k=2",
+    "--nojoint",
+    "--differential_init=identity",
+    "--learning_rate=0.05",
+)
 
 # The one skip condition of the tests on real images.
 requires_fashion_mnist = pytest.mark.skipif(
@@ -225,6 +236,7 @@ def quickstart_command(workdir, *args, eval_size=128):
         "-m",
         "keras_motivation.train",
         f"--flagfile={ROOT}/configs/quickstart.flags",
+        *PAPERS_TRIGGER_FLAGS,
         "--train_size=128",
         f"--eval_size={eval_size}",
         "--batch_size=32",
