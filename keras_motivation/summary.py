@@ -46,7 +46,7 @@ Summaries written before schema 2 keep the base's numbers in "final"
 `training_flops(summary, key)` read both layouts.
 
 Names: `motivated_share` is the share of training steps the motivated model
-took (motivated_steps / steps), in code, logs, summary.json and the README.
+took (motivated_steps / steps), in code, logs, summary.json and the docs.
 Run summaries written before it was named so call it `activation_rate`;
 `motivated_share(activations)` reads both.
 """
@@ -113,7 +113,7 @@ def motivation_statistics(counters, condition, k):
 
 
 def motivated_share(activations, key="motivated_share"):
-    """summary["activations"][key] ("motivated_share" or "noise_motivated_share"), also from
+    """`summary["activations"][key]` ("motivated_share" or "noise_motivated_share"), also from
     summaries written before the rename; None when the summary has neither name."""
     if key in activations:
         return activations[key]
@@ -156,7 +156,7 @@ def forward_flops(summary, model="base"):
 
 
 def training_flops(summary, key="total"):
-    """summary["training_flops"][key] (see the module docstring), also from older summaries; None without it."""
+    """`summary["training_flops"][key]` (see the module docstring), also from older summaries; None without it."""
     if "schema" in summary:
         return (summary.get("training_flops") or {}).get(key)
     return (summary.get("flops") or {}).get(_OLD_TRAINING_FLOPS[key])

@@ -220,6 +220,19 @@ def run_json_script(name, env=None, args=(), timeout=600):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def read_page(path):
+    """The text of README.md or of a documentation page (a path under docs/, e.g. "studies/index.md")."""
+    full = os.path.join(ROOT, path) if path == "README.md" else os.path.join(ROOT, "docs", path)
+    with open(full, encoding="utf-8") as f:
+        return f.read()
+
+
+def page_section(text, title, level=2):
+    """The section of a markdown text under its heading `title` (## by default), up to the next one as high."""
+    mark = "#" * level
+    return text.split(f"{mark} {title}\n", 1)[1].split(f"\n{mark} ", 1)[0]
+
+
 def repository_env(env=None):
     """`env` (default: this process's) with this checkout first on PYTHONPATH, for
     `python -m keras_motivation...` in a child process."""
