@@ -84,7 +84,7 @@ def _or(names):
     return ", ".join(names[:-1]) + f" or {names[-1]}"
 
 
-# The trainer's default policy (README "Does it pay?"): growth after 0.45 epochs of the base alone, then joint
+# The trainer's default policy (docs/studies/index.md): growth after 0.45 epochs of the base alone, then joint
 # steps with the base's loss weighted 2, the differential layers as initialised (the paper's start) at the growth
 # point, the rate re-warmed over 0.1 epochs. The fields below default to None and take the value of the
 # condition's row when the config is made, so that a run with another condition (the paper's trigger, never,
@@ -118,17 +118,17 @@ class TrainConfig:
         None, "Extra model arguments as key=value,... (e.g. width=8,weight_decay=2.5e-4).", factory=dict
     )
     # Growth with joint steps (POLICY_DEFAULTS) is the policy measured closest to both separately trained
-    # networks on two pairs (README "Does it pay?"); the paper's flagfiles and the quickstart set the paper's.
+    # networks on two pairs (docs/studies/index.md); the paper's flagfiles set the paper's.
     condition: str = _field(
         DEFAULT_CONDITION,
         f"{conditions.flag_help()} The default (growth, with the joint step, its base weight, the start and the "
-        "re-warm-up below) is measured in README 'Does it pay?'.",
+        "re-warm-up below) is measured in docs/studies/index.md.",
     )
-    # 3 paid best of the trigger's k in README "Does it pay?"; the paper's flagfiles set its 2.
+    # 3 paid best of the trigger's k in the first study (docs/studies/does-it-pay.md); the paper's flagfiles set its 2.
     k: int = _field(
         3,
         "Consecutive loss decreases that trigger the motivated model, for the conditions that take k (default 3, "
-        "measured in README 'Does it pay?'; the paper's flagfiles and the quickstart use the paper's 2).",
+        "the first study's best at its untuned rate, docs/studies/does-it-pay.md; the paper's flagfiles use its 2).",
     )
     differential_init: str | None = _field(
         None,
