@@ -23,14 +23,16 @@ SHAPE = (8, 8, 1)
 # The trainer tests' model: the quickstart's ResNets at width 4, one stage (tiny_pair's size).
 TINY_MODEL_FLAG = "--model_kwargs=width=4,stages=1"
 # The quickstart flagfile as it was before it trained the trainer's default policy: the paper's trigger (k = 2, no
-# joint step) from the identity start at rate 0.05. The trainer tests that build on the flagfile pass these after
-# it: their few steps then switch between the two models many times (what resumption, preemption and several
-# replicas must get right), and the committed workdirs under tests/data were written with them.
+# joint step) from the identity start, with recalibrated statistics, at rate 0.05. The trainer tests that build on
+# the flagfile pass these after it: their few steps then switch between the two models many times (what
+# resumption, preemption and several replicas must get right), and the committed workdirs under tests/data were
+# written with them.
 PAPERS_TRIGGER_FLAGS = (
     "--condition=consecutive",
     "--k=2",
     "--nojoint",
     "--differential_init=identity",
+    "--bn_statistics=recalibrated",
     "--learning_rate=0.05",
 )
 

@@ -366,9 +366,14 @@ EVIDENCE = (
     ("default", "pay_study_tuned", 6, "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1"),
     ("default", "pay_study_tuned_resnet20", 3, "grow0.45-joint-paper-bw2-rewarm0.1-lr0.1"),
     ("default", "pay_study_tuned_resnet20", 6, "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1"),
-    ("paper (k=2, identity start, lr 0.05)", "pay_study", 3, "k2-id-recalibrated"),
-    ("paper (k=2, the paper's start and shared statistics, lr 0.05)", "pay_study", 3, "k2-paper-shared"),
-    ("paper's alternation at k=3 (identity start, lr 0.1)", "pay_study_tuned", 3, "defaults-k3-lr0.1"),
+    ("paper (lr 0.05)", "pay_study", 3, "k2-paper-shared"),
+    ("paper's trigger, identity start, recalibrated statistics (lr 0.05)", "pay_study", 3, "k2-id-recalibrated"),
+    (
+        "paper's trigger at k=3, identity start, recalibrated statistics (lr 0.1)",
+        "pay_study_tuned",
+        3,
+        "defaults-k3-lr0.1",
+    ),
 )
 EVIDENCE_HEAD = (
     "| policy | pair | epochs | seeds | base % | base alone % | motivated % | motivated alone % "
