@@ -39,7 +39,16 @@ setuptools.setup(
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
         # pytest 9.2 breaks pytest-xdist's --dist loadgroup (pytest-xdist#1386): grouped tests, which share one
         # expensive fixture, would run on both workers and pay for it twice.
-        "dev": ["pytest>=8,<9.2", "pytest-xdist>=3", "ruff==0.17.*"],
+        # mkdocs builds the documentation site (docs/, mkdocs.yml) in ./test.sh: material's theme, and the API
+        # reference from the docstrings through mkdocstrings' Python handler.
+        "dev": [
+            "pytest>=8,<9.2",
+            "pytest-xdist>=3",
+            "ruff==0.17.*",
+            "mkdocs>=1.6,<2",
+            "mkdocs-material>=9.5,<10",
+            "mkdocstrings[python]>=1,<2",
+        ],
         # keras-hub's own requirements but tensorflow-text, which requires the
         # full `tensorflow` wheel and so would install it beside tensorflow-cpu
         # (into the same package directory); the image models never import it.

@@ -95,7 +95,7 @@ def _policies_help():
     fields = "; ".join(f"{name}: {policy_lib.side_by_side(name)}" for name in policy_lib.FIELDS)
     return (
         f"{_or(tuple(policy_lib.POLICIES))}: the training policy every policy flag left unset takes its value from "
-        "(a flag set wins). default is the policy measured in README 'Does it pay?', paper the paper's alternation. "
+        "(a flag set wins). default is the policy measured in docs/studies/index.md, paper the paper's alternation. "
         "Without --policy, --condition chooses: the policy whose condition has its name, else paper (a condition "
         "other than growth never gets the default's joint steps unless --joint is set); --policy=default with another "
         "condition needs --joint or --nojoint and --rewarm_epochs. The policies' fields: "
@@ -126,7 +126,7 @@ class TrainConfig:
     k: int | None = _field(
         None,
         "Consecutive loss decreases that trigger the motivated model, for the conditions that take k (3 paid best "
-        "in README 'Does it pay?'; the paper's is 2)." + _policy_help("k"),
+        "in the first study, docs/studies/does-it-pay.md; the paper's is 2)." + _policy_help("k"),
     )
     differential_init: str | None = _field(
         None,

@@ -6,7 +6,7 @@ its weights, the start of the differential layers, the re-warm-up of the
 learning rate at the growth point and the BatchNorm statistics option.
 
 - `DEFAULT`, the trainer's default: the policy measured closest to both
-  separately trained networks on two pairs (README "Does it pay?"): the base
+  separately trained networks on two pairs (docs/studies/index.md): the base
   alone for 0.45 epochs, then joint steps with the base's loss weighted 2,
   the differential layers as initialised (the paper's start), the rate
   re-warmed over 0.1 epochs, each model's statistics recomputed when read.
@@ -20,7 +20,7 @@ the policy `--policy` names (a flag set on the command line wins). Without
 condition has its name (growth:... -> default, consecutive -> paper) and, for
 a condition no policy has (never, always, random_share, ...), the paper's, so
 another condition never silently gets the default's joint steps (the paper's
-trigger with joint steps measured worst, README "Does it pay?"). An explicit
+trigger with joint steps measured worst, docs/studies/index.md). An explicit
 `--policy=default` with another condition than growth is refused unless
 --joint and --rewarm_epochs are set too.
 
@@ -70,7 +70,7 @@ FIELDS = tuple(field.name for field in dataclasses.fields(Policy))
 
 DEFAULT = Policy(
     condition="growth:epochs=0.45",
-    # 3 paid best of the trigger's k (README "Does it pay?"); growth takes none.
+    # 3 paid best of the trigger's k (the first study, docs/studies/does-it-pay.md); growth takes none.
     k=3,
     joint=True,
     joint_base_weight=2.0,

@@ -99,9 +99,10 @@ def learning_rate(config, steps_per_epoch):
     schedule = SCHEDULES[config.schedule](config, steps_per_epoch, warmup, config.epochs * steps_per_epoch)
     if config.rewarm_epochs:
         growth = conditions.ConditionSpec.parse(config.condition).build()
-        return Rewarmed(
-            schedule, growth.growth_step(steps_per_epoch), int(round(config.rewarm_epochs * steps_per_epoch))
-        )
+        points = growth.growth_step(steps_per_epoch)
+        # A ladder's growth re-warms at each rung's join point.
+        for at_step in points if isinstance(points, list) else [points]:
+            schedule = Rewarmed(schedule, at_step, int(round(config.rewarm_epochs * steps_per_epoch)))
     return schedule
 
 

@@ -44,7 +44,7 @@ Reading a summary.json, of this schema or an older one, is summary_json.py's
 `export_metadata`), which the export and the tools use without this module.
 
 Names: `motivated_share` is the share of training steps the motivated model
-took (motivated_steps / steps), in code, logs, summary.json and the README.
+took (motivated_steps / steps), in code, logs, summary.json and the docs.
 """
 
 import math

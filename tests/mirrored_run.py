@@ -36,7 +36,18 @@ STAGES = int(os.environ.get("STAGES", "1"))
 # FLOATX=float64: models and data in float64, where rounding (which the dual runs of the
 # tiny pair amplify in float32, see test_mirrored_strategy.py) is ~1e-15.
 FLOATX = os.environ.get("FLOATX", "float32")
+# LADDER=1: a ladder of three one-stage ResNets (8, 14, 20) under the paper's rule with k = 1.
+LADDER = bool(os.environ.get("LADDER"))
 keras.config.set_floatx(FLOATX)
+
+
+class RungLog(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.rungs = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.rungs.append(int(round(float(logs["motivated"]))))
 
 
 def dataset(x, y):
@@ -47,7 +58,14 @@ def motivated_run(strategy, x, y):
     keras.utils.set_random_seed(0)
     with strategy.scope():
         base, motivated = tiny_pair(sync_bn=True, stages=STAGES)
-        model = km.MotivatedModel(base, motivated, "resnet_depth", km.conditions.ConsecutiveDecrease(1), joint=JOINT)
+        if LADDER:
+            middle = tiny_pair(motivated_depth=20, sync_bn=True, stages=STAGES)[1]
+            models = [base, motivated, middle]
+            model = km.MotivatedModel(models=models, condition=km.conditions.ConsecutiveDecrease(1), joint=JOINT)
+        else:
+            model = km.MotivatedModel(
+                base, motivated, "resnet_depth", km.conditions.ConsecutiveDecrease(1), joint=JOINT
+            )
         model.compile(
             optimizer=keras.optimizers.SGD(LR, momentum=0.9),
             loss="sparse_categorical_crossentropy",
@@ -55,7 +73,10 @@ def motivated_run(strategy, x, y):
             steps_per_execution=STEPS_PER_EXECUTION,
         )
     rec = BatchRecorder()
-    model.fit(dataset(x, y), epochs=EPOCHS, verbose=0, callbacks=[rec])
+    rungs = RungLog()
+    model.fit(dataset(x, y), epochs=EPOCHS, verbose=0, callbacks=[rec, rungs])
+    if LADDER:
+        rec.flags = rungs.rungs
     return rec, [w.numpy() for w in model.base.weights + model.motivated.weights], model.counters()
 
 

@@ -8,6 +8,7 @@ import shutil
 
 import keras
 import numpy as np
+from testing_utils import PAPERS_TRIGGER_FLAGS
 from testing_utils import ROOT
 from testing_utils import csv_rows
 from testing_utils import random_data
@@ -52,6 +53,7 @@ def test_a_trainer_backup_from_before_the_split_resumes(tmp_path):
         [
             "train",
             "--flagfile=" + os.path.join(ROOT, "configs", "quickstart.flags"),
+            *PAPERS_TRIGGER_FLAGS,
             "--train_size=64",
             "--eval_size=64",
             "--batch_size=32",

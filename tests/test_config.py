@@ -112,7 +112,8 @@ POLICY_FIELDS = ("condition", "joint", "joint_base_weight", "distillation", "dif
 
 
 def test_the_default_policy_is_the_studys_growth_arm():
-    """The trainer's default is the arm README "Does it pay?" measured on both pairs, flag for flag."""
+    """The trainer's default is the arm the tuned studies (docs/studies/index.md) measured on both pairs, flag for
+    flag."""
     import sys
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))

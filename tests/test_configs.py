@@ -189,28 +189,33 @@ def test_transfer_from_a_motivated_model_with_a_new_head(tmp_path):
     assert summary["num_classes"] == 100 and summary["activations"]["steps"] == 2
 
 
-def test_the_quickstart_runs_the_papers_trigger_and_names_the_default_policys_command():
+def test_the_quickstart_trains_the_default_policy_and_names_the_papers_one_flag_away():
     import shlex
 
     from keras_motivation.config import TrainConfig
 
     path = next(c for c in CONFIGS if os.path.basename(c) == "quickstart.flags")
     quickstart = config_lib.config_from_args(["train", f"--flagfile={path}"])
-    assert (quickstart.condition, quickstart.k, quickstart.joint) == ("consecutive", 2, False)
-    with open(path) as f:
-        # The indented comment lines: the command, continued with backslashes.
-        comment = "".join(line[1:].strip().rstrip("\\") + " " for line in f if line.startswith("#  "))
-    argv = shlex.split(comment)
-    assert argv[:3] == ["python", "-m", "keras_motivation.train"] and argv[3] == "--flagfile=configs/quickstart.flags"
-    growth = config_lib.config_from_args(["train", f"--flagfile={path}", *argv[4:]])
     default = TrainConfig()
-    fields = (
+    # No policy flag in the flagfile: the trainer's default policy, at the tuned study's rate for the dual arms.
+    policy = (
         "condition",
+        "k",
         "joint",
         "joint_base_weight",
+        "distillation",
         "differential_init",
         "rewarm_epochs",
         "bn_statistics",
-        "learning_rate",
     )
-    assert {f: getattr(growth, f) for f in fields} == {f: getattr(default, f) for f in fields}
+    assert {f: getattr(quickstart, f) for f in policy} == {f: getattr(default, f) for f in policy}
+    assert quickstart.learning_rate == 0.1
+    with open(path) as f:
+        lines = f.read().splitlines()
+        flags = [line.split("=", 1)[0] for line in lines if line.startswith("--")]
+    assert not {"--condition", "--k", "--nojoint", "--joint", "--differential_init"} & set(flags), flags
+    # The indented comment line: the paper's policy, one flag after the quickstart's command.
+    argv = shlex.split(next(line[1:].strip() for line in lines if line.startswith("#  ")))
+    assert argv == ["python", "-m", "keras_motivation.train", "--flagfile=configs/quickstart.flags", "--policy=paper"]
+    paper = config_lib.config_from_args(["train", f"--flagfile={path}", *argv[4:]])
+    assert (paper.condition.split(":")[0], paper.k, paper.joint) == ("consecutive", 2, False)

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from testing_utils import PAPERS_TRIGGER_FLAGS
 from testing_utils import load_fashion_mnist
 from testing_utils import requires_fashion_mnist
 from testing_utils import tiny_model
@@ -124,6 +125,7 @@ def test_export_command_checks_every_artefact_of_a_run(tmp_path, capsys):
             [
                 "train",
                 f"--flagfile={root}/configs/quickstart.flags",
+                *PAPERS_TRIGGER_FLAGS,
                 "--train_size=3072",
                 "--batch_size=64",
                 "--epochs=1",

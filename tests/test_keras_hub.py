@@ -14,8 +14,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from testing_utils import ROOT
+from testing_utils import page_section
 from testing_utils import quickstart_command
+from testing_utils import read_page
 from testing_utils import repository_env
 from testing_utils import requires_fashion_mnist
 
@@ -149,7 +150,7 @@ def _fit(base, motivated, wmap, x, y):
 
 @pytest.fixture(scope="module")
 def trained_resnet_pair():
-    # What README's "Pairs from keras-hub" shows.
+    # What the keras-hub guide (docs/guides/keras-hub.md) shows.
     base, motivated = hub_resnet([1, 2]), hub_resnet([2, 3])
     weights_map = km.weights_map.derive(base, motivated, depth="last_to_last")
     km.weights_map.identity_start(weights_map)
@@ -227,14 +228,14 @@ def test_a_base_loaded_from_a_local_preset_directory_starts_a_deeper_motivated_m
     np.testing.assert_allclose(motivated(x, training=False), base(x, training=False), rtol=1e-5, atol=1e-6)
 
 
-# Slow (ResNet-18 with ResNet-34 for an epoch on 1,024 images, about 3 min): the README's keras-hub lines as
-# written, after its first example (which defines the data). The tests above run the same calls on tiny models.
+# Slow (ResNet-18 with ResNet-34 for an epoch on 1,024 images, about 3 min): the keras-hub guide's lines as
+# written (docs/guides/keras-hub.md), after the README's example (which defines the data). The tests above run the
+# same calls on tiny models.
 @pytest.mark.slow
 @requires_fashion_mnist
-def test_the_readme_keras_hub_lines_run_as_written(tmp_path):
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        section = f.read().split("## Use from Python\n", 1)[1].split("\n## ", 1)[0]
-    first, hub = re.findall(r"```python\n(.*?)```", section, re.S)[:2]
+def test_the_keras_hub_guide_lines_run_as_written(tmp_path):
+    first = re.findall(r"```python\n(.*?)```", page_section(read_page("README.md"), "Use from Python"), re.S)[0]
+    hub = re.findall(r"```python\n(.*?)```", read_page("guides/keras-hub.md"), re.S)[0]
     assert "keras_hub" in hub and "derive(base, motivated" in hub
     run = subprocess.run(
         [sys.executable, "-c", first + hub],

@@ -41,9 +41,21 @@ def test_two_commands_set_up_run_and_test_and_ci_runs_the_second():
     with open(os.path.join(ROOT, "test.sh")) as f:
         text = f.read()
     assert text.index("ruff format --check .") < text.index("ruff check .") < text.index("-m pytest")
+    # The documentation site builds strictly (a dead link or a missing page fails) before the tests run.
+    assert text.index("ruff check .") < text.index("mkdocs build --strict") < text.index("-m pytest")
     with open(os.path.join(ROOT, ".ci", "run")) as f:
         ci = [line for line in f.read().splitlines() if line and not line.startswith("#")]
     assert ci[-1] == _commands()[1], "CI runs exactly the README's test command"
+
+
+def test_the_readme_is_a_front_door_that_links_into_the_docs():
+    """At most about 250 lines; every relative link points at a file of the repository."""
+    text = _readme()
+    assert len(text.splitlines()) <= 250, len(text.splitlines())
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    assert sum(link.startswith("docs/") for link in links) >= 10, links
+    missing = [link for link in links if "://" not in link and not os.path.exists(os.path.join(ROOT, link))]
+    assert not missing, missing
 
 
 def test_the_console_command_is_named_and_installed():

@@ -1,4 +1,5 @@
-"""The README's study numbers are read back from the committed run summaries."""
+"""The study and benchmark numbers of the README and the documentation pages are read back from the committed
+run summaries and JSON, on the page each is written."""
 
 import os
 import sys
@@ -10,50 +11,59 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 STUDY = os.path.join(ROOT, "tools", "examples", "pay_study")
 
 
-def _readme_lines():
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+def _lines(page):
+    """The lines of README.md or of a page under docs/ (e.g. "studies/index.md")."""
+    path = os.path.join(ROOT, page) if page == "README.md" else os.path.join(ROOT, "docs", page)
+    with open(path, encoding="utf-8") as f:
         return {line.rstrip("\n") for line in f}
+
+
+def _text(page):
+    return "\n".join(sorted(_lines(page)))
+
+
+FIRST_STUDY = "studies/does-it-pay.md"
+TUNED_STUDIES = "studies/index.md"
 
 
 def _table_rows(markdown):
     return [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| ---")]
 
 
-def test_study_tables_in_the_readme_match_the_committed_summaries():
+def test_first_study_tables_match_the_committed_summaries():
     import report
 
     runs = report.find_runs([STUDY])
     assert len(runs) == 72, "the committed study: 3 seeds of every arm"
-    readme = _readme_lines()
     front = report.classical_front(runs)
     tables = {
-        "does it pay": report.pays_markdown(front, report.pays_rows(runs)),
-        "BatchNorm statistics": report.statistics_markdown(report.statistics_rows(runs)),
+        FIRST_STUDY: report.pays_markdown(front, report.pays_rows(runs)),
+        "guides/batch-norm.md": report.statistics_markdown(report.statistics_rows(runs)),
     }
-    for name, markdown in tables.items():
+    for page, markdown in tables.items():
         rows = _table_rows(markdown)
-        assert rows, name
-        missing = [row for row in rows if row not in readme]
-        assert not missing, f"README's {name} table differs from tools/examples/pay_study: {missing[:2]}"
+        assert rows, page
+        missing = [row for row in rows if row not in _lines(page)]
+        assert not missing, f"docs/{page}'s table differs from tools/examples/pay_study: {missing[:2]}"
 
 
-def test_benchmark_tables_in_the_readme_are_what_bench_makes_of_the_committed_json():
+def test_benchmark_tables_are_what_bench_makes_of_the_committed_json():
     import re
 
     import bench
 
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+    with open(os.path.join(ROOT, "docs", "performance.md"), encoding="utf-8") as f:
         text = f.read()
     # Each table follows the command that prints it from committed runs.
     commands = re.findall(r"python tools/bench\.py --table ((?:tools/examples/\S+\.json ?)+)", text)
-    assert len(commands) >= 2, "the README's performance tables name their JSON with a --table command"
-    readme = _readme_lines()
+    assert len(commands) >= 4, "the performance page's tables name their JSON with a --table command"
+    lines = _lines("performance.md")
     for paths in commands:
         table = bench.main(["--table", *paths.split()])
         rows = _table_rows(table)
         assert len(rows) >= 2, paths
-        missing = [row for row in rows if row not in readme]
-        assert not missing, f"README's table of {paths} differs from what bench.py makes of it: {missing[:2]}"
+        missing = [row for row in rows if row not in lines]
+        assert not missing, f"docs/performance.md's table of {paths} differs from bench.py's: {missing[:2]}"
 
 
 @pytest.mark.parametrize(
@@ -61,7 +71,7 @@ def test_benchmark_tables_in_the_readme_are_what_bench_makes_of_the_committed_js
     # The quickstart's pair; ResNet-8 -> ResNet-20, the second pair (X-C: the first pair's runs, the same network).
     [("pay_study_tuned", 10), ("pay_study_tuned_resnet20", 8)],
 )
-def test_tuned_study_table_in_the_readme_matches_the_committed_summaries(study, least_rows):
+def test_tuned_study_tables_match_the_committed_summaries(study, least_rows):
     import pay_study
 
     table = pay_study.tuned_table(os.path.join(ROOT, "tools", "examples", study))
@@ -70,12 +80,12 @@ def test_tuned_study_table_in_the_readme_matches_the_committed_summaries(study, 
     # A row of one seed shows no spread (it has none measured); a row of three does.
     for row in rows[1:]:
         assert ("±" in row) == (row.split(" | ")[2] != "1"), row
-    missing = [row for row in rows if row not in _readme_lines()]
-    assert not missing, f"README's tuned-study table differs from tools/examples/{study}: {missing[:2]}"
+    missing = [row for row in rows if row not in _lines(TUNED_STUDIES)]
+    assert not missing, f"docs/{TUNED_STUDIES}'s table differs from tools/examples/{study}: {missing[:2]}"
 
 
 @pytest.mark.parametrize("study, least_rows", [("pay_study_tuned", 5), ("pay_study_tuned_resnet20", 3)])
-def test_differential_gammas_in_the_readme_are_the_committed_ones(study, least_rows):
+def test_differential_gammas_on_the_studies_page_are_the_committed_ones(study, least_rows):
     import pay_study
 
     path = os.path.join(ROOT, "tools", "examples", study)
@@ -86,11 +96,13 @@ def test_differential_gammas_in_the_readme_are_the_committed_ones(study, least_r
         assert any("-id-" in row for row in rows), "the identity-start arms explain the study"
     else:  # every row is made again from the runs' committed gammas.json
         assert _table_rows(pay_study.gamma_table(path)) == rows
-    missing = [row for row in rows if row not in _readme_lines()]
-    assert not missing, f"README's gamma table differs from tools/examples/{study}/gammas.md: {missing[:2]}"
+    missing = [row for row in rows if row not in _lines(TUNED_STUDIES)]
+    assert not missing, (
+        f"docs/{TUNED_STUDIES}'s gamma table differs from tools/examples/{study}/gammas.md: {missing[:2]}"
+    )
 
 
-def test_the_second_pairs_statistics_check_in_the_readme_is_the_committed_one():
+def test_the_second_pairs_statistics_check_on_the_studies_page_is_the_committed_one():
     import glob
     import json
     import statistics
@@ -105,6 +117,51 @@ def test_the_second_pairs_statistics_check_in_the_readme_is_the_committed_one():
     for model in ("base", "motivated"):
         values = [100 * c[model]["recomputed"] for c in checks]
         figures.append(f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}%")
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+    with open(os.path.join(ROOT, "docs", TUNED_STUDIES), encoding="utf-8") as f:
         text = " ".join(f.read().split())
     assert f"{figures[0]} and {figures[1]}" in text, figures
+
+
+@pytest.mark.parametrize("page", ["README.md", TUNED_STUDIES])
+def test_the_evidence_table_is_what_the_study_tool_prints(page):
+    """The README's one table (and the studies page's copy): each policy against its twins, from the committed
+    runs by `tools/pay_study.py --evidence`."""
+    import pay_study
+
+    rows = _table_rows(pay_study.evidence_table())
+    assert len(rows) >= 5 and rows[0] == pay_study.EVIDENCE_HEAD
+    policies = {row.split(" | ")[0].lstrip("| ").split(" ")[0] for row in rows[1:]}
+    assert {"default", "paper"} <= policies, policies
+    missing = [row for row in rows if row not in _lines(page)]
+    assert not missing, f"{page}'s evidence table differs from pay_study.py --evidence: {missing[:2]}"
+
+
+def test_the_quickstarts_references_are_the_tuned_studys_best_rates():
+    """The README shows the quickstart's closing lines beside each network trained alone for its 3 epochs at its
+    best rate in the committed tuned study (mean ± sd over the seeds), and the compute of both."""
+    import statistics
+
+    import pay_study
+
+    from keras_motivation import summary_json as summary_lib
+
+    groups = pay_study._summaries(os.path.join(ROOT, "tools", "examples", "pay_study_tuned"))
+    readme = " ".join(_text("README.md").split())
+    compute = 0.0
+    for arm, model in (("X-C", "base"), ("Y-C", "motivated")):
+        best = pay_study._best_classical(groups, 3, arm, model)
+        (name, runs), *_ = [
+            (n, m)
+            for (e, n), m in groups.items()
+            if e == 3 and n.startswith(f"{arm}-lr") and len(m) == 3
+            if abs(statistics.mean(100 * summary_lib.accuracy(s, model) for s in m) - best) < 1e-9
+        ]
+        values = [100 * summary_lib.accuracy(s, model) for s in runs]
+        flops = statistics.mean(summary_lib.training_flops(s, "total") for s in runs) / 1e12
+        compute += flops
+        rate = name.split("-lr")[1]
+        cell = (
+            f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}% (rate {rate}) | {flops:.2f} TFLOPs alone"
+        )
+        assert cell in readme, cell
+    assert f"{compute:.2f} alone |" in readme, compute

@@ -319,7 +319,7 @@ def test_study_trains_another_pair_when_asked(tmp_path, monkeypatch):
     common = ["--out", str(tmp_path), "--groups=joint", "--arms=joint-lr0.1", "--epochs=3", "--seeds=0"]
     pay_study.main([*common, "--pair=resnet8:resnet20"])
     pay_study.main(common)
-    assert extras == [["--pair=resnet8:resnet20"], []]
+    assert extras == [[*pay_study.STUDY_FLAGS, "--pair=resnet8:resnet20"], [*pay_study.STUDY_FLAGS]]
     with pytest.raises(SystemExit, match="Unknown --pair 'resnet8:nope': use one of "):
         pay_study.main([*common, "--pair=resnet8:nope"])
     assert len(extras) == 2, "a bad pair starts no run"
@@ -341,11 +341,43 @@ def test_study_trains_solo_twins_of_another_pair_at_another_width(tmp_path, monk
     )
     common = ["--out", str(tmp_path), "--groups=solo", "--arms=Y-C-lr0.1,X-C-lr0.2", "--seeds=0"]
     pay_study.main([*common, "--pair=resnet8:resnet32", "--model_kwargs=width=8"])
-    assert calls == [("ep6", ["X-C-lr0.2", "Y-C-lr0.1"], ["--pair=resnet8:resnet32", "--model_kwargs=width=8"])]
+    extra = [*pay_study.STUDY_FLAGS, "--pair=resnet8:resnet32", "--model_kwargs=width=8"]
+    assert calls == [("ep6", ["X-C-lr0.2", "Y-C-lr0.1"], extra)]
     # The extra flags come after the quickstart's flagfile, as reproduce.run_arms passes them: they win.
     config = config_lib.config_from_args(["prog", f"--flagfile={pay_study.FLAGFILE}", *calls[0][2]])
     assert (config.pair, config.model_kwargs) == ("resnet8:resnet32", {"width": 8})
     assert "solo" not in pay_study.GROUPS, "the default study does not grow by the solo runs"
+
+
+@pytest.mark.parametrize(
+    "study, epochs, arm",
+    [
+        ("pay_study", 3, "k2-id-recalibrated"),
+        ("pay_study", 3, "X-C"),
+        ("pay_study_tuned", 3, "defaults-k3-lr0.1"),
+        ("pay_study_tuned", 3, "X-C-lr0.4"),
+        ("pay_study_tuned", 6, "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1"),
+    ],
+)
+def test_the_study_runs_again_what_was_committed(study, epochs, arm):
+    """The quickstart flagfile trains another policy now: the study's own flags give the committed runs' config."""
+    import pay_study
+
+    from keras_motivation import config as config_lib
+
+    arms = {**pay_study.BN, **pay_study.FRONT, **pay_study.POLICIES, **pay_study.JOINT}
+    arms.update(
+        {
+            pay_study.lr_arm(a, lr): pay_study._with_lr(f, lr)
+            for a, f in pay_study.FRONT.items()
+            for lr in pay_study.LEARNING_RATES
+        }
+    )
+    with open(os.path.join(ROOT, "tools", "examples", study, f"ep{epochs}", arm, "seed0", "config.json")) as f:
+        committed = config_lib.TrainConfig.from_json(f.read())
+    argv = ["reproduce", f"--flagfile={pay_study.FLAGFILE}", f"--epochs={epochs}", *pay_study.STUDY_FLAGS]
+    again = config_lib.config_from_args([*argv, "--seed=0", f"--workdir={committed.workdir}", *arms[arm]])
+    assert not committed.incompatibilities(again), committed.incompatibilities(again)
 
 
 def test_gamma_table_keeps_each_runs_gammas_beside_its_summary(tmp_path):

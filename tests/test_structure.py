@@ -161,7 +161,8 @@ def test_the_engine_does_not_reach_the_run_summary_or_the_trainer():
 
 
 def _readme_layout():
-    with open(os.path.join(os.path.dirname(ROOT), "README.md")) as f:
+    """The layout block of the contributing page (docs/contributing.md, section Layout)."""
+    with open(os.path.join(os.path.dirname(ROOT), "docs", "contributing.md"), encoding="utf-8") as f:
         text = f.read()
     section = text.split("## Layout\n", 1)[1].split("\n## ", 1)[0]
     return section.split("```")[1]
@@ -176,15 +177,15 @@ def test_readme_layout_names_every_module_and_tool():
     repo = os.path.dirname(ROOT)
     names = _top_level_files(ROOT) + _top_level_files(os.path.join(repo, "tools"))
     missing = [n for n in names if n not in layout]
-    assert not missing, f"README's Layout section does not name {missing}"
+    assert not missing, f"the contributing page's Layout section does not name {missing}"
     families = [n[:-3] for n in _top_level_files(os.path.join(ROOT, "models"))]
     missing = [n for n in families if n not in layout]
-    assert not missing, f"README's Layout section does not name the model modules {missing}"
+    assert not missing, f"the contributing page's Layout section does not name the model modules {missing}"
     for package in sorted(d for d in os.listdir(ROOT) if os.path.exists(os.path.join(ROOT, d, "__init__.py"))):
         if package == "models":
             continue  # named by family above
         missing = [n for n in _top_level_files(os.path.join(ROOT, package)) if n not in layout]
-        assert not missing, f"README's Layout section does not name {package}/ modules {missing}"
+        assert not missing, f"the contributing page's Layout section does not name {package}/ modules {missing}"
 
 
 def test_readme_layout_names_only_files_that_exist():
@@ -198,8 +199,8 @@ def test_readme_layout_names_only_files_that_exist():
             if os.path.exists(os.path.join(d, token))
         ]
         assert hits, (
-            f"README's Layout section names {token}, which is not in keras_motivation/, keras_motivation/data/, "
-            "tools/ or tests/"
+            f"the contributing page's Layout section names {token}, which is not in keras_motivation/, "
+            "keras_motivation/data/, tools/ or tests/"
         )
 
 

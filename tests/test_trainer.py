@@ -12,6 +12,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from testing_utils import PAPERS_TRIGGER_FLAGS
 from testing_utils import TINY_MODEL_FLAG
 from testing_utils import csv_rows
 from testing_utils import repository_env
@@ -34,6 +35,7 @@ def tiny_args(workdir, *extra):
     """The trainer's flags of `tiny`."""
     return [
         f"--flagfile={CONFIGS}/quickstart.flags",
+        *PAPERS_TRIGGER_FLAGS,
         "--train_size=256",
         "--eval_size=512",
         "--batch_size=32",

@@ -22,6 +22,19 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 SHAPE = (8, 8, 1)
 # The trainer tests' model: the quickstart's ResNets at width 4, one stage (tiny_pair's size).
 TINY_MODEL_FLAG = "--model_kwargs=width=4,stages=1"
+# The quickstart flagfile as it was before it trained the trainer's default policy: the paper's trigger (k = 2, no
+# joint step) from the identity start, with recalibrated statistics, at rate 0.05. The trainer tests that build on
+# the flagfile pass these after it: their few steps then switch between the two models many times (what
+# resumption, preemption and several replicas must get right), and the committed workdirs under tests/data were
+# written with them.
+PAPERS_TRIGGER_FLAGS = (
+    "--condition=consecutive",
+    "--k=2",
+    "--nojoint",
+    "--differential_init=identity",
+    "--bn_statistics=recalibrated",
+    "--learning_rate=0.05",
+)
 
 # The one skip condition of the tests on real images.
 requires_fashion_mnist = pytest.mark.skipif(
@@ -209,6 +222,19 @@ def run_json_script(name, env=None, args=(), timeout=600):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def read_page(path):
+    """The text of README.md or of a documentation page (a path under docs/, e.g. "studies/index.md")."""
+    full = os.path.join(ROOT, path) if path == "README.md" else os.path.join(ROOT, "docs", path)
+    with open(full, encoding="utf-8") as f:
+        return f.read()
+
+
+def page_section(text, title, level=2):
+    """The section of a markdown text under its heading `title` (## by default), up to the next one as high."""
+    mark = "#" * level
+    return text.split(f"{mark} {title}\n", 1)[1].split(f"\n{mark} ", 1)[0]
+
+
 def repository_env(env=None):
     """`env` (default: this process's) with this checkout first on PYTHONPATH, for
     `python -m keras_motivation...` in a child process."""
@@ -225,6 +251,7 @@ def quickstart_command(workdir, *args, eval_size=128):
         "-m",
         "keras_motivation.train",
         f"--flagfile={ROOT}/configs/quickstart.flags",
+        *PAPERS_TRIGGER_FLAGS,
         "--train_size=128",
         f"--eval_size={eval_size}",
         "--batch_size=32",

@@ -11,6 +11,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testing_utils import PAPERS_TRIGGER_FLAGS  # noqa: E402
 from testing_utils import TINY_MODEL_FLAG  # noqa: E402
 
 from keras_motivation import config as config_lib  # noqa: E402
@@ -20,6 +21,7 @@ configs, workdir = sys.argv[1], sys.argv[2]
 common = [
     "train",
     f"--flagfile={configs}/quickstart.flags",
+    *PAPERS_TRIGGER_FLAGS,
     "--strategy=mirrored",
     "--train_size=256",
     "--eval_size=64",

@@ -8,7 +8,7 @@
     # the default BatchNorm option's cost against private, long steps, two kinds only
     python tools/bench.py --pair=resnet20:resnet32 --batch_size=128 --steps=40 --repeats=7 \
         --kinds=condition,recalibrated --out=bench_recalibrated.json
-    # the README's tables: the range over several runs' JSON
+    # the performance page's tables (docs/performance.md): the range over several runs' JSON
     python tools/bench.py --table run_a.json run_b.json run_c.json
 
 `--model=tiny_dense` is a 2-hidden-layer dense base and a 4-hidden-layer
@@ -234,7 +234,7 @@ def parse_args(argv=None):
         "--table",
         nargs="+",
         metavar="JSON",
-        help="print the range over these runs' JSON (the README's tables) and measure nothing",
+        help="print the range over these runs' JSON (docs/performance.md's tables) and measure nothing",
     )
     return p.parse_args(argv)
 
@@ -633,7 +633,7 @@ def _switches(r):
     return counts["switches"] if counts else None
 
 
-# The README's tables (`--table`): per setting, the range over runs.
+# The performance page's tables (`--table`): per setting, the range over runs.
 TABLE_COLUMNS = (
     Column("plain base ms/step", _cpu_ms("plain_base"), ".3g"),
     Column("`Never` ms/step", _cpu_ms("never"), ".3g"),

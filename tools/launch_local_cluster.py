@@ -8,7 +8,7 @@ Everything after `--` goes to every `python -m keras_motivation.train`
 free 127.0.0.1 ports; worker 0 is the chief and writes the workdir. Output
 lines are prefixed with the worker index; the exit code is the first non-zero
 one. For trying multi-worker training and resumption without a cluster: on
-real hosts, set TF_CONFIG yourself or use Slurm (see the README).
+real hosts, set TF_CONFIG yourself or use Slurm (see docs/several-machines.md).
 """
 
 import argparse

@@ -40,6 +40,17 @@ import reproduce  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGFILE = os.path.join(ROOT, "configs", "quickstart.flags")
+# The study's setting beyond the quickstart flagfile's: what that flagfile set when the committed runs were made
+# (the paper's trigger, the identity start, recalibrated statistics, rate 0.05). The quickstart now trains the
+# trainer's default policy at 0.1; every run of the study passes these first, and an arm's own flags win.
+STUDY_FLAGS = (
+    "--condition=consecutive",
+    "--k=2",
+    "--nojoint",
+    "--differential_init=identity",
+    "--bn_statistics=recalibrated",
+    "--learning_rate=0.05",
+)
 FRONT_EPOCHS = (1, 2, 3, 4, 6)
 DUAL_EPOCHS = 3
 CHECK = "--statistics_check_batches=40"
@@ -70,7 +81,7 @@ POLICIES = {
     "share0.8-id": ["--condition=random_share:share=0.8", *ID],
     "ramp-id": ["--condition=random_share:share=[0.2,0.5,0.8]", *ID],
 }
-# The front at each network's best learning rate (the quickstart's 0.05 is
+# The front at each network's best learning rate (the study's 0.05 is
 # untuned): `tune` sweeps it at TUNE_EPOCHS on seed 0, then every seed at the
 # TUNE_TOP best; `tuned_front` trains each network at its best 3-seed rate for
 # TUNED_EPOCHS (the 3-epoch runs are the sweep's own).
@@ -150,7 +161,7 @@ JOINT = {
         "--learning_rate=0.1",
     ],
     # The trainer's defaults before growth became the default (the trigger with k = 3, no joint step, the
-    # identity start, recalibrated statistics) at the joint arms' rate; the quickstart's flags give the rest.
+    # identity start, recalibrated statistics) at the joint arms' rate; STUDY_FLAGS give the rest.
     "defaults-k3-lr0.1": ["--k=3", "--learning_rate=0.1"],
 }
 # The arm the trainer's defaults are (tests/test_config.py checks them flag for flag).
@@ -274,7 +285,13 @@ def run(
         if only is not None:
             arms = {name: flags for name, flags in arms.items() if name in only}
         done += reproduce.run_arms(
-            flagfile, os.path.join(out, f"ep{step_epochs}"), step_seeds, _specs(arms), step_epochs, extra=extra, log=log
+            flagfile,
+            os.path.join(out, f"ep{step_epochs}"),
+            step_seeds,
+            _specs(arms),
+            step_epochs,
+            extra=(*STUDY_FLAGS, *extra),
+            log=log,
         )
     return done
 
@@ -360,6 +377,154 @@ def tuned_table(out):
     return "\n".join(lines)
 
 
+# The README's evidence: each policy of the trainer as the committed studies measured it, against each network
+# trained alone at its best rate at the same epochs (the tuned study of the same pair).
+# (label, study folder under tools/examples, epochs, arm); the tuned study of the pair holds the twins.
+EXAMPLES = os.path.join(ROOT, "tools", "examples")
+TUNED_STUDIES = {"resnet8:resnet14": "pay_study_tuned", "resnet8:resnet20": "pay_study_tuned_resnet20"}
+EVIDENCE = (
+    ("default", "pay_study_tuned", 3, "grow0.45-joint-paper-bw2-rewarm0.1-lr0.1"),
+    ("default", "pay_study_tuned", 6, "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1"),
+    ("default", "pay_study_tuned_resnet20", 3, "grow0.45-joint-paper-bw2-rewarm0.1-lr0.1"),
+    ("default", "pay_study_tuned_resnet20", 6, "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1"),
+    ("paper (lr 0.05)", "pay_study", 3, "k2-paper-shared"),
+    ("paper's trigger, identity start, recalibrated statistics (lr 0.05)", "pay_study", 3, "k2-id-recalibrated"),
+    (
+        "paper's trigger at k=3, identity start, recalibrated statistics (lr 0.1)",
+        "pay_study_tuned",
+        3,
+        "defaults-k3-lr0.1",
+    ),
+)
+EVIDENCE_HEAD = (
+    "| policy | pair | epochs | seeds | base % | base alone % | motivated % | motivated alone % "
+    "| compute / both alone | compute / bigger alone |"
+)
+
+
+def _arm_runs(study, epochs, arm):
+    """The summaries of one committed arm at one budget, and the pair its config names."""
+    folder = os.path.join(EXAMPLES, study, f"ep{epochs}", arm)
+    summaries, pair = [], None
+    for seed in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, seed, "summary.json")) as f:
+            summaries.append(json.load(f))
+        with open(os.path.join(folder, seed, "config.json")) as f:
+            pair = json.load(f)["pair"]
+    return summaries, pair
+
+
+def evidence_rows(evidence=EVIDENCE):
+    """One dict per row of EVIDENCE: both models' mean accuracy (%) and spread, their twins' (each network alone
+    at its best rate, the same epochs), and the run's training compute as a share of the twins' together and of
+    the bigger twin's."""
+    from keras_motivation import summary_json as summary_lib
+
+    rows = []
+    for label, study, epochs, arm in evidence:
+        members, pair = _arm_runs(study, epochs, arm)
+        groups = _summaries(os.path.join(EXAMPLES, TUNED_STUDIES[pair]))
+        twins = {}
+        for role, model in (("X-C", "base"), ("Y-C", "motivated")):
+            # The accuracy at the best rate; the compute is the same at every rate.
+            runs = next(m for (e, name), m in sorted(groups.items()) if e == epochs and name.startswith(f"{role}-lr"))
+            twins[role] = (
+                _best_classical(groups, epochs, role, model),
+                statistics.mean(summary_lib.training_flops(s, "total") for s in runs),
+            )
+        compute = statistics.mean(summary_lib.training_flops(s, "total") for s in members)
+        row = {
+            "policy": label,
+            "pair": pair,
+            "epochs": epochs,
+            "seeds": len(members),
+            "arm": f"{study}/ep{epochs}/{arm}",
+        }
+        for model in ("base", "motivated"):
+            row[model] = _mean_std([100 * summary_lib.accuracy(s, model) for s in members])
+        row["base_alone"], row["motivated_alone"] = twins["X-C"][0], twins["Y-C"][0]
+        row["share_of_both"] = compute / (twins["X-C"][1] + twins["Y-C"][1])
+        row["share_of_bigger"] = compute / twins["Y-C"][1]
+        rows.append(row)
+    return rows
+
+
+def evidence_table(evidence=EVIDENCE):
+    """The README's table of current evidence (`--evidence`), from the committed studies."""
+
+    def fmt(mean_std):
+        mean, std = mean_std
+        return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
+
+    lines = [EVIDENCE_HEAD, "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in evidence_rows(evidence):
+        lines.append(
+            f"| {r['policy']} | {r['pair']} | {r['epochs']} | {r['seeds']} | {fmt(r['base'])} | {r['base_alone']:.2f} "
+            f"| {fmt(r['motivated'])} | {r['motivated_alone']:.2f} | {r['share_of_both']:.2f} "
+            f"| {r['share_of_bigger']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+# The figure's dual arms (the others are in the tables): the default, joint on every batch, growth from a
+# gamma of 0.25, the trigger with k = 3 and the paper's trigger with joint steps.
+FIGURE_ARMS = (
+    "grow0.45-joint-paper-bw2-rewarm0.1-lr0.1",
+    "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1",
+    "joint-lr0.1",
+    "grow0.45-joint-gamma0.25-rewarm0.1-lr0.1",
+    "defaults-k3-lr0.1",
+    "k2-joint-lr0.1",
+)
+
+
+def tuned_figure(out, path, arms=FIGURE_ARMS):
+    """Accuracy against training compute for a tuned study (`--figure`): each network trained alone at its best
+    rate (3 and 6 epochs) as the line, `arms` as points, one panel per model (tools/report.py's plot)."""
+    import report
+
+    from keras_motivation import summary_json as summary_lib
+
+    groups = _summaries(out)
+    front = {"base": [], "motivated": []}
+    for role, model in (("X-C", "base"), ("Y-C", "motivated")):
+        for epochs in sorted({e for e, _ in groups}):
+            runs = {n: m for (e, n), m in groups.items() if e == epochs and n.startswith(f"{role}-lr")}
+            if not runs:
+                continue
+            most = max(len(m) for m in runs.values())
+            best = max(
+                (m for m in runs.values() if len(m) == most),
+                key=lambda m: statistics.mean(summary_lib.accuracy(s, model) for s in m),
+            )
+            mean, std = _mean_std([100 * summary_lib.accuracy(s, model) for s in best])
+            front[model].append(
+                report.FrontPoint(
+                    epochs=epochs,
+                    compute=statistics.mean(summary_lib.training_flops(s, "total") for s in best),
+                    accuracy=mean,
+                    sd=std,
+                    cpu_s=statistics.mean(s["cpu_time_s"] for s in best),
+                    seeds=len(best),
+                )
+            )
+    rows = []
+    for (epochs, arm), members in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        if arm not in arms:
+            continue
+        row = {"policy": arm, "epochs": epochs, "training_tflops": 0.0}
+        row["training_tflops"] = statistics.mean(summary_lib.training_flops(s, "total") for s in members) / 1e12
+        for model in ("base", "motivated"):
+            row[f"{model}_mean"], row[f"{model}_sd"] = _mean_std(
+                [100 * summary_lib.accuracy(s, model) for s in members]
+            )
+        rows.append(row)
+    with open(os.path.join(out, "ep3", "Y-C-lr0.1", "seed0", "config.json")) as f:
+        names = report.model_names(json.load(f)["pair"])
+    report.plot_front(front, rows, path, names)
+    return path
+
+
 def gamma_table(out):
     """Why the motivated model ends where it does: per dual arm, the mean |gamma| of the last BatchNorm of
     the differential blocks' residual branches at the end of training (0: the block is the identity),
@@ -419,6 +584,10 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="root directory of the study's workdirs")
     p.add_argument("--table", action="store_true", help="print the tuned study's table from --out and stop")
     p.add_argument("--gammas", action="store_true", help="print the differential blocks' gammas from --out and stop")
+    p.add_argument(
+        "--evidence", action="store_true", help="print the README's table of each policy against its twins and stop"
+    )
+    p.add_argument("--figure", default="", help="write the tuned study in --out as this accuracy-against-compute PNG")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--groups", default=",".join(GROUPS), help=f"some of {', '.join(GROUPS + OPTIONAL_GROUPS)}")
     p.add_argument("--arms", default="", help="only these arms of the groups (comma-separated names); default all")
@@ -441,6 +610,12 @@ def main(argv=None):
         return
     if args.gammas:
         print(gamma_table(args.out))
+        return
+    if args.evidence:
+        print(evidence_table())
+        return
+    if args.figure:
+        print(f"written: {tuned_figure(args.out, args.figure)}")
         return
     groups = [g for g in args.groups.split(",") if g]
     unknown = sorted(set(groups) - set(GROUPS + OPTIONAL_GROUPS))

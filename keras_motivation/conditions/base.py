@@ -32,6 +32,12 @@ class Condition(keras.layers.Layer):
     - `report_order`: where its arms come in a report's table (then by label).
     - `noise_level`: summary.json gives the noise level of the paper's rule,
       1/(k+1)!, beside its motivated share.
+    - `ladders`: it can drive a ladder of more than two models, whose modes
+      are rung indices (its verdict names the next rung).
+
+    Over a pair the modes are bools (True: the motivated model); over a
+    ladder `MotivatedModel` sets `rungs` (the number of models) and the modes
+    are int32 rung indices.
     """
 
     selects_before_step = False
@@ -44,6 +50,8 @@ class Condition(keras.layers.Layer):
     classical = False
     report_order = 1
     noise_level = False
+    ladders = False
+    rungs = 2
 
     @classmethod
     def report_label(cls, arguments, k):
@@ -59,6 +67,16 @@ class Condition(keras.layers.Layer):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.built = True
+
+    def set_rungs(self, rungs):
+        """Called by `MotivatedModel` with its number of models; a one-line ValueError where this
+        condition cannot drive them."""
+        check_argument(
+            rungs == 2 or self.ladders,
+            f"{type(self).__name__} drives a pair, not a ladder of {rungs} models: use consecutive, growth, "
+            "never or always.",
+        )
+        self.rungs = rungs
 
     def _state(self, name, dtype, value):
         return state_variable(self, name, dtype, value)

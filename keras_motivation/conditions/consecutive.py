@@ -27,6 +27,7 @@ class ConsecutiveDecrease(Condition):
     takes_k = True
     label = "X-Y k={k}"
     noise_level = True
+    ladders = True
 
     def __init__(self, k=2, **kwargs):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -43,6 +44,10 @@ class ConsecutiveDecrease(Condition):
         streak = ops.where(decreased, self.streak + 1, 0)
         self.streak.assign(streak)
         self.previous_loss.assign(ops.cast(value, "float32"))
+        if self.rungs > 2:
+            # A ladder: each k further decreases in a row motivate the next rung, and a loss that does
+            # not decrease falls back to the base (for a pair, the paper's rule).
+            return ops.minimum(ops.floor_divide(streak, self.k), self.rungs - 1)
         return ops.greater_equal(streak, self.k)
 
     def get_config(self):

@@ -19,6 +19,7 @@ class Never(Condition):
     label = "X-C"
     classical = True
     report_order = 0
+    ladders = True
 
     def update(self, loss, motivated, signals=None):
         return ops.zeros((), "bool")
@@ -34,12 +35,14 @@ class Always(Condition):
     label = "Y-C"
     classical = True
     report_order = 2
+    ladders = True
 
     def select(self, motivated):
-        return ops.ones((), "bool")
+        # A ladder's largest model; a pair's motivated one.
+        return self.rungs - 1 if self.rungs > 2 else ops.ones((), "bool")
 
     def update(self, loss, motivated, signals=None):
-        return ops.ones((), "bool")
+        return self.rungs - 1 if self.rungs > 2 else ops.ones((), "bool")
 
 
 MAX_STEPS_PER_EPOCH = 1 << 16

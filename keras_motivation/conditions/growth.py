@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_motivation.conditions.base import Condition
 from keras_motivation.conditions.base import check_argument
+from keras_motivation.state import state_variable
 
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
@@ -18,37 +19,64 @@ class Growth(Condition):
 
     The growth step is fixed at the first epoch's start from its steps per
     epoch, and saved: a resumed run keeps it.
+
+    Over a ladder `epochs` is a list, one join point per bigger rung
+    (`growth:epochs=[0.45,1.5]`): rung i + 1 joins after epochs[i], and each
+    step trains the largest rung joined so far (with a joint step, with every
+    smaller one).
     """
 
     selects_before_step = True
     flag = "growth"
     flag_help = "the base alone for the first epochs (fractions allowed), then the motivated model on every batch"
-    parameters = {"epochs": "epochs of the base alone, default 1"}
+    parameters = {"epochs": "epochs of the base alone, default 1 (a ladder: a list, each bigger rung's join point)"}
     label = "X-Y growth after {epochs} ep"
     label_defaults = {"epochs": "1"}
     report_order = 1
+    ladders = True
 
     def __init__(self, epochs=1.0, **kwargs):
+        points = list(epochs) if isinstance(epochs, (list, tuple)) else [epochs]
         check_argument(
-            not isinstance(epochs, bool) and isinstance(epochs, (int, float)) and epochs >= 0,
-            f"Growth needs epochs >= 0, got {epochs!r}.",
+            bool(points)
+            and all(not isinstance(e, bool) and isinstance(e, (int, float)) and e >= 0 for e in points)
+            and points == sorted(points),
+            f"Growth needs epochs >= 0 (a ladder: a non-decreasing list of them), got {epochs!r}.",
         )
         super().__init__(**kwargs)
-        self.epochs = float(epochs)
+        self.epochs = [float(e) for e in points] if isinstance(epochs, (list, tuple)) else float(epochs)
         self.step = self._state("step", "int32", 0)
-        self.at_step = self._state("at_step", "int32", -1)
+        if isinstance(self.epochs, list):
+            self.at_step = state_variable(self, "at_step", "int32", -1, shape=(len(self.epochs),))
+        else:
+            self.at_step = self._state("at_step", "int32", -1)
+
+    def set_rungs(self, rungs):
+        super().set_rungs(rungs)
+        joins = len(self.epochs) if isinstance(self.epochs, list) else 1
+        check_argument(
+            joins == rungs - 1,
+            f"Growth over {rungs} models needs {rungs - 1} join points (growth:epochs=[...]), got {self.epochs!r}.",
+        )
 
     def growth_step(self, steps_per_epoch):
-        """The first step the motivated model trains, for `steps_per_epoch` steps an epoch."""
+        """The first step the motivated model trains (a ladder: each bigger rung's, a list), for
+        `steps_per_epoch` steps an epoch."""
+        if isinstance(self.epochs, list):
+            return [int(round(e * steps_per_epoch)) for e in self.epochs]
         return int(round(self.epochs * steps_per_epoch))
 
     def on_epoch_begin(self, epoch, steps_per_epoch):
-        if int(self.at_step.numpy()) >= 0:
+        if int(ops.min(self.at_step.value)) >= 0:
             return
         check_argument(steps_per_epoch, "Growth needs the number of steps per epoch: pass steps_per_epoch to fit().")
         self.at_step.assign(self.growth_step(steps_per_epoch))
 
     def select(self, motivated):
+        if isinstance(self.epochs, list):
+            # The largest rung joined so far.
+            joined = ops.cast(ops.greater_equal(self.step.value, self.at_step.value), "int32")
+            return ops.sum(joined) if self.rungs > 2 else ops.greater(ops.sum(joined), 0)
         return ops.greater_equal(self.step.value, self.at_step.value)
 
     def update(self, loss, motivated, signals=None):

@@ -57,7 +57,11 @@ class EpochBoundary(keras.callbacks.Callback):
             # Per-batch quantities: the last batch's value means nothing per epoch.
             logs.pop("batch_loss", None)
             logs.pop("motivated", None)
-            epoch_counts = {k: end[k] - start[k] for k in end}
+            # (A ladder's `rung_steps` is a list: each rung's steps.)
+            epoch_counts = {
+                k: [a - b for a, b in zip(end[k], start[k])] if isinstance(end[k], list) else end[k] - start[k]
+                for k in end
+            }
             logs["motivated_steps"] = epoch_counts["motivated_steps"]
             logs["switches"] = epoch_counts["switches"]
             logs["activations"] = epoch_counts["activations"]

@@ -101,6 +101,7 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, keras.
         # A pair's one map (a ladder's: `weights_maps`, one per neighbouring pair).
         self.weights_map = maps[0]
         self.condition = conditions_lib.get(condition)
+        self.condition.set_rungs(len(models))
         self.joint = joint
         self.shared_forward, self.shared_forward_unavailable = None, None
         if joint is not None:

@@ -6,7 +6,7 @@ with basic blocks, 50/101/152 with bottleneck blocks; ViT Tiny/Small/Base,
 depth 12, patch 16). `weights_map.derive` maps them by variable path: the
 ResNets' blocks (`stack2_block3_1_conv` inside the backbone) by the paper's
 last-to-last depth rule, the ViTs' tensors by the width rule. keras-hub is
-optional (the `hub` set-up, README "Dependencies").
+optional (the `hub` set-up, docs/contributing.md "Dependencies").
 """
 
 RESNETS = {
