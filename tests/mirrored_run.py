@@ -36,9 +36,17 @@ STAGES = int(os.environ.get("STAGES", "1"))
 # FLOATX=float64: models and data in float64, where rounding (which the dual runs of the
 # tiny pair amplify in float32, see test_mirrored_strategy.py) is ~1e-15.
 FLOATX = os.environ.get("FLOATX", "float32")
+# ZEROED=1: a MotivatedModel subclass whose train_step zeroes the images (the override reaches the replicas).
+ZEROED = bool(os.environ.get("ZEROED"))
 # LADDER=1: a ladder of three one-stage ResNets (8, 14, 20) under the paper's rule with k = 1.
 LADDER = bool(os.environ.get("LADDER"))
 keras.config.set_floatx(FLOATX)
+
+
+class Zeroed(km.MotivatedModel):
+    def train_step(self, data):
+        x, y = data
+        return super().train_step((tf.zeros_like(x), y))
 
 
 class RungLog(keras.callbacks.Callback):

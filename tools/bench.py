@@ -80,7 +80,23 @@ from keras_motivation import conditions  # noqa: E402
 # the joint step on every batch (measure (g)).
 # the joint step on every batch (measure (g)) and the real condition with the
 # default BatchNorm option (measure (h); every other variant keeps private statistics).
-KINDS = ("plain_base", "never", "plain_motivated", "always", "condition", "update_only", "joint", "recalibrated")
+# `--third=NAME` adds a third, bigger model: its plain fit and the joint step of the three-model ladder
+# (measure (j)). On a prefix pair (`--pair=resnet8:resnet8p14`) the joint step computes one forward pass:
+# measure (i) compares it with the motivated model's plain fit.
+KINDS = (
+    "plain_base",
+    "never",
+    "plain_motivated",
+    "always",
+    "condition",
+    "update_only",
+    "joint",
+    "recalibrated",
+    "plain_third",
+    "joint3",
+)
+# The kinds timed without --kinds (the third model's need --third).
+DEFAULT_KINDS = KINDS[:-2]
 # The time from the start of each timed epoch to its end inside `fit` (what a
 # callback sees), under "<kind>:epoch"; the kinds' own times are whole one-epoch fits.
 IN_EPOCH = ":epoch"
@@ -158,6 +174,20 @@ MEASURES = (
         label="(g) joint step on every batch / plain fits of both models",
     ),
     Measure(
+        "i_joint_vs_plain_motivated",
+        "joint",
+        "plain_motivated",
+        paired=True,
+        label="(i) joint step / plain fit of the motivated model (a prefix pair: one shared forward pass)",
+    ),
+    Measure(
+        "j_joint3_vs_plain_three",
+        "joint3",
+        "plain_three",
+        paired=True,
+        label="(j) three-model joint step / plain fits of the three models",
+    ),
+    Measure(
         "h_recalibrated_vs_private_per_epoch",
         "recalibrated" + IN_EPOCH,
         "condition" + IN_EPOCH,
@@ -195,6 +225,7 @@ def parse_args(argv=None):
     )
     p.add_argument("--units", type=int, default=32)
     p.add_argument("--pair", default="resnet20:resnet32")
+    p.add_argument("--third", default=None, help="a third, bigger model for the kinds plain_third and joint3")
     p.add_argument(
         "--width", type=int, default=None, help="first-stage width of CIFAR ResNets (default: the paper's 16)"
     )
@@ -224,8 +255,9 @@ def parse_args(argv=None):
     )
     p.add_argument(
         "--kinds",
-        default=",".join(KINDS),
-        help=f"comma-separated variants to time (default all: {','.join(KINDS)}); measures that need a "
+        default=",".join(DEFAULT_KINDS),
+        help=f"comma-separated variants to time (default: {','.join(DEFAULT_KINDS)}; also plain_third,joint3 "
+        "with --third); measures that need a "
         "missing one are left out",
     )
     p.add_argument("--mixed_precision", action="store_true", help="mixed_float16 compute for every variant")
@@ -289,6 +321,24 @@ def build(args, kind):
     if kind == "plain_motivated":
         motivated.compile(optimizer=opt, **compile_kwargs)
         return motivated
+    if kind in ("plain_third", "joint3"):
+        if not args.third or args.model == "tiny_dense":
+            raise SystemExit(f"--kinds={kind} needs --third=NAME, a bigger model of --pair's family (e.g. resnet44)")
+        extra = {"width": args.width} if args.width else {}
+        third = km.models.build_model(args.third, args.num_classes, shape, **extra)
+        if kind == "plain_third":
+            third.compile(optimizer=opt, **compile_kwargs)
+            return third
+        rule = km.models.registry.MAP_RULES[km.models.registry.family(args.pair.split(":")[0])]
+        model = km.MotivatedModel(
+            models=[base, motivated, third],
+            weights_map=rule,
+            condition=conditions.Always(),
+            joint=True,
+            bn_statistics="private",
+        )
+        model.compile(optimizer=opt, **compile_kwargs)
+        return model
     condition = {
         "never": conditions.Never(),
         "always": conditions.Always(),
@@ -509,7 +559,8 @@ def run_setting(args):
     return result
 
 
-PLAIN = ("plain_base", "plain_motivated")
+PLAIN = ("plain_base", "plain_motivated", "plain_third")
+PLAIN_THREE = PLAIN
 
 
 def epoch_times(med, switch_s, count, steps):
@@ -528,10 +579,12 @@ def epoch_times(med, switch_s, count, steps):
             out["predicted"] = (
                 base_steps * med["never"] / steps + mot_steps * med["always"] / steps + count["switches"] * switch_s / 2
             )
-        if set(PLAIN) <= med.keys():
+        if set(PLAIN[:2]) <= med.keys():
             out["as_plain"] = (base_steps * med["plain_base"] + mot_steps * med["plain_motivated"]) / steps
-    if set(PLAIN) <= med.keys():
+    if set(PLAIN[:2]) <= med.keys():
         out["plain_both"] = med["plain_base"] + med["plain_motivated"]
+    if set(PLAIN_THREE) <= med.keys():
+        out["plain_three"] = out["plain_both"] + med["plain_third"]
     return out
 
 
@@ -557,7 +610,11 @@ def clock_results(times, switch_times, count, steps, images):
     med = {k: statistics.median(v) for k, v in times.items()}
     # Per repeat: the epochs of one repeat, and the condition's steps as plain fits in it.
     each = dict(times)
-    if set(PLAIN) <= times.keys():
+    if set(PLAIN_THREE) <= times.keys():
+        each["plain_three"] = [
+            b + m + t for b, m, t in zip(times["plain_base"], times["plain_motivated"], times["plain_third"])
+        ]
+    if set(PLAIN[:2]) <= times.keys():
         each["plain_both"] = [b + m for b, m in zip(times["plain_base"], times["plain_motivated"])]
         if count is not None:
             base_steps, mot_steps = count["steps"] - count["motivated_steps"], count["motivated_steps"]

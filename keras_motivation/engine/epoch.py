@@ -8,6 +8,7 @@ import keras
 
 from keras_motivation import keras_internals
 from keras_motivation.engine import switching
+from keras_motivation.engine.statistics import TRAINED
 
 
 class EpochBoundary(keras.callbacks.Callback):
@@ -72,3 +73,31 @@ class EpochBoundary(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.model.end_fit()
+
+
+class EpochHooks:
+    """What `EpochBoundary` calls on the model, mixed into `MotivatedModel`."""
+
+    def begin_epoch(self, epoch, steps_per_epoch=None):
+        """The epoch start (`EpochBoundary` calls it): the condition learns the epoch."""
+        self.condition.on_epoch_begin(epoch, steps_per_epoch)
+
+    def end_epoch(self, recalibration_data=None):
+        """The epoch boundary: back on the base model. The BatchNorm statistics are
+        recomputed when something reads them next (before a validation, at the end of `fit`).
+
+        Args:
+            recalibration_data: replaces the training batches `fit` was given.
+        """
+        if recalibration_data is not None:
+            self._statistics_state.source = recalibration_data
+        if self.is_motivated:
+            # The copy back changes the base's weights.
+            self._statistics_state.stale = TRAINED
+            self.switch_to_base()
+
+    def end_fit(self):
+        """The end of `fit` (`EpochBoundary` calls it): the statistics the models are left with are
+        recomputed when training changed the weights since the last recomputation."""
+        self.end_epoch()
+        self.refresh_statistics()

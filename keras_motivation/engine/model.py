@@ -8,16 +8,15 @@ reads the statistics (`statistics.py`) and the joint step (`joint.py`).
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_motivation import conditions as conditions_lib
 from keras_motivation import keras_internals
-from keras_motivation import weights_map as weights_map_lib
 from keras_motivation.batch_norm import DEFAULT_BN_STATISTICS
 from keras_motivation.batch_norm import DEFAULT_RECALIBRATION_BATCHES
 from keras_motivation.engine import epoch as epoch_lib
 from keras_motivation.engine import joint as joint_lib
+from keras_motivation.engine import ladder as ladder_lib
 from keras_motivation.engine import shared_forward as shared_forward_lib
 from keras_motivation.engine import statistics as statistics_lib
 from keras_motivation.engine import switching
@@ -26,7 +25,7 @@ from keras_motivation.engine import train_function as train_function_lib
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
 @keras_internals.replaces_symbolic_build
-class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, keras.Model):
+class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_lib.EpochHooks, keras.Model):
     """A base model and bigger models that contain it, trained by one `fit`.
 
     A pair: `MotivatedModel(base, motivated, weights_map, condition)`. A
@@ -46,13 +45,9 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, keras.
             the next batch (for a pair, True: the motivated model).
         bn_statistics: whose BatchNorm moving statistics each model is
             evaluated, saved and exported with (`keras_motivation.batch_norm`):
-            `"recalibrated"` (default: each model's own, recomputed from
-            `recalibration_batches` training batches when they are read after
-            training changed the weights: before a validation, `evaluate`,
-            `predict`, `save`, `export` and at the end of `fit`, once per set
-            of weights), `"private"` (each model's own, updated only by its
-            own steps; free) or `"shared"` (the paper's: copied with the
-            weights at every switch). Training is the same under all three.
+            "recalibrated" (the default: each model's own, recomputed from
+            training batches when read after training changed the weights),
+            "private" (each model's own, free) or "shared" (the paper's).
         recalibration_batches: training batches per recalibration.
         joint: None (the paper's: a rung's mode trains that model alone) or a
             `JointStep` (also True, or a dict of its arguments): a mode above
@@ -61,6 +56,11 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, keras.
             (`keras_motivation.engine.joint`).
         models: the ladder's models, smallest first (instead of `base` and
             `motivated`).
+        policy: a `keras_motivation.policy.Policy` or its name ("default",
+            "paper"): the condition, joint step and statistics option that
+            `condition`, `joint` and `bn_statistics` leave unset (the start
+            and the re-warm-up are the trainer's: `identity_start`,
+            `recipes.Rewarmed`).
 
     `model(x)` and `predict` use the base model; `model.base`,
     `model.motivated` (and `model.rungs`, smallest first) are the deployable
@@ -80,14 +80,24 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, keras.
         motivated=None,
         weights_map="resnet_depth",
         condition=None,
-        bn_statistics=DEFAULT_BN_STATISTICS,
+        bn_statistics=None,
         recalibration_batches=DEFAULT_RECALIBRATION_BATCHES,
         joint=None,
         models=None,
+        policy=None,
         name="motivated_model",
         **kwargs,
     ):
-        models = _rung_models(base, motivated, models)
+        if policy is not None:
+            # Imported here: the policy module builds the engine's JointStep.
+            from keras_motivation import policy as policy_lib
+
+            arguments = (policy_lib.get(policy) if isinstance(policy, str) else policy).model_arguments()
+            condition = arguments["condition"] if condition is None else condition
+            joint = arguments["joint"] if joint is None else joint
+            bn_statistics = arguments["bn_statistics"] if bn_statistics is None else bn_statistics
+        bn_statistics = DEFAULT_BN_STATISTICS if bn_statistics is None else bn_statistics
+        models = ladder_lib.rung_models(base, motivated, models)
         joint = joint_lib.get(joint)
         option = statistics_lib.get(bn_statistics, recalibration_batches)
         super().__init__(name=name, **kwargs)
@@ -96,8 +106,8 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, keras.
         self.base, self.motivated = models[0], models[-1]
         for i, model in enumerate(models[1:-1], start=1):
             setattr(self, f"rung{i}", model)
-        maps = _neighbour_maps(models, weights_map)
-        self._ladder = _Ladder(tuple(models), tuple(maps))
+        maps = ladder_lib.neighbour_maps(models, weights_map)
+        self._ladder = ladder_lib.Ladder(tuple(models), tuple(maps))
         # A pair's one map (a ladder's: `weights_maps`, one per neighbouring pair).
         self.weights_map = maps[0]
         self.condition = conditions_lib.get(condition)
@@ -114,7 +124,7 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, keras.
         self.motivated_optimizer = None
         self._slot_entries = []
         self._statistics_state = statistics_lib.StatisticsState()
-        self._trace = _Trace()
+        self._trace = ladder_lib.Trace()
         self.built = True
 
     @property
@@ -155,19 +165,20 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, keras.
         base_opt = keras_internals.inner_optimizer(self.optimizer)
         default_optimizer = motivated_optimizer is None
         if default_optimizer:
-            motivated_optimizer = self._fresh_optimizer(base_opt)
+            motivated_optimizer = ladder_lib.fresh_optimizer(base_opt)
         motivated_optimizer = keras.optimizers.get(motivated_optimizer)
         if motivated_optimizer is base_opt:
             raise ValueError("`motivated_optimizer` must be a different optimizer object from `optimizer`.")
-        self.motivated_optimizer = self._scaled_like_base(motivated_optimizer, "motivated")
+        self.motivated_optimizer = ladder_lib.scaled_like(self.optimizer, motivated_optimizer, "motivated")
         for i in range(1, len(self.rungs) - 1):
-            setattr(self, f"rung{i}_optimizer", self._scaled_like_base(self._fresh_optimizer(base_opt), f"rung{i}"))
+            fresh = ladder_lib.fresh_optimizer(base_opt)
+            setattr(self, f"rung{i}_optimizer", ladder_lib.scaled_like(self.optimizer, fresh, f"rung{i}"))
         # The default is rebuilt (sharing again) when a saved model is compiled.
         keras_internals.set_compile_argument(
             self, "motivated_optimizer", None if default_optimizer else self.motivated_optimizer
         )
         self._ladder.metrics = [None] + [
-            _RungMetrics(i, len(self.rungs), metrics, weighted_metrics, getattr(self, "output_names", None))
+            ladder_lib.RungMetrics(i, len(self.rungs), metrics, weighted_metrics, getattr(self, "output_names", None))
             for i in range(1, len(self.rungs))
         ]
         # Build every optimizer up front: a Keras optimizer is bound to the
@@ -195,20 +206,6 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, keras.
         middle = [getattr(self, f"rung{i}_optimizer") for i in range(1, len(self.rungs) - 1)]
         return (self.optimizer, *middle, self.motivated_optimizer)
 
-    def _fresh_optimizer(self, base_opt):
-        fresh = type(base_opt).from_config(base_opt.get_config())
-        # One learning-rate variable for all: callbacks and user code set the base's.
-        keras_internals.share_learning_rate(base_opt, fresh)
-        return fresh
-
-    def _scaled_like_base(self, optimizer, label):
-        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer) and not isinstance(
-            optimizer, keras.optimizers.LossScaleOptimizer
-        ):
-            # compile() wrapped the first optimizer for mixed precision.
-            return keras.optimizers.LossScaleOptimizer(optimizer, name=f"{label}_loss_scale_optimizer")
-        return optimizer
-
     def get_compile_config(self):
         if not self.compiled:
             return {}
@@ -231,7 +228,7 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, keras.
             store = {str(i): store[str(first + i)] for i in range(own)}
         # Files from before ladders hold the mode as a bool (motivated_active).
         index = next(i for i, v in enumerate(keras_internals.own_variables(self)) if v is self._mode)
-        super().load_own_variables(_ModeAsInt(store, index))
+        super().load_own_variables(switching.ModeAsInt(store, index))
 
     def compile_from_config(self, config):
         config = keras.saving.deserialize_keras_object(config)
@@ -424,30 +421,6 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, keras.
             callbacks = [boundary] + list(callbacks or [])
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks, **kwargs)
 
-    def begin_epoch(self, epoch, steps_per_epoch=None):
-        """The epoch start (`EpochBoundary` calls it): the condition learns the epoch."""
-        self.condition.on_epoch_begin(epoch, steps_per_epoch)
-
-    def end_epoch(self, recalibration_data=None):
-        """The epoch boundary: back on the base model. The BatchNorm statistics are
-        recomputed when something reads them next (before a validation, at the end of `fit`).
-
-        Args:
-            recalibration_data: replaces the training batches `fit` was given.
-        """
-        if recalibration_data is not None:
-            self._statistics_state.source = recalibration_data
-        if self.is_motivated:
-            # The copy back changes the base's weights.
-            self._statistics_state.stale = statistics_lib.TRAINED
-            self.switch_to_base()
-
-    def end_fit(self):
-        """The end of `fit` (`EpochBoundary` calls it): the statistics the models are left with are
-        recomputed when training changed the weights since the last recomputation."""
-        self.end_epoch()
-        self.refresh_statistics()
-
     # -- serialization -----------------------------------------------------------
 
     def get_config(self):
@@ -470,107 +443,11 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, keras.
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
-
-        def load(c):
-            return keras.saving.deserialize_keras_object(c, custom_objects=custom_objects)
-
-        models = [load(c) for c in config.pop("models", None) or (config.pop("base"), config.pop("motivated"))]
-        maps = config.pop("weights_map")
-        maps = [maps] if isinstance(maps, dict) else maps
-        maps = [weights_map_lib.WeightsMap.from_config(c, b, m) for c, b, m in zip(maps, models, models[1:])]
-        condition = load(config.pop("condition"))
+        models, maps = ladder_lib.rungs_from_config(config, custom_objects)
+        condition = keras.saving.deserialize_keras_object(config.pop("condition"), custom_objects=custom_objects)
         if config.get("joint") is not None:
-            config["joint"] = load(config["joint"])
+            config["joint"] = keras.saving.deserialize_keras_object(config["joint"], custom_objects=custom_objects)
         return cls(models=models, weights_map=maps, condition=condition, **config)
-
-
-class _Ladder:
-    """The rungs and what the steps need of them, in a plain object (Keras would track and save
-    lists of models and metrics held as attributes)."""
-
-    def __init__(self, models, maps):
-        self.models = models
-        self.maps = maps
-        self.views = None  # joint steps: per rung, the smaller rungs' views into it
-        self.metrics = None  # per rung above the base: (loss tracker, compile metrics)
-        self.compiled_updates = {}  # mode -> its update compiled with XLA (train_function.py)
-
-
-class _Trace:
-    """The mode an execution path knows while it traces `train_step` (None: read on the device)."""
-
-    mode = None
-
-
-def _rung_models(base, motivated, models):
-    if models is None:
-        models = [base, motivated]
-    elif base is not None or motivated is not None:
-        raise ValueError("MotivatedModel takes either `base` and `motivated` or `models`, not both.")
-    models = list(models)
-    if len(models) < 2:
-        raise ValueError(f"MotivatedModel needs at least two models, got {len(models)}.")
-    labels = ("base", "motivated") if len(models) == 2 else [f"models[{i}]" for i in range(len(models))]
-    for label, m in zip(labels, models):
-        if not isinstance(m, keras.Model) or not m.built:
-            raise ValueError(f"MotivatedModel needs a built keras.Model as `{label}`, got {m!r}.")
-    if len({id(m) for m in models}) != len(models):
-        raise ValueError(
-            "`base` and `motivated` must be two different models."
-            if len(models) == 2
-            else "The ladder's models must be different models."
-        )
-    return models
-
-
-def _neighbour_maps(models, weights_map):
-    """The weights map of each neighbouring pair of rungs."""
-    pairs = list(zip(models, models[1:]))
-    if isinstance(weights_map, (list, tuple)):
-        if len(weights_map) != len(pairs):
-            raise ValueError(
-                f"A ladder of {len(models)} models needs {len(pairs)} weights maps (one per neighbouring pair), "
-                f"got {len(weights_map)}."
-            )
-        return [weights_map_lib.get(w, b, m) for w, (b, m) in zip(weights_map, pairs)]
-    if isinstance(weights_map, weights_map_lib.WeightsMap) and len(pairs) > 1:
-        raise ValueError(
-            "A WeightsMap maps one pair: give a ladder a rule (e.g. 'resnet_depth') or one map per neighbouring pair."
-        )
-    return [weights_map_lib.get(weights_map, b, m) for b, m in pairs]
-
-
-class _RungMetrics:
-    """A bigger model's loss tracker and compile metrics, named with its prefix (not a container
-    type, so that Keras' attribute tracking leaves it alone)."""
-
-    def __init__(self, rung, rungs, metrics, weighted_metrics, output_names):
-        prefix = switching.rung_prefix(rung, rungs)
-        self.loss_tracker = keras.metrics.Mean(name=f"{prefix}loss")
-        self.compile_metrics = None
-        if metrics is not None or weighted_metrics is not None:
-            self.compile_metrics = keras_internals.PrefixedCompileMetrics(
-                metrics, weighted_metrics, prefix=prefix, output_names=output_names
-            )
-
-    def __iter__(self):
-        return iter((self.loss_tracker, self.compile_metrics))
-
-
-class _ModeAsInt:
-    """A variable store whose entry `index` (the mode) reads as int32: older files hold a bool."""
-
-    def __init__(self, store, index):
-        self._store, self._index = store, str(index)
-
-    def keys(self):
-        return self._store.keys()
-
-    def __getitem__(self, key):
-        value = self._store[key]
-        if key == self._index:
-            return np.asarray(value).astype("int32")
-        return value
 
 
 def _unscale(loss):

@@ -8,6 +8,7 @@ are the file format (`create_switch_state`).
 
 import time
 
+import numpy as np
 import tensorflow as tf
 
 from keras_motivation import keras_internals
@@ -247,6 +248,22 @@ class Switching:
             finally:
                 for v, value in zip(touched, saved):
                     v.assign(value)
+
+
+class ModeAsInt:
+    """A variable store whose entry `index` (the mode) reads as int32: older files hold a bool."""
+
+    def __init__(self, store, index):
+        self._store, self._index = store, str(index)
+
+    def keys(self):
+        return self._store.keys()
+
+    def __getitem__(self, key):
+        value = self._store[key]
+        if key == self._index:
+            return np.asarray(value).astype("int32")
+        return value
 
 
 class _NeighbourCopies:

@@ -1,0 +1,62 @@
+"""The public `train_step`: one step of Algorithm 1 that every execution path calls, so an override
+changes training on every path."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from testing_utils import random_data
+from testing_utils import run_json_script
+from testing_utils import tiny_pair
+
+import keras_motivation as km
+from keras_motivation import conditions
+
+
+class ZeroedInputs(km.MotivatedModel):
+    """Trains on all-zero images: an override a user could write (a custom augmentation, say)."""
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        return super().train_step(keras.utils.pack_x_y_sample_weight(tf.zeros_like(x), y, sample_weight))
+
+
+def _run(cls, x, path, joint=False):
+    keras.utils.set_random_seed(0)
+    base, motivated = tiny_pair()
+    # Private statistics: recalibrated ones would be recomputed from the real images, not the zeroed ones.
+    model = cls(
+        base, motivated, "resnet_depth", conditions.ConsecutiveDecrease(1), joint=joint, bn_statistics="private"
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy", **path)
+    _, y = random_data(len(x))
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    return model.counters(), [v.numpy() for v in model.base.weights + model.motivated.weights]
+
+
+@pytest.mark.parametrize(
+    "path, joint",
+    [({}, False), ({"steps_per_execution": 3}, False), ({"jit_compile": True}, False), ({}, True)],
+    ids=["one-step", "device-loop", "xla", "joint"],
+)
+def test_an_overridden_train_step_trains_on_every_path(path, joint, deterministic):
+    """The override's run is the base class's run on the data it makes, and not the plain run."""
+    x, _ = random_data(96)
+    overridden = _run(ZeroedInputs, x, path, joint)
+    on_zeros = _run(km.MotivatedModel, np.zeros_like(x), path, joint)
+    plain = _run(km.MotivatedModel, x, path, joint)
+    assert overridden[0] == on_zeros[0]
+    for a, b in zip(overridden[1], on_zeros[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert any(not np.allclose(a, b) for a, b in zip(overridden[1], plain[1]))
+
+
+@pytest.mark.slow  # two runs on 2 logical CPU devices in subprocesses, about a minute
+def test_an_overridden_train_step_trains_under_mirrored_strategy(tmp_path):
+    weights = {}
+    for override in ("", "1"):
+        npz = str(tmp_path / f"w{override}.npz")
+        run_json_script("mirrored_run.py", env={"MIRRORED_ONLY": "1", "WEIGHTS_NPZ": npz, "ZEROED": override})
+        with np.load(npz) as f:
+            weights[override] = [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
+    assert any(not np.allclose(a, b) for a, b in zip(weights[""], weights["1"]))
