@@ -135,6 +135,13 @@ def test_growth_joins_each_rung_at_its_point_and_the_joint_step_trains_every_joi
     assert history.history["loss"][0] > 0 and history.history["rung1_loss"][0] > 0
 
 
+@pytest.mark.parametrize("steps_per_execution", [1, 2])
+def test_always_trains_the_largest_rung_on_every_batch(steps_per_execution):
+    model = tiny_ladder(conditions.Always(), joint=True, steps_per_execution=steps_per_execution)
+    _fit(model, n=64, epochs=1)
+    assert model.counters()["rung_steps"] == [0, 0, 4] and model.mode == 0
+
+
 def test_the_paper_rule_through_a_pair_is_unchanged_by_ladders():
     """The pair's verdicts stay bools: ConsecutiveDecrease(k) switches at streak >= k."""
     condition = conditions.ConsecutiveDecrease(2)

@@ -69,7 +69,8 @@ def test_benchmark_tables_are_what_bench_makes_of_the_committed_json():
 @pytest.mark.parametrize(
     "study, least_rows",
     # The quickstart's pair; ResNet-8 -> ResNet-20, the second pair (X-C: the first pair's runs, the same network).
-    [("pay_study_tuned", 10), ("pay_study_tuned_resnet20", 8)],
+    # resnet8:resnet8p14, the prefix pair: its twins and the default (X-C: the first pair's runs again).
+    [("pay_study_tuned", 10), ("pay_study_tuned_resnet20", 8), ("pay_study_prefix14", 3)],
 )
 def test_tuned_study_tables_match_the_committed_summaries(study, least_rows):
     import pay_study

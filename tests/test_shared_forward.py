@@ -167,3 +167,19 @@ def test_the_joint_step_config_round_trips_and_old_configs_load():
     assert again.get_config() == joint.get_config()
     old = km.JointStep.from_config({"base_weight": 2.0, "motivated_weight": 1.0, "distillation": 0.0})
     assert old.base_share == 1.0 and old.shared_forward
+
+
+def test_the_docs_savings_table_is_what_the_tool_computes():
+    import os
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(root, "tools"))
+    import shared_forward_savings
+
+    with open(os.path.join(root, "docs", "guides", "joint.md"), encoding="utf-8") as f:
+        page = f.read()
+    rows = shared_forward_savings.markdown(shared_forward_savings.rows()).splitlines()
+    assert len(rows) == 2 + len(shared_forward_savings.PAIRS)
+    missing = [row for row in rows if row not in page]
+    assert not missing, f"docs/guides/joint.md's savings table differs from tools/shared_forward_savings.py: {missing}"

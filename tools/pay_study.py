@@ -381,12 +381,18 @@ def tuned_table(out):
 # trained alone at its best rate at the same epochs (the tuned study of the same pair).
 # (label, study folder under tools/examples, epochs, arm); the tuned study of the pair holds the twins.
 EXAMPLES = os.path.join(ROOT, "tools", "examples")
-TUNED_STUDIES = {"resnet8:resnet14": "pay_study_tuned", "resnet8:resnet20": "pay_study_tuned_resnet20"}
+TUNED_STUDIES = {
+    "resnet8:resnet14": "pay_study_tuned",
+    "resnet8:resnet20": "pay_study_tuned_resnet20",
+    # The prefix pair (issue 40): ResNet-8's X-C runs copied from pay_study_tuned, [1, 1, 4] alone at its rates.
+    "resnet8:resnet8p14": "pay_study_prefix14",
+}
 EVIDENCE = (
     ("default", "pay_study_tuned", 3, "grow0.45-joint-paper-bw2-rewarm0.1-lr0.1"),
     ("default", "pay_study_tuned", 6, "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1"),
     ("default", "pay_study_tuned_resnet20", 3, "grow0.45-joint-paper-bw2-rewarm0.1-lr0.1"),
     ("default", "pay_study_tuned_resnet20", 6, "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1"),
+    ("default (a prefix pair: one shared forward pass)", "pay_study_prefix14", 6, DEFAULT_ARM),
     ("paper (lr 0.05)", "pay_study", 3, "k2-paper-shared"),
     ("paper's trigger, identity start, recalibrated statistics (lr 0.05)", "pay_study", 3, "k2-id-recalibrated"),
     (

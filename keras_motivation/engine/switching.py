@@ -141,7 +141,11 @@ class Switching:
         return tf.constant(True)
 
     def _branch(self, mode, fn):
-        """`fn(m)` for the rung `mode` holds (a tensor): a `tf.cond` for a pair, else a `tf.switch_case`."""
+        """`fn(m)` for the rung `mode` holds: a `tf.cond` for a pair, else a `tf.switch_case` (no branch
+        for a mode known when tracing)."""
+        static = static_mode(mode)
+        if static is not None:
+            return fn(static)
         if len(self.modes) == 2:
             return tf.cond(tf.equal(mode, 1), lambda: fn(1), lambda: fn(0))
         return tf.switch_case(mode, [lambda m=m: fn(m) for m in self.modes])
