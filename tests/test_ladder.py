@@ -179,6 +179,33 @@ def test_a_ladder_saves_and_loads_its_state_and_trains_on(tmp_path):
     assert loaded.counters()["steps"] == 2 * model.counters()["steps"]
 
 
+@pytest.mark.parametrize("mode", ["keras", "weights"])
+def test_a_ladder_stopped_after_an_epoch_resumes_to_the_same_run(tmp_path, mode, deterministic):
+    """Saved after its first epoch and loaded into a new process's model, a ladder goes on as if never stopped."""
+    full = tiny_ladder()
+    full_rec, _ = _fit(full, epochs=2)
+    first = tiny_ladder()
+    first_rec, _ = _fit(first, epochs=1)
+    if mode == "keras":
+        first.save(str(tmp_path / "l.keras"))
+        again = keras.models.load_model(str(tmp_path / "l.keras"))
+    else:
+        first.save_weights(str(tmp_path / "l.weights.h5"))
+        again = tiny_ladder()
+        again.load_weights(str(tmp_path / "l.weights.h5"))
+    x, y = random_data(192)
+    rest = RungRecorder()
+    again.fit(x, y, batch_size=16, epochs=2, initial_epoch=1, verbose=0, shuffle=False, callbacks=[rest])
+    assert first_rec.rungs + rest.rungs == full_rec.rungs and len(set(full_rec.rungs)) == 3
+    np.testing.assert_allclose(first_rec.losses + rest.losses, full_rec.losses, rtol=1e-5)
+    counts = [m.counters() for m in (full, again)]
+    for c in counts:
+        c.pop("recalibration_batches")
+    assert counts[0] == counts[1]
+    for a, b in zip(full.motivated.weights, again.motivated.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("steps_per_execution", [1, 3])
 def test_one_trace_per_fit_over_three_modes(steps_per_execution, monkeypatch):
     from keras_motivation.engine import train_function

@@ -75,6 +75,16 @@ def test_two_workers_agree_bit_for_bit_on_joint_steps(tmp_path):
     assert w0["digest"] == w1["digest"], "final weights differ between workers"
 
 
+# Slow (two worker processes, ~40 s).
+@pytest.mark.slow
+def test_two_workers_agree_bit_for_bit_on_a_ladder(tmp_path):
+    w0, w1 = _run_workers(tmp_path, LADDER="1", JOINT="1")
+    assert w0["replicas"] == w1["replicas"] == 2
+    assert w0["flags"] == w1["flags"] and len(set(w0["flags"])) == 3
+    assert w0["counters"] == w1["counters"]
+    assert w0["digest"] == w1["digest"], "final weights differ between workers"
+
+
 def _trainer_envs(tmp_path, tag, extra=({}, {})):
     """The environments of the trainer's 2 workers on loopback, each with its own TMPDIR (and `extra`)."""
     envs = []
