@@ -198,8 +198,9 @@ class BatchLog(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        motivated = bool(logs["motivated"])
-        opt = self.model.motivated_optimizer if motivated else self.model.optimizer
+        # The rung that trained the batch (a pair: 0 or 1).
+        motivated = int(round(float(logs["motivated"])))
+        opt = self.model.optimizers[motivated]
         row = (
             self.model.counters()["steps"],
             self._epoch,
@@ -216,7 +217,7 @@ class BatchLog(keras.callbacks.Callback):
 
 
 class ModeTimer(keras.callbacks.Callback):
-    """Wall-clock seconds spent in base and in motivated steps (per logged batch)."""
+    """Wall-clock seconds spent in base and in motivated steps (a ladder's: each rung's; per logged batch)."""
 
     def __init__(self):
         super().__init__()
@@ -228,9 +229,10 @@ class ModeTimer(keras.callbacks.Callback):
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        mode = "motivated" if logs.get("motivated") else "base"
-        self.seconds[mode] += time.perf_counter() - self._start
-        self.batches[mode] += 1
+        rung, rungs = int(round(float(logs.get("motivated", 0)))), len(self.model.rungs)
+        mode = "base" if rung == 0 else "motivated" if rung == rungs - 1 else f"rung{rung}"
+        self.seconds[mode] = self.seconds.get(mode, 0.0) + time.perf_counter() - self._start
+        self.batches[mode] = self.batches.get(mode, 0) + 1
 
     def per_mode(self):
         return {

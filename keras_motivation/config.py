@@ -114,7 +114,9 @@ def _field(default, help, factory=None):
 class TrainConfig:
     # What to train.
     pair: str = _field(
-        "resnet8:resnet14", "Registry name of the model pair, 'base:motivated' (e.g. resnet20:resnet32)."
+        "resnet8:resnet14",
+        "Registry name of the model pair, 'base:motivated' (e.g. resnet20:resnet32), or a ladder of one family's "
+        "models, smallest first (resnet8:resnet14:resnet20; docs/guides/ladders.md).",
     )
     model_kwargs: dict = _field(
         None, "Extra model arguments as key=value,... (e.g. width=8,weight_decay=2.5e-4).", factory=dict

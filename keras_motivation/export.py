@@ -141,8 +141,16 @@ def models_config(paths):
 
 def export_pair(base, motivated, export_dir, *, version=1, metadata=None, **kwargs):
     """Exports both models as `base` and `motivated` and writes models.config; returns the paths."""
+    return export_models(
+        {"base": base, "motivated": motivated}, export_dir, version=version, metadata=metadata, **kwargs
+    )
+
+
+def export_models(models, export_dir, *, version=1, metadata=None, **kwargs):
+    """Exports each of {name: model} (a ladder's `base`, `rung1`, ..., `motivated`) under its name and writes
+    models.config; returns the paths."""
     paths = {}
-    for name, model in (("base", base), ("motivated", motivated)):
+    for name, model in models.items():
         export_saved_model(
             model, export_dir, name, version=version, metadata={**(metadata or {}), "role": name}, **kwargs
         )
@@ -217,7 +225,7 @@ def _load_run(workdir):
         config = TrainConfig.from_json(f.read())
     models = {
         name: keras.saving.load_model(os.path.join(final, f"{name}.keras"), compile=False)
-        for name in ("base", "motivated")
+        for name in summary_json.model_names(config.pair)
     }
     return config, models, _load_summary(workdir)
 
@@ -245,15 +253,15 @@ def _images(config, split, n):
 
 
 def export_run(workdir, *, version=1, litert=LITERT_QUANTIZATIONS, calibration_images=200, overwrite=False):
-    """Exports a finished run: SavedModels of both models and LiteRT models of the base; returns the artefacts."""
+    """Exports a finished run: SavedModels of every model (a pair's two, a ladder's all) and LiteRT models of the
+    base; returns the artefacts."""
     config, models, summary = _load_run(workdir)
     h, w, c = models["base"].input_shape[1:]
     out = os.path.join(workdir, "export")
     saved = os.path.join(out, "base", str(version))
     if overwrite or not os.path.exists(saved):
-        export_pair(
-            models["base"],
-            models["motivated"],
+        export_models(
+            models,
             out,
             version=version,
             image_size=(h, w),
@@ -268,7 +276,7 @@ def export_run(workdir, *, version=1, litert=LITERT_QUANTIZATIONS, calibration_i
             "kind": "saved_model",
             "path": os.path.join(out, name, str(version)),
         }
-        for name in ("base", "motivated")
+        for name in models
     ]
     representative = _images(config, "train", calibration_images)[0] if "int8" in litert else None
     for quantization in litert:

@@ -105,6 +105,8 @@ def flops_summary(model, counters, batch_size, final_recalibration_batches=0):
     """Forward FLOPs and multiply-adds per image of both models (summary["base"] / ["motivated"]) and the run's
     training FLOPs (summary["training_flops"]): with the backward passes (about 2x forward) and the paper's F_X-Y
     (`average_forward_per_image`)."""
+    if len(model.rungs) > 2:
+        return _ladder_flops_summary(model, counters, batch_size, final_recalibration_batches)
     fx, fy = flops_lib.count_flops(model.base), flops_lib.count_flops(model.motivated)
     base_steps = counters["steps"] - counters["motivated_steps"]
     out = {
@@ -136,6 +138,29 @@ def flops_summary(model, counters, batch_size, final_recalibration_batches=0):
         # validation, at the end of a fit that did not validate last).
         done = counters.get("recalibration_batches", 0) * batch_size * (fx + fy)
         final = min(done, final_recalibration_batches * batch_size * (fx + fy))
+        t["recalibration"] = final
+        t["recalibration_for_validation"] = done - final
+        t["total"] += final
+    return out
+
+
+def _ladder_flops_summary(model, counters, batch_size, final_recalibration_batches):
+    """`flops_summary` of a ladder: each model's forward FLOPs under its name, and the run's training FLOPs from
+    each rung's steps (a joint step of rung r: its model's pass and `base_share` of every smaller one's)."""
+    names = summary_json.rung_names(len(model.rungs))
+    f = [flops_lib.count_flops(m) for m in model.rungs]
+    out = {name: {"forward_flops_per_image": fi, "forward_macs_per_image": fi // 2} for name, fi in zip(names, f)}
+    out["training_flops"] = {}
+    joint = getattr(model, "joint", None)
+    step = [fi + (joint.base_share * sum(f[:r]) if joint is not None and r else 0) for r, fi in enumerate(f)]
+    if counters["steps"]:
+        forward = sum(n * fs for n, fs in zip(counters["rung_steps"], step))
+        t = out["training_flops"]
+        t["total"] = flops_lib.training_flops(forward, batch_size)
+        t["motivated_alone"] = flops_lib.training_flops(f[-1], counters["steps"] * batch_size)
+        t["average_forward_per_image"] = forward / counters["steps"]
+        done = counters.get("recalibration_batches", 0) * batch_size * sum(f)
+        final = min(done, final_recalibration_batches * batch_size * sum(f))
         t["recalibration"] = final
         t["recalibration_for_validation"] = done - final
         t["total"] += final
@@ -237,7 +262,10 @@ def summarize(
     """
     history = files.read_csv(os.path.join(config.workdir, "history.csv"))
     counters = model.counters()
-    architectures = dict(zip(summary_json.MODELS, config.pair.split(":")))
+    names = summary_json.model_names(config.pair)
+    architectures = dict(zip(names, config.pair.split(":")))
+    # Each model's logs: none for the base, motivated_ for the largest, rung<i>_ between.
+    prefixes = {name: "" if i == 0 else f"{name}_" for i, name in enumerate(names)}
     summary = {
         "schema": SCHEMA,
         "pair": config.pair,
@@ -262,12 +290,13 @@ def summarize(
         "num_classes": info["num_classes"],
         "evaluation": {"split": config.validation_split, "images": val_examples},
     }
-    for name, keras_model in (("base", model.base), ("motivated", model.motivated)):
-        prefix = "" if name == "base" else "motivated_"
+    for name, keras_model in zip(names, model.rungs):
+        prefix = prefixes[name]
+        others = [p for p in prefixes.values() if p and p != prefix]
         metrics = {
             k[len(prefix) :]: float(v)
             for k, v in evaluation.items()
-            if (k.startswith("motivated_") if prefix else not k.startswith("motivated_"))
+            if (k.startswith(prefix) if prefix else not any(k.startswith(p) for p in others))
         }
         summary[name] = {
             "architecture": architectures.get(name),
@@ -311,7 +340,7 @@ def summarize(
                 config.recalibration_batches if available < 0 else min(config.recalibration_batches, available)
             )
     counted = flops_summary(model, counters, config.batch_size, final_batches)
-    for name in summary_json.MODELS:
+    for name in names:
         summary[name].update(counted[name])
     summary["training_flops"] = counted["training_flops"]
     summary["switch_seconds"] = switch_seconds(model)
@@ -353,7 +382,7 @@ def model_table(summary, split=None):
         head[-1] += f" ({images:,} images)"
     rows = [head]
     pair = (summary.get("pair") or ":").split(":")
-    for name, arch in zip(summary_json.MODELS, pair):
+    for name, arch in zip(summary_json.model_names(summary.get("pair") or ":"), pair):
         entry = summary_json.model_entry(summary, name)
         flops, acc, params = entry.get("forward_flops_per_image"), entry.get("accuracy"), entry.get("parameters")
         rows.append(
@@ -398,11 +427,13 @@ def describe(config, summary):
     if summary.get("stopped"):
         lines.append(f"stopped:     {summary['stopped']}")
     final = os.path.join(w, "final")
+    names = summary_json.model_names(config.pair)
     lines += [
         f"summary:     {os.path.join(w, 'summary.json')}",
         f"history:     {os.path.join(w, 'history.csv')} (per batch: {os.path.join(w, 'batches.csv')})",
-        f"models:      {final}/base.keras, motivated.keras (keras.models.load_model)",
-        f"             {final}/motivated_model.keras (both in one MotivatedModel: import keras_motivation first)",
+        f"models:      {final}/{', '.join(n + '.keras' for n in names)} (keras.models.load_model)",
+        f"             {final}/motivated_model.keras ({'both' if len(names) == 2 else 'all'} in one MotivatedModel: "
+        "import keras_motivation first)",
         f"tensorboard: tensorboard --logdir {os.path.join(w, 'tensorboard')}",
     ]
     return "\n".join(lines)

@@ -18,6 +18,19 @@ _OLD_KEYS = {"motivated_share": "activation_rate", "noise_motivated_share": "noi
 
 
 MODELS = ("base", "motivated")
+
+
+def rung_names(n):
+    """The names of n models, smallest first: a pair's `base` and `motivated`, a ladder's `base`, `rung1`, ...
+    and `motivated` (their entries in summary.json, their files in final/ and export/)."""
+    return ("base", *(f"rung{i}" for i in range(1, n - 1)), "motivated")
+
+
+def model_names(pair):
+    """The names of a run's models, smallest first, from its --pair (`rung_names`)."""
+    return rung_names(len(pair.split(":")))
+
+
 # summary["training_flops"][key] in schema 2 -> summary["flops"][key] before it.
 _OLD_TRAINING_FLOPS = {
     "total": "training_total",
@@ -81,5 +94,5 @@ def export_metadata(summary):
     return {
         "pair": summary.get("pair"),
         "evaluation": summary.get("evaluation"),
-        **{name: model_entry(summary, name) for name in MODELS},
+        **{name: model_entry(summary, name) for name in model_names(summary.get("pair") or ":")},
     }

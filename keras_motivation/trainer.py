@@ -141,8 +141,18 @@ def check_config(config):
     config.validate()
     if not config.workdir:
         raise ConfigError("--workdir is required: the directory for checkpoints, logs and summary.json.")
-    if config.pair not in models_lib.list_pairs():
-        raise ConfigError(f"Unknown --pair {config.pair!r}: use one of {', '.join(models_lib.list_pairs())}.")
+    if models_lib.is_ladder(config.pair):
+        try:
+            models_lib.registry.check_ladder(config.pair)
+        except ValueError as err:
+            raise ConfigError(f"--pair={config.pair}: {err}") from err
+        if config.init_from:
+            raise ConfigError("--init_from starts a pair's two models: leave it out with a ladder of three or more.")
+    elif config.pair not in models_lib.list_pairs():
+        raise ConfigError(
+            f"Unknown --pair {config.pair!r}: use one of {', '.join(models_lib.list_pairs())} "
+            "(or a ladder of one family, smallest first: resnet8:resnet14:resnet20)."
+        )
     missing = models_lib.unavailable(config.pair)
     if missing:
         raise ConfigError(f"--pair={config.pair}: {missing}")
@@ -254,15 +264,20 @@ def make_model(config, record):
 
 def build_motivated_model(config, num_classes, shape, heldout=None):
     """The (uncompiled) MotivatedModel of `config`: the registry pair, its map, the condition."""
-    base, motivated, wmap = models_lib.get_pair(
-        config.pair, num_classes=num_classes, input_shape=shape, **config.model_kwargs
-    )
-    if config.init_from:
-        _init_from(config, base, motivated)
+    if models_lib.is_ladder(config.pair):
+        models, maps = models_lib.get_ladder(
+            config.pair, num_classes=num_classes, input_shape=shape, **config.model_kwargs
+        )
+    else:
+        base, motivated, wmap = models_lib.get_pair(
+            config.pair, num_classes=num_classes, input_shape=shape, **config.model_kwargs
+        )
+        if config.init_from:
+            _init_from(config, base, motivated)
+        models, maps = [base, motivated], [wmap]
     model = MotivatedModel(
-        base,
-        motivated,
-        wmap,
+        models=models,
+        weights_map=maps,
         recalibration_batches=config.recalibration_batches,
         **_policy_and_step_arguments(config, heldout),
     )
@@ -270,7 +285,8 @@ def build_motivated_model(config, num_classes, shape, heldout=None):
     if start is not None:
         from keras_motivation.weights_map import identity_start
 
-        identity_start(model.weights_map, **start, seed=config.seed)
+        for wmap in model.weights_maps:
+            identity_start(wmap, **start, seed=config.seed)
     return model
 
 
@@ -487,7 +503,8 @@ def evaluate_and_save(config, model, val_ds, recal_ds):
     model.end_epoch(recalibration_data=recal_ds)
     evaluation = model.evaluate(val_ds, verbose=0, return_dict=True)
     final = os.path.join(config.workdir, "final")
-    for name, m in (("base", model.base), ("motivated", model.motivated), ("motivated_model", model)):
+    named = list(zip(summary_json.model_names(config.pair), model.rungs))
+    for name, m in (*named, ("motivated_model", model)):
         with files.replacing(os.path.join(final, f"{name}.keras"), suffix=".keras") as tmp:
             m.save(tmp)
     return evaluation
@@ -497,10 +514,9 @@ def evaluate_and_save(config, model, val_ds, recal_ds):
 
 
 def export_models(config, model, shape, summary):
-    """SavedModels of both models for TF Serving in `<workdir>/export`; returns their paths."""
-    return export_lib.export_pair(
-        model.base,
-        model.motivated,
+    """SavedModels of every model for TF Serving in `<workdir>/export`; returns their paths."""
+    return export_lib.export_models(
+        dict(zip(summary_json.model_names(config.pair), model.rungs)),
         os.path.join(config.workdir, "export"),
         image_size=shape[:2],
         channels=shape[2],

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from testing_utils import SHAPE
 from testing_utils import random_data
+from testing_utils import replay_ladder
 
 import keras_motivation as km
 from keras_motivation import conditions
@@ -48,21 +49,6 @@ class RungRecorder(keras.callbacks.Callback):
         self.losses.append(float(logs["batch_loss"]))
         self.rungs.append(int(round(float(logs["motivated"]))))
         self.epoch_lengths[-1] += 1
-
-
-def replay_ladder(losses, epoch_lengths, k, rungs):
-    """The written rule in pure Python: after each batch the rung for the next is min(streak // k, top),
-    the streak of consecutive decreases of the raw loss never reset; every epoch starts on the base."""
-    rung, previous, streak, out, i = 0, float("inf"), 0, [], 0
-    for n in epoch_lengths:
-        rung = 0
-        for _ in range(n):
-            out.append(rung)
-            streak = streak + 1 if losses[i] < previous else 0
-            previous = losses[i]
-            i += 1
-            rung = min(streak // k, rungs - 1)
-    return out
 
 
 def _fit(model, n=192, batch=16, epochs=2):
@@ -153,7 +139,7 @@ def test_the_paper_rule_through_a_pair_is_unchanged_by_ladders():
     "make, message",
     [
         (lambda: km.MotivatedModel(models=ladder_models(), condition=conditions.RandomShare(0.5)), "drives a pair"),
-        (lambda: km.MotivatedModel(models=ladder_models(), condition=conditions.Growth(0.5)), "2 join points"),
+        (lambda: km.MotivatedModel(models=ladder_models(), condition=conditions.Growth([0.5])), "or 2"),
         (lambda: km.MotivatedModel(models=ladder_models(), weights_map=["resnet_depth"]), "needs 2 weights maps"),
         (lambda: km.MotivatedModel(models=ladder_models()[:1]), "at least two models"),
     ],

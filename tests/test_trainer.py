@@ -433,6 +433,43 @@ def test_a_shared_forward_run_with_a_base_share_counts_the_bases_tail_on_its_sha
     assert fy < average < fy + 0.5 * fx
 
 
+def test_a_ladder_of_three_trains_summarizes_saves_and_exports_every_model(tmp_path):
+    from keras_motivation import export
+
+    # The trainer's default policy (tiny() pins the paper's trigger, which the flags here set back).
+    default = ("--policy=default", "--condition=growth:epochs=0.45", "--joint", "--differential_init=paper")
+    summary = _image_folder_run(tmp_path, "--pair=resnet8:resnet14:resnet20", *default, "--export")
+    workdir = tmp_path / "run"
+    names = ("base", "rung1", "motivated")
+    assert [summary[n]["architecture"] for n in names] == ["resnet8", "resnet14", "resnet20"]
+    assert all(0 <= summary[n]["accuracy"] <= 1 for n in names)
+    flops = [summary[n]["forward_flops_per_image"] for n in names]
+    assert flops == sorted(flops) and len(set(flops)) == 3
+    # The default policy: the base alone for 0.45 epochs, then the largest with both smaller ones on each batch.
+    steps = summary["activations"]["rung_steps"]
+    assert steps[0] > 0 and steps[1] == 0 and steps[2] > 0
+    assert summary["training_flops"]["average_forward_per_image"] > flops[2]
+    for name in (*names, "motivated_model"):
+        assert os.path.exists(workdir / "final" / f"{name}.keras"), name
+    assert set(summary["export"]) == set(names)
+    # Each SavedModel reloads without this package and serves what its Keras model predicts.
+    artefacts = [a for a in export.export_run(str(workdir), litert=()) if a["kind"] == "saved_model"]
+    rows = export.check(str(workdir), artefacts, images=16)
+    assert {r["name"] for r in rows} == {f"{n} SavedModel" for n in names}
+    assert all(r["agreement"] == 1.0 for r in rows)
+
+
+def test_a_ladder_through_the_trainer_follows_the_papers_rule_generalised(tmp_path):
+    """batches.csv's rung per step is the written rule replayed over its logged losses (k = 1)."""
+    from testing_utils import replay_ladder
+
+    _image_folder_run(tmp_path, "--pair=resnet8:resnet14:resnet20", "--k=1")
+    rows = csv_rows(tmp_path / "run" / "batches.csv")
+    losses, rungs = [float(r["batch_loss"]) for r in rows], [int(r["motivated"]) for r in rows]
+    epochs = [sum(1 for r in rows if int(r["epoch"]) == e) for e in sorted({int(r["epoch"]) for r in rows})]
+    assert rungs == replay_ladder(losses, epochs, k=1, rungs=3) and len(set(rungs)) == 3
+
+
 def test_image_folder_needs_image_size_before_any_work(tmp_path):
     root = write_image_folder(tmp_path / "images")
     with pytest.raises(ConfigError, match="--dataset=image_folder needs --image_size"):
@@ -457,6 +494,7 @@ def test_image_too_small_for_the_model(tmp_path):
         ("--tpu=grpc://1.2.3.4:8470", "--tpu is only used with --strategy=tpu"),
         ("--warmup_epochs=5", r"--warmup_epochs must be in \[0, epochs\)"),
         ("--joint_base_share=0", r"--joint_base_share must be in \(0, 1\]"),
+        ("--pair=resnet8:resnet14:vit_small", "the models must be of one family"),
         ("--joint_base_share=1.5", r"--joint_base_share must be in \(0, 1\]"),
     ],
 )

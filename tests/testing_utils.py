@@ -186,6 +186,21 @@ def replay_algorithm_1(losses, epoch_lengths, k):
     return flags
 
 
+def replay_ladder(losses, epoch_lengths, k, rungs):
+    """The written rule in pure Python: after each batch the rung for the next is min(streak // k, top),
+    the streak of consecutive decreases of the raw loss never reset; every epoch starts on the base."""
+    rung, previous, streak, out, i = 0, float("inf"), 0, [], 0
+    for n in epoch_lengths:
+        rung = 0
+        for _ in range(n):
+            out.append(rung)
+            streak = streak + 1 if losses[i] < previous else 0
+            previous = losses[i]
+            i += 1
+            rung = min(streak // k, rungs - 1)
+    return out
+
+
 def snapshot(variables):
     return [np.array(v.numpy(), copy=True) for v in variables]
 

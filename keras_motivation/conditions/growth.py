@@ -20,10 +20,10 @@ class Growth(Condition):
     The growth step is fixed at the first epoch's start from its steps per
     epoch, and saved: a resumed run keeps it.
 
-    Over a ladder `epochs` is a list, one join point per bigger rung
-    (`growth:epochs=[0.45,1.5]`): rung i + 1 joins after epochs[i], and each
-    step trains the largest rung joined so far (with a joint step, with every
-    smaller one).
+    Over a ladder `epochs` is one join point, where every bigger model joins,
+    or a list, one per bigger rung (`growth:epochs=[0.45,1.5]`): rung i + 1
+    joins after epochs[i]. Each step trains the largest rung joined so far
+    (with a joint step, with every smaller one).
     """
 
     selects_before_step = True
@@ -53,10 +53,10 @@ class Growth(Condition):
 
     def set_rungs(self, rungs):
         super().set_rungs(rungs)
-        joins = len(self.epochs) if isinstance(self.epochs, list) else 1
         check_argument(
-            joins == rungs - 1,
-            f"Growth over {rungs} models needs {rungs - 1} join points (growth:epochs=[...]), got {self.epochs!r}.",
+            not isinstance(self.epochs, list) or len(self.epochs) == rungs - 1,
+            f"Growth over {rungs} models needs one join point (every bigger model joins there) or {rungs - 1} "
+            f"(growth:epochs=[...]), got {self.epochs!r}.",
         )
 
     def growth_step(self, steps_per_epoch):
@@ -77,7 +77,10 @@ class Growth(Condition):
             # The largest rung joined so far.
             joined = ops.cast(ops.greater_equal(self.step.value, self.at_step.value), "int32")
             return ops.sum(joined) if self.rungs > 2 else ops.greater(ops.sum(joined), 0)
-        return ops.greater_equal(self.step.value, self.at_step.value)
+        grown = ops.greater_equal(self.step.value, self.at_step.value)
+        # A ladder with one join point: every bigger model joins there (the largest trains, with a joint
+        # step every smaller one too).
+        return ops.where(grown, self.rungs - 1, 0) if self.rungs > 2 else grown
 
     def update(self, loss, motivated, signals=None):
         self.step.assign_add(1)

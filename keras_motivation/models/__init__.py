@@ -2,7 +2,9 @@
 
 from keras_motivation.models.efficientnet import efficientnet
 from keras_motivation.models.registry import build_model
+from keras_motivation.models.registry import get_ladder
 from keras_motivation.models.registry import get_pair
+from keras_motivation.models.registry import is_ladder
 from keras_motivation.models.registry import is_prefix_pair
 from keras_motivation.models.registry import list_pairs
 from keras_motivation.models.registry import unavailable

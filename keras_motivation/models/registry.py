@@ -140,6 +140,37 @@ def unavailable(name):
     return None
 
 
+def is_ladder(name):
+    """Whether `name` names more than two models ("resnet8:resnet14:resnet20")."""
+    return name.count(":") > 1
+
+
+def check_ladder(name):
+    """Raises a one-line ValueError unless `name` is a ladder of one family's models with its map rule."""
+    names = name.split(":")
+    families = {family(n) for n in names}
+    if len(families) != 1:
+        raise ValueError(f"Ladder {name!r}: the models must be of one family, got {', '.join(sorted(families))}.")
+    (fam,) = families
+    if fam not in MAP_RULES or fam.startswith("hub_"):
+        raise ValueError(f"Ladder {name!r}: the {fam} family has no ladder here; use CIFAR ResNets, ResNets or ViTs.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"Ladder {name!r}: each model once, smallest first.")
+
+
+def get_ladder(name, num_classes, input_shape, **kwargs):
+    """(models, weights maps) of a ladder such as "resnet8:resnet14:resnet20": each model by name, smallest
+    first, and its family's map rule between each neighbouring pair."""
+    check_ladder(name)
+    names = name.split(":")
+    try:
+        models = [build_model(n, num_classes, input_shape, **kwargs) for n in names]
+    except TypeError as err:
+        raise ValueError(f"{name}: unsupported model argument ({err}).") from err
+    rule = MAP_RULES[family(names[0])]
+    return models, [weights_map_lib.get(rule, b, m) for b, m in zip(models, models[1:])]
+
+
 def get_pair(name, num_classes, input_shape, **kwargs):
     """(base, motivated, weights_map) for a registry pair name such as "resnet20:resnet32"."""
     if name not in PAIRS:
