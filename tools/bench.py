@@ -708,6 +708,9 @@ TABLE_COLUMNS = (
     Column("the same, per one-epoch fit (its end's recomputation)", _cpu("h_recalibrated_vs_private_per_fit"), ".2f"),
     Column("joint step ms/step", _cpu_ms("joint"), ".3g"),
     Column("joint step on every batch / plain fits of both models", _cpu("g_joint_vs_plain_both"), ".3f"),
+    Column("joint step / plain motivated", _cpu("i_joint_vs_plain_motivated"), ".3f"),
+    Column("three-model joint step ms/step", _cpu_ms("joint3"), ".3g"),
+    Column("three-model joint step / three plain fits", _cpu("j_joint3_vs_plain_three"), ".3f"),
 )
 
 # The summary printed after several settings: one row per setting.
