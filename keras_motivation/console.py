@@ -41,12 +41,21 @@ def quiet_tensorflow():
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
         return False
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    with start_up_lines_dropped():
+        import tensorflow  # noqa: F401  (the import that logs)
+    return True
+
+
+@contextlib.contextmanager
+def start_up_lines_dropped():
+    """Runs the block with file descriptor 2 captured, then writes back every line but TensorFlow's start-up
+    INFO lines (this module needs nothing of the package: docs/hooks loads it by path)."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401  (the import that logs)
+            yield
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
@@ -57,7 +66,6 @@ def quiet_tensorflow():
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
-    return True
 
 
 @contextlib.contextmanager

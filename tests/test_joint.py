@@ -3,9 +3,9 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from testing_utils import BatchRecorder
 from testing_utils import Recording
+from testing_utils import joint_reference_update
 from testing_utils import mapped_block
 from testing_utils import random_data
 from testing_utils import replay_algorithm_1
@@ -31,28 +31,6 @@ def joint_model(joint=True, condition=None, optimizer=None, steps_per_execution=
     return model
 
 
-def _reference_update(model, x, y, lr, base_weight=1.0, motivated_weight=1.0):
-    """One SGD step on motivated_weight * L_Y + base_weight * L_X, the base read from Y's slices, by hand."""
-    base, motivated = model.base, model.motivated
-    views = {id(e.base): e for e in model.weights_map.entries}
-    m_train = [tf.Variable(v.numpy()) for v in motivated.trainable_variables]
-    index = {id(v): i for i, v in enumerate(motivated.trainable_variables)}
-    ce = keras.losses.SparseCategoricalCrossentropy()
-    with tf.GradientTape() as tape:
-        y_m, _ = motivated.stateless_call(
-            m_train, [v.numpy() for v in motivated.non_trainable_variables], x, training=True
-        )
-        b_train = []
-        for v in base.trainable_variables:
-            e = views[id(v)]
-            full = m_train[index[id(e.motivated)]]
-            b_train.append(full if tuple(v.shape) == tuple(full.shape) else tf.slice(full, e.start, v.shape))
-        y_b, _ = base.stateless_call(b_train, [v.numpy() for v in base.non_trainable_variables], x, training=True)
-        loss = motivated_weight * ce(y, y_m) + base_weight * ce(y, y_b)
-    grads = tape.gradient(loss, m_train)
-    return [v.numpy() - lr * g.numpy() for v, g in zip(m_train, grads)]
-
-
 def test_one_joint_step_is_one_sgd_step_on_the_summed_loss():
     keras.utils.set_random_seed(0)
     model = joint_model(km.JointStep(base_weight=0.5, motivated_weight=1.0))
@@ -60,7 +38,7 @@ def test_one_joint_step_is_one_sgd_step_on_the_summed_loss():
     # The switch into the motivated mode copies the base into its slices: do it first, so the
     # reference starts from the same values.
     model.weights_map.copy_to_motivated()
-    expected = _reference_update(model, x, y, lr=0.1, base_weight=0.5)
+    expected = joint_reference_update(model, x, y, lr=0.1, base_weight=0.5)
     base_statistics = [v.numpy() for v in moving_statistics(model.base)]
     model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
     assert model.counters()["motivated_steps"] == 1

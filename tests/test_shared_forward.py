@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from testing_utils import BatchRecorder
+from testing_utils import joint_reference_update
 from testing_utils import random_data
 from testing_utils import run_json_script
 from testing_utils import tiny_pair
@@ -126,24 +126,7 @@ def test_base_share_trains_the_base_on_the_first_rows():
     x, y = random_data(16)
     model = _joint_model(stages=3, base_share=0.5, shared_forward=False)
     model.weights_map.copy_to_motivated()  # what the switch into the motivated mode does first
-    before = [v.numpy() for v in model.motivated.trainable_variables]
-    base, motivated = model.base, model.motivated
-    views = {id(e.base): e for e in model.weights_map.entries}
-    ce = keras.losses.SparseCategoricalCrossentropy()
-    m_train = [tf.Variable(v) for v in before]
-    index = {id(v): i for i, v in enumerate(motivated.trainable_variables)}
-    with tf.GradientTape() as tape:
-        y_m, _ = motivated.stateless_call(
-            m_train, [v.numpy() for v in motivated.non_trainable_variables], x, training=True
-        )
-        b_train = []
-        for v in base.trainable_variables:
-            e = views[id(v)]
-            full = m_train[index[id(e.motivated)]]
-            b_train.append(full if tuple(v.shape) == tuple(full.shape) else tf.slice(full, e.start, v.shape))
-        y_b, _ = base.stateless_call(b_train, [v.numpy() for v in base.non_trainable_variables], x[:8], training=True)
-        loss = ce(y, y_m) + ce(y[:8], y_b)
-    expected = [v.numpy() - 0.1 * g.numpy() for v, g in zip(m_train, tape.gradient(loss, m_train))]
+    expected = joint_reference_update(model, x, y, lr=0.1, base_rows=8)
     model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
     for v, want in zip(model.motivated.trainable_variables, expected):
         np.testing.assert_allclose(v.numpy(), want, atol=2e-6, err_msg=v.path)

@@ -27,14 +27,8 @@ TINY_MODEL_FLAG = "--model_kwargs=width=4,stages=1"
 # the flagfile pass these after it: their few steps then switch between the two models many times (what
 # resumption, preemption and several replicas must get right), and the committed workdirs under tests/data were
 # written with them.
-PAPERS_TRIGGER_FLAGS = (
-    "--condition=consecutive",
-    "--k=2",
-    "--nojoint",
-    "--differential_init=identity",
-    "--bn_statistics=recalibrated",
-    "--learning_rate=0.05",
-)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from pay_study import STUDY_FLAGS as PAPERS_TRIGGER_FLAGS  # noqa: E402  (the study's setting, defined once)
 
 # The one skip condition of the tests on real images.
 requires_fashion_mnist = pytest.mark.skipif(
@@ -199,6 +193,30 @@ def replay_ladder(losses, epoch_lengths, k, rungs):
             i += 1
             rung = min(streak // k, rungs - 1)
     return out
+
+
+def joint_reference_update(model, x, y, lr, base_weight=1.0, motivated_weight=1.0, base_rows=None):
+    """One SGD step on motivated_weight * L_Y + base_weight * L_X, the base read from Y's slices (and fed the
+    batch's first `base_rows` rows), by hand: the joint step's weights after it."""
+    base, motivated = model.base, model.motivated
+    views = {id(e.base): e for e in model.weights_map.entries}
+    m_train = [tf.Variable(v.numpy()) for v in motivated.trainable_variables]
+    index = {id(v): i for i, v in enumerate(motivated.trainable_variables)}
+    ce = keras.losses.SparseCategoricalCrossentropy()
+    with tf.GradientTape() as tape:
+        y_m, _ = motivated.stateless_call(
+            m_train, [v.numpy() for v in motivated.non_trainable_variables], x, training=True
+        )
+        b_train = []
+        for v in base.trainable_variables:
+            e = views[id(v)]
+            full = m_train[index[id(e.motivated)]]
+            b_train.append(full if tuple(v.shape) == tuple(full.shape) else tf.slice(full, e.start, v.shape))
+        n = len(x) if base_rows is None else base_rows
+        y_b, _ = base.stateless_call(b_train, [v.numpy() for v in base.non_trainable_variables], x[:n], training=True)
+        loss = motivated_weight * ce(y, y_m) + base_weight * ce(y[:n], y_b)
+    grads = tape.gradient(loss, m_train)
+    return [v.numpy() - lr * g.numpy() for v, g in zip(m_train, grads)]
 
 
 def snapshot(variables):

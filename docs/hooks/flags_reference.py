@@ -6,11 +6,11 @@ flag is written twice: a new field is in the reference at the next build.
 """
 
 import dataclasses
+import importlib.util
 import inspect
 import os
 import re
 import sys
-import tempfile
 
 MARKER = "<!-- flags -->"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -57,21 +57,12 @@ def _import_config():
 
         return TrainConfig
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            from keras_motivation.config import TrainConfig
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            text = captured.read().decode("utf-8", "replace")
-        from keras_motivation import console
-
-        sys.stderr.write("".join(line for line in text.splitlines(True) if not console._NOISE.match(line)))
+    # The console module by its path: importing it from the package would import TensorFlow first.
+    spec = importlib.util.spec_from_file_location("_console", os.path.join(ROOT, "keras_motivation", "console.py"))
+    console = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(console)
+    with console.start_up_lines_dropped():
+        from keras_motivation.config import TrainConfig
     return TrainConfig
 
 

@@ -207,10 +207,7 @@ def _ladder_update(model, joint, mode, data):
             total = total + (joint.base_weight if j == 0 else 1.0) * loss
             passes.append((y_j, new_state, tracked))
         scaled = optimizer.scale_loss(total)
-    variables = top.trainable_variables
-    gradients = tape.gradient(scaled, variables)
-    optimizer.apply_gradients(zip(gradients, variables))
-    signals = model.condition.replica_signals(top, keras_internals.compiled_loss(model), gradients)
+    signals = model._apply_gradients(top, optimizer, tape, scaled)
     model._track(mode, x, y, y_top, top_loss, sample_weight)
     for j, (state, (y_j, new_state, tracked)) in enumerate(zip(states, passes)):
         for variable, value in zip(state, new_state):
@@ -223,7 +220,6 @@ def _pair_update(model, joint, views, data, plan=None):
     """One joint step of a pair on one replica; `plan`: the pair's `SharedForward` (None: two passes)."""
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     base, motivated, optimizer = model.base, model.motivated, model.motivated_optimizer
-    compiled_loss = keras_internals.compiled_loss(model)
     own = plan.tail if plan is not None else base
     own_views = views if plan is None else plan.tail_views
     own_state = own.non_trainable_variables
@@ -243,14 +239,11 @@ def _pair_update(model, joint, views, data, plan=None):
         base_loss, tracked_base_loss = _smaller_loss(model, joint, y_own, y_base, w_own, base_losses, teacher)
         total = joint.motivated_weight * motivated_loss + joint.base_weight * base_loss
         scaled = optimizer.scale_loss(total)
-    variables = motivated.trainable_variables
-    gradients = tape.gradient(scaled, variables)
-    optimizer.apply_gradients(zip(gradients, variables))
+    signals = model._apply_gradients(motivated, optimizer, tape, scaled)
     for variable, value in zip(own_state, new_state):
         variable.assign(value)
     if plan is not None:
         plan.update_statistics(snapshot)
-    signals = model.condition.replica_signals(motivated, compiled_loss, gradients)
     model._track(1, x, y, y_motivated, motivated_loss, sample_weight)
     model._track(0, _rows(joint.base_share, x)[0], y_own, y_base, tracked_base_loss, w_own)
     return motivated_loss, signals

@@ -17,9 +17,8 @@ class Ladder:
     """The rungs and what the steps need of them, in a plain object (Keras would track and save
     lists of models and metrics held as attributes)."""
 
-    def __init__(self, models, maps):
+    def __init__(self, models):
         self.models = models
-        self.maps = maps
         self.views = None  # joint steps: per rung, the smaller rungs' views into it
         self.metrics = None  # per rung above the base: (loss tracker, compile metrics)
         self.compiled_updates = {}  # mode -> its update compiled with XLA (train_function.py)

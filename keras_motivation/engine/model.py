@@ -107,8 +107,9 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
         for i, model in enumerate(models[1:-1], start=1):
             setattr(self, f"rung{i}", model)
         maps = ladder_lib.neighbour_maps(models, weights_map)
-        self._ladder = ladder_lib.Ladder(tuple(models), tuple(maps))
-        # A pair's one map (a ladder's: `weights_maps`, one per neighbouring pair).
+        self._ladder = ladder_lib.Ladder(tuple(models))
+        # The weights map of each neighbouring pair of rungs, smallest first; a pair's one map.
+        self.weights_maps = tuple(maps)
         self.weights_map = maps[0]
         self.condition = conditions_lib.get(condition)
         self.condition.set_rungs(len(models))
@@ -131,11 +132,6 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
     def rungs(self):
         """The models, smallest first: the base, ..., the motivated model."""
         return self._ladder.models
-
-    @property
-    def weights_maps(self):
-        """The weights map of each neighbouring pair of rungs, smallest first."""
-        return self._ladder.maps
 
     def call(self, inputs, training=None):
         return self.base(inputs, training=training)
@@ -327,12 +323,16 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
             y_pred = model(x, training=True)
             loss = self._loss(model, y, y_pred, sample_weight)
             scaled = optimizer.scale_loss(loss)
+        signals = self._apply_gradients(model, optimizer, tape, scaled)
+        self._track(mode, x, y, y_pred, loss, sample_weight)
+        return loss, signals
+
+    def _apply_gradients(self, model, optimizer, tape, scaled):
+        """One update of `model`'s variables from `tape`'s `scaled` loss; returns the condition's signals."""
         variables = model.trainable_variables
         gradients = tape.gradient(scaled, variables)
         optimizer.apply_gradients(zip(gradients, variables))
-        signals = self.condition.replica_signals(model, keras_internals.compiled_loss(self), gradients)
-        self._track(mode, x, y, y_pred, loss, sample_weight)
-        return loss, signals
+        return self.condition.replica_signals(model, keras_internals.compiled_loss(self), gradients)
 
     def _mode_update(self, mode, data):
         """The optimizer step of `mode` on every replica: (loss, signals), reduced."""

@@ -27,12 +27,15 @@ BatchNorm layers move as its own pass would have moved them: each is
 read out.
 """
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
 from keras_motivation import keras_internals
 
 
+@dataclasses.dataclass(frozen=True, repr=False)
 class SharedForward:
     """The trunk, the cut and the tail of a pair (built by `find`).
 
@@ -51,13 +54,12 @@ class SharedForward:
             regularization losses there, read from the motivated model's).
     """
 
-    def __init__(self, trunk, tail, tail_views, cut, statistics, regularized):
-        self.trunk = trunk
-        self.tail_views = tail_views
-        self.tail = tail
-        self.cut = cut
-        self.statistics = statistics
-        self.regularized = regularized
+    trunk: keras.Model
+    tail: keras.Model
+    tail_views: list
+    cut: list
+    statistics: list
+    regularized: list
 
     def __repr__(self):
         return f"SharedForward(cut={self.cut}, tail layers={len(self.tail.layers)})"
