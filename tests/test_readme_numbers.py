@@ -70,7 +70,14 @@ def test_benchmark_tables_are_what_bench_makes_of_the_committed_json():
     "study, least_rows",
     # The quickstart's pair; ResNet-8 -> ResNet-20, the second pair (X-C: the first pair's runs, the same network).
     # resnet8:resnet8p14, the prefix pair: its twins and the default (X-C: the first pair's runs again).
-    [("pay_study_tuned", 10), ("pay_study_tuned_resnet20", 8), ("pay_study_prefix14", 3)],
+    # The stress pair's twins and the deeper prefix pair's first seed (issue 40).
+    [
+        ("pay_study_tuned", 10),
+        ("pay_study_tuned_resnet20", 8),
+        ("pay_study_prefix14", 3),
+        ("stress_resnet8_resnet32_w8", 3),
+        ("pay_study_prefix20", 1),
+    ],
 )
 def test_tuned_study_tables_match_the_committed_summaries(study, least_rows):
     import pay_study
