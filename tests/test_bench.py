@@ -41,7 +41,15 @@ def test_bench_writes_every_measure(tmp_path):
     assert on_disk["cpu_time"]["paired"]["f_update_only_vs_plain_base"] > 0
     assert on_disk["cpu_time"]["paired"]["h_recalibrated_vs_private_per_epoch"] > 0
     assert result["a_never_vs_plain_base"] > 0 and result["c_switch_pair_s"] > 0
-    assert on_disk["complete"] and on_disk["kinds"] == list(bench.KINDS)
+    # Every kind but the third model's (those need --third).
+    assert on_disk["complete"] and on_disk["kinds"] == list(bench.DEFAULT_KINDS)
+
+
+def test_the_third_models_kinds_need_a_third_model(tmp_path):
+    import bench
+
+    with pytest.raises(SystemExit, match="--kinds=plain_third needs --third=NAME"):
+        bench.main(["--model=tiny_dense", "--image_size=4", "--batch_size=8", "--steps=2", "--kinds=plain_third"])
 
 
 def test_bench_times_some_variants_only_and_mixed_precision(tmp_path):

@@ -231,6 +231,26 @@ def test_a_joint_run_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypa
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6, err_msg=x.path)
 
 
+@requires_fashion_mnist
+def test_a_ladder_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, deterministic):
+    """Three models, joint steps over the joined rungs: a crash mid-epoch resumes from the backup to the same run."""
+    flags = ("--deterministic", "--pair=resnet8:resnet14:resnet20", "--joint", "--k=1", "--backup_every=3")
+    full = trainer.run(tiny(tmp_path / "full", *flags))
+    _killed_at_step(tiny(tmp_path / "resumed", *flags), 11, monkeypatch)
+    resumed = trainer.run(tiny(tmp_path / "resumed", *flags))
+    assert resumed["resumed_from_step"] == 9
+    a, b = (csv_rows(tmp_path / run / "batches.csv") for run in ("full", "resumed"))
+    assert [r["motivated"] for r in b] == [r["motivated"] for r in a]
+    assert {r["motivated"] for r in a} == {"0", "1", "2"}
+    np.testing.assert_allclose([float(r["batch_loss"]) for r in b], [float(r["batch_loss"]) for r in a], rtol=1e-5)
+    assert resumed["activations"] == full["activations"]
+    wa, wb = (
+        keras.models.load_model(tmp_path / run / "final" / "motivated_model.keras") for run in ("full", "resumed")
+    )
+    for x, y in zip(wa.weights, wb.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6, err_msg=x.path)
+
+
 def _stopped_by_sigterm(workdir, at_step, *flags):
     """The tiny run as `python -m keras_motivation.train` (tests/trainer_signal_run.py) sent SIGTERM once
     `at_step` steps are trained, as if it came during the call that ends there: (return code, the lines of
