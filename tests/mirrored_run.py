@@ -45,8 +45,8 @@ keras.config.set_floatx(FLOATX)
 
 class Zeroed(km.MotivatedModel):
     def train_step(self, data):
-        x, y = data
-        return super().train_step((tf.zeros_like(x), y))
+        # Cross-replica context: the batch is transformed on each replica.
+        return super().train_step(self.distribute_strategy.run(lambda x, y: (tf.zeros_like(x), y), args=data))
 
 
 class RungLog(keras.callbacks.Callback):
@@ -67,13 +67,12 @@ def motivated_run(strategy, x, y):
     with strategy.scope():
         base, motivated = tiny_pair(sync_bn=True, stages=STAGES)
         if LADDER:
-            middle = tiny_pair(motivated_depth=20, sync_bn=True, stages=STAGES)[1]
-            models = [base, motivated, middle]
+            largest = tiny_pair(motivated_depth=20, sync_bn=True, stages=STAGES)[1]
+            models = [base, motivated, largest]
             model = km.MotivatedModel(models=models, condition=km.conditions.ConsecutiveDecrease(1), joint=JOINT)
         else:
-            model = km.MotivatedModel(
-                base, motivated, "resnet_depth", km.conditions.ConsecutiveDecrease(1), joint=JOINT
-            )
+            cls = Zeroed if ZEROED else km.MotivatedModel
+            model = cls(base, motivated, "resnet_depth", km.conditions.ConsecutiveDecrease(1), joint=JOINT)
         model.compile(
             optimizer=keras.optimizers.SGD(LR, momentum=0.9),
             loss="sparse_categorical_crossentropy",

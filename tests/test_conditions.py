@@ -14,6 +14,7 @@ from testing_utils import tiny_pair
 
 import keras_motivation as km
 from keras_motivation import conditions
+from keras_motivation import run_model
 
 NAN = float("nan")
 
@@ -437,17 +438,16 @@ def test_report_labels(spec, label):
 
 
 def test_the_trainer_builds_its_condition_from_the_flag():
-    from keras_motivation import trainer
     from keras_motivation.config import ConfigError
     from keras_motivation.config import TrainConfig
 
-    condition = trainer.make_condition(TrainConfig(condition="random_share:share=[0.2,0.5]", k=2, seed=7))
+    condition = run_model.make_condition(TrainConfig(condition="random_share:share=[0.2,0.5]", k=2, seed=7))
     assert isinstance(condition, conditions.RandomShare) and condition.seed == 7
-    assert trainer.make_condition(TrainConfig(condition="ema", k=5)).k == 5
-    valloss = trainer.make_condition(TrainConfig(condition="valloss", k=4), HELDOUT)
+    assert run_model.make_condition(TrainConfig(condition="ema", k=5)).k == 5
+    valloss = run_model.make_condition(TrainConfig(condition="valloss", k=4), HELDOUT)
     assert valloss.k == 4 and tuple(valloss.x.shape) == HELDOUT[0].shape
     with pytest.raises(ConfigError, match=r"^--condition=never:k=3: Condition 'never' has no argument 'k'"):
-        trainer.make_condition(TrainConfig(condition="never:k=3"))
+        run_model.make_condition(TrainConfig(condition="never:k=3"))
 
 
 def test_a_spec_is_parsed_once_into_its_name_and_arguments_as_written():

@@ -12,8 +12,8 @@ from absl import flags
 from keras_motivation import config as config_lib
 from keras_motivation import data
 from keras_motivation import recipes
+from keras_motivation import run_model
 from keras_motivation import strategies
-from keras_motivation import trainer
 from keras_motivation import weights_map
 from keras_motivation.config import ConfigError
 from keras_motivation.config import TrainConfig
@@ -165,7 +165,7 @@ def test_set_policy_flags_win_over_the_growth_defaults_and_are_saved_resolved():
 
 def test_build_motivated_model_builds_two_distinct_models():
     config = TrainConfig(model_kwargs={"width": 4})
-    model = trainer.build_motivated_model(config, num_classes=10, shape=(28, 28, 1))
+    model = run_model.build_motivated_model(config, num_classes=10, shape=(28, 28, 1))
     assert model.base.name != model.motivated.name
 
 
@@ -173,7 +173,7 @@ def test_a_default_config_builds_the_default_policy():
     """No policy flag: growth, joint steps with the base's loss weighted 2, the differential layers as
     initialised (the paper's start), the rate re-warmed at the growth step."""
     config = TrainConfig(model_kwargs={"width": 4}, epochs=2, learning_rate=0.1, schedule="constant").validate()
-    model = trainer.build_motivated_model(config, num_classes=10, shape=(28, 28, 1))
+    model = run_model.build_motivated_model(config, num_classes=10, shape=(28, 28, 1))
     assert type(model.condition).__name__ == "Growth"
     assert model.joint.get_config()["base_weight"] == 2.0
     differential = [g for *_, d, g in weights_map.branch_gammas(model.weights_map) if d]

@@ -10,6 +10,7 @@ from testing_utils import TINY_MODEL_FLAG
 from keras_motivation import config as config_lib
 from keras_motivation import data
 from keras_motivation import models
+from keras_motivation import run_model
 from keras_motivation import trainer
 from keras_motivation.data import sources
 
@@ -173,7 +174,7 @@ def test_transfer_from_a_motivated_model_with_a_new_head(tmp_path):
                 f"--workdir={tmp_path / 'target'}",
             ]
         )
-        model = trainer.build_motivated_model(target, num_classes=100, shape=(32, 32, 3))
+        model = run_model.build_motivated_model(target, num_classes=100, shape=(32, 32, 3))
         summary = trainer.run(target)
     src = keras.models.load_model(source_dir / "final" / "motivated.keras")
     # Every layer but the head starts from the source's motivated model ...

@@ -14,11 +14,15 @@ from keras_motivation import conditions
 
 
 class ZeroedInputs(km.MotivatedModel):
-    """Trains on all-zero images: an override a user could write (a custom augmentation, say)."""
+    """Trains on all-zero images: an override a user could write (a custom augmentation, say). The step runs in
+    cross-replica context, so the batch is transformed on each replica (`distribute_strategy.run`)."""
 
     def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        return super().train_step(keras.utils.pack_x_y_sample_weight(tf.zeros_like(x), y, sample_weight))
+        def zeroed(batch):
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+            return keras.utils.pack_x_y_sample_weight(tf.zeros_like(x), y, sample_weight)
+
+        return super().train_step(self.distribute_strategy.run(zeroed, args=(data,)))
 
 
 def _run(cls, x, path, joint=False):

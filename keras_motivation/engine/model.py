@@ -263,8 +263,10 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
         drives the condition is all-reduced, so every replica takes the same
         branch. Where the path knows the mode when tracing (the device loop
         runs one loop per mode; with several replicas the host picks the
-        mode's function), the step has no branch on it. Returns the logs; the
-        device loop keeps those of a call's last step, built once.
+        mode's function), the step has no branch on it. With several replicas
+        `data` is the distributed batch: an override transforms it per replica
+        with `self.distribute_strategy.run(fn, args=(data,))`. Returns the logs;
+        the device loop keeps those of a call's last step, built once.
         """
         mode = self._trace.mode
         if mode is not None:
