@@ -24,8 +24,9 @@ trigger with joint steps measured worst, docs/studies/index.md). An explicit
 `--policy=default` with another condition than growth is refused unless
 --joint and --rewarm_epochs are set too.
 
-From Python, `MotivatedModel(base, motivated, weights_map, **policy.model_arguments())`
-builds the policy's condition, joint step and statistics option; the start
+From Python, `MotivatedModel(base, motivated, weights_map, policy="paper")` (or a `Policy`)
+builds the policy's condition, joint step and statistics option, as
+`**policy.model_arguments()` does; the start
 (`weights_map.identity_start`) and the re-warm-up (`recipes.Rewarmed`) are
 the trainer's.
 """

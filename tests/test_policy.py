@@ -166,3 +166,17 @@ def test_every_policy_field_is_a_flag_with_both_policies_in_its_help():
         assert name in help_text["policy"]
     assert "k: 3 (default), 2 (paper)" in help_text["policy"]
     assert "joint: on (default), off (paper)" in help_text["policy"]
+
+
+def test_motivated_model_takes_a_policy_for_what_the_call_leaves_unset():
+    from testing_utils import tiny_pair
+
+    import keras_motivation as km
+    from keras_motivation import conditions
+
+    model = km.MotivatedModel(*tiny_pair(), policy="paper")
+    assert isinstance(model.condition, conditions.ConsecutiveDecrease) and model.condition.k == 2
+    assert model.joint is None and model.bn_statistics == "shared"
+    model = km.MotivatedModel(*tiny_pair(), policy=policy.DEFAULT, bn_statistics="private")
+    assert isinstance(model.condition, conditions.Growth) and model.joint.base_weight == 2.0
+    assert model.bn_statistics == "private"
