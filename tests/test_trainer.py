@@ -490,6 +490,22 @@ def test_a_ladder_through_the_trainer_follows_the_papers_rule_generalised(tmp_pa
     assert rungs == replay_ladder(losses, epochs, k=1, rungs=3) and len(set(rungs)) == 3
 
 
+@pytest.mark.parametrize("path", [("--steps_per_execution=3",), ("--jit_compile",)], ids=["device-loop", "xla"])
+def test_a_ladder_trains_through_the_trainer_on_another_path(tmp_path, path):
+    summary = _image_folder_run(tmp_path, "--pair=resnet8:resnet14:resnet20", "--k=1", *path)
+    steps = summary["activations"]["rung_steps"]
+    assert sum(steps) == summary["activations"]["steps"] == 12 and steps[0] > 0 and steps[1] + steps[2] > 0
+
+
+# Slow (a 2-replica trainer run in a subprocess, about a minute): the ladder's engine under MirroredStrategy is
+# test_ladder.py's (slow too), the trainer's mirrored pair test_trainer_with_mirrored_strategy_on_two_devices.
+@pytest.mark.slow
+@requires_fashion_mnist
+def test_a_ladder_through_the_trainer_with_mirrored_strategy(tmp_path):
+    r = run_json_script("trainer_mirrored_run.py", args=(CONFIGS, str(tmp_path), "--pair=resnet8:resnet14:resnet20"))
+    assert r["replicas"] == 2 and r["steps"] == 256 // 32 and sum(r["rung_steps"]) == r["steps"]
+
+
 def test_image_folder_needs_image_size_before_any_work(tmp_path):
     root = write_image_folder(tmp_path / "images")
     with pytest.raises(ConfigError, match="--dataset=image_folder needs --image_size"):

@@ -18,6 +18,8 @@ from keras_motivation import config as config_lib  # noqa: E402
 from keras_motivation import trainer  # noqa: E402
 
 configs, workdir = sys.argv[1], sys.argv[2]
+# Further arguments are flags of both runs (a ladder's --pair, say).
+extra = sys.argv[3:]
 common = [
     "train",
     f"--flagfile={configs}/quickstart.flags",
@@ -28,6 +30,7 @@ common = [
     "--epochs=1",
     TINY_MODEL_FLAG,
     "--verbose=0",
+    *extra,
 ]
 try:
     trainer.run(config_lib.config_from_args([*common, "--batch_size=31", f"--workdir={workdir}/bad"]))
@@ -40,6 +43,7 @@ print(
         {
             "replicas": summary["replicas"],
             "steps": summary["activations"]["steps"],
+            "rung_steps": summary["activations"].get("rung_steps"),
             "error": error,
             "bad_workdir_exists": os.path.exists(f"{workdir}/bad"),
         }
