@@ -295,15 +295,22 @@ def is_fit_validation(evaluate_kwargs):
     return bool(evaluate_kwargs.get("_use_cached_eval_dataset"))
 
 
-def inbound_layer_names(layer):
+def inbound_layer_names(layer, model=None):
     """Names of the layers whose outputs `layer` reads, in order, or None unless it is called
-    exactly once in a functional graph.
+    exactly once in a functional graph (in `model`'s graph, when given: a functional model built
+    later on some of its tensors calls its layers again).
 
-    Private: `Layer._inbound_nodes` and a KerasTensor's `_keras_history`
-    (Keras has no public view of a functional model's edges).
+    Private: `Layer._inbound_nodes`, a KerasTensor's `_keras_history`, a
+    functional model's `_nodes` and their keys (Keras has no public view of
+    a functional model's edges).
     """
-    nodes = getattr(layer, "_inbound_nodes", None)
-    if not nodes or len(nodes) != 1:
+    from keras.src.ops.function import make_node_key
+
+    nodes = getattr(layer, "_inbound_nodes", None) or []
+    if model is not None:
+        keys = getattr(model, "_nodes", set())
+        nodes = [n for i, n in enumerate(nodes) if make_node_key(layer, i) in keys]
+    if len(nodes) != 1:
         return None
     return [t._keras_history.operation.name for t in nodes[0].input_tensors]
 

@@ -146,13 +146,19 @@ def flops_summary(model, counters, batch_size, final_recalibration_batches=0):
 
 def _ladder_flops_summary(model, counters, batch_size, final_recalibration_batches):
     """`flops_summary` of a ladder: each model's forward FLOPs under its name, and the run's training FLOPs from
-    each rung's steps (a joint step of rung r: its model's pass and `base_share` of every smaller one's)."""
+    each rung's steps (a joint step of rung r: its model's pass and `base_share` of every smaller one's, or of
+    its tail after a shared trunk)."""
     names = summary_json.rung_names(len(model.rungs))
     f = [flops_lib.count_flops(m) for m in model.rungs]
     out = {name: {"forward_flops_per_image": fi, "forward_macs_per_image": fi // 2} for name, fi in zip(names, f)}
     out["training_flops"] = {}
     joint = getattr(model, "joint", None)
-    step = [fi + (joint.base_share * sum(f[:r]) if joint is not None and r else 0) for r, fi in enumerate(f)]
+    step = list(f)
+    if joint is not None:
+        plans = model.shared_forward_plans
+        for r in range(1, len(f)):
+            own = [flops_lib.count_flops(t.model) for t in plans[r].tails] if r in plans else f[:r]
+            step[r] += joint.base_share * sum(own)
     if counters["steps"]:
         forward = sum(n * fs for n, fs in zip(counters["rung_steps"], step))
         t = out["training_flops"]

@@ -3,10 +3,12 @@
 import keras
 import numpy as np
 import pytest
+from testing_utils import SHAPE
 from testing_utils import BatchRecorder
 from testing_utils import joint_reference_update
 from testing_utils import random_data
 from testing_utils import run_json_script
+from testing_utils import scramble
 from testing_utils import tiny_pair
 
 import keras_motivation as km
@@ -14,6 +16,7 @@ from keras_motivation import conditions
 from keras_motivation.batch_norm import moving_statistics
 from keras_motivation.engine import joint as joint_lib
 from keras_motivation.engine import shared_forward
+from keras_motivation.models.resnet_cifar import resnet_cifar
 from keras_motivation.models.vit import vit
 
 
@@ -52,7 +55,7 @@ def test_a_prefix_pair_shares_everything_but_the_head():
     assert plan.cut == ["stage1_block0_out"]
     assert [layer.name for layer in plan.tail.layers[1:]] == ["pool", "logits"]
     # The stem's and the block's BatchNorm statistics: 3 layers, mean and variance each.
-    assert len(plan.statistics) == 6
+    assert len(plan.tails[0].statistics) == 6
 
 
 def test_a_balanced_pair_shares_the_stem_and_first_block():
@@ -117,6 +120,98 @@ def test_the_shared_forward_step_is_the_two_pass_step_under_mirrored_strategy(tm
             weights[shared] = [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
     for a, b in zip(weights["0"], weights["1"]):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+def _prefix_ladder(steps_per_execution=1, jit_compile=False, shared_forward=True):
+    """ResNet-8 ⊂ ResNet-14 ⊂ ResNet-20 of one stage under the first-blocks rule: each a prefix of the next.
+    Growth joins rung 1 at the second step and rung 2 at the third, so both rungs' joint steps run."""
+    keras.utils.set_random_seed(0)
+    models = [resnet_cifar(d, num_classes=10, input_shape=SHAPE, width=4, stages=1) for d in (8, 14, 20)]
+    model = km.MotivatedModel(
+        models=models,
+        weights_map="first",
+        condition=conditions.Growth(epochs=[0.25, 0.5]),
+        bn_statistics="private",
+        joint=km.JointStep(base_weight=2.0, shared_forward=shared_forward),
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+        loss="sparse_categorical_crossentropy",
+        steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def test_a_prefix_ladder_gives_every_model_from_one_pass():
+    model = _prefix_ladder()
+    plans = model.shared_forward_plans
+    assert sorted(plans) == [1, 2] and model.shared_forward is plans[2]
+    assert plans[2].cut == ["stage1_block0_out", "stage1_block1_out"]
+    for plan in plans.values():
+        assert all([layer.name for layer in t.model.layers[1:]] == ["pool", "logits"] for t in plan.tails)
+    assert [len(plans[r].tails) for r in (1, 2)] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "path", [{}, {"steps_per_execution": 2}, {"jit_compile": True}], ids=["one-step", "device-loop", "xla"]
+)
+def test_a_shared_forward_ladder_run_is_the_separate_passes_run(path):
+    """Losses, every rung's weights and moving statistics after a base step, a rung-1 joint step and two
+    rung-2 joint steps with momentum."""
+    runs = {}
+    for shared in (False, True):
+        model = _prefix_ladder(shared_forward=shared, **path)
+        assert bool(model.shared_forward_plans) == shared
+        losses = _train(model, steps=4)
+        assert model.counters()["rung_steps"] == [1, 1, 2]
+        weights = [v.numpy() for m in model.rungs for v in m.weights]
+        runs[shared] = losses, weights
+    (losses0, w0), (losses1, w1) = runs[False], runs[True]
+    np.testing.assert_allclose(losses0, losses1, rtol=1e-5)
+    for a, b in zip(w0, w1):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_a_ladder_counts_its_tails_flops():
+    from keras_motivation import flops as flops_lib
+    from keras_motivation import summary
+
+    model = _prefix_ladder()
+    counters = {"steps": 4, "motivated_steps": 3, "rung_steps": [1, 1, 2], "recalibration_batches": 0}
+    f = [flops_lib.count_flops(m) for m in model.rungs]
+    head = [flops_lib.count_flops(t.model) for t in model.shared_forward_plans[2].tails]
+    total = summary.flops_summary(model, counters, batch_size=16)["training_flops"]["total"]
+    forward = f[0] + (f[1] + head[0]) + 2 * (f[2] + sum(head))
+    assert total == flops_lib.training_flops(forward, 16)
+    assert sum(head) < 0.05 * f[0]
+
+
+def test_composed_maps_place_the_smallest_model_in_the_largest():
+    models = [resnet_cifar(d, num_classes=10, input_shape=SHAPE, width=4, stages=1) for d in (8, 14, 20)]
+    maps = [km.weights_map.get("resnet_depth", b, m) for b, m in zip(models, models[1:])]
+    composed = km.weights_map.compose(maps)
+    assert composed.base is models[0] and composed.motivated is models[2] and len(composed) == len(maps[0])
+    scramble([v for v in models[0].weights if "float" in str(v.dtype)], 1)
+    composed.copy_to_motivated()
+    # What the neighbouring maps carry down from the largest model is the smallest model's own.
+    maps[1].copy_to_base()
+    maps[0].copy_to_base()
+    for e in composed:
+        np.testing.assert_array_equal(
+            e.base.numpy(), keras.ops.slice(e.motivated.value, e.start, tuple(e.base.shape)).numpy(), e.base.path
+        )
+
+
+def test_a_graph_built_later_on_a_models_tensors_leaves_its_shared_forward():
+    """A tail (a functional model on the base's own tensors) calls the base's layers again: a second
+    plan for the same models still reads each model's own graph."""
+    base, motivated = tiny_pair(stages=1)
+    wmap = km.weights_map.get("resnet_depth", base, motivated)
+    first, _ = shared_forward.find(wmap)
+    again, why = shared_forward.find(wmap)
+    assert again is not None, why
+    assert again.cut == first.cut
 
 
 def test_base_share_trains_the_base_on_the_first_rows():

@@ -133,42 +133,59 @@ def forward_flops(joint, plan, base_flops, motivated_flops, tail_flops=None):
 
 def ladder_views(maps):
     """{rung r: [the views of each smaller rung j in rung r]}: for each trainable variable of rung j,
-    the entry of the rung-r variable it is a slice of, the neighbouring maps' slices composed
-    through the rungs between. Raises ValueError naming a variable no map carries up."""
-    direct = [joint_views(m) for m in maps]
-    views = {}
-    for r in range(1, len(maps) + 1):
-        views[r] = []
-        for j in range(r):
-            composed = direct[j]
-            for i in range(j + 1, r):
-                by_base = {id(e.base): e for e in maps[i].entries}
-                missing = [e.motivated.path for e in composed if id(e.motivated) not in by_base]
-                if missing:
-                    raise ValueError(
-                        f"The joint step over a ladder needs every rung's trainable variables mapped into the next; "
-                        f"rung {i} leaves unmapped: {', '.join(missing)}."
-                    )
-                composed = [
-                    weights_map_lib.Entry(
-                        e.base, by_base[id(e.motivated)].motivated, _add(e.start, by_base[id(e.motivated)].start)
-                    )
-                    for e in composed
-                ]
-            views[r].append(composed)
-    return views
-
-
-def _add(a, b):
-    return tuple(x + y for x, y in zip(a, b))
+    the entry of the rung-r variable it is a slice of, the neighbouring maps composed through the
+    rungs between."""
+    return {r: [joint_views(weights_map_lib.compose(maps[j:r])) for j in range(r)] for r in range(1, len(maps) + 1)}
 
 
 def replica_update(model, mode, data):
     """One joint step of rung `mode` on one replica (`MotivatedModel._replica_update`'s twin):
-    returns (that model's scaled loss, the condition's signals)."""
-    if len(model.rungs) == 2:
-        return _pair_update(model, model.joint, model._ladder.views[1][0], data, model.shared_forward)
-    return _ladder_update(model, model.joint, mode, data)
+    returns (that model's scaled loss, the condition's signals).
+
+    Rung `mode` and every smaller rung train on the batch: the smaller ones read their variables as
+    slices of rung `mode`'s (`ladder_views`), with `base_weight` on the base's loss and 1 on the rungs
+    between. With the rung's `SharedForward` (`model.shared_forward_plans`) the smaller ones run only
+    their tails, on the cut of rung `mode`'s pass."""
+    joint = model.joint
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    top, optimizer = model.rungs[mode], model.optimizers[mode]
+    plan = model.shared_forward_plans.get(mode)
+    own = [t.model for t in plan.tails] if plan is not None else model.rungs[:mode]
+    own_views = [t.views for t in plan.tails] if plan is not None else model._ladder.views[mode]
+    states = [m.non_trainable_variables for m in own]
+    snapshots = [t.snapshot_statistics() for t in plan.tails] if plan is not None else None
+    x_own, y_own, w_own = _rows(joint.base_share, x, y, sample_weight)
+    with tf.GradientTape() as tape:
+        if plan is not None:
+            y_top, cuts = plan.motivated_pass(x)
+        else:
+            y_top, cuts = top(x, training=True), [x] * mode
+        top_loss = model._loss(top, y, y_top, sample_weight)
+        total = joint.motivated_weight * top_loss
+        passes = []
+        (teacher,) = _rows(joint.base_share, y_top)
+        for j, (m, views, state, cut) in enumerate(zip(own, own_views, states, cuts)):
+            (cut,) = _rows(joint.base_share, cut)
+            y_j, new_state, losses = m.stateless_call(
+                [_read(e) for e in views], [v.value for v in state], cut, training=True, return_losses=True
+            )
+            if plan is not None:
+                losses = list(losses) + plan.tails[j].trunk_regularization()
+            loss, tracked = _smaller_loss(model, joint, y_own, y_j, w_own, losses, teacher)
+            total = total + (joint.base_weight if j == 0 else 1.0) * loss
+            passes.append((y_j, new_state, tracked))
+        scaled = optimizer.scale_loss(total)
+    signals = model._apply_gradients(top, optimizer, tape, scaled)
+    for state, (_, new_state, _) in zip(states, passes):
+        for variable, value in zip(state, new_state):
+            variable.assign(value)
+    if plan is not None:
+        for tail, snapshot in zip(plan.tails, snapshots):
+            tail.update_statistics(snapshot)
+    model._track(mode, x, y, y_top, top_loss, sample_weight)
+    for j, (y_j, _, tracked) in enumerate(passes):
+        model._track(j, x_own, y_own, y_j, tracked, w_own)
+    return top_loss, signals
 
 
 def _smaller_loss(model, joint, y, y_pred, sample_weight, losses, teacher):
@@ -182,68 +199,3 @@ def _smaller_loss(model, joint, y, y_pred, sample_weight, losses, teacher):
         kl = keras.losses.KLDivergence()(tf.stop_gradient(teacher), y_pred)
         loss = (1.0 - joint.distillation) * loss + joint.distillation * kl
     return loss, tracked
-
-
-def _ladder_update(model, joint, mode, data):
-    """Rung `mode` and every smaller rung on one batch: the smaller ones read their variables as
-    slices of rung `mode`'s (`ladder_views`), with `base_weight` on the base's loss and 1 on the
-    rungs between."""
-    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    top, optimizer = model.rungs[mode], model.optimizers[mode]
-    smaller = model.rungs[:mode]
-    states = [m.non_trainable_variables for m in smaller]
-    x_own, y_own, w_own = _rows(joint.base_share, x, y, sample_weight)
-    with tf.GradientTape() as tape:
-        y_top = top(x, training=True)
-        top_loss = model._loss(top, y, y_top, sample_weight)
-        total = joint.motivated_weight * top_loss
-        passes = []
-        (teacher,) = _rows(joint.base_share, y_top)
-        for j, (m, views, state) in enumerate(zip(smaller, model._ladder.views[mode], states)):
-            y_j, new_state, losses = m.stateless_call(
-                [_read(e) for e in views], [v.value for v in state], x_own, training=True, return_losses=True
-            )
-            loss, tracked = _smaller_loss(model, joint, y_own, y_j, w_own, losses, teacher)
-            total = total + (joint.base_weight if j == 0 else 1.0) * loss
-            passes.append((y_j, new_state, tracked))
-        scaled = optimizer.scale_loss(total)
-    signals = model._apply_gradients(top, optimizer, tape, scaled)
-    model._track(mode, x, y, y_top, top_loss, sample_weight)
-    for j, (state, (y_j, new_state, tracked)) in enumerate(zip(states, passes)):
-        for variable, value in zip(state, new_state):
-            variable.assign(value)
-        model._track(j, x_own, y_own, y_j, tracked, w_own)
-    return top_loss, signals
-
-
-def _pair_update(model, joint, views, data, plan=None):
-    """One joint step of a pair on one replica; `plan`: the pair's `SharedForward` (None: two passes)."""
-    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-    base, motivated, optimizer = model.base, model.motivated, model.motivated_optimizer
-    own = plan.tail if plan is not None else base
-    own_views = views if plan is None else plan.tail_views
-    own_state = own.non_trainable_variables
-    snapshot = plan.snapshot_statistics() if plan is not None else None
-    with tf.GradientTape() as tape:
-        if plan is not None:
-            y_motivated, cut = plan.motivated_pass(x)
-        else:
-            y_motivated, cut = motivated(x, training=True), x
-        motivated_loss = model._loss(motivated, y, y_motivated, sample_weight)
-        cut, y_own, w_own, teacher = _rows(joint.base_share, cut, y, sample_weight, y_motivated)
-        y_base, new_state, base_losses = own.stateless_call(
-            [_read(e) for e in own_views], [v.value for v in own_state], cut, training=True, return_losses=True
-        )
-        if plan is not None:
-            base_losses = list(base_losses) + plan.trunk_regularization()
-        base_loss, tracked_base_loss = _smaller_loss(model, joint, y_own, y_base, w_own, base_losses, teacher)
-        total = joint.motivated_weight * motivated_loss + joint.base_weight * base_loss
-        scaled = optimizer.scale_loss(total)
-    signals = model._apply_gradients(motivated, optimizer, tape, scaled)
-    for variable, value in zip(own_state, new_state):
-        variable.assign(value)
-    if plan is not None:
-        plan.update_statistics(snapshot)
-    model._track(1, x, y, y_motivated, motivated_loss, sample_weight)
-    model._track(0, _rows(joint.base_share, x)[0], y_own, y_base, tracked_base_loss, w_own)
-    return motivated_loss, signals

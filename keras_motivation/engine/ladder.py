@@ -20,6 +20,7 @@ class Ladder:
     def __init__(self, models):
         self.models = models
         self.views = None  # joint steps: per rung, the smaller rungs' views into it
+        self.plans = {}  # joint steps: per rung, its SharedForward (None: separate passes)
         self.metrics = None  # per rung above the base: (loss tracker, compile metrics)
         self.compiled_updates = {}  # mode -> its update compiled with XLA (train_function.py)
 

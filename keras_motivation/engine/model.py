@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from keras_motivation import conditions as conditions_lib
 from keras_motivation import keras_internals
+from keras_motivation import weights_map as weights_map_lib
 from keras_motivation.batch_norm import DEFAULT_BN_STATISTICS
 from keras_motivation.batch_norm import DEFAULT_RECALIBRATION_BATCHES
 from keras_motivation.engine import epoch as epoch_lib
@@ -117,9 +118,13 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
         self.shared_forward, self.shared_forward_unavailable = None, None
         if joint is not None:
             self._ladder.views = joint_lib.ladder_views(maps)
-            if joint.shared_forward and len(models) == 2:
-                # The joint step's shared forward pass (None: two passes; `shared_forward_unavailable` says why).
-                self.shared_forward, self.shared_forward_unavailable = shared_forward_lib.find(self.weights_map)
+            if joint.shared_forward:
+                # Each rung's joint step's shared forward pass (None: separate passes; `shared_forward_unavailable`
+                # says why for the biggest model's); `shared_forward` is the biggest model's.
+                for r in range(1, len(models)):
+                    plan, why = shared_forward_lib.find([weights_map_lib.compose(maps[j:r]) for j in range(r)])
+                    self._ladder.plans[r] = plan
+                self.shared_forward, self.shared_forward_unavailable = plan, why
         self._statistics = option
         self.create_switch_state(len(models))
         self.motivated_optimizer = None
@@ -127,6 +132,11 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
         self._statistics_state = statistics_lib.StatisticsState()
         self._trace = ladder_lib.Trace()
         self.built = True
+
+    @property
+    def shared_forward_plans(self):
+        """{rung r: the `SharedForward` of its joint step} for the rungs that have one."""
+        return {r: plan for r, plan in self._ladder.plans.items() if plan is not None}
 
     @property
     def rungs(self):

@@ -29,6 +29,7 @@ from keras_motivation.weights_map.derivation import depth_rule  # noqa: F401
 from keras_motivation.weights_map.derivation import derive  # noqa: F401
 from keras_motivation.weights_map.mapping import Entry  # noqa: F401
 from keras_motivation.weights_map.mapping import WeightsMap  # noqa: F401
+from keras_motivation.weights_map.mapping import compose  # noqa: F401
 from keras_motivation.weights_map.mapping import copy_to_base  # noqa: F401
 from keras_motivation.weights_map.mapping import copy_to_motivated  # noqa: F401
 from keras_motivation.weights_map.mapping import mapped_variables  # noqa: F401

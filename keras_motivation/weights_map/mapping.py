@@ -126,6 +126,28 @@ class WeightsMap:
         )
 
 
+def compose(maps):
+    """The map from the first map's base to the last map's motivated model, through each model between
+    (a ladder's neighbouring maps: rung j inside rung r). Raises ValueError naming a variable that a map
+    does not carry into the next model."""
+    maps = list(maps)
+    entries = maps[0].entries
+    for i, outer in enumerate(maps[1:], start=1):
+        by_base = {id(e.base): e for e in outer.entries}
+        missing = [e.motivated.path for e in entries if id(e.motivated) not in by_base]
+        if missing:
+            raise ValueError(f"Cannot compose the maps: map {i} does not place {', '.join(missing)}.")
+        entries = [
+            Entry(
+                e.base,
+                by_base[id(e.motivated)].motivated,
+                tuple(a + b for a, b in zip(e.start, by_base[id(e.motivated)].start)),
+            )
+            for e in entries
+        ]
+    return WeightsMap(entries, base=maps[0].base, motivated=maps[-1].motivated)
+
+
 def _overlap(a, b):
     return all(sa < sb + nb and sb < sa + na for sa, na, sb, nb in zip(a.start, a.base.shape, b.start, b.base.shape))
 
