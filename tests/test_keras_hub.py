@@ -203,6 +203,25 @@ def test_keras_hub_pair_reloads_as_one_checkpoint_and_exports_to_litert(trained_
     )
 
 
+def test_the_registry_names_keras_hub_vit_depth_pairs():
+    """hub_vit_tiny_d2 inside hub_vit_tiny_d4: ViT-Tiny's width, the two extra blocks after the base's."""
+    base, motivated, wmap = km.models.get_pair(
+        "hub_vit_tiny_d2:hub_vit_tiny_d4", num_classes=5, input_shape=(16, 16, 3), patch_size=8
+    )
+    assert [base.backbone.num_layers, motivated.backbone.num_layers] == [2, 4]
+    assert base.backbone.hidden_dim == motivated.backbone.hidden_dim == 192
+    assert {v.path.split("/")[1] for v in wmap.differential_variables() if v.path.startswith("vit_encoder/")} == {
+        "transformer_block_3",
+        "transformer_block_4",
+    }
+    wm.identity_start(wmap)
+    wmap.copy_to_motivated()
+    x = images(2)
+    np.testing.assert_allclose(motivated(x, training=False), base(x, training=False), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="hub_vit_tiny_d2 sets its depth in its name: .* use hub_vit_tiny"):
+        km.models.build_model("hub_vit_tiny_d2", 5, (16, 16, 3), patch_size=8, depth=3)
+
+
 # Slow (15 s): a second dual fit; by default test_keras_hub_vits_map_by_depth_and_by_width covers the ViT map.
 @pytest.mark.slow
 def test_keras_hub_vit_pair_trains_as_a_dual_run():
@@ -257,6 +276,8 @@ def test_the_keras_hub_guide_lines_run_as_written(tmp_path):
 @pytest.mark.parametrize("name", [p for p in km.models.list_pairs() if p.startswith("hub_")])
 def test_every_keras_hub_registry_pair_maps_round_trips_and_counts_flops(name):
     kwargs = dict(patch_size=8, depth=2) if "vit" in name else {}
+    if "_d" in name:
+        kwargs = dict(patch_size=8)  # the depth is in the name
     base, motivated, wmap = km.models.get_pair(name, num_classes=10, input_shape=(32, 32, 3), **kwargs)
     assert sorted(id(e.base) for e in wmap) == sorted(id(v) for v in wm.mapped_variables(base))
     for v in base.weights:

@@ -566,5 +566,21 @@ def test_registry_says_which_pairs_are_prefixes():
     assert set(km.models.registry.PREFIX_PAIRS) <= set(km.models.list_pairs())
     with pytest.raises(ValueError, match="Unknown pair 'resnet8:resnet9'"):
         km.models.is_prefix_pair("resnet8:resnet9")
-    with pytest.raises(ValueError, match="vit_tiny_d2 sets its depth in its name"):
+    with pytest.raises(ValueError, match="vit_tiny_d2 sets its depth in its name: .* use vit_tiny"):
         km.models.build_model("vit_tiny_d2", 10, (32, 32, 3), depth=3)
+
+
+def test_a_prefix_ladder_maps_first_blocks_first_so_each_model_is_a_prefix_of_the_next():
+    """resnet8:resnet8p14:resnet8p20 under the first-blocks rule (the paper's last-to-last rule would put
+    [1, 1, 4]'s last block at [1, 1, 7]'s end); a balanced ladder keeps the paper's rule."""
+    from keras_motivation.engine import shared_forward
+
+    models, maps = km.models.get_ladder("resnet8:resnet8p14:resnet8p20", 10, (16, 16, 1), width=4)
+    placed = {e.base.path: e.motivated.path for e in maps[1]}
+    assert placed["stage3_block3_conv1/kernel"] == "stage3_block3_conv1/kernel"
+    plan, why = shared_forward.find([km.weights_map.compose(maps), maps[1]])
+    assert plan is not None, why
+    assert all([layer.name for layer in t.model.layers[1:]] == ["pool", "logits"] for t in plan.tails)
+    _, balanced = km.models.get_ladder("resnet8:resnet14:resnet20", 10, (16, 16, 1), width=4)
+    placed = {e.base.path: e.motivated.path for e in balanced[1]}
+    assert placed["stage3_block1_conv1/kernel"] == "stage3_block2_conv1/kernel"

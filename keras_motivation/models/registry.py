@@ -46,6 +46,8 @@ PAIRS = (
     "hub_resnet18:hub_resnet34",
     "hub_resnet50:hub_resnet101",
     "hub_vit_tiny:hub_vit_small",
+    # keras-hub ViT-Tiny's width, depth 2 inside depth 4 (`derive`'s width rule maps the same-named layers).
+    "hub_vit_tiny_d2:hub_vit_tiny_d4",
 )
 
 # The pairs whose base's forward pass is the first part of the motivated model's (then the shared head):
@@ -59,12 +61,13 @@ PREFIX_PAIRS = (
 
 _PREFIX_RESNET = re.compile(r"resnet(?P<base>\d+)p(?P<depth>\d+)")
 _VIT_DEPTH = re.compile(r"vit_(?P<variant>[a-z]+)(_d(?P<depth>\d+))?")
+_HUB_VIT = re.compile(r"hub_vit_(?P<variant>[a-z]+)(_d(?P<depth>\d+))?")
 
 
 def family(name):
     if re.fullmatch(r"hub_resnet\d+", name):
         return "hub_resnet"
-    if re.fullmatch(r"hub_vit_[a-z]+", name):
+    if _HUB_VIT.fullmatch(name):
         return "hub_vit"
     if re.fullmatch(r"resnet\d+", name):
         return "resnet" if int(name[6:]) in IMAGENET_RESNETS else "resnet_cifar"
@@ -76,7 +79,8 @@ def family(name):
         return "vit"
     raise ValueError(
         f"Unknown model {name!r}: use resnetN (CIFAR 6n+2 or 50/101/152), resnetBpN (CIFAR prefix), efficientnet_bN, "
-        "vit_tiny/small/base (vit_tiny_dN for depth N), hub_resnetN (18/34/50/101/152) or hub_vit_tiny/small/base."
+        "vit_tiny/small/base (vit_tiny_dN for depth N), hub_resnetN (18/34/50/101/152) "
+        "or hub_vit_tiny/small/base (hub_vit_tiny_dN)."
     )
 
 
@@ -96,19 +100,20 @@ def build_model(name, num_classes, input_shape, **kwargs):
     if fam == "hub_resnet":
         return hub.hub_resnet(int(name[10:]), num_classes=num_classes, input_shape=input_shape, **kwargs)
     if fam == "hub_vit":
-        return hub.hub_vit(name[8:], num_classes=num_classes, input_shape=input_shape, **kwargs)
-    return _vit(name, num_classes, input_shape, **kwargs)
+        return _vit(hub.hub_vit, _HUB_VIT, name, num_classes, input_shape, **kwargs)
+    return _vit(vit, _VIT_DEPTH, name, num_classes, input_shape, **kwargs)
 
 
-def _vit(name, num_classes, input_shape, **kwargs):
-    """vit_tiny, or vit_tiny_d2: ViT-Tiny's width at depth 2."""
-    m = _VIT_DEPTH.fullmatch(name)
+def _vit(build, pattern, name, num_classes, input_shape, **kwargs):
+    """vit_tiny, or vit_tiny_d2 (ViT-Tiny's width at depth 2); the same for hub_vit_*."""
+    m = pattern.fullmatch(name)
     if m["depth"] is None:
-        return vit(m["variant"], num_classes=num_classes, input_shape=input_shape, **kwargs)
+        return build(m["variant"], num_classes=num_classes, input_shape=input_shape, **kwargs)
     if "depth" in kwargs:
-        raise ValueError(f"{name} sets its depth in its name: drop the depth argument or use vit_{m['variant']}.")
+        stem = name[: -len(f"_d{m['depth']}")]
+        raise ValueError(f"{name} sets its depth in its name: drop the depth argument or use {stem}.")
     depth = int(m["depth"])
-    return vit(m["variant"], num_classes=num_classes, input_shape=input_shape, depth=depth, name=name, **kwargs)
+    return build(m["variant"], num_classes=num_classes, input_shape=input_shape, depth=depth, name=name, **kwargs)
 
 
 # Family -> the name of its paper map rule in `weights_map.RULES` (the rules are defined there only).
@@ -167,8 +172,15 @@ def get_ladder(name, num_classes, input_shape, **kwargs):
         models = [build_model(n, num_classes, input_shape, **kwargs) for n in names]
     except TypeError as err:
         raise ValueError(f"{name}: unsupported model argument ({err}).") from err
-    rule = MAP_RULES[family(names[0])]
+    rule = "first" if _is_prefix_resnet_ladder(names) else MAP_RULES[family(names[0])]
     return models, [weights_map_lib.get(rule, b, m) for b, m in zip(models, models[1:])]
+
+
+def _is_prefix_resnet_ladder(names):
+    """Whether `names` are resnet{b} then resnet{b}p{n}s: each a prefix of the next under the first-blocks
+    rule (the paper's last-to-last rule would put a prefix network's last block at the next one's end)."""
+    bases = [m["base"] for m in map(_PREFIX_RESNET.fullmatch, names[1:]) if m]
+    return len(bases) == len(names) - 1 and set(bases) == {names[0][len("resnet") :]}
 
 
 def get_pair(name, num_classes, input_shape, **kwargs):
