@@ -349,6 +349,35 @@ def test_study_trains_solo_twins_of_another_pair_at_another_width(tmp_path, monk
     assert "solo" not in pay_study.GROUPS, "the default study does not grow by the solo runs"
 
 
+def test_study_trains_a_network_with_its_own_recipe_at_its_own_rates(tmp_path, monkeypatch):
+    """--flags after the study's (an arm's own flags still win); --rates: the solo sweep's rates, and every
+    joint arm at each of them, its name and flag rewritten."""
+    import pay_study
+    import reproduce
+
+    from keras_motivation import config as config_lib
+
+    calls = []
+    monkeypatch.setattr(
+        reproduce,
+        "run_arms",
+        lambda flagfile, out, seeds, specs, epochs, extra=(), log=print: (
+            calls.append((os.path.basename(out), dict(specs), list(extra))) or []
+        ),
+    )
+    arm = pay_study.DEFAULT_ARM.replace("-lr0.1", "-lr0.001")
+    recipe = ["--flags=--optimizer=adamw --warmup_epochs=0.5", "--rates=0.001,0.002"]
+    common = ["--out", str(tmp_path), "--epochs=6", "--seeds=0", "--pair=vit_tiny_d2:vit_tiny_d4", *recipe]
+    pay_study.main([*common, "--groups=solo,joint", f"--arms=X-C-lr0.002,X-C-lr0.1,{arm}"])
+    (_, joint, extra), (_, solo, _) = calls
+    assert list(solo) == ["X-C-lr0.002"] and list(joint) == [arm]
+    assert extra[-2:] == ["--optimizer=adamw", "--warmup_epochs=0.5"]
+    argv = ["prog", f"--flagfile={pay_study.FLAGFILE}", *extra, *joint[arm]]
+    config = config_lib.config_from_args(argv)
+    assert (config.optimizer, config.warmup_epochs, config.learning_rate) == ("adamw", 0.5, 0.001)
+    assert config.condition == "growth:epochs=0.45" and config.joint_base_weight == 2
+
+
 @pytest.mark.parametrize(
     "study, epochs, arm",
     [

@@ -190,6 +190,25 @@ def _with_lr(flags, lr):
     return [*flags, f"--learning_rate={lr:g}"]
 
 
+def at_rates(arms, rates):
+    """Each arm named ...-lr<rate> once at each of `rates` (its name's and its flag's rate replaced); arms
+    without a rate in their name as they are. A network that trains at other rates (a ViT with AdamW)
+    runs the joint arms at its own."""
+    if rates is None:
+        return arms
+    out = {}
+    for name, flags in arms.items():
+        stem, sep, _ = name.rpartition("-lr")
+        if not sep or isinstance(flags, str):
+            out[name] = flags
+            continue
+        for lr in rates:
+            out[lr_arm(stem, lr)] = [f for f in flags if not f.startswith("--learning_rate=")] + [
+                f"--learning_rate={lr:g}"
+            ]
+    return out
+
+
 def _accuracy(path, arm):
     from keras_motivation import summary_json as summary_lib
 
@@ -197,10 +216,10 @@ def _accuracy(path, arm):
         return summary_lib.accuracy(json.load(f), "motivated" if arm == "Y-C" else "base")
 
 
-def lr_means(out, arm, seeds, epochs=TUNE_EPOCHS):
+def lr_means(out, arm, seeds, epochs=TUNE_EPOCHS, rates=LEARNING_RATES):
     """{learning rate: [accuracy per finished seed]} of a front arm's sweep."""
     means = {}
-    for lr in LEARNING_RATES:
+    for lr in rates:
         paths = [reproduce.workdir(os.path.join(out, f"ep{epochs}"), lr_arm(arm, lr), s) for s in seeds]
         accs = [_accuracy(p, arm) for p in paths if reproduce.finished(p)]
         if accs:
@@ -252,11 +271,13 @@ def run(
     policies=None,
     only=None,
     epochs=None,
+    rates=None,
     log=print,
 ):
     """Runs the study's groups into `out` (OUT/ep<E>/<arm>/seed<S>); returns the workdirs.
 
-    `only` keeps the named arms, `epochs` the named budgets (both: all when None)."""
+    `only` keeps the named arms, `epochs` the named budgets (both: all when None); `rates` replaces the
+    solo sweep's learning rates and runs each joint arm at each of them (`at_rates`)."""
     # Each step is made when it is reached: the sweep's top rates and the tuned
     # front read the runs of the steps before them.
     plan = []
@@ -273,9 +294,9 @@ def run(
     if "tuned_front" in groups:
         plan += [lambda e=epochs: (e, _tuned(out, seeds), seeds) for epochs in TUNED_EPOCHS]
     if "joint" in groups:
-        plan += [lambda e=epochs: (e, JOINT, seeds) for epochs in JOINT_EPOCHS]
+        plan += [lambda e=epochs: (e, at_rates(JOINT, rates), seeds) for epochs in JOINT_EPOCHS]
     if "solo" in groups:
-        solo = {lr_arm(a, lr): _with_lr(f, lr) for a, f in FRONT.items() for lr in LEARNING_RATES}
+        solo = {lr_arm(a, lr): _with_lr(f, lr) for a, f in FRONT.items() for lr in rates or LEARNING_RATES}
         plan += [lambda e=epochs: (e, solo, seeds) for epochs in SOLO_EPOCHS]
     done = []
     for step in plan:
@@ -610,6 +631,18 @@ def main(argv=None):
         default="",
         help="the models' arguments instead of the quickstart's width=16 (for example width=8), into its own --out",
     )
+    p.add_argument(
+        "--rates",
+        default="",
+        help="learning rates (comma-separated) of the solo sweep and the joint arms instead of theirs, "
+        "for a network with its own recipe (--flags), into its own --out",
+    )
+    p.add_argument(
+        "--flags",
+        default="",
+        help='trainer flags after the study\'s (space-separated: "--optimizer=adamw --warmup_epochs=0.5"); '
+        "an arm's own flags still win",
+    )
     args = p.parse_args(argv)
     if args.table:
         print(tuned_table(args.out))
@@ -640,8 +673,17 @@ def main(argv=None):
     if args.model_kwargs:
         # After the flagfile's --model_kwargs=width=16: the last value of a flag wins.
         extra.append(f"--model_kwargs={args.model_kwargs}")
+    extra += args.flags.split()
+    rates = [float(r) for r in args.rates.split(",") if r] or None
     done = run(
-        args.out, seeds, groups, only=only, epochs=budgets, extra=extra, log=lambda line: print(line, flush=True)
+        args.out,
+        seeds,
+        groups,
+        only=only,
+        epochs=budgets,
+        extra=extra,
+        rates=rates,
+        log=lambda line: print(line, flush=True),
     )
     print(f"{len(done)} runs in {args.out}; report: python tools/report.py {args.out} --out={args.out}/report")
 
