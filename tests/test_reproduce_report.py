@@ -323,6 +323,11 @@ def test_study_trains_another_pair_when_asked(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="Unknown --pair 'resnet8:nope': use one of "):
         pay_study.main([*common, "--pair=resnet8:nope"])
     assert len(extras) == 2, "a bad pair starts no run"
+    pay_study.main([*common, "--pair=resnet8:resnet8p14:resnet8p20"])
+    assert extras[-1] == [*pay_study.STUDY_FLAGS, "--pair=resnet8:resnet8p14:resnet8p20"]
+    with pytest.raises(SystemExit, match="must be of one family"):
+        pay_study.main([*common, "--pair=resnet8:resnet8p14:vit_tiny"])
+    assert len(extras) == 3, "a bad ladder starts no run"
 
 
 def test_study_trains_solo_twins_of_another_pair_at_another_width(tmp_path, monkeypatch):

@@ -624,7 +624,8 @@ def main(argv=None):
     p.add_argument(
         "--pair",
         default="",
-        help="train this pair instead of the quickstart's (for example resnet8:resnet20), into its own --out",
+        help="train this pair or ladder instead of the quickstart's (for example resnet8:resnet20 or "
+        "resnet8:resnet8p14:resnet8p20), into its own --out",
     )
     p.add_argument(
         "--model_kwargs",
@@ -667,7 +668,12 @@ def main(argv=None):
     if args.pair:
         from keras_motivation import models
 
-        if args.pair not in models.list_pairs():
+        if models.is_ladder(args.pair):
+            try:
+                models.registry.check_ladder(args.pair)
+            except ValueError as err:
+                raise SystemExit(str(err)) from None
+        elif args.pair not in models.list_pairs():
             raise SystemExit(f"Unknown --pair {args.pair!r}: use one of {', '.join(models.list_pairs())}.")
         extra = [f"--pair={args.pair}"]
     if args.model_kwargs:
