@@ -188,6 +188,13 @@ MEASURES = (
         label="(j) three-model joint step / plain fits of the three models",
     ),
     Measure(
+        "k_joint3_vs_plain_third",
+        "joint3",
+        "plain_third",
+        paired=True,
+        label="(k) three-model joint step / plain fit of the largest model (a prefix ladder: one shared forward pass)",
+    ),
+    Measure(
         "h_recalibrated_vs_private_per_epoch",
         "recalibrated" + IN_EPOCH,
         "condition" + IN_EPOCH,
@@ -329,7 +336,8 @@ def build(args, kind):
         if kind == "plain_third":
             third.compile(optimizer=opt, **compile_kwargs)
             return third
-        rule = km.models.registry.MAP_RULES[km.models.registry.family(args.pair.split(":")[0])]
+        # The registry's rule for the ladder (first blocks first in a prefix ladder).
+        rule = km.models.registry.ladder_rule(f"{args.pair}:{args.third}")
         model = km.MotivatedModel(
             models=[base, motivated, third],
             weights_map=rule,
@@ -711,6 +719,7 @@ TABLE_COLUMNS = (
     Column("joint step / plain motivated", _cpu("i_joint_vs_plain_motivated"), ".3f"),
     Column("three-model joint step ms/step", _cpu_ms("joint3"), ".3g"),
     Column("three-model joint step / three plain fits", _cpu("j_joint3_vs_plain_three"), ".3f"),
+    Column("three-model joint step / plain largest", _cpu("k_joint3_vs_plain_third"), ".3f"),
 )
 
 # The summary printed after several settings: one row per setting.

@@ -172,8 +172,14 @@ def get_ladder(name, num_classes, input_shape, **kwargs):
         models = [build_model(n, num_classes, input_shape, **kwargs) for n in names]
     except TypeError as err:
         raise ValueError(f"{name}: unsupported model argument ({err}).") from err
-    rule = "first" if _is_prefix_resnet_ladder(names) else MAP_RULES[family(names[0])]
+    rule = ladder_rule(name)
     return models, [weights_map_lib.get(rule, b, m) for b, m in zip(models, models[1:])]
+
+
+def ladder_rule(name):
+    """The map rule (a name in `weights_map.RULES`) between the neighbouring models of the ladder `name`."""
+    names = name.split(":")
+    return "first" if _is_prefix_resnet_ladder(names) else MAP_RULES[family(names[0])]
 
 
 def _is_prefix_resnet_ladder(names):
