@@ -2,10 +2,11 @@
 
     python tools/shared_forward_savings.py
 
-For each pair (at the study's input, Fashion-MNIST's 28x28x1, width 16): where the two forward passes part
-(the cut), the base's own layers (its tail) as a share of the base's forward FLOPs, and a joint step's forward
-FLOPs per image with the shared trunk against the two passes, against the motivated model's own forward, and
-with `--joint_base_share=0.25`. docs/guides/joint.md shows the table; tests/test_shared_forward.py checks it.
+For each pair (at the study's input, Fashion-MNIST's 28x28x1, with its study's model arguments): where the
+two forward passes part (the cut), the base's own layers (its tail) as a share of the base's forward FLOPs, and
+a joint step's forward FLOPs per image with the shared trunk against the two passes, against the motivated
+model's own forward, and with `--joint_base_share=0.25`. docs/guides/joint.md shows the table;
+tests/test_shared_forward.py checks it.
 """
 
 import argparse
@@ -14,10 +15,18 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-PAIRS = ("resnet8:resnet14", "resnet8:resnet20", "resnet8:resnet8p14", "resnet8:resnet8p20")
+# Each pair with its study's model arguments (tools/examples/*/ep6/*/seed0/config.json).
+PAIRS = {
+    "resnet8:resnet14": {"width": 16},
+    "resnet8:resnet20": {"width": 16},
+    "resnet8:resnet8p14": {"width": 16},
+    "resnet8:resnet8p20": {"width": 16},
+    "resnet8:resnet32": {"width": 8},
+    "vit_tiny_d2:vit_tiny_d4": {"patch_size": 7},
+}
 
 
-def rows(pairs=PAIRS, input_shape=(28, 28, 1), width=16):
+def rows(pairs=PAIRS, input_shape=(28, 28, 1)):
     """[(pair, cut, tail share of the base, joint / two passes, joint / motivated alone, share-0.25 joint /
     motivated alone)] of the pairs."""
     import keras_motivation as km
@@ -25,8 +34,8 @@ def rows(pairs=PAIRS, input_shape=(28, 28, 1), width=16):
     from keras_motivation.engine import joint as joint_lib
 
     out = []
-    for name in pairs:
-        base, motivated, wmap = km.models.get_pair(name, 10, input_shape, width=width)
+    for name, kwargs in pairs.items():
+        base, motivated, wmap = km.models.get_pair(name, 10, input_shape, **kwargs)
         model = km.MotivatedModel(base, motivated, wmap, km.conditions.Always(), joint=True)
         plan = model.shared_forward
         fx, fy, ft = flops.count_flops(base), flops.count_flops(motivated), flops.count_flops(plan.tail)
@@ -38,12 +47,13 @@ def rows(pairs=PAIRS, input_shape=(28, 28, 1), width=16):
 
 def markdown(table):
     lines = [
-        "| pair | the passes part after | base's own layers (share of its FLOPs) | joint step / two passes "
-        "| joint step / motivated alone | with base share 0.25 / motivated alone |",
-        "|---|---|---|---|---|---|",
+        "| pair | model arguments | the passes part after | base's own layers (share of its FLOPs) "
+        "| joint step / two passes | joint step / motivated alone | with base share 0.25 / motivated alone |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, cut, tail, two, alone, quarter in table:
-        lines.append(f"| {name} | `{cut}` | {tail:.3f} | {two:.3f} | {alone:.3f} | {quarter:.3f} |")
+        kwargs = ", ".join(f"{k}={v}" for k, v in PAIRS.get(name, {}).items())
+        lines.append(f"| {name} | {kwargs} | `{cut}` | {tail:.3f} | {two:.3f} | {alone:.3f} | {quarter:.3f} |")
     return "\n".join(lines)
 
 
