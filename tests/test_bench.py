@@ -171,3 +171,14 @@ def test_renderers_read_the_table_of_measures():
     assert "its update alone" not in bench.range_table([old]).splitlines()[0]
     cells = bench.range_table([_fake_result(), _fake_result(2.0)]).splitlines()[2].split(" | ")
     assert cells[1:4] == ["2", "125-250", "225-450"]  # runs, then ms/step of the plain base and of Never
+
+
+def test_bench_builds_registry_pairs_with_their_model_arguments():
+    import bench
+
+    args = bench.parse_args(["--pair=vit_tiny_d2:vit_tiny_d4", "--patch_size=7", "--image_size=28", "--channels=1"])
+    assert bench.model_kwargs(args) == {"patch_size": 7}
+    model = bench.build(args, "joint")
+    # The ViT depth pair at patch 7: 16 tokens, and the joint step's one forward pass.
+    assert model.motivated.input_shape == (None, 28, 28, 1) and model.shared_forward is not None
+    assert bench.model_kwargs(bench.parse_args(["--width=8"])) == {"width": 8}

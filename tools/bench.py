@@ -236,6 +236,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--width", type=int, default=None, help="first-stage width of CIFAR ResNets (default: the paper's 16)"
     )
+    p.add_argument("--patch_size", type=int, default=None, help="patch size of ViTs (7 for 28x28 images)")
     p.add_argument("--image_size", type=int, default=32)
     p.add_argument("--channels", type=int, default=3)
     p.add_argument("--num_classes", type=int, default=10)
@@ -309,12 +310,18 @@ def tiny_dense_pair(args):
     return base, motivated, km.WeightsMap(entries, base, motivated)
 
 
+def model_kwargs(args):
+    """The registry models' arguments the flags set (--width, --patch_size)."""
+    kwargs = {"width": args.width, "patch_size": args.patch_size}
+    return {k: v for k, v in kwargs.items() if v}
+
+
 def build(args, kind):
     shape = (args.image_size, args.image_size, args.channels)
     if args.model == "tiny_dense":
         base, motivated, wmap = tiny_dense_pair(args)
     else:
-        extra = {"width": args.width} if args.width else {}
+        extra = model_kwargs(args)
         base, motivated, wmap = km.models.get_pair(args.pair, num_classes=args.num_classes, input_shape=shape, **extra)
     compile_kwargs = dict(
         loss="sparse_categorical_crossentropy",
@@ -331,7 +338,7 @@ def build(args, kind):
     if kind in ("plain_third", "joint3"):
         if not args.third or args.model == "tiny_dense":
             raise SystemExit(f"--kinds={kind} needs --third=NAME, a bigger model of --pair's family (e.g. resnet44)")
-        extra = {"width": args.width} if args.width else {}
+        extra = model_kwargs(args)
         third = km.models.build_model(args.third, args.num_classes, shape, **extra)
         if kind == "plain_third":
             third.compile(optimizer=opt, **compile_kwargs)
