@@ -76,7 +76,8 @@ def test_benchmark_tables_are_what_bench_makes_of_the_committed_json():
         ("pay_study_tuned_resnet20", 8),
         ("pay_study_prefix14", 3),
         ("stress_resnet8_resnet32_w8", 3),
-        ("pay_study_prefix20", 1),
+        ("pay_study_prefix20", 2),
+        ("pay_study_vit_d2_d4", 6),
     ],
 )
 def test_tuned_study_tables_match_the_committed_summaries(study, least_rows):
@@ -90,6 +91,16 @@ def test_tuned_study_tables_match_the_committed_summaries(study, least_rows):
         assert ("±" in row) == (row.split(" | ")[2] != "1"), row
     missing = [row for row in rows if row not in _lines(TUNED_STUDIES)]
     assert not missing, f"docs/{TUNED_STUDIES}'s table differs from tools/examples/{study}: {missing[:2]}"
+
+
+def test_the_prefix_ladders_table_matches_its_committed_summaries():
+    import pay_study
+
+    rows = _table_rows(pay_study.ladder_table(os.path.join(ROOT, "tools", "examples", "prefix_ladder")))
+    # The header and the default policy at three rates.
+    assert rows[0].startswith("| arm |") and "| rung1 % |" in rows[0] and len(rows) == 4
+    missing = [row for row in rows if row not in _lines(TUNED_STUDIES)]
+    assert not missing, f"docs/{TUNED_STUDIES}'s ladder table differs from tools/examples/prefix_ladder: {missing}"
 
 
 @pytest.mark.parametrize("study, least_rows", [("pay_study_tuned", 5), ("pay_study_tuned_resnet20", 3)])

@@ -398,6 +398,28 @@ def tuned_table(out):
     return "\n".join(lines)
 
 
+def ladder_table(out):
+    """A ladder study (`--pair=a:b:c`) as a markdown table: each arm's models' accuracy (mean ± std over its
+    seeds; one seed: the mean alone), smallest first, and its compute. Each model's twin is in its pair's study."""
+    from keras_motivation import summary_json as summary_lib
+
+    groups = _summaries(out)
+    names = summary_lib.rung_names(max(len(summary_lib.model_names(s["pair"])) for m in groups.values() for s in m))
+    lines = [
+        "| arm | epochs | seeds | training TFLOPs | CPU s | " + " | ".join(f"{n} %" for n in names) + " |",
+        "|---|---|---|---|---|" + "---|" * len(names),
+    ]
+    for (epochs, arm), members in sorted(groups.items()):
+        accs = []
+        for name in names:
+            mean, std = _mean_std([100 * summary_lib.accuracy(s, name) for s in members])
+            accs.append(f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}")
+        tflops = statistics.mean(summary_lib.training_flops(s, "total") for s in members) / 1e12
+        cpu = statistics.mean(s["cpu_time_s"] for s in members)
+        lines.append(f"| {arm} | {epochs} | {len(members)} | {tflops:.2f} | {cpu:.0f} | " + " | ".join(accs) + " |")
+    return "\n".join(lines)
+
+
 # The README's evidence: each policy of the trainer as the committed studies measured it, against each network
 # trained alone at its best rate at the same epochs (the tuned study of the same pair).
 # (label, study folder under tools/examples, epochs, arm); the tuned study of the pair holds the twins.
@@ -407,6 +429,12 @@ TUNED_STUDIES = {
     "resnet8:resnet20": "pay_study_tuned_resnet20",
     # The prefix pair (issue 40): ResNet-8's X-C runs copied from pay_study_tuned, [1, 1, 4] alone at its rates.
     "resnet8:resnet8p14": "pay_study_prefix14",
+    # The deeper prefix pair (issue 40): ResNet-8's X-C runs copied from pay_study_tuned, [1, 1, 7] alone at its rates.
+    "resnet8:resnet8p20": "pay_study_prefix20",
+    # The stress pair (issue 40), width 8.
+    "resnet8:resnet32": "stress_resnet8_resnet32_w8",
+    # The ViT depth pair (issue 40): ViT-Tiny's width at depth 2 inside depth 4, patch 7, AdamW (--flags, --rates).
+    "vit_tiny_d2:vit_tiny_d4": "pay_study_vit_d2_d4",
 }
 EVIDENCE = (
     ("default", "pay_study_tuned", 3, "grow0.45-joint-paper-bw2-rewarm0.1-lr0.1"),
@@ -414,6 +442,32 @@ EVIDENCE = (
     ("default", "pay_study_tuned_resnet20", 3, "grow0.45-joint-paper-bw2-rewarm0.1-lr0.1"),
     ("default", "pay_study_tuned_resnet20", 6, "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1"),
     ("default (a prefix pair: one shared forward pass)", "pay_study_prefix14", 6, DEFAULT_ARM),
+    ("default (a deeper prefix pair, lr 0.1: one shared forward pass)", "pay_study_prefix20", 6, DEFAULT_ARM),
+    (
+        "default (a deeper prefix pair, lr 0.05: one shared forward pass)",
+        "pay_study_prefix20",
+        6,
+        DEFAULT_ARM.replace("-lr0.1", "-lr0.05"),
+    ),
+    # The ViT pair's default at the bigger twin's best rate (as on the ResNet pairs) and at the smaller's.
+    (
+        "default (a ViT depth pair, AdamW at 0.0005: one shared forward pass)",
+        "pay_study_vit_d2_d4",
+        6,
+        DEFAULT_ARM.replace("-lr0.1", "-lr0.0005"),
+    ),
+    (
+        "default (a ViT depth pair, AdamW at 0.001: one shared forward pass)",
+        "pay_study_vit_d2_d4",
+        6,
+        DEFAULT_ARM.replace("-lr0.1", "-lr0.001"),
+    ),
+    (
+        "default (the stress pair, width 8; two passes on seed 0, a shared trunk on 1 and 2)",
+        "stress_resnet8_resnet32_w8",
+        6,
+        DEFAULT_ARM,
+    ),
     ("paper (lr 0.05)", "pay_study", 3, "k2-paper-shared"),
     ("paper's trigger, identity start, recalibrated statistics (lr 0.05)", "pay_study", 3, "k2-id-recalibrated"),
     (
@@ -609,7 +663,11 @@ def gamma_table(out):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="root directory of the study's workdirs")
-    p.add_argument("--table", action="store_true", help="print the tuned study's table from --out and stop")
+    p.add_argument(
+        "--table",
+        action="store_true",
+        help="print the tuned study's table from --out (a ladder study's: ladder_table) and stop",
+    )
     p.add_argument("--gammas", action="store_true", help="print the differential blocks' gammas from --out and stop")
     p.add_argument(
         "--evidence", action="store_true", help="print the README's table of each policy against its twins and stop"
@@ -646,7 +704,8 @@ def main(argv=None):
     )
     args = p.parse_args(argv)
     if args.table:
-        print(tuned_table(args.out))
+        ladder = any("rung1" in s for members in _summaries(args.out).values() for s in members)
+        print(ladder_table(args.out) if ladder else tuned_table(args.out))
         return
     if args.gammas:
         print(gamma_table(args.out))
