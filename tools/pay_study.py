@@ -216,10 +216,10 @@ def _accuracy(path, arm):
         return summary_lib.accuracy(json.load(f), "motivated" if arm == "Y-C" else "base")
 
 
-def lr_means(out, arm, seeds, epochs=TUNE_EPOCHS, rates=LEARNING_RATES):
+def lr_means(out, arm, seeds, epochs=TUNE_EPOCHS):
     """{learning rate: [accuracy per finished seed]} of a front arm's sweep."""
     means = {}
-    for lr in rates:
+    for lr in LEARNING_RATES:
         paths = [reproduce.workdir(os.path.join(out, f"ep{epochs}"), lr_arm(arm, lr), s) for s in seeds]
         accs = [_accuracy(p, arm) for p in paths if reproduce.finished(p)]
         if accs:
