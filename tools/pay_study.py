@@ -339,6 +339,13 @@ def _mean_std(values):
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
+def _fmt(mean_std, missing=""):
+    """A (mean, std) as report.fmt_mean_sd writes it ("85.57 ± 0.27"; one seed: "85.57"); `missing` without a mean."""
+    import report
+
+    return report.fmt_mean_sd(*mean_std) or missing
+
+
 def _best_classical(groups, epochs, arm, model):
     """The mean accuracy (%) of `arm` (X-C or Y-C; `model`: "base" or "motivated") at its best rate at `epochs`,
     among its rates with the most finished seeds there (all three once the sweep is done; the 6-epoch front has
@@ -366,11 +373,6 @@ def tuned_table(out):
         "|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def fmt(mean_std):
-        # One seed has no spread to show.
-        mean, std = mean_std
-        return "—" if mean is None else f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
-
     for (epochs, arm), members in sorted(
         groups.items(),
         key=lambda kv: (kv[0][0], not kv[0][1].startswith("X-C"), not kv[0][1].startswith("Y-C"), kv[0][1]),
@@ -392,7 +394,7 @@ def tuned_table(out):
         d_base = "—" if base[0] is None or x_ref is None else f"{base[0] - x_ref:+.2f}"
         d_mot = "—" if mot[0] is None or y_ref is None else f"{mot[0] - y_ref:+.2f}"
         lines.append(
-            f"| {arm} | {epochs} | {len(members)} | {tflops:.2f} | {cpu:.0f} | {fmt(base)} | {fmt(mot)} | "
+            f"| {arm} | {epochs} | {len(members)} | {tflops:.2f} | {cpu:.0f} | {_fmt(base, '—')} | {_fmt(mot, '—')} | "
             f"{d_base} | {d_mot} |"
         )
     return "\n".join(lines)
@@ -410,10 +412,7 @@ def ladder_table(out):
         "|---|---|---|---|---|" + "---|" * len(names),
     ]
     for (epochs, arm), members in sorted(groups.items()):
-        accs = []
-        for name in names:
-            mean, std = _mean_std([100 * summary_lib.accuracy(s, name) for s in members])
-            accs.append(f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}")
+        accs = [_fmt(_mean_std([100 * summary_lib.accuracy(s, name) for s in members])) for name in names]
         tflops = statistics.mean(summary_lib.training_flops(s, "total") for s in members) / 1e12
         cpu = statistics.mean(s["cpu_time_s"] for s in members)
         lines.append(f"| {arm} | {epochs} | {len(members)} | {tflops:.2f} | {cpu:.0f} | " + " | ".join(accs) + " |")
@@ -532,16 +531,11 @@ def evidence_rows(evidence=EVIDENCE):
 
 def evidence_table(evidence=EVIDENCE):
     """The README's table of current evidence (`--evidence`), from the committed studies."""
-
-    def fmt(mean_std):
-        mean, std = mean_std
-        return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
-
     lines = [EVIDENCE_HEAD, "|---|---|---|---|---|---|---|---|---|---|"]
     for r in evidence_rows(evidence):
         lines.append(
-            f"| {r['policy']} | {r['pair']} | {r['epochs']} | {r['seeds']} | {fmt(r['base'])} | {r['base_alone']:.2f} "
-            f"| {fmt(r['motivated'])} | {r['motivated_alone']:.2f} | {r['share_of_both']:.2f} "
+            f"| {r['policy']} | {r['pair']} | {r['epochs']} | {r['seeds']} | {_fmt(r['base'])} | {r['base_alone']:.2f} "
+            f"| {_fmt(r['motivated'])} | {r['motivated_alone']:.2f} | {r['share_of_both']:.2f} "
             f"| {r['share_of_bigger']:.2f} |"
         )
     return "\n".join(lines)
@@ -704,7 +698,9 @@ def main(argv=None):
     )
     args = p.parse_args(argv)
     if args.table:
-        ladder = any("rung1" in s for members in _summaries(args.out).values() for s in members)
+        from keras_motivation import models
+
+        ladder = any(models.is_ladder(s["pair"]) for members in _summaries(args.out).values() for s in members)
         print(ladder_table(args.out) if ladder else tuned_table(args.out))
         return
     if args.gammas:

@@ -27,8 +27,8 @@ PAIRS = {
 
 
 def rows(pairs=PAIRS, input_shape=(28, 28, 1)):
-    """[(pair, cut, tail share of the base, joint / two passes, joint / motivated alone, share-0.25 joint /
-    motivated alone)] of the pairs."""
+    """[(pair, its model arguments, cut, tail share of the base, joint / two passes, joint / motivated alone,
+    share-0.25 joint / motivated alone)] of the pairs."""
     import keras_motivation as km
     from keras_motivation import flops
     from keras_motivation.engine import joint as joint_lib
@@ -41,7 +41,7 @@ def rows(pairs=PAIRS, input_shape=(28, 28, 1)):
         fx, fy, ft = flops.count_flops(base), flops.count_flops(motivated), flops.count_flops(plan.tail)
         joint = joint_lib.forward_flops(km.JointStep(), plan, fx, fy, ft)
         quarter = joint_lib.forward_flops(km.JointStep(base_share=0.25), plan, fx, fy, ft)
-        out.append((name, ", ".join(plan.cut), ft / fx, joint / (fx + fy), joint / fy, quarter / fy))
+        out.append((name, kwargs, ", ".join(plan.cut), ft / fx, joint / (fx + fy), joint / fy, quarter / fy))
     return out
 
 
@@ -51,9 +51,9 @@ def markdown(table):
         "| joint step / two passes | joint step / motivated alone | with base share 0.25 / motivated alone |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, cut, tail, two, alone, quarter in table:
-        kwargs = ", ".join(f"{k}={v}" for k, v in PAIRS.get(name, {}).items())
-        lines.append(f"| {name} | {kwargs} | `{cut}` | {tail:.3f} | {two:.3f} | {alone:.3f} | {quarter:.3f} |")
+    for name, kwargs, cut, tail, two, alone, quarter in table:
+        args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+        lines.append(f"| {name} | {args} | `{cut}` | {tail:.3f} | {two:.3f} | {alone:.3f} | {quarter:.3f} |")
     return "\n".join(lines)
 
 
