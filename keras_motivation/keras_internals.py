@@ -295,24 +295,81 @@ def is_fit_validation(evaluate_kwargs):
     return bool(evaluate_kwargs.get("_use_cached_eval_dataset"))
 
 
-def inbound_layer_names(layer, model=None):
-    """Names of the layers whose outputs `layer` reads, in order, or None unless it is called
-    exactly once in a functional graph (in `model`'s graph, when given: a functional model built
-    later on some of its tensors calls its layers again).
+def functional_graph(model):
+    """`model`'s layer graph, each nested functional model's layers in its place, or None where it has none.
 
-    Private: `Layer._inbound_nodes`, a KerasTensor's `_keras_history`, a
-    functional model's `_nodes` and their keys (Keras has no public view of
-    a functional model's edges).
+    A functional `keras.Model` on `model`'s input that calls the same layers
+    (the same weights) in the same order: where `model` calls a functional
+    model (keras-hub's backbone inside its classifier), the graph calls that
+    model's layers instead. `model` itself where nothing is nested; a nested
+    model whose class overrides `call` stays one layer. The layers are called
+    again on new tensors, which gives them another node (`graph_nodes` reads
+    each graph's own).
+
+    Private: `keras.src.models.functional.Functional` (what a graph model is)
+    and its `_run_through_graph(inputs, operation_fn)` (what its `call` runs).
+    """
+    from keras.src.models.functional import Functional
+
+    def inlined(operation):
+        if isinstance(operation, Functional) and type(operation).call is Functional.call:
+            return lambda *args, **kwargs: operation._run_through_graph(args[0], operation_fn=inlined)
+        return operation
+
+    if not isinstance(model, Functional) or type(model).call is not Functional.call:
+        return None
+    if not any(inlined(op) is not op for op in model.operations):
+        return model
+    outputs = model._run_through_graph(model.inputs, operation_fn=inlined)
+    return keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, outputs, name=model.name)
+
+
+def graph_nodes(operation, model):
+    """The calls of `operation` in `model`'s graph (a functional model built later on some of its tensors
+    calls its layers again, in its own graph).
+
+    Private: `Operation._inbound_nodes`, a functional model's `_nodes` and their keys (Keras has no
+    public view of a functional model's edges).
     """
     from keras.src.ops.function import make_node_key
 
-    nodes = getattr(layer, "_inbound_nodes", None) or []
-    if model is not None:
-        keys = getattr(model, "_nodes", set())
-        nodes = [n for i, n in enumerate(nodes) if make_node_key(layer, i) in keys]
-    if len(nodes) != 1:
-        return None
-    return [t._keras_history.operation.name for t in nodes[0].input_tensors]
+    keys = getattr(model, "_nodes", set())
+    return [n for i, n in enumerate(getattr(operation, "_inbound_nodes", [])) if make_node_key(operation, i) in keys]
+
+
+class TensorRead:
+    """A tensor in a node's call arguments (`node_reads`): the operation that made it and its output index."""
+
+    def __init__(self, operation, index):
+        self.operation, self.index = operation, index
+
+    def __eq__(self, other):
+        return isinstance(other, TensorRead) and (self.operation, self.index) == (other.operation, other.index)
+
+    def __hash__(self):
+        return hash((self.operation, self.index))
+
+    def __repr__(self):
+        return f"{self.operation}[{self.index}]"
+
+
+def node_reads(node):
+    """(the call's arguments `(args, kwargs)` with each tensor a `TensorRead`, the names of the operations
+    whose outputs it reads, its output tensors) of a graph node (`graph_nodes`).
+
+    Private: `Node.arguments` (its `args` and `kwargs`), `Node.outputs` and a KerasTensor's
+    `_keras_history`.
+    """
+
+    def read(value):
+        if isinstance(value, keras.KerasTensor):
+            history = value._keras_history
+            return TensorRead(history.operation.name, history.tensor_index)
+        return value
+
+    arguments = keras.tree.map_structure(read, (list(node.arguments.args), dict(node.arguments.kwargs)))
+    reads = [t._keras_history.operation.name for t in node.input_tensors]
+    return arguments, reads, list(node.outputs)
 
 
 # -- TensorFlow --------------------------------------------------------------

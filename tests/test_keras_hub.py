@@ -203,6 +203,48 @@ def test_keras_hub_pair_reloads_as_one_checkpoint_and_exports_to_litert(trained_
     )
 
 
+@pytest.mark.parametrize(
+    "build, cut, parted",
+    [
+        (
+            lambda: (hub_resnet([1, 2]), hub_resnet([2, 3]), {"depth": "last_to_last"}),
+            ["stack0_block0_out"],
+            {"stack1_block0_0_conv", "stack1_block0_1_pad"},
+        ),
+        # ViTEncoder runs every block inside one layer: its depth is its configuration, and the trunk ends before it.
+        (lambda: (hub_vit(2), hub_vit(4), {}), ["vit_patching_and_embedding"], {"vit_encoder"}),
+    ],
+    ids=["resnet", "vit"],
+)
+def test_keras_hub_depth_pairs_share_the_trunk_inside_the_backbone_as_two_passes_would(build, cut, parted):
+    """The trunk is found inside keras-hub's backbone, and three joint steps with momentum through it give the
+    two-pass losses, weights and BatchNorm statistics."""
+    x, y = images(24), np.random.default_rng(1).integers(0, 5, 24)
+    runs = {}
+    for shared in (False, True):
+        keras.utils.set_random_seed(0)
+        base, motivated, rule = build()
+        wmap = wm.derive(base, motivated, **rule)
+        model = km.MotivatedModel(
+            base,
+            motivated,
+            wmap,
+            km.conditions.Always(),
+            bn_statistics="private",
+            joint=km.JointStep(shared_forward=shared),
+        )
+        plan = model.shared_forward
+        if shared:
+            assert plan is not None, model.shared_forward_unavailable
+            assert plan.cut == cut and set(plan.tails[0].parted) == parted
+        model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy")
+        history = model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+        runs[shared] = history.history["loss"], [v.numpy() for m in model.rungs for v in m.weights]
+    np.testing.assert_allclose(runs[False][0], runs[True][0], rtol=1e-5)
+    for a, b in zip(runs[False][1], runs[True][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_the_registry_names_keras_hub_vit_depth_pairs():
     """hub_vit_tiny_d2 inside hub_vit_tiny_d4: ViT-Tiny's width, the two extra blocks after the base's."""
     base, motivated, wmap = km.models.get_pair(

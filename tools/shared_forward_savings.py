@@ -23,18 +23,23 @@ PAIRS = {
     "resnet8:resnet8p20": {"width": 16},
     "resnet8:resnet32": {"width": 8},
     "vit_tiny_d2:vit_tiny_d4": {"patch_size": 7},
+    # keras-hub's depth pairs (skipped where keras-hub is not installed), the ViT at the ViT study's patch size.
+    "hub_resnet18:hub_resnet34": {},
+    "hub_vit_tiny_d2:hub_vit_tiny_d4": {"patch_size": 7},
 }
 
 
 def rows(pairs=PAIRS, input_shape=(28, 28, 1)):
     """[(pair, its model arguments, cut, tail share of the base, joint / two passes, joint / motivated alone,
-    share-0.25 joint / motivated alone)] of the pairs."""
+    share-0.25 joint / motivated alone)] of the pairs that can be built here (keras-hub's need keras-hub)."""
     import keras_motivation as km
     from keras_motivation import flops
     from keras_motivation.engine import joint as joint_lib
 
     out = []
     for name, kwargs in pairs.items():
+        if km.models.unavailable(name):
+            continue
         base, motivated, wmap = km.models.get_pair(name, 10, input_shape, **kwargs)
         model = km.MotivatedModel(base, motivated, wmap, km.conditions.Always(), joint=True)
         plan = model.shared_forward
@@ -52,7 +57,7 @@ def markdown(table):
         "|---|---|---|---|---|---|---|",
     ]
     for name, kwargs, cut, tail, two, alone, quarter in table:
-        args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+        args = ", ".join(f"{k}={v}" for k, v in kwargs.items()) or "-"
         lines.append(f"| {name} | {args} | `{cut}` | {tail:.3f} | {two:.3f} | {alone:.3f} | {quarter:.3f} |")
     return "\n".join(lines)
 
