@@ -195,6 +195,26 @@ def test_sublayers_are_the_layers_a_layer_or_model_holds_directly():
     assert keras_internals.sublayers(keras.layers.Dense(2)) == []
 
 
+def test_functional_graph_inlines_nested_functional_models_and_graph_nodes_reads_each_graphs_calls():
+    inner_input = keras.Input((3,), name="inner_input")
+    inner = keras.Model(inner_input, keras.layers.Dense(4, name="deep")(inner_input), name="backbone")
+    inputs = keras.Input((3,), name="images")
+    outer = keras.Model(inputs, keras.layers.Dense(2, name="head")(inner(inputs)))
+    flat = keras_internals.functional_graph(outer)
+    assert [layer.name for layer in flat.layers] == ["images", "deep", "head"]
+    x = np.random.default_rng(0).random((5, 3)).astype("float32")
+    np.testing.assert_array_equal(flat(x), outer(x))
+    assert keras_internals.functional_graph(flat) is flat  # nothing nested: the model itself
+    assert keras_internals.functional_graph(keras.Sequential([keras.layers.Dense(2)])) is None
+    # "deep" is called in the backbone's graph and again in the flat one: one call in each.
+    deep, head = inner.get_layer("deep"), flat.get_layer("head")
+    assert len(keras_internals.graph_nodes(deep, inner)) == len(keras_internals.graph_nodes(deep, flat)) == 1
+    (node,) = keras_internals.graph_nodes(head, flat)
+    arguments, reads, outputs = keras_internals.node_reads(node)
+    assert reads == ["deep"] and arguments == ([keras_internals.TensorRead("deep", 0)], {})
+    assert outputs[0] is flat.outputs[0]
+
+
 def test_replaces_symbolic_build_is_the_hook_fit_and_evaluate_call(monkeypatch):
     calls = []
     monkeypatch.setattr(
