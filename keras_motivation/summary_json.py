@@ -17,9 +17,6 @@ layouts. Run summaries written before `motivated_share` was named so call it
 _OLD_KEYS = {"motivated_share": "activation_rate", "noise_motivated_share": "noise_activation_rate"}
 
 
-MODELS = ("base", "motivated")
-
-
 def rung_names(n):
     """The names of n models, smallest first: a pair's `base` and `motivated`, a ladder's `base`, `rung1`, ...
     and `motivated` (their entries in summary.json, their files in final/ and export/)."""

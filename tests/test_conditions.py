@@ -20,16 +20,15 @@ NAN = float("nan")
 
 
 def drive(condition, values, signal=None, epoch_every=None):
-    """Feeds `values` to update() one by one (eagerly); returns the flags."""
-    flags, motivated = [], False
+    """Feeds `values` to update() one by one (eagerly), as a pair's rungs; returns the flags (rung 1)."""
+    flags, mode = [], 0
     for i, v in enumerate(values):
         if epoch_every and i % epoch_every == 0:
             condition.on_epoch_begin(i // epoch_every, epoch_every)  # must not reset a streak
         signals = {signal: tf.constant(v, tf.float32)} if signal else None
-        motivated = bool(
-            condition.update(tf.constant(0.0 if signal else v, tf.float32), tf.constant(motivated), signals)
-        )
-        flags.append(motivated)
+        mode = int(condition.update(tf.constant(0.0 if signal else v, tf.float32), tf.constant(mode), signals))
+        assert mode in (0, 1)
+        flags.append(bool(mode))
     return flags
 
 
@@ -266,12 +265,14 @@ def test_iid_losses_give_the_noise_rate(k):
 
     @tf.function
     def run():
-        flags = tf.TensorArray(tf.bool, size=n)
+        modes = tf.TensorArray(tf.int32, size=n)
         for i in tf.range(n):
-            flags = flags.write(i, condition.update(losses[i], tf.constant(False)))
-        return flags.stack()
+            modes = modes.write(i, condition.update(losses[i], tf.constant(0)))
+        return modes.stack()
 
-    flags = run().numpy()
+    modes = run().numpy()
+    assert set(modes) == {0, 1}, "a pair's rule answers rung 0 or 1"
+    flags = modes.astype(bool)
     # The compiled rule agrees with the pure-Python one on a prefix ...
     prefix = losses.numpy()[:2000]
     assert list(flags[:2000]) == streak_rule(prefix, k, lambda v, p: v < p)

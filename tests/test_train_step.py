@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from testing_utils import SHAPE
 from testing_utils import random_data
 from testing_utils import run_json_script
 from testing_utils import tiny_pair
@@ -64,3 +65,42 @@ def test_an_overridden_train_step_trains_under_mirrored_strategy(tmp_path):
         with np.load(npz) as f:
             weights[override] = [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
     assert any(not np.allclose(a, b) for a, b in zip(weights[""], weights["1"]))
+
+
+class WithInputMean(km.MotivatedModel):
+    """Adds a key to the logs: the mean of the step's images (one replica here)."""
+
+    def train_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return {**super().train_step(data), "input_mean": tf.reduce_mean(x)}
+
+
+class LastLogs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.logs = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.logs.append((float(logs["input_mean"]), int(logs["motivated"])))
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 3], ids=["one-step", "device-loop"])
+def test_an_overrides_extra_log_key_and_growths_choice_reach_the_logs_on_every_path(steps_per_execution):
+    """Growth chooses the rung before each step, inside train_step: the motivated model from the fifth of eight
+    batches. Batch b's images are all b, so each logged mean names the step whose logs a call returned (the
+    device loop's: each call's last)."""
+    keras.utils.set_random_seed(0)
+    base, motivated = tiny_pair()
+    model = WithInputMean(base, motivated, "resnet_depth", conditions.Growth(epochs=0.5), bn_statistics="private")
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05),
+        loss="sparse_categorical_crossentropy",
+        steps_per_execution=steps_per_execution,
+    )
+    x = np.repeat(np.arange(8, dtype="float32"), 4)[:, None, None, None] * np.ones((1, *SHAPE), "float32")
+    _, y = random_data(32)
+    recorder = LastLogs()
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False, callbacks=[recorder])
+    last = list(range(8)) if steps_per_execution == 1 else [2, 5, 7]
+    assert recorder.logs == [(float(b), int(b >= 4)) for b in last]
+    assert model.counters()["motivated_steps"] == 4 and model.counters()["activations"] == 1

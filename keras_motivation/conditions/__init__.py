@@ -5,12 +5,15 @@ non-trainable variables (so the state runs inside the compiled train step on
 any device, is identical on every replica, and is saved with the model) and
 answers two questions inside the train function:
 
-- `select(motivated)`, before a step: which model trains this batch. Only
+- `select(mode)`, before a step: which model trains this batch. Only
   conditions with `selects_before_step = True` are asked (random schedules,
-  `Always`); the others keep the current state.
-- `update(loss, motivated, signals)`, after the step, with the
+  `Growth`, `Always`); the others keep the current state.
+- `update(loss, mode, signals)`, after the step, with the
   replica-averaged raw batch loss of the model that trained: which model
-  trains the next batch. `signals` holds what `replica_signals` computed in
+  trains the next batch.
+
+A mode is a rung index, for a pair as for a ladder (0: the base, 1: a pair's
+motivated model), and every answer is one. `signals` holds what `replica_signals` computed in
   the step (a gradient norm, a held-out batch's loss), averaged over replicas.
 
 `on_epoch_begin(epoch, steps_per_epoch)` runs on the host at each epoch start.

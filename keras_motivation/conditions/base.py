@@ -32,12 +32,13 @@ class Condition(keras.layers.Layer):
     - `report_order`: where its arms come in a report's table (then by label).
     - `noise_level`: summary.json gives the noise level of the paper's rule,
       1/(k+1)!, beside its motivated share.
-    - `ladders`: it can drive a ladder of more than two models, whose modes
-      are rung indices (its verdict names the next rung).
+    - `ladders`: it can drive a ladder of more than two models (a pair is
+      the ladder of two).
 
-    Over a pair the modes are bools (True: the motivated model); over a
-    ladder `MotivatedModel` sets `rungs` (the number of models) and the modes
-    are int32 rung indices.
+    A mode is a rung index (0: the base; `rungs - 1`, which `MotivatedModel`
+    sets, the largest model; a pair's motivated model is 1): `select` and
+    `update` read the mode as an int32 (a Python int where it is known when
+    tracing) and answer one. A rule for a pair is its rule for two rungs.
     """
 
     selects_before_step = False
@@ -81,14 +82,16 @@ class Condition(keras.layers.Layer):
     def _state(self, name, dtype, value):
         return state_variable(self, name, dtype, value)
 
-    def select(self, motivated):
-        return motivated
+    def select(self, mode):
+        """The rung that trains the next batch, asked before the step (`selects_before_step`)."""
+        return mode
 
     def replica_signals(self, model, loss_fn, gradients):
         """Extra inputs of `update`, computed in each replica after the step."""
         return {}
 
-    def update(self, loss, motivated, signals=None):
+    def update(self, loss, mode, signals=None):
+        """The rung that trains the next batch, after rung `mode`'s step on a batch of raw loss `loss`."""
         raise NotImplementedError
 
     def on_epoch_begin(self, epoch, steps_per_epoch):

@@ -37,18 +37,16 @@ class ConsecutiveDecrease(Condition):
         self.previous_loss = self._state("previous_loss", "float32", float("inf"))
         self.streak = self._state("streak", "int32", 0)
 
-    def update(self, loss, motivated, signals=None):
+    def update(self, loss, mode, signals=None):
         return self._streak_of(ops.less(ops.cast(loss, "float32"), self.previous_loss), loss)
 
     def _streak_of(self, decreased, value):
         streak = ops.where(decreased, self.streak + 1, 0)
         self.streak.assign(streak)
         self.previous_loss.assign(ops.cast(value, "float32"))
-        if self.rungs > 2:
-            # A ladder: each k further decreases in a row motivate the next rung, and a loss that does
-            # not decrease falls back to the base (for a pair, the paper's rule).
-            return ops.minimum(ops.floor_divide(streak, self.k), self.rungs - 1)
-        return ops.greater_equal(streak, self.k)
+        # Each k further decreases in a row motivate the next rung, and a loss that does not decrease falls
+        # back to the base: for a pair, the paper's rule (the motivated model from the k-th decrease on).
+        return ops.minimum(ops.floor_divide(streak, self.k), self.rungs - 1)
 
     def get_config(self):
         return {**super().get_config(), "k": self.k}
@@ -79,7 +77,7 @@ class EmaDecrease(ConsecutiveDecrease):
         self.alpha, self.min_drop = alpha, min_drop
         self.ema = self._state("ema", "float32", float("nan"))
 
-    def update(self, loss, motivated, signals=None):
+    def update(self, loss, mode, signals=None):
         loss = ops.cast(loss, "float32")
         finite = ops.isfinite(loss)
         # A snapshot: on TensorFlow `.value` is the variable itself, and the
@@ -115,7 +113,7 @@ class GradientNormSlope(ConsecutiveDecrease):
             gradients = ctx.all_reduce("SUM", gradients)
         return {"gradient_norm": tf.linalg.global_norm(gradients)}
 
-    def update(self, loss, motivated, signals=None):
+    def update(self, loss, mode, signals=None):
         norm = ops.cast(signals["gradient_norm"], "float32")
         # previous_loss holds the previous gradient norm here; -norm keeps
         # "increase" as a decrease of the stored value.
@@ -160,7 +158,7 @@ class ValidationBatch(ConsecutiveDecrease):
     def replica_signals(self, model, loss_fn, gradients):
         return {"validation_loss": loss_fn(self.y.value, model(self.x.value, training=False))}
 
-    def update(self, loss, motivated, signals=None):
+    def update(self, loss, mode, signals=None):
         value = ops.cast(signals["validation_loss"], "float32")
         return self._streak_of(ops.less(value, self.previous_loss), value)
 

@@ -21,8 +21,8 @@ class Never(Condition):
     report_order = 0
     ladders = True
 
-    def update(self, loss, motivated, signals=None):
-        return ops.zeros((), "bool")
+    def update(self, loss, mode, signals=None):
+        return 0
 
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
@@ -37,12 +37,11 @@ class Always(Condition):
     report_order = 2
     ladders = True
 
-    def select(self, motivated):
-        # A ladder's largest model; a pair's motivated one.
-        return self.rungs - 1 if self.rungs > 2 else ops.ones((), "bool")
+    def select(self, mode):
+        return self.rungs - 1  # the largest model (a pair's motivated one)
 
-    def update(self, loss, motivated, signals=None):
-        return self.rungs - 1 if self.rungs > 2 else ops.ones((), "bool")
+    def update(self, loss, mode, signals=None):
+        return self.rungs - 1
 
 
 MAX_STEPS_PER_EPOCH = 1 << 16
@@ -112,12 +111,13 @@ class MatchedRandom(Condition):
         self.drawn_epoch.assign(epoch)
         self.drawn_steps.assign(steps_per_epoch)
 
-    def select(self, motivated):
-        return ops.take(self.schedule.value, ops.minimum(self.step_in_epoch.value, MAX_STEPS_PER_EPOCH - 1))
+    def select(self, mode):
+        drawn = ops.take(self.schedule.value, ops.minimum(self.step_in_epoch.value, MAX_STEPS_PER_EPOCH - 1))
+        return ops.cast(drawn, "int32")
 
-    def update(self, loss, motivated, signals=None):
+    def update(self, loss, mode, signals=None):
         self.step_in_epoch.assign_add(1)
-        return motivated
+        return mode
 
     def get_config(self):
         return {**super().get_config(), "per_epoch": self.per_epoch, "seed": self.seed}

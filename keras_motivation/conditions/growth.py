@@ -72,19 +72,17 @@ class Growth(Condition):
         check_argument(steps_per_epoch, "Growth needs the number of steps per epoch: pass steps_per_epoch to fit().")
         self.at_step.assign(self.growth_step(steps_per_epoch))
 
-    def select(self, motivated):
+    def select(self, mode):
         if isinstance(self.epochs, list):
             # The largest rung joined so far.
-            joined = ops.cast(ops.greater_equal(self.step.value, self.at_step.value), "int32")
-            return ops.sum(joined) if self.rungs > 2 else ops.greater(ops.sum(joined), 0)
-        grown = ops.greater_equal(self.step.value, self.at_step.value)
-        # A ladder with one join point: every bigger model joins there (the largest trains, with a joint
-        # step every smaller one too).
-        return ops.where(grown, self.rungs - 1, 0) if self.rungs > 2 else grown
+            return ops.sum(ops.cast(ops.greater_equal(self.step.value, self.at_step.value), "int32"))
+        # One join point: every bigger model joins there (the largest trains, with a joint step every
+        # smaller one too).
+        return ops.where(ops.greater_equal(self.step.value, self.at_step.value), self.rungs - 1, 0)
 
-    def update(self, loss, motivated, signals=None):
+    def update(self, loss, mode, signals=None):
         self.step.assign_add(1)
-        return motivated
+        return mode
 
     def get_config(self):
         return {**super().get_config(), "epochs": self.epochs}

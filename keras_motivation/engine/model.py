@@ -276,18 +276,29 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
         mode's function), the step has no branch on it. With several replicas
         `data` is the distributed batch: an override transforms it per replica
         with `self.distribute_strategy.run(fn, args=(data,))`. Returns the logs;
-        the device loop keeps those of a call's last step, built once.
+        the device loop keeps those of a call's last step, every key, built once.
         """
-        mode = self._trace.mode
-        if mode is not None:
-            return self._logs(self._counted_mode_step(mode, data), mode)
-        active = tf.identity(self._mode.value)
+        mode, live = self._trace.mode, tf.identity(self._mode.value)
+        # The rung that trains this batch: where the path knows it when tracing (the device loop runs each
+        # rung's steps while `_chosen_mode` names it), the same choice.
+        chosen = self._chosen_mode(live) if mode is None else mode
         if self.condition.selects_before_step:
-            selected = self._verdict(self.condition.select(self._condition_mode(active)))
-            self._switch_from(active, selected)
-            active = selected
-        loss = self._branch(active, lambda m: self._counted_mode_step(m, data))
-        return self._logs(loss, active)
+            self._switch_from(live, chosen)
+        loss = self._branch(chosen, lambda m: self._counted_mode_step(m, data))
+        return self._logs(loss, chosen)
+
+    def _chosen_mode(self, live):
+        """The rung that trains the next batch, `live` the one that holds the live weights: the condition's
+        choice before the step where it makes one (`selects_before_step`: Growth, Always, the random
+        controls), else `live` (the previous step's verdict)."""
+        if not self.condition.selects_before_step:
+            return live
+        return self._verdict(self.condition.select(live))
+
+    @property
+    def _train_step_is_the_engines(self):
+        """Whether `train_step` is this class's (a subclass may override it)."""
+        return type(self).train_step is MotivatedModel.train_step
 
     def _train_step_in_mode(self, mode, data):
         """`train_step` while the path knows the mode when tracing."""
@@ -297,15 +308,9 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
         finally:
             self._trace.mode = previous
 
-    def _condition_mode(self, mode):
-        """A mode as the condition reads it: a pair's as a bool (True: the motivated model)."""
-        if len(self.rungs) > 2:
-            return mode
-        static = switching.static_mode(mode)
-        return tf.constant(bool(static)) if static is not None else tf.cast(mode, "bool")
-
     def _verdict(self, verdict):
-        """The condition's verdict as a mode: a Python int when known when tracing, else an int32 tensor."""
+        """A condition's answer as a mode: a Python int when known when tracing, else an int32 tensor (a
+        bool from a condition of a pair written before ladders reads as 0 or 1)."""
         static = switching.static_mode(verdict)
         return static if static is not None else tf.cast(verdict, "int32")
 
@@ -366,12 +371,13 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
         asks for (the check folded into the mode's branch); returns the replica-averaged raw loss."""
         update = self._ladder.compiled_updates.get(mode, self._mode_update)
         loss, signals = update(mode, data)
-        verdict = self._verdict(self.condition.update(loss, self._condition_mode(mode), signals))
+        verdict = self._verdict(self.condition.update(loss, mode, signals))
         self._count_steps(mode, 1)
         self._switch_from(mode, verdict)
         return loss
 
     def _logs(self, loss, active):
+        """The logs of a step: the metrics, the raw loss that drove the condition, the rung that trained."""
         logs = self.get_metrics_result()
         logs["batch_loss"] = loss
         logs["motivated"] = tf.cast(active, "float32")

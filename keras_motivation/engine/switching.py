@@ -18,10 +18,6 @@ from keras_motivation import weights_map as weights_map_lib
 # The motivated model's logs: motivated_loss, motivated_<metric>, val_motivated_...
 MOTIVATED_PREFIX = "motivated_"
 
-# A mode is a rung index: the model that trains the next batch and holds the live weights of every
-# smaller rung's slices. A pair has two: the base and the motivated model.
-BASE, MOTIVATED = 0, 1
-
 
 def rung_prefix(rung, rungs):
     """The log prefix of a rung's loss and metrics: none for the base, `motivated_` for the largest
@@ -37,7 +33,7 @@ def share_of_steps(counters):
 
 
 def static_mode(value):
-    """`value` (a mode, or a pair's bool verdict) as a Python int when known when tracing, else None."""
+    """`value` (a mode) as a Python int when known when tracing, else None."""
     if isinstance(value, (bool, int)):
         return int(value)
     static = tf.get_static_value(value)

@@ -47,57 +47,50 @@ def device_loop(model, iterator, steps):
     """Up to `steps` steps of Algorithm 1 from `iterator`, on the device.
 
     Each pass of the outer loop runs each mode's loop in turn (`model.modes`):
-    each runs while its mode holds, and stops after the step whose verdict
-    changes the mode (or, for conditions that select before the step, whose
-    next selection would). A loop whose mode does not hold runs no step.
+    each runs while its mode is the one chosen for the next batch (the live
+    rung, or the condition's choice before the step where it makes one:
+    `MotivatedModel._chosen_mode`), and stops after the step whose verdict
+    changes it. A loop whose mode is not chosen runs no step. `train_step`
+    makes the switch into the chosen rung, as on every path.
 
-    Returns (the number of steps run, the logs of the last step).
+    Returns (the number of steps run, the logs of the last step: every key `train_step` returned).
     """
-    condition = model.condition
-    selects = condition.selects_before_step
 
     def fetch():
         return iterator.get_next_as_optional()
 
-    def mode_run(mode, done, ran, optional, loss):
-        """The loop of `mode` from the current state."""
-        if selects:
-            active = tf.identity(model._mode.value)
-            model._switch_from(active, model._verdict(condition.select(model._condition_mode(active))))
+    def chosen():
+        return model._chosen_mode(tf.identity(model._mode.value))
 
-        def cond(i, go, optional, loss):
+    def mode_run(mode, done, optional, logs):
+        """The loop of `mode` from the current state."""
+
+        def cond(i, go, optional, logs):
             return tf.logical_and(go, optional.has_value())
 
-        def body(i, go, optional, loss):
-            loss = model._train_step_in_mode(mode, optional.get_value())["batch_loss"]
-            after = tf.identity(model._mode.value)
-            keep = tf.equal(after, mode)
-            if selects:
-                selected = model._verdict(condition.select(model._condition_mode(after)))
-                keep = tf.logical_and(keep, tf.equal(selected, mode))
+        def body(i, go, optional, logs):
+            logs = model._train_step_in_mode(mode, optional.get_value())
             more = tf.less(i + 1, budget)
             # The next batch is fetched whenever the call has another step,
             # whichever model takes it, so the fetch does not wait for the
             # verdict (under XLA, the end of the whole step): a batch fetched
             # before a change of mode goes to the next loop.
             optional = tf.cond(more, fetch, lambda: optional)
-            return i + 1, tf.logical_and(more, keep), optional, loss
+            return i + 1, tf.logical_and(more, tf.equal(chosen(), mode)), optional, logs
 
         budget = steps - done
-        start = tf.logical_and(tf.equal(model._mode.value, mode), tf.less(done, steps))
-        i, _, optional, loss = tf.while_loop(cond, body, (tf.constant(0), start, optional, loss))
-        ran = tf.where(tf.greater(i, 0), mode, ran)
-        return done + i, ran, optional, loss
+        start = tf.logical_and(tf.equal(chosen(), mode), tf.less(done, steps))
+        i, _, optional, logs = tf.while_loop(cond, body, (tf.constant(0), start, optional, logs))
+        return done + i, optional, logs
 
-    def outer_cond(done, ran, optional, loss):
+    def outer_cond(done, optional, logs):
         return tf.logical_and(tf.less(done, steps), optional.has_value())
 
-    def outer_body(done, ran, optional, loss):
+    def outer_body(done, optional, logs):
         for mode in model.modes:
-            done, ran, optional, loss = mode_run(mode, done, ran, optional, loss)
-        return done, ran, optional, loss
+            done, optional, logs = mode_run(mode, done, optional, logs)
+        return done, optional, logs
 
-    active = tf.identity(model._mode.value)
     if isinstance(iterator, tf.data.Iterator):
         # The first batch by get_next: at the end of the data the call
         # raises OutOfRangeError (Keras' end of the epoch), so the host
@@ -105,10 +98,18 @@ def device_loop(model, iterator, steps):
         first = tf.experimental.Optional.from_value(iterator.get_next())
     else:
         first = fetch()
-    done, ran, _, loss = tf.while_loop(
-        outer_cond, outer_body, (tf.constant(0), active, first, tf.constant(float("nan")))
-    )
-    return done, model._logs(loss, ran)
+    done, _, logs = tf.while_loop(outer_cond, outer_body, (tf.constant(0), first, _empty_logs(model, first)))
+    return done, logs
+
+
+def _empty_logs(model, optional):
+    """Logs shaped like those `train_step` returns, which the loops carry (zeros; a loss of NaN): the
+    engine's own, or, where a subclass overrides `train_step`, read from a trace of it."""
+    if model._train_step_is_the_engines:
+        return model._logs(tf.constant(float("nan")), tf.identity(model._mode.value))
+    traced = tf.function(lambda data: model._train_step_in_mode(model.modes[0], data), autograph=False)
+    outputs = traced.get_concrete_function(optional.element_spec).structured_outputs
+    return tf.nest.map_structure(lambda t: tf.zeros(t.shape, t.dtype), outputs)
 
 
 def _function(fn, jit_compile=False):
