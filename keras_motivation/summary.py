@@ -27,17 +27,20 @@ fractions in [0, 1].
                         (the final recalibration, in "total") and "recalibration_for_validation"
                         (the earlier ones, not in "total")
     activations         the engine's counters (steps, motivated_steps, switches, activations,
-                        recalibration_batches) and "motivated_share" (motivated_steps / steps),
-                        "noise_motivated_share" (1/(k+1)!, the consecutive condition only),
-                        "triggers_per_step", "mean_activation_length" (steps)
+                        recalibration_batches; a ladder's rung_steps, each model's) and
+                        "motivated_share" (motivated_steps / steps; a ladder's "rung_share",
+                        each model's), "noise_motivated_share" (1/(k+1)!, the consecutive
+                        condition only), "triggers_per_step", "mean_activation_length" (steps
+                        above the base per activation)
     wall_clock_s, cpu_time_s, wall_clock_per_mode_s, switch_seconds, time_in_switches_s
-    speedup_vs_motivated_alone   "predicted_from_flops", "measured_wall_clock" (ratios)
+    speedup_vs_motivated_alone   "predicted_from_flops", "measured_wall_clock" (ratios: every
+                        model's steps against as many of the largest model's alone)
     resumed_from_step   the step this run started from (0: a fresh run)
     the config's pair, dataset, policy (the name the policy fields were filled from),
     condition, k, differential_init, bn_statistics,
     recalibration_batches, joint, seed, epochs; input_shape, num_classes, replicas,
-    stopped (why training ended early, or null), versions; statistics_check and
-    export when asked for.
+    stopped (why training ended early, or null), versions; statistics_check (every
+    model's accuracy as saved and recomputed) and export when asked for.
 
 Reading a summary.json, of this schema or an older one, is summary_json.py's
 (`accuracy`, `forward_flops`, `training_flops`, `model_entry`, `motivated_share`,
@@ -59,7 +62,7 @@ from keras_motivation import files
 from keras_motivation import flops as flops_lib
 from keras_motivation import summary_json
 from keras_motivation.engine import joint as joint_lib
-from keras_motivation.engine.switching import share_of_steps
+from keras_motivation.engine import switching
 
 SCHEMA = 2
 
@@ -83,12 +86,12 @@ def motivation_statistics(counters, condition, k):
     steps = max(counters["steps"], 1)
     stats = {
         **counters,
-        "motivated_share": share_of_steps(counters),
+        "motivated_share": switching.share_of_steps(counters),
         "triggers_per_step": counters["activations"] / steps,
-        "mean_activation_length": counters["motivated_steps"] / counters["activations"]
-        if counters["activations"]
-        else 0.0,
+        "mean_activation_length": switching.mean_activation_length(counters),
     }
+    if "rung_steps" in counters:
+        stats["rung_share"] = [n / steps for n in counters["rung_steps"]]
     spec = conditions.ConditionSpec.parse(condition)
     cls = conditions.BY_NAME.get(spec.name)
     # The noise level of the paper's rule with --k (a spec that sets its own k gets none).
@@ -186,11 +189,11 @@ def speedup(summary):
     average = summary_json.training_flops(summary, "average_forward_per_image")
     if average:
         out["predicted_from_flops"] = summary_json.forward_flops(summary, "motivated") / average
+    # Every model's steps (a ladder's models between too) against as many of the largest model's alone.
     modes = summary["wall_clock_per_mode_s"]
-    mot, base = modes["motivated"], modes["base"]
-    if mot["seconds_per_batch"] and mot["batches"] + base["batches"]:
-        alone = mot["seconds_per_batch"] * (mot["batches"] + base["batches"])
-        out["measured_wall_clock"] = alone / (mot["seconds"] + base["seconds"])
+    batches, seconds = sum(m["batches"] for m in modes.values()), sum(m["seconds"] for m in modes.values())
+    if modes["motivated"]["seconds_per_batch"] and batches:
+        out["measured_wall_clock"] = modes["motivated"]["seconds_per_batch"] * batches / seconds
     return out
 
 
@@ -198,13 +201,14 @@ def speedup(summary):
 
 
 def statistics_check(model, val_ds, recal_ds, batches):
-    """Both models' validation accuracy as saved and with BatchNorm statistics
-    recomputed from `batches` training batches (on copies; nothing saved changes).
-    Statistics that are already right give the same accuracy both ways."""
+    """Every model's validation accuracy as saved and with BatchNorm statistics
+    recomputed from `batches` training batches (on copies; nothing saved changes),
+    under its name (`base`, a ladder's `rung<i>`, `motivated`). Statistics that
+    are already right give the same accuracy both ways."""
     from keras_motivation import batch_norm
 
     out = {"batches": batches}
-    for name, m in (("base", model.base), ("motivated", model.motivated)):
+    for name, m in zip(summary_json.rung_names(len(model.rungs)), model.rungs):
         with model.distribute_strategy.scope():
             copy = keras.models.clone_model(m)
             copy.set_weights(m.get_weights())
@@ -408,7 +412,7 @@ def model_table(summary, split=None):
 
 
 def describe(config, summary):
-    """The lines printed at the end of a run: both models side by side, what the run cost, where everything is."""
+    """The lines printed at the end of a run: every model side by side, what the run cost, where everything is."""
     w = config.workdir
     a = summary.get("activations") or {}
     share = summary_json.motivated_share(a)
@@ -425,20 +429,20 @@ def describe(config, summary):
         summary_json.training_flops(summary, "total"),
         summary_json.training_flops(summary, "motivated_alone"),
     )
+    names = summary_json.model_names(config.pair)
     if total is not None:
         lines.append(
-            f"compute:     {_quantity(total, 'FLOPs')} forward and backward, both models"
+            f"compute:     {_quantity(total, 'FLOPs')} forward and backward, {summary_json.every_model(len(names))}"
             + (f" (the motivated model alone for the same steps: {_quantity(alone, 'FLOPs')})" if alone else "")
         )
     if summary.get("stopped"):
         lines.append(f"stopped:     {summary['stopped']}")
     final = os.path.join(w, "final")
-    names = summary_json.model_names(config.pair)
     lines += [
         f"summary:     {os.path.join(w, 'summary.json')}",
         f"history:     {os.path.join(w, 'history.csv')} (per batch: {os.path.join(w, 'batches.csv')})",
         f"models:      {final}/{', '.join(n + '.keras' for n in names)} (keras.models.load_model)",
-        f"             {final}/motivated_model.keras ({'both' if len(names) == 2 else 'all'} in one MotivatedModel: "
+        f"             {final}/motivated_model.keras ({summary_json.every_model(len(names))} in one MotivatedModel: "
         "import keras_motivation first)",
         f"tensorboard: tensorboard --logdir {os.path.join(w, 'tensorboard')}",
     ]

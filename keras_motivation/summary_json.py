@@ -17,6 +17,11 @@ layouts. Run summaries written before `motivated_share` was named so call it
 _OLD_KEYS = {"motivated_share": "activation_rate", "noise_motivated_share": "noise_activation_rate"}
 
 
+def every_model(n):
+    """How the text names n models together: "both models" (a pair), "every model" (a ladder)."""
+    return "both models" if n == 2 else "every model"
+
+
 def rung_names(n):
     """The names of n models, smallest first: a pair's `base` and `motivated`, a ladder's `base`, `rung1`, ...
     and `motivated` (their entries in summary.json, their files in final/ and export/)."""

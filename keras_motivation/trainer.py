@@ -281,13 +281,14 @@ def compile_model(model, config, steps_per_epoch):
 # -- fit -----------------------------------------------------------------------------
 
 
-def resume_line(workdir, start_step, steps_per_epoch, epochs):
-    """The line a run from a backup prints first: where it resumes, or that the workdir holds a finished run."""
+def resume_line(workdir, start_step, steps_per_epoch, epochs, models=2):
+    """The line a run from a backup prints first: where it resumes, or that the workdir holds a finished run
+    (of `models` models)."""
     total = steps_per_epoch * epochs
     if start_step >= total:
         return (
             f"{workdir} already holds a finished run ({start_step} of {total} steps): nothing left to train; "
-            "evaluating both models again"
+            f"evaluating {summary_json.every_model(models)} again"
         )
     epoch, batch = divmod(start_step, steps_per_epoch)
     return (
@@ -314,7 +315,7 @@ def fit(config, model, backup, record, log=None):
             ) from None
     start_step = model.counters()["steps"]
     if backup and log is not None:
-        log(resume_line(config.workdir, start_step, record.steps_per_epoch, config.epochs))
+        log(resume_line(config.workdir, start_step, record.steps_per_epoch, config.epochs, len(model.rungs)))
     os.makedirs(config.workdir, exist_ok=True)
     files.atomic_write(os.path.join(config.workdir, "config.json"), config.to_json())
     steps = record.steps_per_epoch

@@ -120,6 +120,21 @@ def test_speedup_from_flops_and_wall_clock():
     assert out["measured_wall_clock"] == pytest.approx(16 * 0.5 / 5.0)
     never = {"motivated": {"seconds": 0.0, "batches": 0, "seconds_per_batch": None}, "base": modes["base"]}
     assert summary.speedup({"wall_clock_per_mode_s": never}) == {}
+    # A ladder: the models between take their time and their steps too (4 more batches, 1 s more).
+    ladder = {**modes, "rung1": {"seconds": 1.0, "batches": 4, "seconds_per_batch": 0.25}}
+    assert summary.speedup({"wall_clock_per_mode_s": ladder})["measured_wall_clock"] == pytest.approx(20 * 0.5 / 6.0)
+
+
+def test_a_ladders_closing_lines_say_every_model(tmp_path):
+    from keras_motivation import trainer
+
+    config = TrainConfig(workdir=str(tmp_path), pair="resnet8:resnet14:resnet20")
+    rung1 = {"architecture": "resnet14", "parameters": 1, "forward_flops_per_image": 1, "accuracy": 0.5}
+    text = summary.describe(config, _schema2(pair=config.pair, rung1=rung1))
+    assert "forward and backward, every model (" in text and "(every model in one MotivatedModel" in text
+    assert [line.split()[0] for line in text.splitlines()[1:4]] == ["base", "rung1", "motivated"]
+    assert trainer.resume_line("w", 12, 6, 2, models=3).endswith("evaluating every model again")
+    assert trainer.resume_line("w", 12, 6, 2).endswith("evaluating both models again")
 
 
 def _schema2(**extra):
@@ -174,7 +189,7 @@ def test_describe_puts_both_models_side_by_side_with_units_and_every_file(tmp_pa
     assert "4.50 TFLOPs forward and backward, both models (the motivated model alone for the same steps: 7.30" in text
     for name in ("summary.json", "history.csv", "batches.csv", "final", "tensorboard"):
         assert os.path.join(str(tmp_path), name) in text
-    assert "motivated_model.keras (both in one MotivatedModel: import keras_motivation first)" in text
+    assert "motivated_model.keras (both models in one MotivatedModel: import keras_motivation first)" in text
     assert "stopped" not in text
     stopped = summary.describe(config, _schema2(stopped="non-finite loss at step 7 (TerminateOnNaN)"))
     assert "stopped:     non-finite loss at step 7 (TerminateOnNaN)" in stopped

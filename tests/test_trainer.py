@@ -474,14 +474,30 @@ def test_a_ladder_of_three_trains_summarizes_saves_and_exports_every_model(tmp_p
 
 
 def test_a_ladder_through_the_trainer_follows_the_papers_rule_generalised(tmp_path):
-    """batches.csv's rung per step is the written rule replayed over its logged losses (k = 1)."""
+    """batches.csv's rung per step is the written rule replayed over its logged losses (k = 1), and the summary's
+    and the history's figures count every model: each one's share and steps, the statistics check of each, the
+    measured speed-up over the time of every step."""
     from testing_utils import replay_ladder
 
-    _image_folder_run(tmp_path, "--pair=resnet8:resnet14:resnet20", "--k=1")
+    summary = _image_folder_run(tmp_path, "--pair=resnet8:resnet14:resnet20", "--k=1", "--statistics_check_batches=1")
     rows = csv_rows(tmp_path / "run" / "batches.csv")
     losses, rungs = [float(r["batch_loss"]) for r in rows], [int(r["motivated"]) for r in rows]
     epochs = [sum(1 for r in rows if int(r["epoch"]) == e) for e in sorted({int(r["epoch"]) for r in rows})]
     assert rungs == replay_ladder(losses, epochs, k=1, rungs=3) and len(set(rungs)) == 3
+    a = summary["activations"]
+    assert a["rung_steps"] == [rungs.count(r) for r in range(3)]
+    assert a["rung_share"] == [n / len(rungs) for n in a["rung_steps"]]
+    assert a["mean_activation_length"] == (len(rungs) - a["rung_steps"][0]) / a["activations"]
+    assert set(summary["statistics_check"]) == {"batches", "base", "rung1", "motivated"}
+    modes = summary["wall_clock_per_mode_s"]
+    assert set(modes) == {"base", "rung1", "motivated"}
+    seconds = sum(m["seconds"] for m in modes.values())
+    assert summary["speedup_vs_motivated_alone"]["measured_wall_clock"] == pytest.approx(
+        modes["motivated"]["seconds_per_batch"] * len(rungs) / seconds
+    )
+    history = csv_rows(tmp_path / "run" / "history.csv")
+    assert [int(h["rung1_steps"]) for h in history] == [rungs[: epochs[0]].count(1), rungs[epochs[0] :].count(1)]
+    assert sum(float(h["rung1_share"]) for h in history) > 0
 
 
 @pytest.mark.parametrize("path", [("--steps_per_execution=3",), ("--jit_compile",)], ids=["device-loop", "xla"])

@@ -83,14 +83,24 @@ def find_runs(paths):
 
 
 def model_names(pair):
+    """The paper's names of a run's models, smallest first: "ResNet-8", "ResNet-14" (a ladder: each of them)."""
+
     def pretty(name):
         for prefix, label in (("resnet", "ResNet-"), ("efficientnet_b", "EffNet-B"), ("vit_", "ViT-")):
             if name.startswith(prefix):
                 return label + name[len(prefix) :]
         return name
 
-    x, y = pair.split(":")
-    return pretty(x), pretty(y)
+    return tuple(pretty(name) for name in pair.split(":"))
+
+
+def dual_models(pair):
+    """[(the model's name in summary.json, its row label)] of a dual run: a pair's X-Y-B and X-Y-M, a ladder's
+    X-Y-Z-B, X-Y-Z-R1 (each model between) and X-Y-Z-M."""
+    names = model_names(pair)
+    roles = summary_json.model_names(pair)
+    suffixes = ["B", *(f"R{i}" for i in range(1, len(names) - 1)), "M"]
+    return [(role, f"{'-'.join(names)}-{suffix}") for role, suffix in zip(roles, suffixes)]
 
 
 def arm_of(config):
@@ -147,15 +157,15 @@ def rows_for(runs):
     rank = {cls.label.split()[0]: cls.report_order for cls in conditions.BY_NAME.values()}
     order = sorted(groups.items(), key=lambda kv: (kv[0][:4], rank.get(kv[0][4].split()[0], 1), kv[0][4]))
     for (pair, dataset, epochs, train_size, arm), members in order:
-        x, y = model_names(pair)
+        names = model_names(pair)
         s0 = members[0]["summary"]
-        models = {X_C: [("base", f"{x}-C")], Y_C: [("motivated", f"{y}-C")]}.get(arm)
+        models = {X_C: [("base", f"{names[0]}-C")], Y_C: [("motivated", f"{names[-1]}-C")]}.get(arm)
         # The paper's F_X-Y: the dual run's mean forward FLOPs per training pass (its ACC/FLOPs uses it).
         dual = None
         if models is None:
             label = "" if arm.startswith(DUAL) else f" {arm}"
             suffix = arm[len(DUAL) :] if arm.startswith(DUAL) else ""
-            models = [("base", f"{x}-{y}-B{label}{suffix}"), ("motivated", f"{x}-{y}-M{label}{suffix}")]
+            models = [(role, f"{name}{label}{suffix}") for role, name in dual_models(pair)]
             dual = mean_std([summary_json.training_flops(m["summary"], "average_forward_per_image") for m in members])[
                 0
             ]
@@ -216,9 +226,9 @@ def add_ratios(rows):
                 b["acc_f_ratio"] = b["acc_per_mflop"] / yc_rate if yc_rate else None
         for members in arms.values():
             for r in members:
-                # Each model against its own architecture trained classically.
-                ref = xc if r["role"] == "base" else yc
-                if r is not ref and r["accuracy_mean"] is not None:
+                # Each model against its own architecture trained classically (a ladder's models between have none).
+                ref = {"base": xc, "motivated": yc}.get(r["role"])
+                if ref is not None and r is not ref and r["accuracy_mean"] is not None:
                     delta = r["accuracy_mean"] - ref["accuracy_mean"]
                     spread = max(r["accuracy_std"] or 0.0, ref["accuracy_std"] or 0.0)
                     r["delta_vs_classical"] = delta
@@ -268,15 +278,18 @@ def plot_dynamics(run, path):
     steps = [int(b["step"]) for b in batches]
     loss = [float(b["batch_loss"]) for b in batches]
     axes[0].plot(steps, loss, lw=0.8, color="tab:blue", label="batch loss")
-    mot = [(s, value) for s, value, b in zip(steps, loss, batches) if int(b["motivated"])]
+    # The rung that trained each batch (0: the base; a pair's motivated model is 1).
+    mot = [(s, value) for s, value, b in zip(steps, loss, batches) if round(float(b["motivated"]))]
     if mot:
-        axes[0].scatter(*zip(*mot), s=10, color="tab:red", label="trained by the motivated model", zorder=3)
+        bigger = "the motivated model" if len(run["config"]["pair"].split(":")) == 2 else "a bigger model"
+        axes[0].scatter(*zip(*mot), s=10, color="tab:red", label=f"trained by {bigger}", zorder=3)
     c = run["config"]
     title = f"{c['pair']}, {arm_of(c)}, seed {c['seed']}: training dynamics"
     axes[0].set(xlabel="training step", ylabel="training loss (cross-entropy)", title=title)
     axes[0].legend()
     epochs = [int(h["epoch"]) + 1 for h in history]
-    for key, label in (("val_accuracy", "base"), ("val_motivated_accuracy", "motivated")):
+    for label in summary_json.model_names(run["config"]["pair"]):
+        key = "val_accuracy" if label == "base" else f"val_{label}_accuracy"
         if history and key in history[0]:
             axes[1].plot(epochs, [100 * float(h[key]) for h in history], marker="o", label=label)
     axes[1].set(xlabel="epoch", ylabel="validation accuracy (%)")
@@ -486,10 +499,11 @@ def pays_markdown(front, rows):
 
 def plot_front(front, rows, path, names=("base", "motivated")):
     """Accuracy against training compute: one panel per architecture, the
-    classical curve with its seed band, every dual policy as a point."""
+    classical curve with its seed band, every dual policy as a point. `names`:
+    the models' names, smallest first (a ladder's: its ends have the panels)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=False)
     markers = "os^vD<>phX*P"
-    for ax, role, name in zip(axes, ("base", "motivated"), names):
+    for ax, role, name in zip(axes, ("base", "motivated"), (names[0], names[-1])):
         pts = front[role]
         c = [p.compute / 1e12 for p in pts]
         a = [p.accuracy for p in pts]
@@ -563,7 +577,8 @@ def statistics_rows(runs):
     rows = []
     for (epochs, arm), members in sorted(groups.items()):
         row = {"arm": arm, "epochs": epochs, "seeds": len(members)}
-        for model in ("base", "motivated"):
+        # Every model the check covered (a ladder's models between too), smallest first.
+        for model in (k for k in members[0]["summary"]["statistics_check"] if k != "batches"):
             checks = [m["summary"]["statistics_check"][model] for m in members]
             for key in ("as_saved", "recomputed"):
                 row[f"{model}_{key}"], row[f"{model}_{key}_sd"] = mean_std([100 * c[key] for c in checks])
@@ -573,22 +588,22 @@ def statistics_rows(runs):
 
 
 def statistics_markdown(rows):
-    out = [
-        "| arm | epochs | seeds | base as saved % | base recomputed % | motivated as saved % | motivated recomputed % "
-        "| mean abs change (base / motivated) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        cells = [
-            fmt_mean_sd(r[f"{m}_{k}"], r[f"{m}_{k}_sd"])
-            for m in ("base", "motivated")
-            for k in ("as_saved", "recomputed")
+    """One table per set of models (a pair's two; a ladder's every model), a row per arm."""
+    out = []
+    for models in dict.fromkeys(tuple(k[: -len("_change")] for k in r if k.endswith("_change")) for r in rows):
+        head = " | ".join(f"{m} as saved % | {m} recomputed %" for m in models)
+        out += [
+            f"| arm | epochs | seeds | {head} | mean abs change ({' / '.join(models)}) |",
+            "|---|---|---|" + "---|" * (2 * len(models) + 1),
         ]
-        out.append(
-            f"| {r['arm']} | {r['epochs']} | {r['seeds']} | {' | '.join(cells)} | "
-            f"{r['base_change']:.2f} / {r['motivated_change']:.2f} |"
-        )
-    return "\n".join(out) + "\n"
+        for r in rows:
+            if tuple(k[: -len("_change")] for k in r if k.endswith("_change")) != models:
+                continue
+            cells = [fmt_mean_sd(r[f"{m}_{k}"], r[f"{m}_{k}_sd"]) for m in models for k in ("as_saved", "recomputed")]
+            changes = " / ".join(f"{r[f'{m}_change']:.2f}" for m in models)
+            out.append(f"| {r['arm']} | {r['epochs']} | {r['seeds']} | {' | '.join(cells)} | {changes} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
 
 
 def write_statistics(runs, out, written=None):
@@ -616,7 +631,9 @@ def write_report(paths, out, written=None):
     os.makedirs(out, exist_ok=True)
     rows = write_results(runs, out, written)
     write_statistics(runs, out, written)
-    write_pays(runs, out, model_names(runs[0]["config"]["pair"]), written)
+    names = model_names(runs[0]["config"]["pair"])
+    # A ladder's pay is its ends' (the base's and the largest model's classical fronts).
+    write_pays(runs, out, (names[0], names[-1]), written)
     return rows
 
 

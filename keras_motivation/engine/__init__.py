@@ -20,6 +20,8 @@ every epoch ends on the base model. A pair is the ladder of two models.
   statistics.
 - `joint.py`: the joint step (a model and every smaller rung on one batch);
   `shared_forward.py`: its shared forward pass where two passes share a trunk.
+- `keras_habits.py`: what Keras asks of any model, for the models together
+  (`summary`, `get_weights`, `metrics`, the config, what a saved file holds).
 - `epoch.py`: `EpochBoundary`, the epoch boundary that `fit` puts first
   among the callbacks, and the model's epoch hooks (the engine imports
   nothing of the trainer).

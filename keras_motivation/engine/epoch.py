@@ -15,9 +15,10 @@ class EpochBoundary(keras.callbacks.Callback):
     """Ends every epoch on the base model, ends the `fit` with recomputed BatchNorm
     statistics (bn_statistics="recalibrated", when training changed the weights since
     a validation last recomputed them) and logs the epoch's motivation counts:
-    `motivated_steps`, `switches`, `activations` (switches into the motivated
-    model), `motivated_share` (motivated share of the steps) and
-    `mean_activation_length` (motivated steps per activation).
+    `motivated_steps`, `switches`, `activations` (switches up: into the
+    motivated model, for a pair), `motivated_share` (motivated share of the
+    steps), `mean_activation_length` (steps above the base per activation)
+    and, in a ladder, each model between's `rung<i>_steps` and `rung<i>_share`.
 
     `MotivatedModel.fit` puts it first in the callback list, so the switch back
     happens (and `motivated_steps` / `switches` are in the logs) before any
@@ -29,11 +30,12 @@ class EpochBoundary(keras.callbacks.Callback):
     them, say) sees each model's own moving statistics; `model.save`,
     `evaluate` and `predict` recompute them first.
 
-    `callbacks`: the other callbacks of the `fit`. Those that watch a
-    motivated metric (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau with
-    `monitor="val_motivated_accuracy"`, ...) get that metric's direction from
-    the base's (`val_accuracy`), as Keras would find it, before they first
-    need it at the end of the first epoch.
+    `callbacks`: the other callbacks of the `fit`. Those that watch a bigger
+    model's metric (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau with
+    `monitor="val_motivated_accuracy"`, or a ladder's `"val_rung1_accuracy"`,
+    ...) get that metric's direction from the base's (`val_accuracy`), as
+    Keras would find it, before they first need it at the end of the first
+    epoch.
     """
 
     def __init__(self, callbacks=()):
@@ -49,8 +51,10 @@ class EpochBoundary(keras.callbacks.Callback):
         self.model.begin_epoch(epoch, self.params.get("steps"))
 
     def on_epoch_end(self, epoch, logs=None):
+        rungs = len(self.model.rungs)
         for callback in self._others:
-            keras_internals.resolve_prefixed_monitor(callback, switching.MOTIVATED_PREFIX)
+            for rung in range(1, rungs):
+                keras_internals.resolve_prefixed_monitor(callback, switching.rung_prefix(rung, rungs))
         self.model.end_epoch()
         end = self.model.counters()
         start, self._start = self._start, end
@@ -67,9 +71,8 @@ class EpochBoundary(keras.callbacks.Callback):
             logs["switches"] = epoch_counts["switches"]
             logs["activations"] = epoch_counts["activations"]
             logs["motivated_share"] = switching.share_of_steps(epoch_counts)
-            logs["mean_activation_length"] = (
-                epoch_counts["motivated_steps"] / epoch_counts["activations"] if epoch_counts["activations"] else 0.0
-            )
+            logs["mean_activation_length"] = switching.mean_activation_length(epoch_counts)
+            logs.update(switching.rung_counts(epoch_counts))
 
     def on_train_end(self, logs=None):
         self.model.end_fit()

@@ -39,8 +39,7 @@ def rung_models(base, motivated, models):
     models = list(models)
     if len(models) < 2:
         raise ValueError(f"MotivatedModel needs at least two models, got {len(models)}.")
-    labels = ("base", "motivated") if len(models) == 2 else [f"models[{i}]" for i in range(len(models))]
-    for label, m in zip(labels, models):
+    for label, m in zip(_labels(len(models)), models):
         if not isinstance(m, keras.Model) or not m.built:
             raise ValueError(f"MotivatedModel needs a built keras.Model as `{label}`, got {m!r}.")
     if len({id(m) for m in models}) != len(models):
@@ -52,8 +51,29 @@ def rung_models(base, motivated, models):
     return models
 
 
+def _labels(n):
+    """How the arguments name n models: a pair's `base` and `motivated`, a ladder's `models[i]`."""
+    return ("base", "motivated") if n == 2 else [f"models[{i}]" for i in range(n)]
+
+
+def _order_expected(models):
+    """Where two neighbours are in the wrong order (the smaller has more parameters): a one-line ValueError
+    naming them and the order expected, before any map is made."""
+    labels, sizes = _labels(len(models)), [m.count_params() for m in models]
+    for i in range(len(models) - 1):
+        if sizes[i] > sizes[i + 1]:
+            order = ", ".join(repr(models[j].name) for j in sorted(range(len(models)), key=sizes.__getitem__))
+            raise ValueError(
+                f"`{labels[i]}` ({models[i].name!r}, {sizes[i]:,} parameters) is bigger than `{labels[i + 1]}` "
+                f"({models[i + 1].name!r}, {sizes[i + 1]:,}): give the models smallest first, each inside the next "
+                f"({order})."
+            )
+
+
 def neighbour_maps(models, weights_map):
-    """The weights map of each neighbouring pair of rungs."""
+    """The weights map of each neighbouring pair of rungs. Models in the wrong order, or neighbours the map
+    cannot place one inside the other, are a ValueError of one or two lines naming them."""
+    _order_expected(models)
     pairs = list(zip(models, models[1:]))
     if isinstance(weights_map, (list, tuple)):
         if len(weights_map) != len(pairs):
@@ -61,12 +81,27 @@ def neighbour_maps(models, weights_map):
                 f"A ladder of {len(models)} models needs {len(pairs)} weights maps (one per neighbouring pair), "
                 f"got {len(weights_map)}."
             )
-        return [weights_map_lib.get(w, b, m) for w, (b, m) in zip(weights_map, pairs)]
-    if isinstance(weights_map, weights_map_lib.WeightsMap) and len(pairs) > 1:
+        rules = list(weights_map)
+    elif isinstance(weights_map, weights_map_lib.WeightsMap) and len(pairs) > 1:
         raise ValueError(
             "A WeightsMap maps one pair: give a ladder a rule (e.g. 'resnet_depth') or one map per neighbouring pair."
         )
-    return [weights_map_lib.get(weights_map, b, m) for b, m in pairs]
+    else:
+        rules = [weights_map] * len(pairs)
+    labels, maps = _labels(len(models)), []
+    for i, (rule, (b, m)) in enumerate(zip(rules, pairs)):
+        try:
+            maps.append(weights_map_lib.get(rule, b, m))
+        except ValueError as err:
+            problems = [line.strip() for line in str(err).splitlines() if line.strip()]
+            detail = problems[1] if len(problems) > 1 else problems[0]
+            more = f" (and {len(problems) - 2} more)" if len(problems) > 2 else ""
+            name = rule if isinstance(rule, str) else type(rule).__name__
+            raise ValueError(
+                f"`{labels[i]}` ({b.name!r}) does not fit inside `{labels[i + 1]}` ({m.name!r}) under the weights "
+                f"map {name!r}: give the models smallest first, each inside the next.\n  {detail}{more}"
+            ) from None
+    return maps
 
 
 class RungMetrics:

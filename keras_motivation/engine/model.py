@@ -1,9 +1,10 @@
 """MotivatedModel: the paper's dual-model training (Algorithm 1) as a keras.Model, for a pair or a ladder.
 
-The class holds construction, compile, `train_step`, the test step, `fit` and
-the config; the package's other modules hold the switching (`switching.py`),
-the loops around the step (`train_function.py`), the BatchNorm option and what
-reads the statistics (`statistics.py`) and the joint step (`joint.py`).
+The class holds construction, compile, `train_step`, the test step and `fit`;
+the package's other modules hold the switching (`switching.py`), the loops
+around the step (`train_function.py`), the BatchNorm option and what reads
+the statistics (`statistics.py`), the joint step (`joint.py`) and what Keras
+asks of any model: summary, weights, metrics, config, saving (`keras_habits.py`).
 `keras_motivation.engine` says what a mode is and where a new one plugs in.
 """
 
@@ -17,6 +18,7 @@ from keras_motivation.batch_norm import DEFAULT_BN_STATISTICS
 from keras_motivation.batch_norm import DEFAULT_RECALIBRATION_BATCHES
 from keras_motivation.engine import epoch as epoch_lib
 from keras_motivation.engine import joint as joint_lib
+from keras_motivation.engine import keras_habits
 from keras_motivation.engine import ladder as ladder_lib
 from keras_motivation.engine import shared_forward as shared_forward_lib
 from keras_motivation.engine import statistics as statistics_lib
@@ -26,7 +28,9 @@ from keras_motivation.engine import train_function as train_function_lib
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
 @keras_internals.replaces_symbolic_build
-class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_lib.EpochHooks, keras.Model):
+class MotivatedModel(
+    switching.Switching, statistics_lib.StatisticsReads, epoch_lib.EpochHooks, keras_habits.KerasHabits, keras.Model
+):
     """A base model and bigger models that contain it, trained by one `fit`.
 
     A pair: `MotivatedModel(base, motivated, weights_map, condition)`. A
@@ -65,14 +69,17 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
 
     `model(x)` and `predict` use the base model; `model.base`,
     `model.motivated` (and `model.rungs`, smallest first) are the deployable
-    models. Training logs per batch `batch_loss` (the raw loss that drives
-    the condition) and `motivated` (the rung that trained the batch: 1.0 for
-    the motivated model of a pair); `loss` and the compiled metrics are the
-    base model's over the batches it trained, `motivated_loss`,
-    `motivated_<metric>` the largest model's over its batches and, in a
-    ladder, `rung<i>_loss`, `rung<i>_<metric>` those of the models between.
-    Per epoch, `motivated_steps` and `switches`. `evaluate` reports the
-    compiled metrics of every model.
+    models; `summary()`, `get_weights()` and `set_weights()` are theirs,
+    smallest first (`keras_motivation.engine.keras_habits`). Training logs
+    per batch `batch_loss` (the raw loss that drives the condition) and
+    `motivated` (the rung that trained the batch: 1.0 for the motivated
+    model of a pair); `loss` and the compiled metrics are the base model's
+    over the batches it trained, `motivated_loss`, `motivated_<metric>` the
+    largest model's over its batches and, in a ladder, `rung<i>_loss`,
+    `rung<i>_<metric>` those of the models between. Per epoch, the counts
+    of `EpochBoundary` (`motivated_steps`, `switches`, ...; in a ladder
+    `rung<i>_steps` too). `evaluate` reports the compiled metrics of every
+    model.
     """
 
     def __init__(
@@ -211,41 +218,6 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
         """Each rung's optimizer, smallest first (after `compile`)."""
         middle = [getattr(self, f"rung{i}_optimizer") for i in range(1, len(self.rungs) - 1)]
         return (self.optimizer, *middle, self.motivated_optimizer)
-
-    def get_compile_config(self):
-        if not self.compiled:
-            return {}
-        return keras_internals.serialized_compile_config(self)
-
-    def load_own_variables(self, store):
-        # Compiled, the copy lists are attributes, so `save` writes the mapped
-        # weights they hold (trainable, first), then the state variables, then
-        # the optimizers' slots (see `compile`). `load_model(..., compile=False)`
-        # has no copy lists: take the state variables from their place.
-        own = keras_internals.own_variable_count(self)
-        if not self.compiled and len(store.keys()) > own:
-            copied = {
-                id(v)
-                for m in self.weights_maps
-                for e in self._statistics.copies(m.base, m.entries)
-                for v in (e.base, e.motivated)
-            }
-            first = sum(1 for v in self.weights if id(v) in copied and v.trainable)
-            store = {str(i): store[str(first + i)] for i in range(own)}
-        # Files from before ladders hold the mode as a bool (motivated_active).
-        index = next(i for i, v in enumerate(keras_internals.own_variables(self)) if v is self._mode)
-        super().load_own_variables(switching.ModeAsInt(store, index))
-
-    def compile_from_config(self, config):
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-
-    @property
-    def metrics(self):
-        metrics = super().metrics
-        if self.compiled and getattr(self, "_ladder", None) is not None and self._ladder.metrics is not None:
-            metrics += [m for rung in self._ladder.metrics[1:] for m in rung if m is not None]
-        return metrics
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # Keras' symbolic build calls this once to create the metric state:
@@ -438,34 +410,6 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
         else:
             callbacks = [boundary] + list(callbacks or [])
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks, **kwargs)
-
-    # -- serialization -----------------------------------------------------------
-
-    def get_config(self):
-        config = {"name": self.name}
-        if len(self.rungs) == 2:
-            config["base"] = keras.saving.serialize_keras_object(self.base)
-            config["motivated"] = keras.saving.serialize_keras_object(self.motivated)
-            config["weights_map"] = self.weights_map.get_config()
-        else:
-            config["models"] = [keras.saving.serialize_keras_object(m) for m in self.rungs]
-            config["weights_map"] = [m.get_config() for m in self.weights_maps]
-        return {
-            **config,
-            "condition": keras.saving.serialize_keras_object(self.condition),
-            "bn_statistics": self.bn_statistics,
-            "recalibration_batches": self.recalibration_batches,
-            "joint": None if self.joint is None else keras.saving.serialize_keras_object(self.joint),
-        }
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        models, maps = ladder_lib.rungs_from_config(config, custom_objects)
-        condition = keras.saving.deserialize_keras_object(config.pop("condition"), custom_objects=custom_objects)
-        if config.get("joint") is not None:
-            config["joint"] = keras.saving.deserialize_keras_object(config["joint"], custom_objects=custom_objects)
-        return cls(models=models, weights_map=maps, condition=condition, **config)
 
 
 def _unscale(loss):

@@ -32,6 +32,25 @@ def share_of_steps(counters):
     return counters["motivated_steps"] / counters["steps"] if counters["steps"] else 0.0
 
 
+def mean_activation_length(counters):
+    """Steps above the base per activation (a switch up), from `counters()` totals or an epoch's differences:
+    a pair's motivated steps per activation; a ladder's steps of every bigger rung per switch up."""
+    above = counters["steps"] - counters["rung_steps"][0] if "rung_steps" in counters else counters["motivated_steps"]
+    return above / counters["activations"] if counters["activations"] else 0.0
+
+
+def rung_counts(counters):
+    """A ladder's per-rung epoch logs from `counters()` totals or an epoch's differences: `rung<i>_steps` and
+    `rung<i>_share` of each model between the base and the largest (whose are `motivated_steps` and
+    `motivated_share`); nothing for a pair."""
+    steps = counters.get("rung_steps", [])[1:-1]
+    out = {}
+    for i, n in enumerate(steps, start=1):
+        out[f"rung{i}_steps"] = n
+        out[f"rung{i}_share"] = n / counters["steps"] if counters["steps"] else 0.0
+    return out
+
+
 def static_mode(value):
     """`value` (a mode) as a Python int when known when tracing, else None."""
     if isinstance(value, (bool, int)):

@@ -21,6 +21,7 @@ from keras_motivation.models.resnet import BUILDERS as IMAGENET_RESNETS
 from keras_motivation.models.resnet import resnet
 from keras_motivation.models.resnet_cifar import prefix_resnet_cifar
 from keras_motivation.models.resnet_cifar import resnet_cifar
+from keras_motivation.models.vit import VARIANTS as VIT_VARIANTS
 from keras_motivation.models.vit import vit
 
 PAIRS = (
@@ -161,6 +162,24 @@ def check_ladder(name):
         raise ValueError(f"Ladder {name!r}: the {fam} family has no ladder here; use CIFAR ResNets, ResNets or ViTs.")
     if len(set(names)) != len(names):
         raise ValueError(f"Ladder {name!r}: each model once, smallest first.")
+    sizes = [_size(n) for n in names]
+    for (a, size_a), (b, size_b) in zip(zip(names, sizes), zip(names[1:], sizes[1:])):
+        if all(x <= y for x, y in zip(size_a, size_b)):
+            continue
+        if all(x >= y for x, y in zip(size_a, size_b)):
+            order = ":".join(sorted(names, key=_size))
+            raise ValueError(f"Ladder {name!r}: {a} is bigger than {b}; give the models smallest first: {order}.")
+        raise ValueError(f"Ladder {name!r}: {a} and {b} do not nest (one is wider, the other deeper).")
+
+
+def _size(name):
+    """A ladder model's size by its registry name, along each axis its family nests in: a ResNet's depth, a
+    ViT's width and depth."""
+    vit_name = _VIT_DEPTH.fullmatch(name)
+    if vit_name:
+        return (list(VIT_VARIANTS).index(vit_name["variant"]), int(vit_name["depth"] or VIT_VARIANTS["tiny"]["depth"]))
+    prefix = _PREFIX_RESNET.fullmatch(name)
+    return (int(prefix["depth"] if prefix else name[len("resnet") :]),)
 
 
 def get_ladder(name, num_classes, input_shape, **kwargs):
