@@ -173,6 +173,29 @@ for _share in (0.25, 0.5):
         *JOINT[DEFAULT_ARM],
         f"--joint_base_share={_share:g}",
     ]
+
+
+def policy_arm(base_weight=2, equilibrium=False, distillation=0.0, teachers="largest"):
+    """(name, flags) of the default policy's arm with another joint step (issue 45): the base's loss weight,
+    gradient equilibrium, in-place distillation from the largest model or from every larger one (one-for-all)."""
+    name = f"grow0.45-joint-paper-bw{base_weight:g}" + ("-eq" if equilibrium else "")
+    flags = [f for f in JOINT[DEFAULT_ARM] if not f.startswith("--joint_base_weight=")]
+    flags.append(f"--joint_base_weight={base_weight:g}")
+    if equilibrium:
+        flags.append("--equilibrium")
+    if distillation:
+        name += f"-distill{distillation:g}" + ("all" if teachers == "all" else "")
+        flags += [f"--distillation={distillation:g}", f"--distillation_teachers={teachers}"]
+    return f"{name}-rewarm0.1-recalibrated-lr0.1", flags
+
+
+# Gradient equilibrium and the base's weight (issue 45), each with in-place distillation from the largest model
+# and from every larger one: the prefix ladder and the deeper prefix pair run them at --rates=0.05,0.1,0.2.
+for _bw in (1, 2):
+    for _eq in (False, True):
+        for _distillation, _teachers in ((0.0, "largest"), (0.5, "largest"), (0.5, "all")):
+            _name, _flags = policy_arm(_bw, _eq, _distillation, _teachers)
+            JOINT.setdefault(_name, _flags)
 GROUPS = ("bn", "front", "policies", "tune", "tuned_front", "joint")
 # `solo` (only when named): X-C and Y-C alone at every rate of the sweep, at SOLO_EPOCHS, each seed;
 # `--arms` picks the few needed (Y-C-lr0.1: a new network's solo twin at the study's budget, without
