@@ -16,6 +16,7 @@ if _sys.argv[:1] == ["-m"]:
 from keras_motivation import batch_norm  # noqa: E402
 from keras_motivation import conditions  # noqa: E402
 from keras_motivation import models  # noqa: E402
+from keras_motivation import policy  # noqa: E402
 from keras_motivation import recipes  # noqa: E402  (registers Rewarmed, which saved optimizers name)
 from keras_motivation import weights_map  # noqa: E402
 from keras_motivation.engine import JointStep  # noqa: E402

@@ -279,20 +279,32 @@ class TrainConfig:
             if getattr(self, name) is None:
                 # A policy's joint step weights belong to its joint step: without one (--nojoint) they are neutral.
                 neutral = not self.joint and name in policy_lib.WITHOUT_JOINT_STEP
-                setattr(self, name, policy_lib.WITHOUT_JOINT_STEP[name] if neutral else getattr(chosen, name))
+                value = policy_lib.WITHOUT_JOINT_STEP[name] if neutral else getattr(chosen, name)
+                setattr(self, name, str(value) if name == "condition" else value)
+
+    @property
+    def condition_spec(self):
+        """`condition` parsed (once per text): the `ConditionSpec` the policy, the recipes, the data, the summary
+        read. A bad spec is a ConfigError naming --condition."""
+        cached = self.__dict__.get("_condition_spec")
+        if cached is None or cached[0] != self.condition:
+            try:
+                cached = (self.condition, conditions.ConditionSpec.parse(self.condition))
+            except ValueError as err:
+                raise ConfigError(f"--condition={self.condition}: {err}") from None
+            self.__dict__["_condition_spec"] = cached
+        return cached[1]
 
     def _chosen_policy(self):
         """The name of the policy the unset fields come from: --policy, else the one --condition names (see
         policy.py); ConfigError for an unknown name and for --policy=default's joint step and re-warm-up taken
         with another condition than its own."""
         if self.policy is None:
-            return "default" if self.condition is None else policy_lib.name_for_condition(self.condition)
+            return "default" if self.condition is None else policy_lib.name_for_condition(self.condition_spec)
         if self.policy not in policy_lib.POLICIES:
             raise ConfigError(f"--policy must be {_or(tuple(policy_lib.POLICIES))}, got {self.policy!r}.")
         chosen = policy_lib.get(self.policy)
-        other_condition = (
-            self.condition is not None and conditions.ConditionSpec.parse(self.condition).name != chosen.condition_name
-        )
+        other_condition = self.condition is not None and self.condition_spec.name != chosen.condition_name
         if other_condition and (
             (chosen.joint and self.joint is None) or (chosen.rewarm_epochs and self.rewarm_epochs is None)
         ):
@@ -305,7 +317,8 @@ class TrainConfig:
 
     def resolved_policy(self):
         """The `policy.Policy` this config trains with (its resolved policy fields)."""
-        return policy_lib.Policy(**{name: getattr(self, name) for name in policy_lib.FIELDS})
+        fields = {name: getattr(self, name) for name in policy_lib.FIELDS}
+        return policy_lib.Policy(**{**fields, "condition": self.condition_spec})
 
     def validate(self):
         """Raises ConfigError (one line) for values no run can use."""
@@ -316,7 +329,7 @@ class TrainConfig:
 
         check(":" in self.pair, f"--pair must be 'base:motivated' (e.g. resnet20:resnet32), got {self.pair!r}.")
         try:
-            condition = conditions.ConditionSpec.parse(self.condition).check()
+            condition = self.condition_spec.check()
         except ValueError as err:
             raise ConfigError(f"--condition={self.condition}: {err}") from None
         check(self.k >= 1, f"--k must be >= 1, got {self.k}.")

@@ -24,9 +24,9 @@ trigger with joint steps measured worst, docs/studies/index.md). An explicit
 `--policy=default` with another condition than growth is refused unless
 --joint and --rewarm_epochs are set too.
 
-From Python, `MotivatedModel(base, motivated, weights_map, policy="paper")` (or a `Policy`)
-builds the policy's condition, joint step and statistics option, as
-`**policy.model_arguments()` does; the start
+From Python, `MotivatedModel(base, motivated, weights_map, policy=km.policy.get("paper"))` (or any
+`Policy`) builds the policy's condition, joint step and statistics option, as
+`**policy.model_arguments()` does (the engine takes the object and imports nothing of this module); the start
 (`weights_map.identity_start`) and the re-warm-up (`recipes.Rewarmed`) are
 the trainer's.
 """
@@ -41,7 +41,7 @@ from keras_motivation.engine.joint import JointStep
 class Policy:
     """One training policy: `dataclasses.replace(policy.PAPER, k=3)` makes a variant."""
 
-    condition: str  # a --condition spec: "growth:epochs=0.45", "consecutive"
+    condition: ConditionSpec  # a --condition spec ("growth:epochs=0.45", "consecutive"; its text is parsed once)
     k: int  # the run's k, for the conditions that take one (the spec's own k wins)
     joint: bool  # joint steps: the motivated model's batches also train the base
     joint_base_weight: float  # the base's loss weight in a joint step
@@ -54,16 +54,19 @@ class Policy:
     rewarm_epochs: float  # epochs over which the rate ramps up again from the growth point (growth only)
     bn_statistics: str  # shared, private or recalibrated
 
+    def __post_init__(self):
+        object.__setattr__(self, "condition", ConditionSpec.of(self.condition))
+
     @property
     def condition_name(self):
-        return ConditionSpec.parse(self.condition).name
+        return self.condition.name
 
     def model_arguments(self, seed=None, heldout=None):
         """The keyword arguments of `MotivatedModel` that this policy sets: `condition` (the condition object,
         with `k`, the run's `seed` and the held-out batch `(x, y)` filled in where it takes them), `joint` (a
         `JointStep`, or None) and `bn_statistics`. A bad condition spec is a one-line ValueError."""
         return {
-            "condition": ConditionSpec.parse(self.condition).build(k=self.k, seed=seed, heldout=heldout),
+            "condition": self.condition.build(k=self.k, seed=seed, heldout=heldout),
             "joint": JointStep(**self.joint_arguments()) if self.joint else None,
             "bn_statistics": self.bn_statistics,
         }
@@ -132,11 +135,10 @@ def get(name):
     return POLICIES[name]
 
 
-def name_for_condition(condition):
-    """The policy a `--condition` spec takes without `--policy`: the one whose condition has its name, else
-    "paper" (the alternation without joint steps)."""
-    name = ConditionSpec.parse(condition).name
-    return next((key for key, policy in POLICIES.items() if policy.condition_name == name), "paper")
+def name_for_condition(spec):
+    """The policy a `--condition` spec (a `ConditionSpec`) takes without `--policy`: the one whose condition has
+    its name, else "paper" (the alternation without joint steps)."""
+    return next((key for key, policy in POLICIES.items() if policy.condition_name == spec.name), "paper")
 
 
 def side_by_side(field):

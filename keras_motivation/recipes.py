@@ -6,8 +6,6 @@ global step: the engine copies the step counter on every switch.
 
 import keras
 
-from keras_motivation import conditions
-
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
 class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -98,7 +96,7 @@ def learning_rate(config, steps_per_epoch):
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
     schedule = SCHEDULES[config.schedule](config, steps_per_epoch, warmup, config.epochs * steps_per_epoch)
     if config.rewarm_epochs:
-        growth = conditions.ConditionSpec.parse(config.condition).build()
+        growth = config.condition_spec.build()
         points = growth.growth_step(steps_per_epoch)
         # A ladder's growth re-warms at each rung's join point.
         for at_step in points if isinstance(points, list) else [points]:

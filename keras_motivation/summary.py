@@ -83,7 +83,8 @@ def noise_triggers_per_step(k):
 
 
 def motivation_statistics(counters, condition, k):
-    """summary["activations"]: the engine's counters and the rates derived from them."""
+    """summary["activations"]: the engine's counters and the rates derived from them (`condition`: the run's
+    `ConditionSpec`, or its text)."""
     steps = max(counters["steps"], 1)
     stats = {
         **counters,
@@ -93,7 +94,7 @@ def motivation_statistics(counters, condition, k):
     }
     if "rung_steps" in counters:
         stats["rung_share"] = [n / steps for n in counters["rung_steps"]]
-    spec = conditions.ConditionSpec.parse(condition)
+    spec = conditions.ConditionSpec.of(condition)
     cls = conditions.BY_NAME.get(spec.name)
     # The noise level of the paper's rule with --k (a spec that sets its own k gets none).
     if cls is not None and cls.noise_level and not spec.arguments:
@@ -322,7 +323,7 @@ def summarize(
         }
     summary.update(
         {
-            "activations": motivation_statistics(counters, config.condition, config.k),
+            "activations": motivation_statistics(counters, config.condition_spec, config.k),
             "wall_clock_s": wall,
             "cpu_time_s": cpu,
             "wall_clock_per_mode_s": mode_seconds,

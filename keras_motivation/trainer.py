@@ -37,7 +37,6 @@ import tensorflow as tf
 
 import keras_motivation
 from keras_motivation import callbacks as callbacks_lib
-from keras_motivation import conditions as conditions_lib
 from keras_motivation import data as data_lib
 from keras_motivation import export as export_lib
 from keras_motivation import files
@@ -227,7 +226,7 @@ def load_run_data(config, strategy):
     train, val, n_train, info = load_data(config)
     shape = data_lib.input_shape(config, info)
     heldout = None
-    if conditions_lib.ConditionSpec.parse(config.condition).takes_heldout:
+    if config.condition_spec.takes_heldout:
         heldout, train, n_train = data_lib.hold_out_batch(config, train, n_train, shape, info["num_classes"])
     try:
         steps = data_lib.steps_per_epoch(config.batch_size, n_train, strategy.num_replicas_in_sync)

@@ -17,8 +17,10 @@ from keras_motivation.engine import JointStep
 def test_the_named_policies():
     assert policy.POLICIES == {"default": policy.DEFAULT, "paper": policy.PAPER}
     assert policy.get("paper") is policy.PAPER
+    # The condition spec, parsed once: the policy's ConditionSpec (its text is the flag's).
+    assert str(policy.DEFAULT.condition) == "growth:epochs=0.45" and str(policy.PAPER.condition) == "consecutive"
     assert dataclasses.asdict(policy.DEFAULT) == {
-        "condition": "growth:epochs=0.45",
+        "condition": {"name": "growth", "arguments": {"epochs": "0.45"}},
         "k": 3,
         "joint": True,
         "joint_base_weight": 2.0,
@@ -31,7 +33,7 @@ def test_the_named_policies():
         "bn_statistics": "recalibrated",
     }
     assert dataclasses.asdict(policy.PAPER) == {
-        "condition": "consecutive",
+        "condition": {"name": "consecutive", "arguments": {}},
         "k": 2,
         "joint": False,
         "joint_base_weight": 1.0,
@@ -81,7 +83,8 @@ def test_no_policy_flag_is_the_default_policy_resolved_and_saved():
     assert config.policy == "default" and config.resolved_policy() == policy.DEFAULT
     saved = json.loads(config.to_json())
     assert saved["policy"] == "default"
-    assert {name: saved[name] for name in policy.FIELDS} == dataclasses.asdict(policy.DEFAULT)
+    default = {**dataclasses.asdict(policy.DEFAULT), "condition": str(policy.DEFAULT.condition)}
+    assert {name: saved[name] for name in policy.FIELDS} == default
     # A resumed run reads config.json back: every field set, the same config.
     assert TrainConfig.from_json(config.to_json()) == config
 
@@ -180,12 +183,15 @@ def test_motivated_model_takes_a_policy_for_what_the_call_leaves_unset():
     import keras_motivation as km
     from keras_motivation import conditions
 
-    model = km.MotivatedModel(*tiny_pair(), policy="paper")
+    model = km.MotivatedModel(*tiny_pair(), policy=km.policy.get("paper"))
     assert isinstance(model.condition, conditions.ConsecutiveDecrease) and model.condition.k == 2
     assert model.joint is None and model.bn_statistics == "shared"
     model = km.MotivatedModel(*tiny_pair(), policy=policy.DEFAULT, bn_statistics="private")
     assert isinstance(model.condition, conditions.Growth) and model.joint.base_weight == 2.0
     assert model.bn_statistics == "private"
+    # The engine takes the object and imports nothing of the trainer's policy module: a name is refused.
+    with pytest.raises(ValueError, match=r"takes a policy object, e\.g\. keras_motivation\.policy\.get\('paper'\)"):
+        km.MotivatedModel(*tiny_pair(), policy="paper")
 
 
 def test_the_joint_step_options_flow_from_the_flags_to_the_model():

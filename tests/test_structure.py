@@ -204,11 +204,14 @@ def test_readme_layout_names_only_files_that_exist():
         )
 
 
-# The trainer's modules: the run, its command line, its callbacks, preemption and Slurm, strategies, summary.
+# The trainer's modules: the run, its command line, its flags' policies, its model, its callbacks, preemption and
+# Slurm, strategies, summary. (The engine takes a policy object: `MotivatedModel(policy=...)`.)
 TRAINER = {
     "keras_motivation.trainer",
     "keras_motivation.train",
     "keras_motivation.config",
+    "keras_motivation.policy",
+    "keras_motivation.run_model",
     "keras_motivation.callbacks",
     "keras_motivation.preemption",
     "keras_motivation.strategies",

@@ -57,6 +57,11 @@ class ConditionSpec:
     arguments: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
+    def of(cls, spec):
+        """`spec` as a ConditionSpec: itself, or its text parsed."""
+        return spec if isinstance(spec, ConditionSpec) else cls.parse(spec)
+
+    @classmethod
     def parse(cls, text):
         name, _, args = text.partition(":")
         arguments = {}

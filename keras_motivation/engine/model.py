@@ -61,11 +61,11 @@ class MotivatedModel(
             (`keras_motivation.engine.joint`).
         models: the ladder's models, smallest first (instead of `base` and
             `motivated`).
-        policy: a `keras_motivation.policy.Policy` or its name ("default",
-            "paper"): the condition, joint step and statistics option that
-            `condition`, `joint` and `bn_statistics` leave unset (the start
-            and the re-warm-up are the trainer's: `identity_start`,
-            `recipes.Rewarmed`).
+        policy: a policy object (`keras_motivation.policy.get("paper")`,
+            `policy.DEFAULT`: anything with `model_arguments()`): the
+            condition, joint step and statistics option that `condition`,
+            `joint` and `bn_statistics` leave unset (the start and the
+            re-warm-up are the trainer's: `identity_start`, `recipes.Rewarmed`).
 
     `model(x)` and `predict` use the base model; `model.base`,
     `model.motivated` (and `model.rungs`, smallest first) are the deployable
@@ -97,10 +97,12 @@ class MotivatedModel(
         **kwargs,
     ):
         if policy is not None:
-            # Imported here: the policy module builds the engine's JointStep.
-            from keras_motivation import policy as policy_lib
-
-            arguments = (policy_lib.get(policy) if isinstance(policy, str) else policy).model_arguments()
+            if not callable(getattr(policy, "model_arguments", None)):
+                raise ValueError(
+                    "MotivatedModel(policy=...) takes a policy object, e.g. keras_motivation.policy.get('paper') or "
+                    f"keras_motivation.policy.DEFAULT, got {policy!r}."
+                )
+            arguments = policy.model_arguments()
             condition = arguments["condition"] if condition is None else condition
             joint = arguments["joint"] if joint is None else joint
             bn_statistics = arguments["bn_statistics"] if bn_statistics is None else bn_statistics
