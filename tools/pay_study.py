@@ -37,6 +37,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reproduce  # noqa: E402
+import runs as runs_lib  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGFILE = os.path.join(ROOT, "configs", "quickstart.flags")
@@ -235,8 +236,7 @@ def at_rates(arms, rates):
 def _accuracy(path, arm):
     from keras_motivation import summary_json as summary_lib
 
-    with open(os.path.join(path, "summary.json")) as f:
-        return summary_lib.accuracy(json.load(f), "motivated" if arm == "Y-C" else "base")
+    return summary_lib.accuracy(runs_lib.read_run(path)["summary"], "motivated" if arm == "Y-C" else "base")
 
 
 def lr_means(out, arm, seeds, epochs=TUNE_EPOCHS):
@@ -342,31 +342,12 @@ def run(
 
 def _summaries(out):
     """{(epochs, arm): [summary of each finished seed]} of a study directory OUT/ep<E>/<arm>/seed<S>."""
-    groups = {}
-    for ep in sorted(os.listdir(out)):
-        if not ep.startswith("ep") or not ep[2:].isdigit():
-            continue
-        for arm in sorted(os.listdir(os.path.join(out, ep))):
-            for seed in sorted(os.listdir(os.path.join(out, ep, arm))):
-                path = os.path.join(out, ep, arm, seed, "summary.json")
-                if os.path.exists(path):
-                    with open(path) as f:
-                        groups.setdefault((int(ep[2:]), arm), []).append(json.load(f))
-    return groups
+    return {key: [run["summary"] for run in members] for key, members in runs_lib.study_runs(out).items()}
 
 
-def _mean_std(values):
-    """(mean, standard deviation) of `values`; the deviation is None for one value, both for none."""
-    if not values:
-        return None, None
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
-
-
-def _fmt(mean_std, missing=""):
-    """A (mean, std) as report.fmt_mean_sd writes it ("85.57 ± 0.27"; one seed: "85.57"); `missing` without a mean."""
-    import report
-
-    return report.fmt_mean_sd(*mean_std) or missing
+def _fmt(mean_sd, missing=""):
+    """A (mean, sd) as runs_lib.fmt_mean_sd writes it ("85.57 ± 0.27"; one seed: "85.57"); `missing` without a mean."""
+    return runs_lib.fmt_mean_sd(*mean_sd) or missing
 
 
 def _best_classical(groups, epochs, arm, model):
@@ -375,12 +356,12 @@ def _best_classical(groups, epochs, arm, model):
     the tuned rate only)."""
     from keras_motivation import summary_json as summary_lib
 
-    runs = {name: members for (e, name), members in groups.items() if e == epochs and name.startswith(f"{arm}-lr")}
-    if not runs:
+    rates = {name: members for (e, name), members in groups.items() if e == epochs and name.startswith(f"{arm}-lr")}
+    if not rates:
         return None
-    most = max(len(members) for members in runs.values())
+    most = max(len(members) for members in rates.values())
     return max(
-        statistics.mean(100 * summary_lib.accuracy(s, model) for s in m) for m in runs.values() if len(m) == most
+        statistics.mean(100 * summary_lib.accuracy(s, model) for s in m) for m in rates.values() if len(m) == most
     )
 
 
@@ -403,12 +384,12 @@ def tuned_table(out):
         x_ref = _best_classical(groups, epochs, "X-C", "base")
         y_ref = _best_classical(groups, epochs, "Y-C", "motivated")
         base = (
-            _mean_std([100 * summary_lib.accuracy(s, "base") for s in members])
+            runs_lib.mean_sd([100 * summary_lib.accuracy(s, "base") for s in members])
             if not arm.startswith("Y-C")
             else (None, None)
         )
         mot = (
-            _mean_std([100 * summary_lib.accuracy(s, "motivated") for s in members])
+            runs_lib.mean_sd([100 * summary_lib.accuracy(s, "motivated") for s in members])
             if not arm.startswith("X-C")
             else (None, None)
         )
@@ -435,16 +416,11 @@ def ladder_table(out):
         "|---|---|---|---|---|" + "---|" * len(names),
     ]
     for (epochs, arm), members in sorted(groups.items()):
-        accs = [_fmt(_mean_std([100 * summary_lib.accuracy(s, name) for s in members])) for name in names]
+        accs = [_fmt(runs_lib.mean_sd([100 * summary_lib.accuracy(s, name) for s in members])) for name in names]
         tflops = statistics.mean(summary_lib.training_flops(s, "total") for s in members) / 1e12
         cpu = statistics.mean(s["cpu_time_s"] for s in members)
         lines.append(f"| {arm} | {epochs} | {len(members)} | {tflops:.2f} | {cpu:.0f} | " + " | ".join(accs) + " |")
     return "\n".join(lines)
-
-
-def _config(run_dir):
-    with open(os.path.join(run_dir, "config.json")) as f:
-        return json.load(f)
 
 
 def twin(network, epochs, model_kwargs):
@@ -463,7 +439,9 @@ def twin(network, epochs, model_kwargs):
         runs = {
             n: m
             for n, m in runs.items()
-            if _config(os.path.join(folder, n, sorted(os.listdir(os.path.join(folder, n)))[0]))["model_kwargs"]
+            if runs_lib.read_run(os.path.join(folder, n, sorted(os.listdir(os.path.join(folder, n)))[0]))["config"][
+                "model_kwargs"
+            ]
             == model_kwargs
         }
         if not runs:
@@ -473,7 +451,7 @@ def twin(network, epochs, model_kwargs):
             ((n, m) for n, m in sorted(runs.items()) if len(m) == most),
             key=lambda nm: statistics.mean(summary_lib.accuracy(s, model) for s in nm[1]),
         )
-        mean, sd = _mean_std([100 * summary_lib.accuracy(s, model) for s in best])
+        mean, sd = runs_lib.mean_sd([100 * summary_lib.accuracy(s, model) for s in best])
         flops = statistics.mean(summary_lib.training_flops(s, "total") for s in best)
         return mean, sd, flops, statistics.mean(s["cpu_time_s"] for s in best), f"{study}/ep{epochs}/{name}"
     return None
@@ -495,12 +473,12 @@ def rung_rows(out, arms=None):
     rows = []
     for (folder, epochs, arm), members in sorted(groups.items()):
         seed_dir = os.path.join(folder, f"ep{epochs}", arm)
-        config = _config(os.path.join(seed_dir, sorted(os.listdir(seed_dir))[0]))
+        config = runs_lib.read_run(os.path.join(seed_dir, sorted(os.listdir(seed_dir))[0]))["config"]
         networks = config["pair"].split(":")
         row = {"arm": arm, "pair": config["pair"], "epochs": epochs, "seeds": len(members), "models": []}
         twins = [twin(n, epochs, config["model_kwargs"]) for n in networks]
         for network, name, alone in zip(networks, summary_lib.model_names(config["pair"]), twins):
-            mean, sd = _mean_std([100 * summary_lib.accuracy(s, name) for s in members])
+            mean, sd = runs_lib.mean_sd([100 * summary_lib.accuracy(s, name) for s in members])
             row["models"].append(
                 {
                     "network": network,
@@ -608,13 +586,8 @@ EVIDENCE_HEAD = (
 def _arm_runs(study, epochs, arm):
     """The summaries of one committed arm at one budget, and the pair its config names."""
     folder = os.path.join(EXAMPLES, study, f"ep{epochs}", arm)
-    summaries, pair = [], None
-    for seed in sorted(os.listdir(folder)):
-        with open(os.path.join(folder, seed, "summary.json")) as f:
-            summaries.append(json.load(f))
-        with open(os.path.join(folder, seed, "config.json")) as f:
-            pair = json.load(f)["pair"]
-    return summaries, pair
+    members = [runs_lib.read_run(os.path.join(folder, seed)) for seed in sorted(os.listdir(folder))]
+    return [run["summary"] for run in members], members[-1]["config"]["pair"]
 
 
 def evidence_rows(evidence=EVIDENCE):
@@ -630,10 +603,10 @@ def evidence_rows(evidence=EVIDENCE):
         twins = {}
         for role, model in (("X-C", "base"), ("Y-C", "motivated")):
             # The accuracy at the best rate; the compute is the same at every rate.
-            runs = next(m for (e, name), m in sorted(groups.items()) if e == epochs and name.startswith(f"{role}-lr"))
+            sweep = next(m for (e, name), m in sorted(groups.items()) if e == epochs and name.startswith(f"{role}-lr"))
             twins[role] = (
                 _best_classical(groups, epochs, role, model),
-                statistics.mean(summary_lib.training_flops(s, "total") for s in runs),
+                statistics.mean(summary_lib.training_flops(s, "total") for s in sweep),
             )
         compute = statistics.mean(summary_lib.training_flops(s, "total") for s in members)
         row = {
@@ -644,7 +617,7 @@ def evidence_rows(evidence=EVIDENCE):
             "arm": f"{study}/ep{epochs}/{arm}",
         }
         for model in ("base", "motivated"):
-            row[model] = _mean_std([100 * summary_lib.accuracy(s, model) for s in members])
+            row[model] = runs_lib.mean_sd([100 * summary_lib.accuracy(s, model) for s in members])
         row["base_alone"], row["motivated_alone"] = twins["X-C"][0], twins["Y-C"][0]
         row["share_of_both"] = compute / (twins["X-C"][1] + twins["Y-C"][1])
         row["share_of_bigger"] = compute / twins["Y-C"][1]
@@ -679,7 +652,8 @@ FIGURE_ARMS = (
 def tuned_figure(out, path, arms=FIGURE_ARMS):
     """Accuracy against training compute for a tuned study (`--figure`): each network trained alone at its best
     rate (3 and 6 epochs) as the line, `arms` as points, one panel per model (tools/report.py's plot)."""
-    import report
+    import pay_rule
+    import pays_report
 
     from keras_motivation import summary_json as summary_lib
 
@@ -695,9 +669,9 @@ def tuned_figure(out, path, arms=FIGURE_ARMS):
                 (m for m in runs.values() if len(m) == most),
                 key=lambda m: statistics.mean(summary_lib.accuracy(s, model) for s in m),
             )
-            mean, std = _mean_std([100 * summary_lib.accuracy(s, model) for s in best])
+            mean, std = runs_lib.mean_sd([100 * summary_lib.accuracy(s, model) for s in best])
             front[model].append(
-                report.FrontPoint(
+                pay_rule.FrontPoint(
                     epochs=epochs,
                     compute=statistics.mean(summary_lib.training_flops(s, "total") for s in best),
                     accuracy=mean,
@@ -713,13 +687,12 @@ def tuned_figure(out, path, arms=FIGURE_ARMS):
         row = {"policy": arm, "epochs": epochs, "training_tflops": 0.0}
         row["training_tflops"] = statistics.mean(summary_lib.training_flops(s, "total") for s in members) / 1e12
         for model in ("base", "motivated"):
-            row[f"{model}_mean"], row[f"{model}_sd"] = _mean_std(
+            row[f"{model}_mean"], row[f"{model}_sd"] = runs_lib.mean_sd(
                 [100 * summary_lib.accuracy(s, model) for s in members]
             )
         rows.append(row)
-    with open(os.path.join(out, "ep3", "Y-C-lr0.1", "seed0", "config.json")) as f:
-        names = report.model_names(json.load(f)["pair"])
-    report.plot_front(front, rows, path, names)
+    names = runs_lib.model_names(runs_lib.read_run(os.path.join(out, "ep3", "Y-C-lr0.1", "seed0"))["config"]["pair"])
+    pays_report.plot_front(front, rows, path, names)
     return path
 
 
@@ -762,8 +735,7 @@ def gamma_table(out):
                     gammas = json.load(f)
             else:
                 continue
-            with open(os.path.join(run_dir, "summary.json")) as f:
-                summary = json.load(f)
+            summary = runs_lib.read_run(run_dir)["summary"]
             differential.append(gammas["differential"])
             shared.append(gammas["shared"])
             gaps.append(100 * (summary_lib.accuracy(summary, "motivated") - summary_lib.accuracy(summary, "base")))

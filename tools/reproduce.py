@@ -18,9 +18,10 @@ after a stop. Then: python tools/report.py runs/quickstart --out=runs/quickstart
 """
 
 import argparse
-import json
 import os
 import statistics
+
+import runs as runs_lib
 
 # Every built-in arm but X-Y-id starts the differential layers as the paper
 # does (for Y-C that is classical training of the motivated model).
@@ -66,11 +67,9 @@ def matched_count(out, arm, seeds):
     """Mean motivated steps per epoch over the finished runs of `arm` (for Exp B)."""
     counts = []
     for seed in seeds:
-        path = os.path.join(workdir(out, arm, seed), "summary.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                s = json.load(f)
-            counts.append(s["activations"]["motivated_steps"] / s["epochs"])
+        run = runs_lib.read_run(workdir(out, arm, seed))
+        if run is not None:
+            counts.append(run["summary"]["activations"]["motivated_steps"] / run["summary"]["epochs"])
     if not counts:
         raise SystemExit(f"Exp B needs finished runs of arm {arm}.")
     return max(1, round(statistics.mean(counts)))
