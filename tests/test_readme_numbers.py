@@ -82,9 +82,9 @@ def test_benchmark_tables_are_what_bench_makes_of_the_committed_json():
     ],
 )
 def test_tuned_study_tables_match_the_committed_summaries(study, least_rows):
-    import pay_study
+    import pay_tables
 
-    table = pay_study.tuned_table(os.path.join(ROOT, "tools", "examples", study))
+    table = pay_tables.tuned_table(os.path.join(ROOT, "tools", "examples", study))
     rows = _table_rows(table)
     assert len(rows) > least_rows, "the committed tuned study: the learning-rate sweep and the joint arms"
     # A row of one seed shows no spread (it has none measured); a row of three does.
@@ -95,9 +95,9 @@ def test_tuned_study_tables_match_the_committed_summaries(study, least_rows):
 
 
 def test_the_prefix_ladders_table_matches_its_committed_summaries():
-    import pay_study
+    import pay_tables
 
-    rows = _table_rows(pay_study.ladder_table(os.path.join(ROOT, "tools", "examples", "prefix_ladder")))
+    rows = _table_rows(pay_tables.ladder_table(os.path.join(ROOT, "tools", "examples", "prefix_ladder")))
     # The header and the default policy at three rates.
     assert rows[0].startswith("| arm |") and "| rung1 % |" in rows[0] and len(rows) == 4
     missing = [row for row in rows if row not in _lines(TUNED_STUDIES)]
@@ -106,7 +106,7 @@ def test_the_prefix_ladders_table_matches_its_committed_summaries():
 
 @pytest.mark.parametrize("study, least_rows", [("pay_study_tuned", 5), ("pay_study_tuned_resnet20", 3)])
 def test_differential_gammas_on_the_studies_page_are_the_committed_ones(study, least_rows):
-    import pay_study
+    import pay_tables
 
     path = os.path.join(ROOT, "tools", "examples", study)
     with open(os.path.join(path, "gammas.md"), encoding="utf-8") as f:
@@ -115,7 +115,7 @@ def test_differential_gammas_on_the_studies_page_are_the_committed_ones(study, l
     if study == "pay_study_tuned":
         assert any("-id-" in row for row in rows), "the identity-start arms explain the study"
     else:  # every row is made again from the runs' committed gammas.json
-        assert _table_rows(pay_study.gamma_table(path)) == rows
+        assert _table_rows(pay_tables.gamma_table(path)) == rows
     missing = [row for row in rows if row not in _lines(TUNED_STUDIES)]
     assert not missing, (
         f"docs/{TUNED_STUDIES}'s gamma table differs from tools/examples/{study}/gammas.md: {missing[:2]}"
@@ -146,10 +146,10 @@ def test_the_second_pairs_statistics_check_on_the_studies_page_is_the_committed_
 def test_the_evidence_table_is_what_the_study_tool_prints(page):
     """The README's one table (and the studies page's copy): each policy against its twins, from the committed
     runs by `tools/pay_study.py --evidence`."""
-    import pay_study
+    import pay_tables
 
-    rows = _table_rows(pay_study.evidence_table())
-    assert len(rows) >= 5 and rows[0] == pay_study.EVIDENCE_HEAD
+    rows = _table_rows(pay_tables.evidence_table())
+    assert len(rows) >= 5 and rows[0] == pay_tables.EVIDENCE_HEAD
     policies = {row.split(" | ")[0].lstrip("| ").split(" ")[0] for row in rows[1:]}
     assert {"default", "paper"} <= policies, policies
     missing = [row for row in rows if row not in _lines(page)]
@@ -161,15 +161,15 @@ def test_the_quickstarts_references_are_the_tuned_studys_best_rates():
     best rate in the committed tuned study (mean ± sd over the seeds), and the compute of both."""
     import statistics
 
-    import pay_study
+    import pay_tables
 
     from keras_motivation import summary_json as summary_lib
 
-    groups = pay_study._summaries(os.path.join(ROOT, "tools", "examples", "pay_study_tuned"))
+    groups = pay_tables._summaries(os.path.join(ROOT, "tools", "examples", "pay_study_tuned"))
     readme = " ".join(_text("README.md").split())
     compute = 0.0
     for arm, model in (("X-C", "base"), ("Y-C", "motivated")):
-        best = pay_study._best_classical(groups, 3, arm, model)
+        best = pay_tables._best_classical(groups, 3, arm, model)
         (name, runs), *_ = [
             (n, m)
             for (e, n), m in groups.items()

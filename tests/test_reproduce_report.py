@@ -418,6 +418,7 @@ def test_gamma_table_keeps_each_runs_gammas_beside_its_summary(tmp_path):
     """The table reads a final model where there is one and writes its means to gammas.json, which
     stands in for the model once it is gone (final models are not committed)."""
     import pay_study
+    import pay_tables
 
     arm = tmp_path / "ep3" / "joint-lr0.1"
     committed = os.path.join(TUNED, "ep3", "joint-lr0.1")
@@ -432,7 +433,7 @@ def test_gamma_table_keeps_each_runs_gammas_beside_its_summary(tmp_path):
     with open(arm / "seed1" / pay_study.GAMMAS_FILE, "w") as f:
         json.dump({"differential": 0.5, "shared": 1.5}, f)
 
-    line = pay_study.gamma_table(str(tmp_path)).splitlines()[-1].split(" | ")
+    line = pay_tables.gamma_table(str(tmp_path)).splitlines()[-1].split(" | ")
     written = _json(arm / "seed0" / pay_study.GAMMAS_FILE)
     np.testing.assert_allclose(written["differential"], np.mean([g for *_, d, g in rows if d]), rtol=1e-6)
     np.testing.assert_allclose(written["shared"], np.mean([g for *_, d, g in rows if not d]), rtol=1e-6)
@@ -441,4 +442,4 @@ def test_gamma_table_keeps_each_runs_gammas_beside_its_summary(tmp_path):
     assert float(line[4]) == pytest.approx((written["shared"] + 1.5) / 2, abs=5e-4)
     # The final model gone, the table is the same.
     shutil.rmtree(arm / "seed0" / "final")
-    assert pay_study.gamma_table(str(tmp_path)).splitlines()[-1].split(" | ") == line
+    assert pay_tables.gamma_table(str(tmp_path)).splitlines()[-1].split(" | ") == line
