@@ -88,14 +88,19 @@ def test_validation_batch_uses_its_own_loss():
 
 
 def test_validation_batch_and_slope_run_inside_fit():
+    """Their signals are computed inside the compiled step and drive it: the last one is stored (a held-out loss
+    > 0, a negated gradient norm < 0), and both models trained."""
     x, y = random_data(64)
-    for condition in (
-        conditions.ValidationBatch(1, x=x[:8], y=y[:8], y_dtype="int64"),
-        conditions.GradientNormSlope(1),
+    for condition, sign in (
+        (conditions.ValidationBatch(1, x=x[:8], y=y[:8], y_dtype="int64"), 1),
+        (conditions.GradientNormSlope(1), -1),
     ):
         model = tiny_model(condition)
         model.fit(x, y, batch_size=16, epochs=2, verbose=0)
-        assert model.counters()["steps"] == 8
+        counters = model.counters()
+        assert counters["steps"] == 8 and 0 < counters["motivated_steps"] < 8, type(condition).__name__
+        last = float(condition.previous_loss.numpy())
+        assert math.isfinite(last) and sign * last > 0, (type(condition).__name__, last)
 
 
 def test_never_and_always():

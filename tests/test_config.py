@@ -6,6 +6,7 @@ import os
 import re
 
 import keras
+import numpy as np
 import pytest
 from absl import flags
 
@@ -164,9 +165,21 @@ def test_set_policy_flags_win_over_the_growth_defaults_and_are_saved_resolved():
 
 
 def test_build_motivated_model_builds_two_distinct_models():
+    """The config's pair: two models of their own variables (what trains one leaves the other), the base the
+    smaller, each the architecture --pair names, and the map between them."""
     config = TrainConfig(model_kwargs={"width": 4})
     model = run_model.build_motivated_model(config, num_classes=10, shape=(28, 28, 1))
-    assert model.base.name != model.motivated.name
+    base, motivated = model.base, model.motivated
+    assert base is not motivated and not {id(v) for v in base.weights} & {id(v) for v in motivated.weights}
+    depths = [int(name[len("resnet") :]) for name in config.pair.split(":")]
+    blocks = [sum(1 for layer in m.layers if layer.name.endswith("_out")) for m in (base, motivated)]
+    assert blocks == [(d - 2) // 2 for d in depths]  # a CIFAR ResNet-d has (d - 2) / 2 blocks
+    assert base.count_params() < motivated.count_params()
+    assert model.weights_map.base is base and model.weights_map.motivated is motivated
+    before = [v.numpy() for v in motivated.weights]
+    for v in base.trainable_weights:
+        v.assign(np.zeros(v.shape, v.dtype))
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, motivated.weights))
 
 
 def test_a_default_config_builds_the_default_policy():

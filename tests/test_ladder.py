@@ -128,11 +128,44 @@ def test_always_trains_the_largest_rung_on_every_batch(steps_per_execution):
     assert model.counters()["rung_steps"] == [0, 0, 4] and model.mode == 0
 
 
-def test_the_paper_rule_through_a_pair_is_unchanged_by_ladders():
-    """The pair's verdicts stay bools: ConsecutiveDecrease(k) switches at streak >= k."""
-    condition = conditions.ConsecutiveDecrease(2)
+def _papers_rule(losses, k):
+    """The paper's rule as the paper writes it, for a pair: the motivated model trains the next batch once the raw
+    loss has decreased k times in a row (the streak never reset)."""
+    modes, previous, streak = [], float("inf"), 0
+    for loss in losses:
+        streak = streak + 1 if loss < previous else 0
+        previous = loss
+        modes.append(int(streak >= k))
+    return modes
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_the_paper_rule_through_a_pair_is_unchanged_by_ladders(k):
+    """Over a pair the generalised rule, min(streak // k, 1), is the paper's: the same verdict after every loss of
+    a sequence with streaks of every length, answered as rung 0 or 1."""
+    losses = [5, 4, 3, 3.5, 3, 2, 1, 0.5, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05, 0.7, 0.6, 0.8]
+    condition = conditions.ConsecutiveDecrease(k)
     condition.set_rungs(2)
-    assert bool(condition.update(1.0, False)) is False
+    verdicts = [int(condition.update(loss, 0)) for loss in losses]
+    assert verdicts == _papers_rule(losses, k)
+    assert 0 < sum(verdicts) < len(verdicts), "both verdicts occur"
+
+
+def test_a_pair_fit_follows_the_papers_rule_through_the_engine():
+    """The pair's motivated batches in a fit are the paper's rule replayed over the logged losses (every epoch
+    starts on the base)."""
+    import testing_utils
+
+    keras.utils.set_random_seed(0)
+    base, motivated = ladder_models((8, 14))
+    model = km.MotivatedModel(
+        base, motivated, "resnet_depth", conditions.ConsecutiveDecrease(1), bn_statistics="private"
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy")
+    recorder, _ = _fit(model, epochs=1)
+    expected = [0] + _papers_rule(recorder.losses, 1)[:-1]  # each batch's mode is the previous verdict
+    assert recorder.rungs == expected and 0 < sum(expected) < len(expected)
+    assert expected == testing_utils.replay_ladder(recorder.losses, recorder.epoch_lengths, k=1, rungs=2)
 
 
 @pytest.mark.parametrize(
