@@ -575,7 +575,6 @@ def run_setting(args):
 
 
 PLAIN = ("plain_base", "plain_motivated", "plain_third")
-PLAIN_THREE = PLAIN
 
 
 def epoch_times(med, switch_s, count, steps):
@@ -598,7 +597,7 @@ def epoch_times(med, switch_s, count, steps):
             out["as_plain"] = (base_steps * med["plain_base"] + mot_steps * med["plain_motivated"]) / steps
     if set(PLAIN[:2]) <= med.keys():
         out["plain_both"] = med["plain_base"] + med["plain_motivated"]
-    if set(PLAIN_THREE) <= med.keys():
+    if set(PLAIN) <= med.keys():
         out["plain_three"] = out["plain_both"] + med["plain_third"]
     return out
 
@@ -625,7 +624,7 @@ def clock_results(times, switch_times, count, steps, images):
     med = {k: statistics.median(v) for k, v in times.items()}
     # Per repeat: the epochs of one repeat, and the condition's steps as plain fits in it.
     each = dict(times)
-    if set(PLAIN_THREE) <= times.keys():
+    if set(PLAIN) <= times.keys():
         each["plain_three"] = [
             b + m + t for b, m, t in zip(times["plain_base"], times["plain_motivated"], times["plain_third"])
         ]
