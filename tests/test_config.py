@@ -196,6 +196,29 @@ def test_a_default_config_builds_the_default_policy():
     assert [round(float(lr(step)), 4) for step in (44, 45, 54)] == [0.1, 0.01, 0.1]
 
 
+def test_the_condition_spec_is_parsed_once_and_flows_to_every_reader(monkeypatch):
+    """One parse of --condition for a run: the config's check, its policy, the model's condition, the
+    learning-rate recipe, whether the data keeps a held-out batch and the summary's statistics read the
+    config's one ConditionSpec."""
+    from keras_motivation import conditions
+    from keras_motivation import summary
+
+    parses = []
+    parse = conditions.ConditionSpec.parse.__func__
+    monkeypatch.setattr(
+        conditions.ConditionSpec, "parse", classmethod(lambda cls, text: parses.append(text) or parse(cls, text))
+    )
+    config = TrainConfig(condition="growth:epochs=0.45", model_kwargs={"width": 4}, epochs=2).validate()
+    model = run_model.build_motivated_model(config, num_classes=10, shape=(28, 28, 1))
+    recipes.learning_rate(config, 100)
+    assert not config.condition_spec.takes_heldout
+    counters = {"steps": 10, "motivated_steps": 5, "switches": 1, "activations": 1, "recalibration_batches": 0}
+    summary.motivation_statistics(counters, config.condition_spec, config.k)
+    assert type(model.condition).__name__ == "Growth"
+    assert parses == ["growth:epochs=0.45"]
+    assert config.resolved_policy().condition is config.condition_spec
+
+
 def test_condition_help_names_every_condition():
     import re
 

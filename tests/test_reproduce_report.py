@@ -443,3 +443,24 @@ def test_gamma_table_keeps_each_runs_gammas_beside_its_summary(tmp_path):
     # The final model gone, the table is the same.
     shutil.rmtree(arm / "seed0" / "final")
     assert pay_tables.gamma_table(str(tmp_path)).splitlines()[-1].split(" | ") == line
+
+
+def test_the_tools_read_runs_through_one_reader_and_one_mean_sd(tmp_path):
+    """tools/runs.py: a finished run, the runs under a folder, a study's runs by budget and arm; mean ± sd."""
+    import pay_tables
+    import report
+    import runs
+
+    arm = os.path.join(TUNED, "ep3", "X-C-lr0.4")
+    seeds = sorted(os.listdir(arm))
+    run = runs.read_run(os.path.join(arm, seeds[0]))
+    assert run["summary"]["pair"] == run["config"]["pair"] == "resnet8:resnet14"
+    os.makedirs(tmp_path / "unfinished")
+    assert runs.read_run(str(tmp_path / "unfinished")) is None
+    study = runs.study_runs(TUNED)
+    assert [r["dir"] for r in study[(3, "X-C-lr0.4")]] == [os.path.join(arm, s) for s in seeds]
+    assert pay_tables._summaries(TUNED)[(3, "X-C-lr0.4")] == [r["summary"] for r in study[(3, "X-C-lr0.4")]]
+    assert {r["dir"] for r in report.find_runs([arm])} == {os.path.join(arm, s) for s in seeds}
+    assert runs.mean_sd([1.0, 3.0, None, float("nan")]) == (2.0, pytest.approx(2**0.5))
+    assert runs.mean_sd([2.0]) == (2.0, None) and runs.mean_sd([]) == (None, None)
+    assert runs.fmt_mean_sd(2.0, 2**0.5) == "2.00 ± 1.41" and runs.fmt_mean_sd(None, None) == ""
