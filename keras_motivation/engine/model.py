@@ -259,6 +259,8 @@ class MotivatedModel(
         # rung's steps while `_chosen_mode` names it), the same choice.
         chosen = self._chosen_mode(live) if mode is None else mode
         if self.condition.selects_before_step:
+            # After a device loop's first step the live rung is already the chosen one: a branch not taken, about
+            # 25 µs of CPU a step for ResNet-8 in ResNet-14's 59 copies (2000 in a loop, median of 5, 2026-12-07).
             self._switch_from(live, chosen)
         loss = self._branch(chosen, lambda m: self._counted_mode_step(m, data))
         return self._logs(loss, chosen)
