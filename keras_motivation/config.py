@@ -328,8 +328,9 @@ class TrainConfig:
                 raise ConfigError(message)
 
         check(":" in self.pair, f"--pair must be 'base:motivated' (e.g. resnet20:resnet32), got {self.pair!r}.")
+        spec = self.condition_spec  # a ConfigError naming --condition where it does not parse
         try:
-            condition = self.condition_spec.check()
+            condition = spec.check()
         except ValueError as err:
             raise ConfigError(f"--condition={self.condition}: {err}") from None
         check(self.k >= 1, f"--k must be >= 1, got {self.k}.")

@@ -39,7 +39,9 @@ mode's step is its own graph with no branch on the mode; elsewhere
   `tf.while_loop` per mode in that order, and the one-step paths build one
   function per mode from it;
 - its switch in `switching.py`: what `_switch_ops(current, target)` copies.
-The condition's verdict is the next mode (for a pair, a bool). The joint step
+The condition's answers are modes, for a pair as for a ladder: its choice
+before a step (`select`, for the conditions that make one), which
+`train_step` switches to on every path, and its verdict after it. The joint step
 needed no new mode: it is a bigger mode's update when `joint` is set, since
 that model holds every smaller rung's live weights then.
 
