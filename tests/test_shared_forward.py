@@ -73,33 +73,34 @@ def test_a_width_pair_has_nothing_to_share():
     assert plan is None and "nothing to share" in why
 
 
-def _users_model(middle, extra=False, stem_bn=None, name=None, call=None):
-    """A user's small functional model: stem conv, its BatchNorm, `middle` (a layer named "middle"), one more
-    conv in the bigger model (`extra`), a global pool and the classifier."""
-    inputs = keras.Input(SHAPE, name=name)
+def _users_model(middle, extra=False, stem_bn=None):
+    """A user's small functional model (its input left unnamed, as Keras numbers it): stem conv, its BatchNorm,
+    `middle` (a layer named "middle"), one more conv in the bigger model (`extra`), a global pool and the
+    classifier."""
+    inputs = keras.Input(SHAPE)
     x = keras.layers.Conv2D(8, 3, padding="same", name="stem")(inputs)
     x = keras.layers.BatchNormalization(name="stem_bn", **(stem_bn or {}))(x)
-    x = middle(x) if call is None else call(middle, x)
+    x = middle(x)
     if extra:
         x = keras.layers.Conv2D(8, 3, padding="same", name="extra")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     return keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="logits")(x))
 
 
-def _users_pair(middle, bigger_middle=None, stem_bn=None, bigger_stem_bn=None, **bigger):
+def _users_pair(middle, bigger_middle=None, stem_bn=None, bigger_stem_bn=None):
     """(base, bigger model, `derive`'s map of every base variable): the bigger model has one more conv after
     "middle", and `bigger_middle` / `bigger_stem_bn` where given."""
     keras.utils.set_random_seed(0)
     base = _users_model(middle(), stem_bn=stem_bn)
-    motivated = _users_model((bigger_middle or middle)(), extra=True, stem_bn=bigger_stem_bn or stem_bn, **bigger)
+    motivated = _users_model((bigger_middle or middle)(), extra=True, stem_bn=bigger_stem_bn or stem_bn)
     wmap = km.weights_map.derive(base, motivated)
     assert len(wmap) == len(base.weights), "derive maps every variable of the base"
     return base, motivated, wmap
 
 
 def test_a_same_named_pooling_of_another_size_ends_the_trunk_and_the_base_trains_on_its_own():
-    """The user's pair of the issue: `pool`... here "middle", a 2x2 max-pool in the base, 4x4 in the bigger model.
-    The trunk ends before it, and a shared-forward joint step is the two-pass step."""
+    """A user's pair: the same-named pooling layer is a 2x2 max-pool in the base, 4x4 in the bigger model (which
+    has one more conv after it). The trunk ends before it, and a shared-forward joint step is the two-pass step."""
     base, motivated, wmap = _users_pair(
         lambda: keras.layers.MaxPooling2D(2, name="middle"), lambda: keras.layers.MaxPooling2D(4, name="middle")
     )
