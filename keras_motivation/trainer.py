@@ -44,6 +44,7 @@ from keras_motivation import files
 from keras_motivation import models as models_lib
 from keras_motivation import preemption
 from keras_motivation import recipes
+from keras_motivation import run_clock
 from keras_motivation import run_model
 from keras_motivation import strategies
 from keras_motivation import summary as summary_lib
@@ -71,6 +72,7 @@ class RunRecord:
     val_ds: tf.data.Dataset | None = None  # the last epoch's batched validation data
     recal_ds: tf.data.Dataset | None = None  # and BatchNorm recalibration data
     timer: callbacks_lib.ModeTimer | None = None  # seconds per mode
+    clock: run_clock.RunClock | None = None  # where the run's time goes (summary.json's time_breakdown)
     start_step: int = 0  # the step fit started from (from the backup; 0 for a fresh run)
     wall: float | None = None  # seconds of this run and of those it resumes
     cpu: float | None = None
@@ -103,6 +105,7 @@ def run(config):
 
 
 def _run(config, held):
+    clock = run_clock.RunClock()
     check_config(config)
     strategy = start_strategy(config)
     backup = check_workdir(config)
@@ -111,6 +114,8 @@ def _run(config, held):
         held.append(workdir_lock.acquire(config.workdir))
     record = load_run_data(config, strategy)
     model = make_model(config, record)
+    clock.model = model
+    record = dataclasses.replace(record, clock=clock)
     # Under MultiWorkerMirroredStrategy every worker runs the same steps (the
     # collectives need them all) but only the chief writes the workdir; the
     # others write to a temporary directory, removed at the end. All read the
@@ -354,21 +359,24 @@ def fit(config, model, backup, record, log=None):
     # resumed run truncates, never a backup whose logs are missing. The
     # backup comes last: when a signal stops the run, every other callback
     # has seen the last step.
-    cbs = [
-        callbacks_lib.BatchLog(os.path.join(config.workdir, "batches.csv")),
-        history,
-        tensorboard,
-        keras.callbacks.TerminateOnNaN(),
-        timer,
-        callbacks_lib.ResumableBackup(
-            os.path.join(config.workdir, "backup"),
-            steps,
-            every=config.backup_every,
-            every_s=config.backup_every_s,
-            elapsed=elapsed,
-            stop=stop,
-        ),
-    ]
+    clock = record.clock or run_clock.RunClock()
+    cbs = clock.callbacks(
+        [
+            callbacks_lib.BatchLog(os.path.join(config.workdir, "batches.csv")),
+            history,
+            tensorboard,
+            keras.callbacks.TerminateOnNaN(),
+            timer,
+            callbacks_lib.ResumableBackup(
+                os.path.join(config.workdir, "backup"),
+                steps,
+                every=config.backup_every,
+                every_s=config.backup_every_s,
+                elapsed=elapsed,
+                stop=stop,
+            ),
+        ]
+    )
     # A progress bar on a terminal, one line per epoch otherwise.
     verbose = int(config.verbose) if config.verbose != "auto" else ("auto" if os.isatty(1) else 2)
     train_ds, val_ds, recal_ds, steps = datasets(start_step)
@@ -411,6 +419,7 @@ def fit(config, model, backup, record, log=None):
         val_ds=val_ds,
         recal_ds=recal_ds,
         timer=timer,
+        clock=clock,
         start_step=start_step,
         wall=seconds["wall_clock_s"],
         cpu=seconds["cpu_time_s"],
@@ -469,5 +478,8 @@ def evaluate_summarize_export(config, model, record):
     )
     if config.export:
         summary["export"] = export_models(config, model, record.shape, summary)
+    if record.clock is not None:
+        record.clock.finish()
+        summary["time_breakdown"] = record.clock.breakdown()
     files.atomic_write(os.path.join(config.workdir, "summary.json"), json.dumps(summary, indent=2))
     return summary

@@ -15,6 +15,7 @@ and the training batches a recomputation draws from.
 """
 
 import logging
+import time
 import types
 
 import keras
@@ -40,6 +41,7 @@ class StatisticsState:
         self.unavailable = None  # why `fit` found none (a notice), or None
         self.last_batches = 0  # batches per model of the last recomputation in this process
         self.notified = False
+        self.seconds = (0.0, 0.0)  # wall-clock and CPU seconds of every recomputation in this process
 
 
 class StatisticsOption:
@@ -166,6 +168,11 @@ class StatisticsReads:
         return bool(self._statistics_state.stale)
 
     @property
+    def recalibration_seconds(self):
+        """(wall-clock, CPU) seconds this process spent recomputing BatchNorm statistics (a run's breakdown)."""
+        return self._statistics_state.seconds
+
+    @property
     def last_recalibration_batches(self):
         """Batches per model of the last recomputation of the statistics in this process (0: none)."""
         return self._statistics_state.last_batches
@@ -242,6 +249,7 @@ class StatisticsReads:
     def _recompute_statistics(self, data):
         """Every model's statistics from `data`, with the weights as they are (no switch: a read
         in the middle of an epoch leaves the training as it was); counted."""
+        start = time.perf_counter(), time.process_time()
         used = 0
         with self.distribute_strategy.scope():
             for model in self.rungs:
@@ -249,6 +257,9 @@ class StatisticsReads:
         self._recalibrated_batches.assign_add(used)
         state = self._statistics_state
         state.stale, state.last_batches = None, used
+        state.seconds = tuple(
+            s + now - t for s, now, t in zip(state.seconds, (time.perf_counter(), time.process_time()), start)
+        )
         return used
 
 
