@@ -31,6 +31,9 @@ fractions in [0, 1].
                         "noise_motivated_share" (1/(k+1)!, the consecutive condition only),
                         "triggers_per_step", "mean_activation_length" (steps)
     wall_clock_s, cpu_time_s, wall_clock_per_mode_s, switch_seconds, time_in_switches_s
+    time_breakdown      where this process's time went, wall-clock and CPU, by phase: start-up,
+                        tracing, train steps, validation, statistics, callbacks and backups, the
+                        rest of fit, finish (run_clock.py), and their total
     speedup_vs_motivated_alone   "predicted_from_flops", "measured_wall_clock" (ratios)
     resumed_from_step   the step this run started from (0: a fresh run)
     the config's pair, dataset, policy (the name the policy fields were filled from),
@@ -131,17 +134,34 @@ def flops_summary(model, counters, batch_size, final_recalibration_batches=0):
         t["average_forward_per_image"] = flops_lib.dual_training_flops(
             fx, f_motivated_step, base_steps, counters["motivated_steps"]
         )
-        # Recomputing BatchNorm statistics is one forward pass of each model
-        # per image. The last recalibration makes the deployed models and
-        # counts as training; the earlier ones served validation only (they
-        # happen only where something read the statistics: before each
-        # validation, at the end of a fit that did not validate last).
-        done = counters.get("recalibration_batches", 0) * batch_size * (fx + fy)
-        final = min(done, final_recalibration_batches * batch_size * (fx + fy))
+        done, final = recalibration_flops(model, counters, batch_size, fx + fy, final_recalibration_batches)
         t["recalibration"] = final
         t["recalibration_for_validation"] = done - final
         t["total"] += final
     return out
+
+
+def recalibration_flops(model, counters, batch_size, every_rung, final_batches=0):
+    """(all, final) forward FLOPs of the run's BatchNorm recomputations: each of this process's passes
+    (`recalibration_passes`: the stale rungs, or their family's one pass) on its batches, and every rung
+    (`every_rung` FLOPs per image) on the batches counted before it (a resumed run's). Recomputations happen
+    only where something read stale statistics (a validation, the end of a fit); those after the last training
+    step make the deployed models and count as training (`final`), the others served validation only. Without
+    passes to read, the last `final_batches` of the counted batches are final."""
+    passes = getattr(model, "recalibration_passes", [])
+    earlier = counters.get("recalibration_batches", 0) - sum(batches for batches, _, _ in passes)
+    done = earlier * batch_size * every_rung
+    if not passes:
+        return done, min(done, final_batches * batch_size * every_rung)
+    final, counted = 0, {}
+    for batches, ran, step in passes:
+        for m in ran:
+            if id(m) not in counted:
+                counted[id(m)] = flops_lib.count_flops(m)
+        cost = batches * batch_size * sum(counted[id(m)] for m in ran)
+        done += cost
+        final += cost if step == counters["steps"] else 0
+    return done, final
 
 
 def _ladder_flops_summary(model, counters, batch_size, final_recalibration_batches):
@@ -165,8 +185,7 @@ def _ladder_flops_summary(model, counters, batch_size, final_recalibration_batch
         t["total"] = flops_lib.training_flops(forward, batch_size)
         t["motivated_alone"] = flops_lib.training_flops(f[-1], counters["steps"] * batch_size)
         t["average_forward_per_image"] = forward / counters["steps"]
-        done = counters.get("recalibration_batches", 0) * batch_size * sum(f)
-        final = min(done, final_recalibration_batches * batch_size * sum(f))
+        done, final = recalibration_flops(model, counters, batch_size, sum(f), final_recalibration_batches)
         t["recalibration"] = final
         t["recalibration_for_validation"] = done - final
         t["total"] += final

@@ -72,6 +72,7 @@ class RunRecord:
     val_ds: tf.data.Dataset | None = None  # the last epoch's batched validation data
     recal_ds: tf.data.Dataset | None = None  # and BatchNorm recalibration data
     timer: callbacks_lib.ModeTimer | None = None  # seconds per mode
+    last_validation: callbacks_lib.LastValidation | None = None  # the last epoch's validation logs
     clock: run_clock.RunClock | None = None  # where the run's time goes (summary.json's time_breakdown)
     start_step: int = 0  # the step fit started from (from the backup; 0 for a fresh run)
     wall: float | None = None  # seconds of this run and of those it resumes
@@ -341,6 +342,7 @@ def fit(config, model, backup, record, log=None):
 
     # Time spent by the interrupted runs this one resumes (from their backup).
     before = callbacks_lib.ResumableBackup.read_state(os.path.join(config.workdir, "backup")) if backup else {}
+    model.restore_statistics_record(before.get("statistics"))
     start, cpu_start = time.time(), time.process_time()
 
     def elapsed():
@@ -349,7 +351,7 @@ def fit(config, model, backup, record, log=None):
             "cpu_time_s": time.process_time() - cpu_start + before.get("cpu_time_s", 0.0),
         }
 
-    timer = callbacks_lib.ModeTimer()
+    timer, last_validation = callbacks_lib.ModeTimer(), callbacks_lib.LastValidation()
     stop = preemption.StopRequest()
     history = keras.callbacks.CSVLogger(os.path.join(config.workdir, "history.csv"), append=True)
     # Per-batch scalars (batch_loss, motivated) every 10 steps, epoch logs
@@ -367,6 +369,7 @@ def fit(config, model, backup, record, log=None):
             tensorboard,
             keras.callbacks.TerminateOnNaN(),
             timer,
+            last_validation,
             callbacks_lib.ResumableBackup(
                 os.path.join(config.workdir, "backup"),
                 steps,
@@ -374,6 +377,7 @@ def fit(config, model, backup, record, log=None):
                 every_s=config.backup_every_s,
                 elapsed=elapsed,
                 stop=stop,
+                kept=lambda: {"statistics": model.statistics_record()},
             ),
         ]
     )
@@ -419,6 +423,7 @@ def fit(config, model, backup, record, log=None):
         val_ds=val_ds,
         recal_ds=recal_ds,
         timer=timer,
+        last_validation=last_validation,
         clock=clock,
         start_step=start_step,
         wall=seconds["wall_clock_s"],
@@ -426,13 +431,16 @@ def fit(config, model, backup, record, log=None):
     )
 
 
-def evaluate_and_save(config, model, val_ds, recal_ds):
-    """Final evaluation (both models) and `<workdir>/final/*.keras`; returns the evaluation dict."""
+def evaluate_and_save(config, model, val_ds, recal_ds, last_validation=None):
+    """Final evaluation (both models) and `<workdir>/final/*.keras`; returns the evaluation dict. The last
+    epoch's validation is that evaluation where nothing changed since (`LastValidation`): no pass again."""
     # The evaluation recomputes the statistics ("recalibrated") only when they are
     # stale: not after a complete fit (its last validation did); after a resume with
     # nothing left to train (load_weights marks the backup's stale), from recal_ds.
     model.end_epoch(recalibration_data=recal_ds)
-    evaluation = model.evaluate(val_ds, verbose=0, return_dict=True)
+    evaluation = last_validation.unchanged(model) if last_validation is not None else None
+    if evaluation is None:
+        evaluation = model.evaluate(val_ds, verbose=0, return_dict=True)
     final = os.path.join(config.workdir, "final")
     named = list(zip(summary_json.model_names(config.pair), model.rungs))
     for name, m in (*named, ("motivated_model", model)):
@@ -459,7 +467,7 @@ def export_models(config, model, shape, summary):
 def evaluate_summarize_export(config, model, record):
     """The run's last steps, from the RunRecord `fit` returned: evaluate and save both models, summarize,
     export, write summary.json."""
-    evaluation = evaluate_and_save(config, model, record.val_ds, record.recal_ds)
+    evaluation = evaluate_and_save(config, model, record.val_ds, record.recal_ds, record.last_validation)
     summary = summary_lib.summarize(
         config,
         model,

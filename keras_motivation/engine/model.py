@@ -16,6 +16,7 @@ from keras_motivation import weights_map as weights_map_lib
 from keras_motivation.batch_norm import DEFAULT_BN_STATISTICS
 from keras_motivation.batch_norm import DEFAULT_RECALIBRATION_BATCHES
 from keras_motivation.engine import epoch as epoch_lib
+from keras_motivation.engine import evaluation as evaluation_lib
 from keras_motivation.engine import joint as joint_lib
 from keras_motivation.engine import ladder as ladder_lib
 from keras_motivation.engine import shared_forward as shared_forward_lib
@@ -26,7 +27,13 @@ from keras_motivation.engine import train_function as train_function_lib
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
 @keras_internals.replaces_symbolic_build
-class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_lib.EpochHooks, keras.Model):
+class MotivatedModel(
+    switching.Switching,
+    statistics_lib.StatisticsReads,
+    evaluation_lib.OnePassReads,
+    epoch_lib.EpochHooks,
+    keras.Model,
+):
     """A base model and bigger models that contain it, trained by one `fit`.
 
     A pair: `MotivatedModel(base, motivated, weights_map, condition)`. A
@@ -377,13 +384,6 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
         logs["motivated"] = tf.cast(active, "float32")
         return logs
 
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        for rung, model in enumerate(self.rungs):
-            y_pred = model(x, training=False)
-            self._track(rung, x, y, y_pred, self._loss(model, y, y_pred, sample_weight), sample_weight)
-        return self.get_metrics_result()
-
     # -- the train and test functions ----------------------------------------------
 
     def make_train_function(self, force=False):
@@ -396,6 +396,7 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
         return self.train_function
 
     def make_test_function(self, force=False):
+        force = evaluation_lib.test_sharing_changed(self) or force
         if not isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
             return super().make_test_function(force)
         if self.test_function is None or force:
