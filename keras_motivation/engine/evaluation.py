@@ -137,8 +137,8 @@ def sharing_rungs(model):
 
 def recompute_family(model, data, batches):
     """Every rung's BatchNorm statistics from one pass per batch (module docstring), when every smaller rung's
-    trunk holds the largest model's weights; returns (batches used, the model that ran), or None (no family,
-    or a trunk that differs: recompute each rung on its own)."""
+    trunk holds the largest model's weights; returns (batches used, the models that ran: the largest and each
+    smaller rung's tail), or None (no family, or a trunk that differs: recompute each rung on its own)."""
     found = family(model)
     if found is None or len(found.equal_trunks(model.distribute_strategy, False)) < len(found.weights):
         return None
@@ -146,7 +146,7 @@ def recompute_family(model, data, batches):
     for pairs in found.statistics:
         for own, largest in pairs:
             own.assign(largest.value)
-    return used, found.model
+    return used, (model.rungs[-1], *(t.model for t in found.plan.tails))
 
 
 def test_sharing_changed(model):

@@ -165,6 +165,12 @@ class RecalibratedStatistics(StatisticsOption):
         return used
 
 
+def _tails(model):
+    """{smaller rung j: its tail's model} of the model's family (`evaluation.py`), {} without one."""
+    family = evaluation_lib.family(model)
+    return {} if family is None else {j: t.model for j, t in enumerate(family.plan.tails)}
+
+
 def _momenta(model):
     """Per rung, the largest momentum of its BatchNorm layers (the slowest to forget; 0 without any)."""
     return [max((float(layer.momentum) for layer in batch_norm.batch_norm_layers(m)), default=0.0) for m in model.rungs]
@@ -236,8 +242,9 @@ class StatisticsReads:
     @property
     def recalibration_passes(self):
         """(batches, the Keras models that ran, the training step it came after) of each recomputation of
-        BatchNorm statistics in this process: the stale rungs' models, or their family's one pass
-        (`evaluation.Family`). Its batches add up to what this process added to `counters()`'s."""
+        BatchNorm statistics in this process: the stale rungs' models, or their family's one pass (the largest
+        model and each smaller rung's tail, `evaluation.Family`). Its batches add up to what this process added
+        to `counters()`'s."""
         return list(self._statistics_state.passes)
 
     @property
@@ -296,10 +303,8 @@ class StatisticsReads:
         brought up to date at, the recomputations so far), as JSON. A backup keeps it beside the weights, so that
         a resumed run recomputes what the uninterrupted run would (`restore_statistics_record`)."""
         state = self._statistics_state
-        family = evaluation_lib.family(self)
         index = {id(m): r for r, m in enumerate(self.rungs)}
-        if family is not None:
-            index[id(family.model)] = "family"
+        index.update({id(m): f"tail{j}" for j, m in _tails(self).items()})
         return {
             "stale": state.stale,
             "past_weights": state.past_weights,
@@ -312,8 +317,7 @@ class StatisticsReads:
         if not record:
             return
         state = self._statistics_state
-        family = evaluation_lib.family(self)
-        models = {**dict(enumerate(self.rungs)), "family": family.model if family is not None else None}
+        models = {**dict(enumerate(self.rungs)), **{f"tail{j}": m for j, m in _tails(self).items()}}
         state.stale, state.past_weights, state.counted = record["stale"], record["past_weights"], record["counted"]
         state.passes = [(batches, tuple(models[r] for r in ran), step) for batches, ran, step in record["passes"]]
 
@@ -360,10 +364,10 @@ class StatisticsReads:
             if family is not None:
                 (used, ran), rungs = family, range(top + 1)
             else:
-                ran = [self.rungs[r] for r in rungs]
+                ran = tuple(self.rungs[r] for r in rungs)
                 for model in ran:
                     used = batch_norm.recalibrate(model, data, self.recalibration_batches)
-        state.passes.append((used, tuple(ran) if isinstance(ran, list) else (ran,), step))
+        state.passes.append((used, ran, step))
         self._recalibrated_batches.assign_add(used)
         for r in rungs:
             state.past_weights[r] = 0.0
