@@ -9,6 +9,7 @@ import time
 import keras
 
 from keras_motivation import files
+from keras_motivation import keras_internals
 from keras_motivation import preemption
 from keras_motivation import strategies
 
@@ -220,6 +221,20 @@ class BatchLog(keras.callbacks.Callback):
             if new:
                 writer.writerow(self.FIELDS)
             writer.writerow(row)
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard, whose batch hook runs only on the batches it writes (every `update_freq`).
+
+    Keras' calls a recording-conditioned `summary.scalar` for every logged value at every batch, to write
+    one batch in `update_freq`: 1.4 ms of CPU a batch against 0.5 measured (2026-12-07), on steps that plain
+    `fit` takes without it. What is written is the same.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        if isinstance(self.update_freq, int) and keras_internals.tensorboard_train_batch(self) % self.update_freq:
+            return
+        super().on_train_batch_end(batch, logs)
 
 
 class LastValidation(keras.callbacks.Callback):

@@ -356,7 +356,7 @@ def fit(config, model, backup, record, log=None):
     history = keras.callbacks.CSVLogger(os.path.join(config.workdir, "history.csv"), append=True)
     # Per-batch scalars (batch_loss, motivated) every 10 steps, epoch logs
     # (both models' losses and accuracies, motivated share) every epoch.
-    tensorboard = keras.callbacks.TensorBoard(os.path.join(config.workdir, "tensorboard"), update_freq=10)
+    tensorboard = callbacks_lib.TensorBoard(os.path.join(config.workdir, "tensorboard"), update_freq=10)
     # Logs before the backup: a kill between the two leaves logs that the
     # resumed run truncates, never a backup whose logs are missing. The
     # backup comes last: when a signal stops the run, every other callback
