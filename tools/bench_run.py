@@ -255,10 +255,6 @@ def plain_fit(network, argv):
     """Trains `network` alone with plain `keras.Model.fit` on the trainer's data, pipeline and recipe (the trainer's
     flags `argv`), and writes <workdir>/plain.json: its accuracy and its breakdown (`run_clock`, as the trainer's)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import dataclasses
-
-    from absl import flags
-
     from keras_motivation import config as config_lib
     from keras_motivation import data as data_lib
     from keras_motivation import models as models_lib
@@ -266,10 +262,8 @@ def plain_fit(network, argv):
     from keras_motivation import trainer
 
     clock = run_clock.RunClock()
-    config_lib.define_flags()
-    flags.FLAGS([sys.argv[0], *argv, *PLAIN_FLAGS])
-    config = config_lib.config_from_flags(flags.FLAGS)
-    trainer.check_config(dataclasses.replace(config, workdir=config.workdir or "-"))
+    config = config_lib.config_from_args(["plain_fit", *argv, *PLAIN_FLAGS])
+    trainer.check_config(config)
     strategy = trainer.start_strategy(config)
     record = trainer.load_run_data(config, strategy)
     train_ds, val_ds, _, steps = data_lib.make_datasets(

@@ -27,13 +27,7 @@ from keras_motivation.engine import train_function as train_function_lib
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
 @keras_internals.replaces_symbolic_build
-class MotivatedModel(
-    switching.Switching,
-    statistics_lib.StatisticsReads,
-    evaluation_lib.OnePassReads,
-    epoch_lib.EpochHooks,
-    keras.Model,
-):
+class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_lib.EpochHooks, keras.Model):
     """A base model and bigger models that contain it, trained by one `fit`.
 
     A pair: `MotivatedModel(base, motivated, weights_map, condition)`. A
@@ -54,7 +48,7 @@ class MotivatedModel(
         bn_statistics: whose BatchNorm moving statistics each model is
             evaluated, saved and exported with (`keras_motivation.batch_norm`):
             "recalibrated" (the default: each model's own, recomputed from
-            training batches when read after training changed the weights),
+            training batches when read where stale: `statistics.py`),
             "private" (each model's own, free) or "shared" (the paper's).
         recalibration_batches: training batches per recalibration.
         joint: None (the paper's: a rung's mode trains that model alone) or a
@@ -70,16 +64,16 @@ class MotivatedModel(
             and the re-warm-up are the trainer's: `identity_start`,
             `recipes.Rewarmed`).
 
-    `model(x)` and `predict` use the base model; `model.base`,
-    `model.motivated` (and `model.rungs`, smallest first) are the deployable
-    models. Training logs per batch `batch_loss` (the raw loss that drives
+    `model(x)` and `predict` use the base model, `predict_every_rung` every
+    model; `model.base`, `model.motivated` (and `model.rungs`, smallest first)
+    are the deployable models. Training logs per batch `batch_loss` (the raw loss that drives
     the condition) and `motivated` (the rung that trained the batch: 1.0 for
     the motivated model of a pair); `loss` and the compiled metrics are the
     base model's over the batches it trained, `motivated_loss`,
     `motivated_<metric>` the largest model's over its batches and, in a
     ladder, `rung<i>_loss`, `rung<i>_<metric>` those of the models between.
     Per epoch, `motivated_steps` and `switches`. `evaluate` reports the
-    compiled metrics of every model.
+    compiled metrics of every model (in one pass where it can: `evaluation.py`).
     """
 
     def __init__(

@@ -5,9 +5,9 @@ exported with (`keras_motivation.batch_norm` explains why it matters):
 `SharedStatistics` (the paper's: copied with the weights at every switch),
 `PrivateStatistics` (each model's own, updated by its own steps) and
 `RecalibratedStatistics` (private, and recomputed from training batches
-whenever they are read after training changed the weights: before a
-validation, `evaluate`, `predict`, `save`, `export` and at the end of `fit`;
-once per set of weights). Training is the same under all three.
+where they are stale when something reads them: before a validation,
+`evaluate`, `predict`, `save`, `export` and at the end of `fit`; see below).
+Training is the same under all three.
 
 `StatisticsState` is what the model knows about its statistics: whether
 training (or a load) changed the weights since they were last recomputed,
@@ -62,8 +62,8 @@ class StatisticsState:
         self.seconds = (0.0, 0.0)  # wall-clock and CPU seconds of every recomputation in this process
         self.past_weights = None  # per rung, the weight of stale values in its statistics (None: 1 each)
         self.counted = None  # the step counters when `past_weights` was last brought up to date
-        # (batches, the Keras models that ran: rungs, or the family's one pass, the training step it came after)
-        # of each recomputation in this process: what they cost (summary.json's recalibration FLOPs).
+        # (batches, the Keras models that ran: the stale rungs, or the largest and the smaller rungs' tails, the
+        # training step it came after) of each recomputation in this process: what they cost (summary.json's FLOPs).
         self.passes = []
 
 
@@ -214,9 +214,10 @@ def _is_arrays(x):
     return isinstance(x, (tf.Tensor, keras.KerasTensor)) or hasattr(x, "__array__") or hasattr(x, "shape")
 
 
-class StatisticsReads:
+class StatisticsReads(evaluation_lib.OnePassReads):
     """What reads the BatchNorm statistics, mixed into `MotivatedModel`: each recomputes them first
-    (option "recalibrated") when training changed the weights since they were last recomputed."""
+    (option "recalibrated") where they are stale; evaluation and prediction then take one pass where they can
+    (`evaluation.OnePassReads`)."""
 
     @property
     def bn_statistics(self):
@@ -231,7 +232,7 @@ class StatisticsReads:
     @property
     def statistics_stale(self):
         """True when training (or `load_weights`) changed the weights since the BatchNorm
-        statistics were last recomputed (option "recalibrated": the next read recomputes them)."""
+        statistics were last read (option "recalibrated": the next read recomputes those that are stale)."""
         return bool(self._statistics_state.stale)
 
     @property
@@ -322,9 +323,9 @@ class StatisticsReads:
         state.passes = [(batches, tuple(models[r] for r in ran), step) for batches, ran, step in record["passes"]]
 
     def refresh_statistics(self):
-        """Recomputes every model's BatchNorm statistics (option "recalibrated") if training changed
-        the weights since they were last recomputed; what reads them calls it. Returns the batches
-        recomputed per model (0: nothing to do)."""
+        """Recomputes the BatchNorm statistics that are stale (option "recalibrated": the module docstring says
+        which) if training changed the weights since the last read; what reads them calls it. Returns the
+        batches recomputed per model (0: nothing to do)."""
         return self._statistics.refresh(self)
 
     def recalibrate_statistics(self, data=None):
