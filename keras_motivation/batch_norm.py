@@ -13,12 +13,15 @@ see:
 - `"shared"`: the paper's; moving statistics are copied with the weights.
 - `"private"`: every model keeps its own, updated only by its own steps
   (Slimmable networks' "switchable" BatchNorm); gamma and beta stay shared.
-- `"recalibrated"`: private, and recomputed for both models from training
-  batches (US-Nets' recalibration) whenever something reads them after
-  training changed the weights: before a validation, `evaluate`, `predict`,
-  `save`, `export` and at the end of `fit`, once per set of weights. So
-  evaluation never sees statistics of weights that have since changed, and
-  an epoch that nothing reads costs nothing.
+- `"recalibrated"`: private, and recomputed from training batches (US-Nets'
+  recalibration) where they are stale when something reads them: before a
+  validation, `evaluate`, `predict`, `save`, `export` and at the end of
+  `fit`. Stale means that the weights changed without the model's own steps
+  following them (a switch's copy, another model's steps, a load), until
+  its own steps have moved the statistics far enough (`engine/statistics.py`):
+  so evaluation never sees statistics of other weights, an epoch that
+  nothing reads costs nothing, and after growth, where the joint step moves
+  every model's statistics on every batch, one recomputation is all.
 
 `recalibrate(model, data, batches)` recomputes any Keras model's statistics
 from any input `fit` accepts: a `tf.data.Dataset` (distributed or not), a

@@ -9,6 +9,7 @@ import time
 import keras
 
 from keras_motivation import files
+from keras_motivation import keras_internals
 from keras_motivation import preemption
 from keras_motivation import strategies
 
@@ -49,7 +50,9 @@ class ResumableBackup(keras.callbacks.Callback):
     WEIGHTS = "state.weights.h5"
     STATE = "state.json"
 
-    def __init__(self, directory, steps_per_epoch, every=200, elapsed=None, every_s=None, stop=None, clock=None):
+    def __init__(
+        self, directory, steps_per_epoch, every=200, elapsed=None, every_s=None, stop=None, clock=None, kept=None
+    ):
         super().__init__()
         self.directory = directory
         self.steps_per_epoch = steps_per_epoch
@@ -58,6 +61,9 @@ class ResumableBackup(keras.callbacks.Callback):
         # Optional callable: {"wall_clock_s": ..., "cpu_time_s": ...} spent so
         # far, kept with the backup so that a resumed run adds to it.
         self.elapsed = elapsed
+        # Optional callable: more of the run's state that its weights do not hold, for state.json (the model's
+        # `statistics_record`).
+        self.kept = kept
         self.stop = stop
         self.clock = clock or time.monotonic
         self.saved_step = None  # the step of the last backup (or of the one this run resumed from)
@@ -161,8 +167,9 @@ class ResumableBackup(keras.callbacks.Callback):
         """Writes both files atomically; None, or the one line saying what could not be written."""
         weights = os.path.join(self.directory, self.WEIGHTS)
         state = {"steps": step, "epoch": step // self.steps_per_epoch, "batch": step % self.steps_per_epoch}
-        if self.elapsed is not None:
-            state.update(self.elapsed())
+        for more in (self.elapsed, self.kept):
+            if more is not None:
+                state.update(more())
         kept = "the previous backup is kept" if os.path.exists(weights) else "there is no earlier backup"
         target = self.directory
         try:
@@ -214,6 +221,40 @@ class BatchLog(keras.callbacks.Callback):
             if new:
                 writer.writerow(self.FIELDS)
             writer.writerow(row)
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard, whose batch hook runs only on the batches it writes (every `update_freq`).
+
+    Keras' calls a recording-conditioned `summary.scalar` for every logged value at every batch, to write
+    one batch in `update_freq`: 1.4 ms of CPU a batch against 0.5 measured (2026-12-07), on steps that plain
+    `fit` takes without it. What is written is the same.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        if isinstance(self.update_freq, int) and keras_internals.tensorboard_train_batch(self) % self.update_freq:
+            return
+        super().on_train_batch_end(batch, logs)
+
+
+class LastValidation(keras.callbacks.Callback):
+    """The last epoch's validation logs, and the counters they were taken at: what an evaluation of the same
+    data gives again while nothing changed since (no step, no switch, no statistics recomputed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.logs, self.counters = None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k[len("val_") :]: float(v) for k, v in (logs or {}).items() if k.startswith("val_")}
+        self.logs, self.counters = (logs, self.model.counters()) if logs else (None, None)
+
+    def unchanged(self, model):
+        """The last validation's logs (as `evaluate(..., return_dict=True)` gives them) while the model is as it
+        was then; else None."""
+        if self.logs is None or model.statistics_stale or model.counters() != self.counters:
+            return None
+        return dict(self.logs)
 
 
 class ModeTimer(keras.callbacks.Callback):

@@ -286,6 +286,15 @@ def replaces_symbolic_build(cls):
     return cls
 
 
+def tensorboard_train_batch(callback):
+    """The global training batch count of a `keras.callbacks.TensorBoard` (the step its batch scalars are
+    written at).
+
+    Private: its `_global_train_batch` attribute, counted in `on_train_batch_begin`.
+    """
+    return callback._global_train_batch
+
+
 def is_fit_validation(evaluate_kwargs):
     """True when `evaluate` was called by `fit` to validate at an epoch end.
 

@@ -33,6 +33,9 @@ fractions in [0, 1].
                         condition only), "triggers_per_step", "mean_activation_length" (steps
                         above the base per activation)
     wall_clock_s, cpu_time_s, wall_clock_per_mode_s, switch_seconds, time_in_switches_s
+    time_breakdown      where this process's time went, wall-clock and CPU, by phase: start-up,
+                        tracing, train steps, validation, statistics, callbacks and backups, the
+                        rest of fit, finish (run_clock.py), and their total
     speedup_vs_motivated_alone   "predicted_from_flops", "measured_wall_clock" (ratios: every
                         model's steps against as many of the largest model's alone)
     resumed_from_step   the step this run started from (0: a fresh run)
@@ -136,17 +139,38 @@ def flops_summary(model, counters, batch_size, final_recalibration_batches=0):
         t["average_forward_per_image"] = flops_lib.dual_training_flops(
             fx, f_motivated_step, base_steps, counters["motivated_steps"]
         )
-        # Recomputing BatchNorm statistics is one forward pass of each model
-        # per image. The last recalibration makes the deployed models and
-        # counts as training; the earlier ones served validation only (they
-        # happen only where something read the statistics: before each
-        # validation, at the end of a fit that did not validate last).
-        done = counters.get("recalibration_batches", 0) * batch_size * (fx + fy)
-        final = min(done, final_recalibration_batches * batch_size * (fx + fy))
+        known = {id(model.base): fx, id(model.motivated): fy}
+        if joint is not None and plan is not None:
+            known[id(plan.tail)] = tail
+        done, final = recalibration_flops(model, counters, batch_size, fx + fy, final_recalibration_batches, known)
         t["recalibration"] = final
         t["recalibration_for_validation"] = done - final
         t["total"] += final
     return out
+
+
+def recalibration_flops(model, counters, batch_size, every_rung, final_batches=0, known=None):
+    """(all, final) forward FLOPs of the run's BatchNorm recomputations: each of this process's passes
+    (`recalibration_passes`: the stale rungs, or their family's one pass) on its batches, and every rung
+    (`every_rung` FLOPs per image) on the batches counted before it (a resumed run's). Recomputations happen
+    only where something read stale statistics (a validation, the end of a fit); those after the last training
+    step make the deployed models and count as training (`final`), the others served validation only. Without
+    passes to read, the last `final_batches` of the counted batches are final. `known`: {id(model): forward
+    FLOPs per image} already counted."""
+    passes = getattr(model, "recalibration_passes", [])
+    earlier = counters.get("recalibration_batches", 0) - sum(batches for batches, _, _ in passes)
+    done = earlier * batch_size * every_rung
+    if not passes:
+        return done, min(done, final_batches * batch_size * every_rung)
+    final, counted = 0, dict(known or {})
+    for batches, ran, step in passes:
+        for m in ran:
+            if id(m) not in counted:
+                counted[id(m)] = flops_lib.count_flops(m)
+        cost = batches * batch_size * sum(counted[id(m)] for m in ran)
+        done += cost
+        final += cost if step == counters["steps"] else 0
+    return done, final
 
 
 def _ladder_flops_summary(model, counters, batch_size, final_recalibration_batches):
@@ -159,10 +183,13 @@ def _ladder_flops_summary(model, counters, batch_size, final_recalibration_batch
     out["training_flops"] = {}
     joint = getattr(model, "joint", None)
     step = list(f)
+    known = {id(m): fi for m, fi in zip(model.rungs, f)}
     if joint is not None:
         plans = model.shared_forward_plans
         for r in range(1, len(f)):
-            own = [flops_lib.count_flops(t.model) for t in plans[r].tails] if r in plans else f[:r]
+            for t in plans[r].tails if r in plans else ():
+                known[id(t.model)] = flops_lib.count_flops(t.model)
+            own = [known[id(t.model)] for t in plans[r].tails] if r in plans else f[:r]
             step[r] += joint.base_share * sum(own)
     if counters["steps"]:
         forward = sum(n * fs for n, fs in zip(counters["rung_steps"], step))
@@ -170,8 +197,7 @@ def _ladder_flops_summary(model, counters, batch_size, final_recalibration_batch
         t["total"] = flops_lib.training_flops(forward, batch_size)
         t["motivated_alone"] = flops_lib.training_flops(f[-1], counters["steps"] * batch_size)
         t["average_forward_per_image"] = forward / counters["steps"]
-        done = counters.get("recalibration_batches", 0) * batch_size * sum(f)
-        final = min(done, final_recalibration_batches * batch_size * sum(f))
+        done, final = recalibration_flops(model, counters, batch_size, sum(f), final_recalibration_batches, known)
         t["recalibration"] = final
         t["recalibration_for_validation"] = done - final
         t["total"] += final

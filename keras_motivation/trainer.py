@@ -43,6 +43,7 @@ from keras_motivation import files
 from keras_motivation import models as models_lib
 from keras_motivation import preemption
 from keras_motivation import recipes
+from keras_motivation import run_clock
 from keras_motivation import run_model
 from keras_motivation import strategies
 from keras_motivation import summary as summary_lib
@@ -70,6 +71,8 @@ class RunRecord:
     val_ds: tf.data.Dataset | None = None  # the last epoch's batched validation data
     recal_ds: tf.data.Dataset | None = None  # and BatchNorm recalibration data
     timer: callbacks_lib.ModeTimer | None = None  # seconds per mode
+    last_validation: callbacks_lib.LastValidation | None = None  # the last epoch's validation logs
+    clock: run_clock.RunClock | None = None  # where the run's time goes (summary.json's time_breakdown)
     start_step: int = 0  # the step fit started from (from the backup; 0 for a fresh run)
     wall: float | None = None  # seconds of this run and of those it resumes
     cpu: float | None = None
@@ -102,6 +105,7 @@ def run(config):
 
 
 def _run(config, held):
+    clock = run_clock.RunClock()
     check_config(config)
     strategy = start_strategy(config)
     backup = check_workdir(config)
@@ -110,6 +114,8 @@ def _run(config, held):
         held.append(workdir_lock.acquire(config.workdir))
     record = load_run_data(config, strategy)
     model = make_model(config, record)
+    clock.model = model
+    record = dataclasses.replace(record, clock=clock)
     # Under MultiWorkerMirroredStrategy every worker runs the same steps (the
     # collectives need them all) but only the chief writes the workdir; the
     # others write to a temporary directory, removed at the end. All read the
@@ -336,6 +342,7 @@ def fit(config, model, backup, record, log=None):
 
     # Time spent by the interrupted runs this one resumes (from their backup).
     before = callbacks_lib.ResumableBackup.read_state(os.path.join(config.workdir, "backup")) if backup else {}
+    model.restore_statistics_record(before.get("statistics"))
     start, cpu_start = time.time(), time.process_time()
 
     def elapsed():
@@ -344,31 +351,36 @@ def fit(config, model, backup, record, log=None):
             "cpu_time_s": time.process_time() - cpu_start + before.get("cpu_time_s", 0.0),
         }
 
-    timer = callbacks_lib.ModeTimer()
+    timer, last_validation = callbacks_lib.ModeTimer(), callbacks_lib.LastValidation()
     stop = preemption.StopRequest()
     history = keras.callbacks.CSVLogger(os.path.join(config.workdir, "history.csv"), append=True)
     # Per-batch scalars (batch_loss, motivated) every 10 steps, epoch logs
     # (both models' losses and accuracies, motivated share) every epoch.
-    tensorboard = keras.callbacks.TensorBoard(os.path.join(config.workdir, "tensorboard"), update_freq=10)
+    tensorboard = callbacks_lib.TensorBoard(os.path.join(config.workdir, "tensorboard"), update_freq=10)
     # Logs before the backup: a kill between the two leaves logs that the
     # resumed run truncates, never a backup whose logs are missing. The
     # backup comes last: when a signal stops the run, every other callback
     # has seen the last step.
-    cbs = [
-        callbacks_lib.BatchLog(os.path.join(config.workdir, "batches.csv")),
-        history,
-        tensorboard,
-        keras.callbacks.TerminateOnNaN(),
-        timer,
-        callbacks_lib.ResumableBackup(
-            os.path.join(config.workdir, "backup"),
-            steps,
-            every=config.backup_every,
-            every_s=config.backup_every_s,
-            elapsed=elapsed,
-            stop=stop,
-        ),
-    ]
+    clock = record.clock or run_clock.RunClock()
+    cbs = clock.callbacks(
+        [
+            callbacks_lib.BatchLog(os.path.join(config.workdir, "batches.csv")),
+            history,
+            tensorboard,
+            keras.callbacks.TerminateOnNaN(),
+            timer,
+            last_validation,
+            callbacks_lib.ResumableBackup(
+                os.path.join(config.workdir, "backup"),
+                steps,
+                every=config.backup_every,
+                every_s=config.backup_every_s,
+                elapsed=elapsed,
+                stop=stop,
+                kept=lambda: {"statistics": model.statistics_record()},
+            ),
+        ]
+    )
     # A progress bar on a terminal, one line per epoch otherwise.
     verbose = int(config.verbose) if config.verbose != "auto" else ("auto" if os.isatty(1) else 2)
     train_ds, val_ds, recal_ds, steps = datasets(start_step)
@@ -411,19 +423,24 @@ def fit(config, model, backup, record, log=None):
         val_ds=val_ds,
         recal_ds=recal_ds,
         timer=timer,
+        last_validation=last_validation,
+        clock=clock,
         start_step=start_step,
         wall=seconds["wall_clock_s"],
         cpu=seconds["cpu_time_s"],
     )
 
 
-def evaluate_and_save(config, model, val_ds, recal_ds):
-    """Final evaluation (both models) and `<workdir>/final/*.keras`; returns the evaluation dict."""
+def evaluate_and_save(config, model, val_ds, recal_ds, last_validation=None):
+    """Final evaluation (both models) and `<workdir>/final/*.keras`; returns the evaluation dict. The last
+    epoch's validation is that evaluation where nothing changed since (`LastValidation`): no pass again."""
     # The evaluation recomputes the statistics ("recalibrated") only when they are
     # stale: not after a complete fit (its last validation did); after a resume with
     # nothing left to train (load_weights marks the backup's stale), from recal_ds.
     model.end_epoch(recalibration_data=recal_ds)
-    evaluation = model.evaluate(val_ds, verbose=0, return_dict=True)
+    evaluation = last_validation.unchanged(model) if last_validation is not None else None
+    if evaluation is None:
+        evaluation = model.evaluate(val_ds, verbose=0, return_dict=True)
     final = os.path.join(config.workdir, "final")
     named = list(zip(summary_json.model_names(config.pair), model.rungs))
     for name, m in (*named, ("motivated_model", model)):
@@ -450,7 +467,7 @@ def export_models(config, model, shape, summary):
 def evaluate_summarize_export(config, model, record):
     """The run's last steps, from the RunRecord `fit` returned: evaluate and save both models, summarize,
     export, write summary.json."""
-    evaluation = evaluate_and_save(config, model, record.val_ds, record.recal_ds)
+    evaluation = evaluate_and_save(config, model, record.val_ds, record.recal_ds, record.last_validation)
     summary = summary_lib.summarize(
         config,
         model,
@@ -469,5 +486,8 @@ def evaluate_summarize_export(config, model, record):
     )
     if config.export:
         summary["export"] = export_models(config, model, record.shape, summary)
+    if record.clock is not None:
+        record.clock.finish()
+        summary["time_breakdown"] = record.clock.breakdown()
     files.atomic_write(os.path.join(config.workdir, "summary.json"), json.dumps(summary, indent=2))
     return summary

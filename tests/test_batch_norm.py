@@ -170,19 +170,24 @@ def test_the_three_options_train_the_same_weights(deterministic):
     assert not np.array_equal(stats["private"], stats["recalibrated"])
 
 
-def test_recalibrated_fit_ends_with_statistics_recomputed_from_training_batches():
+def test_recalibrated_fit_recomputes_the_statistics_training_left_stale():
     model = _model("recalibrated", SCHEDULE, recalibration_batches=3)
     x, y = random_data(256)
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False, validation_data=(x[:32], y[:32]))
-    # Recomputed once per epoch (before validation), 3 batches per model.
+    # Before each validation, 3 batches: at the first both models' (the schedule trained both); the second epoch
+    # trained only the base, whose own steps moved its statistics, so only the motivated model's were stale.
     assert model.counters()["recalibration_batches"] == 2 * 3
+    passes = model.recalibration_passes
+    assert [(batches, step) for batches, _, step in passes] == [(3, 16), (3, 32)]
+    assert set(passes[0][1]) == {model.base, model.motivated} and passes[1][1] == (model.motivated,)
     after_fit = snapshot(batch_norm.moving_statistics(model.base) + batch_norm.moving_statistics(model.motivated))
     for m in (model.base, model.motivated):
         batch_norm.recalibrate(m, tf.data.Dataset.from_tensor_slices(x).batch(16), batches=3)
-    for a, v in zip(
-        after_fit, batch_norm.moving_statistics(model.base) + batch_norm.moving_statistics(model.motivated)
-    ):
+    recomputed = batch_norm.moving_statistics(model.base) + batch_norm.moving_statistics(model.motivated)
+    split = len(batch_norm.moving_statistics(model.base))
+    for a, v in zip(after_fit[split:], recomputed[split:]):
         np.testing.assert_allclose(a, v.numpy(), rtol=1e-5, atol=1e-6, err_msg=v.path)
+    assert not all(np.allclose(a, v.numpy()) for a, v in zip(after_fit[:split], recomputed[:split]))
 
 
 def test_option_round_trips_and_bad_input(tmp_path):

@@ -5,6 +5,7 @@ import os
 import sys
 
 import pytest
+from testing_utils import requires_fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -182,3 +183,93 @@ def test_bench_builds_registry_pairs_with_their_model_arguments():
     # The ViT depth pair at patch 7: 16 tokens, and the joint step's one forward pass.
     assert model.motivated.input_shape == (None, 28, 28, 1) and model.shared_forward is not None
     assert bench.model_kwargs(bench.parse_args(["--width=8"])) == {"width": 8}
+
+
+# -- whole runs (tools/bench_run.py, `bench.py whole_run`) -------------------------------------------------------
+
+
+def _whole_run_result(alone="largest"):
+    """A whole-run result as bench_run writes it: 3 repeats, the trainer and each reference network."""
+    arms = {"trainer": ([110.0, 100.0, 130.0], [150.0, 140.0, 160.0])}
+    arms["plain:resnet8p14"] = ([100.0, 120.0, 100.0], [150.0, 150.0, 150.0])
+    if alone == "all":
+        arms["plain:resnet8"] = ([50.0, 50.0, 50.0], [60.0, 60.0, 60.0])
+    breakdown = {
+        "wall_clock_s": {"train_steps": 80.0, "validation": 10.0, "finish": 2.0, "total": 100.0},
+        "cpu_time_s": {"train_steps": 120.0, "validation": 15.0, "finish": 3.0, "total": 140.0},
+    }
+    reported = {
+        "accuracy": 0.9,
+        "time_breakdown": breakdown,
+        "training_flops": {"total": 9.0, "motivated_alone": 10.0, "recalibration_for_validation": 0.5},
+        "forward_flops": {"base": 20.0, "motivated": 40.0},
+    }
+    return {
+        "args": {"pair": "resnet8:resnet8p14", "epochs": 3, "alone": alone},
+        "arms": {k: {"wall_s": w, "cpu_s": c, "reported": [reported] * 3} for k, (w, c) in arms.items()},
+        "load": [{"order": list(arms), "before": [1.0, 1.0, 1.0], "after": [2.5, 1.0, 1.0]}] * 3,
+    }
+
+
+def test_whole_run_ratios_are_paired_per_repeat_with_their_range():
+    import bench_run
+
+    r = _whole_run_result()
+    ratios = bench_run.ratios(r)
+    assert ratios["wall_s"]["each"] == [1.1, 100 / 120, 1.3]
+    assert ratios["wall_s"]["median"] == 1.1 and ratios["wall_s"]["min"] == 100 / 120
+    assert ratios["cpu_s"]["median"] == 1.0 and ratios["cpu_s"]["max"] == 160 / 150
+    # Against every network trained alone: the sum of their plain fits.
+    both = bench_run.ratios(_whole_run_result("all"))
+    assert both["cpu_s"]["each"] == [150 / 210, 140 / 210, 160 / 210]
+    # Training FLOPs with the recomputation for validation, against the networks alone for the same steps.
+    assert bench_run.flops_ratio(r) == pytest.approx(9.5 / 10.0)
+    assert bench_run.flops_ratio(_whole_run_result("all")) == pytest.approx(9.5 / 15.0)
+
+
+def test_whole_run_table_prints_from_json(tmp_path):
+    import bench
+    import bench_run
+
+    r = _whole_run_result()
+    r["ratios"], r["training_flops_ratio"] = bench_run.ratios(r), bench_run.flops_ratio(r)
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(r))
+    table = bench.main(["whole_run", "--table", str(path)])
+    lines = table.splitlines()
+    assert lines[2] == (
+        "| resnet8:resnet8p14 | 3 | 3 | resnet8p14 plain `fit` | 1.00 (0.93-1.07) | 1.10 (0.83-1.30) | 150 | 150 "
+        "| 0.95 | 1.0-2.5 |"
+    )
+    assert "| resnet8:resnet8p14 | 3 | trainer | 0.0 | 0.0 | 120.0 | 15.0 | 0.0 | 0.0 | 0.0 | 3.0 | 140.0 |" in lines
+
+
+def test_whole_run_arms_run_the_trainer_and_plain_fits(tmp_path):
+    import bench_run
+
+    args = bench_run.parse_args(["--pair=resnet8:resnet8p14:resnet8p20", "--learning_rate=0.05", "--alone=all"])
+    commands = bench_run.arms(args)
+    assert list(commands) == ["trainer", "plain:resnet8", "plain:resnet8p14", "plain:resnet8p20"]
+    assert commands["trainer"][1:3] == ["-m", "keras_motivation.train"]
+    assert "--learning_rate=0.05" in commands["trainer"] and "--epochs=3" in commands["plain:resnet8p20"]
+    assert commands["plain:resnet8p20"][2:4] == ["plain_fit", "resnet8p20"]
+    assert list(bench_run.arms(bench_run.parse_args([]))) == ["trainer", "plain:resnet8p14"]
+
+
+@requires_fashion_mnist
+def test_the_plain_fit_trains_the_network_alone_with_the_trainers_data_and_recipe(tmp_path):
+    import bench_run
+
+    flags = ["--flagfile=configs/quickstart.flags", "--pair=resnet8:resnet8p14", "--epochs=1", "--train_size=256"]
+    flags += ["--eval_size=128", "--batch_size=64", "--model_kwargs=width=4", f"--workdir={tmp_path}"]
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        bench_run.plain_fit("resnet8p14", flags)
+    finally:
+        os.chdir(cwd)
+    out = json.loads((tmp_path / "plain.json").read_text())
+    assert out["network"] == "resnet8p14" and out["steps"] == 4 and 0 <= out["accuracy"] <= 1
+    phases = out["time_breakdown"]["cpu_time_s"]
+    assert phases["train_steps"] > 0 and phases["validation"] > 0 and phases["statistics"] == 0
+    assert out["time_breakdown"]["steps"] == 4

@@ -324,3 +324,28 @@ def test_a_backup_that_cannot_be_read_is_named_in_one_line(tmp_path):
     (directory / "state.json").write_text('{"steps": ')
     with pytest.raises(preemption.BackupError, match="state.json cannot be read"):
         check(str(directory))
+
+
+def _batch_scalars(directory):
+    """{(tag, step)} of the batch scalars TensorBoard wrote under `directory`."""
+    import tensorflow as tf
+
+    found = set()
+    for root, _, names in os.walk(directory):
+        for name in names:
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(root, name)):
+                found |= {(v.tag, event.step) for v in event.summary.value if v.tag.startswith("batch_")}
+    return found
+
+
+def test_the_trainers_tensorboard_writes_what_keras_writes(tmp_path):
+    x, y = random_data(48)
+    written = []
+    for callback in (keras.callbacks.TensorBoard, callbacks_lib.TensorBoard):
+        model = tiny_model(Scripted([i % 3 == 0 for i in range(64)]))
+        directory = str(tmp_path / callback.__module__)
+        model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[callback(directory, update_freq=10)])
+        written.append(_batch_scalars(directory))
+    assert written[0] == written[1]
+    assert {step for _, step in written[0]} == {10, 20}
+    assert {"batch_batch_loss", "batch_motivated", "batch_loss"} <= {tag for tag, _ in written[0]}

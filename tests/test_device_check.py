@@ -47,6 +47,7 @@ def test_tiny_run_writes_every_part_s_json(tmp_path):
         "bench_short_steps_float32",
         "bench_short_steps_mixed_float16",
         "quickstart_mixed_precision",
+        "bench_whole_run",
     ]
     for name in ("bench_short_steps_float32", "bench_short_steps_mixed_float16"):
         bench = json.loads((out / f"{name}.json").read_text())
@@ -59,5 +60,9 @@ def test_tiny_run_writes_every_part_s_json(tmp_path):
         summary = json.loads((out / "quickstart_mixed_precision_summary.json").read_text())
         config = json.loads((out / "quickstart_mixed_precision_config.json").read_text())
         assert config["mixed_precision"] and summary["epochs"] == 1
+        whole = json.loads((out / "bench_whole_run.json").read_text())
+        assert parts["bench_whole_run"]["status"] == "ok" and whole["complete"]
+        assert set(whole["arms"]) == {"trainer", "plain:resnet8p14"} and whole["ratios"]["wall_s"]["median"] > 0
     else:
         assert quick["status"].startswith("skipped: no Fashion-MNIST"), quick
+        assert parts["bench_whole_run"]["status"].startswith("skipped: no Fashion-MNIST")

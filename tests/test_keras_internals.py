@@ -433,3 +433,14 @@ class Engine(keras.Model):
     assert any("def _maybe_symbolic_build, private to Model" in f for f in found)
     assert any("self._compile_loss" in f for f in found)
     assert not any("_own_state" in f or "_mine" in f for f in found)
+
+
+def test_tensorboard_train_batch_counts_the_batches_begun(tmp_path):
+    callback = keras.callbacks.TensorBoard(str(tmp_path), update_freq=10)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    callback.set_model(model)
+    callback.on_train_begin()
+    for batch in range(3):
+        callback.on_train_batch_begin(batch)
+    assert keras_internals.tensorboard_train_batch(callback) == 3
+    callback.on_train_end()

@@ -67,6 +67,23 @@ def test_benchmark_tables_are_what_bench_makes_of_the_committed_json():
         assert not missing, f"docs/performance.md's table of {paths} differs from bench.py's: {missing[:2]}"
 
 
+def test_whole_run_tables_are_what_bench_makes_of_the_committed_json():
+    import re
+
+    import bench
+
+    with open(os.path.join(ROOT, "docs", "performance.md"), encoding="utf-8") as f:
+        text = f.read()
+    commands = re.findall(r"python tools/bench\.py whole_run --table ((?:tools/examples/\S+\.json ?)+)", text)
+    assert commands, "the performance page's whole-run tables name their JSON with a whole_run --table command"
+    lines = _lines("performance.md")
+    for paths in commands:
+        rows = _table_rows(bench.main(["whole_run", "--table", *paths.split()]))
+        assert len(rows) >= 4, paths
+        missing = [row for row in rows if row not in lines]
+        assert not missing, f"docs/performance.md's whole-run table of {paths} differs from bench.py's: {missing[:2]}"
+
+
 @pytest.mark.parametrize(
     "study, least_rows",
     # The quickstart's pair; ResNet-8 -> ResNet-20, the second pair (X-C: the first pair's runs, the same network).

@@ -248,3 +248,34 @@ def test_flops_of_a_shared_forward_joint_run_count_the_bases_tail_on_its_share()
     # The one-stage tiny pair is a prefix pair: the base's tail is its head, a sliver of the base.
     assert 0 < tail < fx / 10
     assert out["training_flops"]["average_forward_per_image"] == pytest.approx((6 * fx + 4 * (fy + 0.5 * tail)) / 10)
+
+
+def test_recalibration_flops_count_what_each_recomputation_ran():
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import keras
+    from testing_utils import random_data
+    from testing_utils import tiny_pair
+
+    import keras_motivation as km
+    from keras_motivation import flops as flops_lib
+
+    base, motivated = tiny_pair()
+    model = km.MotivatedModel(base, motivated, "resnet_depth", km.conditions.Growth(epochs=0.5), joint=True)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+    x, y = random_data(128)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    # The end of the fit recomputed both models' statistics in one pass of the motivated model and the base's
+    # tail (a prefix pair) from the 8 batches there are: after the last step, so it counts as training.
+    counters = model.counters()
+    assert counters["recalibration_batches"] == 8
+    out = summary.flops_summary(model, counters, batch_size=16)
+    fx, fy = (out[m]["forward_flops_per_image"] for m in ("base", "motivated"))
+    tail = flops_lib.count_flops(model.shared_forward.tail)
+    t = out["training_flops"]
+    assert t["recalibration"] == 8 * 16 * (fy + tail) and t["recalibration_for_validation"] == 0
+    # Batches counted before this process (a resumed run's) cost every model's pass, and served validation.
+    earlier = {**counters, "recalibration_batches": 8 + 5}
+    t = summary.flops_summary(model, earlier, batch_size=16)["training_flops"]
+    assert t["recalibration"] == 8 * 16 * (fy + tail) and t["recalibration_for_validation"] == 5 * 16 * (fx + fy)

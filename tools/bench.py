@@ -10,6 +10,8 @@
         --kinds=condition,recalibrated --out=bench_recalibrated.json
     # the performance page's tables (docs/performance.md): the range over several runs' JSON
     python tools/bench.py --table run_a.json run_b.json run_c.json
+    # whole runs: the trainer's run of a pair against plain fit of its bigger network (tools/bench_run.py)
+    python tools/bench.py whole_run --pair=resnet8:resnet8p14 --epochs=3 --repeats=3 --out=run.json
 
 `--model=tiny_dense` is a 2-hidden-layer dense base and a 4-hidden-layer
 motivated model (32 units; with 8x8x3 inputs and batch 64), where a step
@@ -63,6 +65,7 @@ import os
 import pathlib
 import platform
 import statistics
+import sys
 import time
 import typing
 
@@ -446,6 +449,12 @@ def parse_kinds(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "whole_run":
+        # Whole runs of the trainer against plain fits: a mode of its own (tools/bench_run.py).
+        import bench_run
+
+        return bench_run.main(argv[1:])
     args = parse_args(argv)
     if args.table:
         table = range_table([json.loads(pathlib.Path(path).read_text()) for path in args.table])

@@ -17,6 +17,7 @@ from keras_motivation import weights_map as weights_map_lib
 from keras_motivation.batch_norm import DEFAULT_BN_STATISTICS
 from keras_motivation.batch_norm import DEFAULT_RECALIBRATION_BATCHES
 from keras_motivation.engine import epoch as epoch_lib
+from keras_motivation.engine import evaluation as evaluation_lib
 from keras_motivation.engine import joint as joint_lib
 from keras_motivation.engine import keras_habits
 from keras_motivation.engine import ladder as ladder_lib
@@ -51,7 +52,7 @@ class MotivatedModel(
         bn_statistics: whose BatchNorm moving statistics each model is
             evaluated, saved and exported with (`keras_motivation.batch_norm`):
             "recalibrated" (the default: each model's own, recomputed from
-            training batches when read after training changed the weights),
+            training batches when read where stale: `statistics.py`),
             "private" (each model's own, free) or "shared" (the paper's).
         recalibration_batches: training batches per recalibration.
         joint: None (the paper's: a rung's mode trains that model alone) or a
@@ -67,19 +68,20 @@ class MotivatedModel(
             `joint` and `bn_statistics` leave unset (the start and the
             re-warm-up are the trainer's: `identity_start`, `recipes.Rewarmed`).
 
-    `model(x)` and `predict` use the base model; `model.base`,
-    `model.motivated` (and `model.rungs`, smallest first) are the deployable
-    models; `summary()`, `get_weights()` and `set_weights()` are theirs,
-    smallest first (`keras_motivation.engine.keras_habits`). Training logs
-    per batch `batch_loss` (the raw loss that drives the condition) and
-    `motivated` (the rung that trained the batch: 1.0 for the motivated
-    model of a pair); `loss` and the compiled metrics are the base model's
-    over the batches it trained, `motivated_loss`, `motivated_<metric>` the
-    largest model's over its batches and, in a ladder, `rung<i>_loss`,
+    `model(x)` and `predict` use the base model, `predict_every_rung` every
+    model; `model.base`, `model.motivated` (and `model.rungs`, smallest
+    first) are the deployable models; `summary()`, `get_weights()` and
+    `set_weights()` are theirs, smallest first
+    (`keras_motivation.engine.keras_habits`). Training logs per batch
+    `batch_loss` (the raw loss that drives the condition) and `motivated`
+    (the rung that trained the batch: 1.0 for the motivated model of a
+    pair); `loss` and the compiled metrics are the base model's over the
+    batches it trained, `motivated_loss`, `motivated_<metric>` the largest
+    model's over its batches and, in a ladder, `rung<i>_loss`,
     `rung<i>_<metric>` those of the models between. Per epoch, the counts
     of `EpochBoundary` (`motivated_steps`, `switches`, ...; in a ladder
     `rung<i>_steps` too). `evaluate` reports the compiled metrics of every
-    model.
+    model (in one pass where it can: `evaluation.py`).
     """
 
     def __init__(
@@ -364,13 +366,6 @@ class MotivatedModel(
         logs["motivated"] = tf.cast(active, "float32")
         return logs
 
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        for rung, model in enumerate(self.rungs):
-            y_pred = model(x, training=False)
-            self._track(rung, x, y, y_pred, self._loss(model, y, y_pred, sample_weight), sample_weight)
-        return self.get_metrics_result()
-
     # -- the train and test functions ----------------------------------------------
 
     def make_train_function(self, force=False):
@@ -383,6 +378,7 @@ class MotivatedModel(
         return self.train_function
 
     def make_test_function(self, force=False):
+        force = evaluation_lib.test_sharing_changed(self) or force
         if not isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
             return super().make_test_function(force)
         if self.test_function is None or force:

@@ -5,16 +5,31 @@ exported with (`keras_motivation.batch_norm` explains why it matters):
 `SharedStatistics` (the paper's: copied with the weights at every switch),
 `PrivateStatistics` (each model's own, updated by its own steps) and
 `RecalibratedStatistics` (private, and recomputed from training batches
-whenever they are read after training changed the weights: before a
-validation, `evaluate`, `predict`, `save`, `export` and at the end of `fit`;
-once per set of weights). Training is the same under all three.
+where they are stale when something reads them: before a validation,
+`evaluate`, `predict`, `save`, `export` and at the end of `fit`; see below).
+Training is the same under all three.
 
 `StatisticsState` is what the model knows about its statistics: whether
 training (or a load) changed the weights since they were last recomputed,
 and the training batches a recomputation draws from.
+
+Only what is stale is recomputed. Moving statistics are an exponential
+average: `new = momentum * old + (1 - momentum) * batch`. Where a rung's own
+forward pass updated them on every step since its weights last changed
+otherwise (a training step of another rung that did not update them, a
+switch's copy, a load), what is older weighs `momentum ** steps` in them:
+below `STALE_WEIGHT` they describe the weights they are read with as plain
+Keras' statistics do, which evaluation reads as they are. After growth the
+joint step updates every rung's statistics on every batch, so after one
+recomputation nothing is stale. `stale_rungs` finds the rest from the step
+counters (a rung's weight of the past is 1 after any interval with a step
+that did not update it), and where the largest rung is stale, its family
+(`evaluation.py`) recomputes every rung's statistics in one pass per batch,
+the trunk's once.
 """
 
 import logging
+import time
 import types
 
 import keras
@@ -22,12 +37,16 @@ import tensorflow as tf
 
 from keras_motivation import batch_norm
 from keras_motivation import keras_internals
+from keras_motivation.engine import evaluation as evaluation_lib
 
 _log = logging.getLogger("keras_motivation")
 
 # Why the statistics are stale: training steps changed the weights, or a
 # weights file replaced them (whose statistics may or may not be recomputed).
 TRAINED, LOADED = "trained", "loaded"
+# The weight in a rung's moving statistics of values older than the last change of its weights that its own
+# steps did not follow, above which they are recomputed when read (0.99 ** 690 with Keras' default momentum).
+STALE_WEIGHT = 1e-3
 
 
 class StatisticsState:
@@ -40,6 +59,12 @@ class StatisticsState:
         self.unavailable = None  # why `fit` found none (a notice), or None
         self.last_batches = 0  # batches per model of the last recomputation in this process
         self.notified = False
+        self.seconds = (0.0, 0.0)  # wall-clock and CPU seconds of every recomputation in this process
+        self.past_weights = None  # per rung, the weight of stale values in its statistics (None: 1 each)
+        self.counted = None  # the step counters when `past_weights` was last brought up to date
+        # (batches, the Keras models that ran: the stale rungs, or the largest and the smaller rungs' tails, the
+        # training step it came after) of each recomputation in this process: what they cost (summary.json's FLOPs).
+        self.passes = []
 
 
 class StatisticsOption:
@@ -123,7 +148,11 @@ class RecalibratedStatistics(StatisticsOption):
                 state.notified = True
             state.stale = None
             return 0
-        used = model._recompute_statistics(state.source)
+        rungs = stale_rungs(model)
+        if not rungs:
+            state.stale = None
+            return 0
+        used = model._recompute_statistics(state.source, rungs)
         source = state.source
         if isinstance(source, batch_norm.RecentBatches) and source.dropped_for_memory and used < source.max_batches:
             if not state.notified:
@@ -136,6 +165,46 @@ class RecalibratedStatistics(StatisticsOption):
         return used
 
 
+def _tails(model):
+    """{smaller rung j: its tail's model} of the model's family (`evaluation.py`), {} without one."""
+    family = evaluation_lib.family(model)
+    return {} if family is None else {j: t.model for j, t in enumerate(family.plan.tails)}
+
+
+def _momenta(model):
+    """Per rung, the largest momentum of its BatchNorm layers (the slowest to forget; 0 without any)."""
+    return [max((float(layer.momentum) for layer in batch_norm.batch_norm_layers(m)), default=0.0) for m in model.rungs]
+
+
+def _mode_steps(counters, rungs):
+    """Steps of each mode (rung) in `counters` (`MotivatedModel.counters()`)."""
+    if "rung_steps" in counters:
+        return list(counters["rung_steps"])
+    return [counters["steps"] - counters["motivated_steps"], counters["motivated_steps"]][:rungs]
+
+
+def stale_rungs(model):
+    """The rungs whose moving statistics are stale now (module docstring), their weights of the past brought up to
+    date from the step counters: a rung whose own pass ran on each step since (its steps, and with a joint step
+    every bigger rung's) keeps `momentum ** steps` of it, any other 1 (where such a step fell is not known)."""
+    state = model._statistics_state
+    rungs = len(model.rungs)
+    weights = list(state.past_weights or [1.0] * rungs)
+    counters = model.counters()
+    if state.stale == LOADED or state.counted is None:
+        # A load, or statistics no step has counted: of weights unknown.
+        weights, since = [1.0] * rungs, None
+    else:
+        since = [a - b for a, b in zip(_mode_steps(counters, rungs), _mode_steps(state.counted, rungs))]
+    if since is not None:
+        total = sum(since)
+        for r, momentum in enumerate(_momenta(model)):
+            updated = sum(since[r:]) if model.joint is not None else since[r]
+            weights[r] = weights[r] * momentum**total if updated == total else 1.0
+    state.past_weights, state.counted = weights, counters
+    return [r for r, w in enumerate(weights) if w > STALE_WEIGHT]
+
+
 def _is_arrays(x):
     """What `fit` slices into batches itself: an array or a structure (list, tuple, dict) of arrays."""
     if isinstance(x, (list, tuple)):
@@ -145,9 +214,10 @@ def _is_arrays(x):
     return isinstance(x, (tf.Tensor, keras.KerasTensor)) or hasattr(x, "__array__") or hasattr(x, "shape")
 
 
-class StatisticsReads:
+class StatisticsReads(evaluation_lib.OnePassReads):
     """What reads the BatchNorm statistics, mixed into `MotivatedModel`: each recomputes them first
-    (option "recalibrated") when training changed the weights since they were last recomputed."""
+    (option "recalibrated") where they are stale; evaluation and prediction then take one pass where they can
+    (`evaluation.OnePassReads`)."""
 
     @property
     def bn_statistics(self):
@@ -162,8 +232,21 @@ class StatisticsReads:
     @property
     def statistics_stale(self):
         """True when training (or `load_weights`) changed the weights since the BatchNorm
-        statistics were last recomputed (option "recalibrated": the next read recomputes them)."""
+        statistics were last read (option "recalibrated": the next read recomputes those that are stale)."""
         return bool(self._statistics_state.stale)
+
+    @property
+    def recalibration_seconds(self):
+        """(wall-clock, CPU) seconds this process spent recomputing BatchNorm statistics (a run's breakdown)."""
+        return self._statistics_state.seconds
+
+    @property
+    def recalibration_passes(self):
+        """(batches, the Keras models that ran, the training step it came after) of each recomputation of
+        BatchNorm statistics in this process: the stale rungs' models, or their family's one pass (the largest
+        model and each smaller rung's tail, `evaluation.Family`). Its batches add up to what this process added
+        to `counters()`'s."""
+        return list(self._statistics_state.passes)
 
     @property
     def last_recalibration_batches(self):
@@ -209,14 +292,40 @@ class StatisticsReads:
         """`keras.Model.load_weights`; the file's BatchNorm statistics are recomputed at the next
         read when the model knows training batches (a `fit` before, or `end_epoch(data)`)."""
         result = super().load_weights(*args, **kwargs)
+        # The counters are the file's: every rung's statistics count as stale.
+        self._statistics_state.counted = None
         if not self._statistics_state.stale:
             self._statistics_state.stale = LOADED
         return result
 
+    def statistics_record(self):
+        """What the model knows of its statistics beyond the weights (option "recalibrated": whether training
+        changed them since the last read, each rung's weight of the past in them and the counters it was
+        brought up to date at, the recomputations so far), as JSON. A backup keeps it beside the weights, so that
+        a resumed run recomputes what the uninterrupted run would (`restore_statistics_record`)."""
+        state = self._statistics_state
+        index = {id(m): r for r, m in enumerate(self.rungs)}
+        index.update({id(m): f"tail{j}" for j, m in _tails(self).items()})
+        return {
+            "stale": state.stale,
+            "past_weights": state.past_weights,
+            "counted": state.counted,
+            "passes": [[batches, [index[id(m)] for m in ran], step] for batches, ran, step in state.passes],
+        }
+
+    def restore_statistics_record(self, record):
+        """Takes back a `statistics_record` after the weights it was kept with are loaded (None: nothing)."""
+        if not record:
+            return
+        state = self._statistics_state
+        models = {**dict(enumerate(self.rungs)), **{f"tail{j}": m for j, m in _tails(self).items()}}
+        state.stale, state.past_weights, state.counted = record["stale"], record["past_weights"], record["counted"]
+        state.passes = [(batches, tuple(models[r] for r in ran), step) for batches, ran, step in record["passes"]]
+
     def refresh_statistics(self):
-        """Recomputes every model's BatchNorm statistics (option "recalibrated") if training changed
-        the weights since they were last recomputed; what reads them calls it. Returns the batches
-        recomputed per model (0: nothing to do)."""
+        """Recomputes the BatchNorm statistics that are stale (option "recalibrated": the module docstring says
+        which) if training changed the weights since the last read; what reads them calls it. Returns the
+        batches recomputed per model (0: nothing to do)."""
         return self._statistics.refresh(self)
 
     def recalibrate_statistics(self, data=None):
@@ -239,16 +348,34 @@ class StatisticsReads:
         self.switch_to_base()
         return self._recompute_statistics(data)
 
-    def _recompute_statistics(self, data):
-        """Every model's statistics from `data`, with the weights as they are (no switch: a read
-        in the middle of an epoch leaves the training as it was); counted."""
+    def _recompute_statistics(self, data, rungs=None):
+        """The statistics of `rungs` (default: every rung) from `data`, with the weights as they are (no switch: a
+        read in the middle of an epoch leaves the training as it was): where the largest rung is among them, every
+        rung's in one pass of its family (`evaluation.recompute_family`) when its trunks hold the same weights;
+        counted."""
+        start = time.perf_counter(), time.process_time()
+        state = self._statistics_state
+        top = len(self.rungs) - 1
+        rungs = list(range(top + 1)) if rungs is None else rungs
+        stale_rungs(self)  # the others' weights of the past, up to date
+        step = state.counted["steps"]
         used = 0
         with self.distribute_strategy.scope():
-            for model in self.rungs:
-                used = batch_norm.recalibrate(model, data, self.recalibration_batches)
+            family = evaluation_lib.recompute_family(self, data, self.recalibration_batches) if top in rungs else None
+            if family is not None:
+                (used, ran), rungs = family, range(top + 1)
+            else:
+                ran = tuple(self.rungs[r] for r in rungs)
+                for model in ran:
+                    used = batch_norm.recalibrate(model, data, self.recalibration_batches)
+        state.passes.append((used, ran, step))
         self._recalibrated_batches.assign_add(used)
-        state = self._statistics_state
+        for r in rungs:
+            state.past_weights[r] = 0.0
         state.stale, state.last_batches = None, used
+        state.seconds = tuple(
+            s + now - t for s, now, t in zip(state.seconds, (time.perf_counter(), time.process_time()), start)
+        )
         return used
 
 

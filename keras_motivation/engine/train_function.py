@@ -168,6 +168,9 @@ def make_train_function(model):
 
     def function(iterator):
         statistics_state.stale = TRAINED
+        if statistics_state.counted is None:
+            # From here on each rung's weight of the past in its statistics follows the steps (statistics.py).
+            statistics_state.counted, statistics_state.past_weights = model.counters(), None
         if not isinstance(iterator, (tf.data.Iterator, tf.distribute.DistributedIterator)):
             logs = None
             for _, data in zip(range(steps), iterator):

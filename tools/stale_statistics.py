@@ -1,0 +1,103 @@
+"""Statistics recomputed only where stale, against recomputed at every read: accuracy of the same runs.
+
+    python tools/stale_statistics.py tools/examples/pay_study_prefix14/ep6 tools/examples/clock_prefix14/ep6
+
+Both folders hold the default arm's runs (`ARM/seed<S>/summary.json` and `history.csv`), the first made when the
+default option recomputed every model's BatchNorm statistics at every read (before each validation, at the end),
+the second with only stale statistics recomputed (`keras_motivation/engine/statistics.py`). Training never reads
+the statistics, so where the two runs of a seed trained alike (the same training loss at every epoch, which the
+table checks), the accuracies differ by the statistics alone. The second runs also report (`statistics_check`)
+their final models with every statistic recomputed from 40 other training batches. Prints a markdown table:
+per seed and as mean ± std, each model's final accuracy both ways, the paired difference, and the validation
+accuracy at each epoch's end, both ways.
+"""
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import sys
+
+ARM = "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1"
+
+
+def _runs(folder, arm):
+    """{seed: (summary, history rows)} of the finished runs of `arm` under `folder`."""
+    out = {}
+    root = os.path.join(folder, arm)
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if name.startswith("seed") and os.path.exists(os.path.join(path, "summary.json")):
+            with open(os.path.join(path, "summary.json")) as f:
+                summary = json.load(f)
+            with open(os.path.join(path, "history.csv")) as f:
+                out[int(name[4:])] = (summary, list(csv.DictReader(f)))
+    return out
+
+
+def _fmt(values):
+    mean = statistics.mean(values)
+    return f"{100 * mean:.2f} ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else f"{100 * mean:.2f}"
+
+
+def _diff(values):
+    mean = statistics.mean(values)
+    return f"{100 * mean:+.2f}" + (f" ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else "")
+
+
+def table(every_read, stale_only, arm=ARM):
+    """Markdown: per seed (and mean ± std) each model's final accuracy with every read recomputed, with only stale
+    statistics recomputed, and with all recomputed after training; then the validation accuracy per epoch."""
+    old, new = _runs(every_read, arm), _runs(stale_only, arm)
+    seeds = sorted(set(old) & set(new))
+    for seed in seeds:
+        losses = [[row["loss"] for row in runs[seed][1]] for runs in (old, new)]
+        if losses[0] != losses[1]:
+            raise SystemExit(f"seed {seed}: the two runs trained differently (training losses {losses}).")
+    head = ["seed", "recomputations", "model", "every read recomputed", "only stale recomputed", "difference"]
+    head.append("all recomputed after training")
+    lines = ["| " + " | ".join(head) + " |", "|---|---|---|---|---|---|---|"]
+    columns = {}
+    for seed in seeds:
+        (a, _), (b, _) = old[seed], new[seed]
+        batches = f"{a['activations']['recalibration_batches']} / {b['activations']['recalibration_batches']} batches"
+        for model in ("base", "motivated"):
+            values = (a[model]["accuracy"], b[model]["accuracy"], b["statistics_check"][model]["recomputed"])
+            columns.setdefault(model, []).append(values)
+            lines.append(
+                f"| {seed} | {batches} | {model} | {100 * values[0]:.2f} | {100 * values[1]:.2f} | "
+                f"{100 * (values[1] - values[0]):+.2f} | {100 * values[2]:.2f} |"
+            )
+    for model, rows in columns.items():
+        every, stale, after = zip(*rows)
+        lines.append(
+            f"| {len(rows)} seeds | | {model} | {_fmt(every)} | {_fmt(stale)} | "
+            f"{_diff([s - e for s, e in zip(stale, every)])} | {_fmt(after)} |"
+        )
+    epochs = len(old[seeds[0]][1])
+    lines += [
+        "",
+        "| model | " + " | ".join(f"epoch {e + 1}" for e in range(epochs)) + " |",
+        "|---|" + "---|" * epochs,
+    ]
+    for model, key in (("base", "val_accuracy"), ("motivated", "val_motivated_accuracy")):
+        for label, runs in (("every read recomputed", old), ("only stale recomputed", new)):
+            cells = [_fmt([float(runs[s][1][e][key]) for s in seeds]) for e in range(epochs)]
+            lines.append(f"| {model}, {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("every_read", help="a study folder (ep<E>) of runs that recomputed the statistics at every read")
+    p.add_argument("stale_only", help="the same runs with only stale statistics recomputed")
+    p.add_argument("--arm", default=ARM)
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    text = table(args.every_read, args.stale_only, args.arm)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
