@@ -419,7 +419,7 @@ def config_from_flags(values):
     return TrainConfig(**kwargs)
 
 
-def config_from_args(argv):
+def config_from_args(argv: list[str]) -> TrainConfig:
     """A TrainConfig from a command line (argv[0] is the program name), without absl's app."""
     values = flags.FlagValues()
     define_flags(values)

@@ -248,12 +248,12 @@ def test_a_base_loaded_from_a_local_preset_directory_starts_a_deeper_motivated_m
 
 
 # Slow (ResNet-18 with ResNet-34 for an epoch on 1,024 images, about 3 min): the keras-hub guide's lines as
-# written (docs/guides/keras-hub.md), after the README's example (which defines the data). The tests above run the
-# same calls on tiny models.
+# written (docs/guides/keras-hub.md), after the home page's complete example (which defines the data). The tests
+# above run the same calls on tiny models.
 @pytest.mark.slow
 @requires_fashion_mnist
 def test_the_keras_hub_guide_lines_run_as_written(tmp_path):
-    first = re.findall(r"```python\n(.*?)```", page_section(read_page("README.md"), "Use from Python"), re.S)[0]
+    first = re.findall(r"```python\n(.*?)```", page_section(read_page("index.md"), "A complete example"), re.S)[0]
     hub = re.findall(r"```python\n(.*?)```", read_page("guides/keras-hub.md"), re.S)[0]
     assert "keras_hub" in hub and "derive(base, motivated" in hub
     run = subprocess.run(

@@ -39,14 +39,14 @@ class JointStep:
     """How the motivated mode trains both models on one batch.
 
     Args:
-        base_weight: weight of the base's loss in the sum.
-        motivated_weight: weight of the motivated model's loss.
-        distillation: share of the base's loss taken from the motivated
+        base_weight (float): weight of the base's loss in the sum.
+        motivated_weight (float): weight of the motivated model's loss.
+        distillation (float): share of the base's loss taken from the motivated
             model's predictions (KL divergence; the models output
             probabilities), 0 to 1.
-        base_share: share of each batch the base's own layers train on (the
+        base_share (float): share of each batch the base's own layers train on (the
             first rows), in (0, 1]; its loss is their mean.
-        shared_forward: compute the part of the two forward passes that is
+        shared_forward (bool): compute the part of the two forward passes that is
             the same once (`keras_motivation.engine.shared_forward`), where
             the pair has one; the losses and gradients are the same.
     """
