@@ -20,7 +20,11 @@ def origin_url():
     if not url:
         try:
             run = subprocess.run(
-                ["git", "remote", "get-url", "origin"], capture_output=True, text=True, cwd=ROOT, timeout=10
+                ["git", "remote", "get-url", "origin"],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                timeout=10,
             )
         except (OSError, subprocess.SubprocessError):
             return None
