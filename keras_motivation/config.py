@@ -158,6 +158,23 @@ class TrainConfig:
         "Share of the base's loss in a joint step taken from the motivated model's predictions (0 to 1; 0 without "
         "one)." + _policy_help("distillation"),
     )
+    joint_weights: str | None = _field(
+        None,
+        "Every model's loss weight in a joint step, smallest first (2,1 for a pair, 2,1,1 for a ladder of three), "
+        "instead of --joint_base_weight (without it the models between weigh 1)." + _policy_help("joint_weights"),
+    )
+    equilibrium: bool | None = _field(
+        None,
+        "Gradient equilibrium in a joint step: each weight moves by the weighted mean of the gradients of the losses "
+        "that reach it, not their sum, so a trunk several models share steps at one network's scale (Li et al., "
+        "ICCV 2019)." + _policy_help("equilibrium"),
+    )
+    distillation_teachers: str | None = _field(
+        None,
+        "With --distillation: each smaller model learns from the joint step's largest model (largest) or from every "
+        "larger one (all: the mean of their KL terms, one-for-all distillation)."
+        + _policy_help("distillation_teachers"),
+    )
     joint_base_share: float = _field(
         1.0,
         "Share of each joint batch the base's own layers train on (the first rows), in (0, 1]: a joint step costs "
@@ -262,6 +279,9 @@ class TrainConfig:
         chosen = policy_lib.get(self.policy)
         if self.joint is None:
             self.joint = chosen.joint
+        if self.joint_weights and self.joint_base_weight is None:
+            # --joint_weights names the base's weight too: the policy's base weight does not apply.
+            self.joint_base_weight = 1.0
         for name in policy_lib.FIELDS:
             if getattr(self, name) is None:
                 # A policy's joint step weights belong to its joint step: without one (--nojoint) they are neutral.
@@ -320,6 +340,28 @@ class TrainConfig:
             not (self.distillation or self.joint_base_weight != 1.0) or self.joint,
             "--distillation and --joint_base_weight set the joint step: add --joint.",
         )
+        try:
+            weights = policy_lib.parse_weights(self.joint_weights)
+        except ValueError as err:
+            raise ConfigError(f"--joint_weights: {err}") from None
+        models = self.pair.count(":") + 1
+        check(
+            not weights or len(weights) == models,
+            f"--joint_weights has {len(weights)} weights for the {models} models of --pair={self.pair}: give one per "
+            "model, smallest first.",
+        )
+        check(
+            not weights or self.joint_base_weight == 1.0,
+            "--joint_weights and --joint_base_weight both set the base's weight: put it in --joint_weights.",
+        )
+        check(
+            not (weights or self.equilibrium or self.distillation_teachers != "largest") or self.joint,
+            "--joint_weights, --equilibrium and --distillation_teachers set the joint step: add --joint.",
+        )
+        check(
+            self.distillation_teachers in ("largest", "all"),
+            f"--distillation_teachers must be largest or all, got {self.distillation_teachers!r}.",
+        )
         check(0 < self.joint_base_share <= 1, f"--joint_base_share must be in (0, 1], got {self.joint_base_share}.")
         check(self.joint_base_share == 1.0 or self.joint, "--joint_base_share sets the joint step: add --joint.")
         check(self.rewarm_epochs >= 0, f"--rewarm_epochs must be >= 0, got {self.rewarm_epochs}.")
@@ -372,6 +414,8 @@ class TrainConfig:
     def from_json(cls, text):
         d = json.loads(text)
         d["augment"] = tuple(d.get("augment", ()))
+        # A config.json from before a policy field existed ran without it.
+        d = {**policy_lib.ADDED_FIELDS, **d}
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 

@@ -60,6 +60,10 @@ class Policy:
     joint: bool  # joint steps: the motivated model's batches also train the base
     joint_base_weight: float  # the base's loss weight in a joint step
     distillation: float  # share of the base's loss in a joint step from the motivated model's predictions
+    # Every model's loss weight in a joint step, smallest first ("2,1,1"), instead of joint_base_weight; "": unset.
+    joint_weights: str
+    equilibrium: bool  # a joint step's gradients: the weighted mean of the losses reaching a weight, not their sum
+    distillation_teachers: str  # largest (the step's largest model) or all (every larger model)
     differential_init: str  # the differential layers' start: paper, identity or identity:gamma=G,noise=S
     rewarm_epochs: float  # epochs over which the rate ramps up again from the growth point (growth only)
     bn_statistics: str  # shared, private or recalibrated
@@ -74,11 +78,30 @@ class Policy:
         `JointStep`, or None) and `bn_statistics`. A bad condition spec is a one-line ValueError."""
         return {
             "condition": ConditionSpec.parse(self.condition).build(k=self.k, seed=seed, heldout=heldout),
-            "joint": JointStep(base_weight=self.joint_base_weight, distillation=self.distillation)
-            if self.joint
-            else None,
+            "joint": JointStep(**self.joint_arguments()) if self.joint else None,
             "bn_statistics": self.bn_statistics,
         }
+
+    def joint_arguments(self):
+        """The `JointStep` arguments of this policy's joint step (its weights and distillation)."""
+        weights = parse_weights(self.joint_weights)
+        return {
+            **({"weights": weights} if weights else {"base_weight": self.joint_base_weight}),
+            "distillation": self.distillation,
+            "equilibrium": self.equilibrium,
+            "distillation_teachers": self.distillation_teachers,
+        }
+
+
+def parse_weights(text):
+    """A --joint_weights spec ("2,1,1") as a list of floats; [] for ""; ValueError (one line) for a bad one."""
+    try:
+        weights = [float(w) for w in text.split(",")] if text else []
+    except ValueError:
+        weights = None
+    if weights is None or any(w < 0 for w in weights) or len(weights) == 1:
+        raise ValueError(f"the joint weights must be two or more numbers >= 0 separated by commas, got {text!r}.")
+    return weights
 
 
 FIELDS = tuple(field.name for field in dataclasses.fields(Policy))
@@ -90,6 +113,9 @@ DEFAULT = Policy(
     joint=True,
     joint_base_weight=2.0,
     distillation=0.0,
+    joint_weights="",
+    equilibrium=False,
+    distillation_teachers="largest",
     differential_init="paper",
     rewarm_epochs=0.1,
     bn_statistics="recalibrated",
@@ -101,7 +127,16 @@ PAPER = dataclasses.replace(
 POLICIES = {"default": DEFAULT, "paper": PAPER}
 
 # The joint step's fields when there is no joint step (--nojoint under a policy with one): no weights of it.
-WITHOUT_JOINT_STEP = {"joint_base_weight": 1.0, "distillation": 0.0}
+WITHOUT_JOINT_STEP = {
+    "joint_base_weight": 1.0,
+    "distillation": 0.0,
+    "joint_weights": "",
+    "equilibrium": False,
+    "distillation_teachers": "largest",
+}
+# Policy fields added after runs were made: a config.json from before them resumes with these (what those runs
+# trained), not with what a policy says today.
+ADDED_FIELDS = {"joint_weights": "", "equilibrium": False, "distillation_teachers": "largest"}
 
 
 def get(name: str) -> Policy:

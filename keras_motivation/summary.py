@@ -57,6 +57,7 @@ import tensorflow as tf
 from keras_motivation import conditions
 from keras_motivation import files
 from keras_motivation import flops as flops_lib
+from keras_motivation import policy as policy_lib
 from keras_motivation import summary_json
 from keras_motivation.engine import joint as joint_lib
 from keras_motivation.engine.switching import share_of_steps
@@ -284,7 +285,10 @@ def summarize(
         "recalibration_batches": config.recalibration_batches if config.bn_statistics == "recalibrated" else 0,
         "joint": {
             "base_weight": config.joint_base_weight,
+            "weights": policy_lib.parse_weights(config.joint_weights) or None,
+            "equilibrium": config.equilibrium,
             "distillation": config.distillation,
+            "distillation_teachers": config.distillation_teachers,
             "base_share": config.joint_base_share,
             "shared_forward": config.shared_forward,
         }

@@ -23,6 +23,9 @@ def test_the_named_policies():
         "joint": True,
         "joint_base_weight": 2.0,
         "distillation": 0.0,
+        "joint_weights": "",
+        "equilibrium": False,
+        "distillation_teachers": "largest",
         "differential_init": "paper",
         "rewarm_epochs": 0.1,
         "bn_statistics": "recalibrated",
@@ -33,6 +36,9 @@ def test_the_named_policies():
         "joint": False,
         "joint_base_weight": 1.0,
         "distillation": 0.0,
+        "joint_weights": "",
+        "equilibrium": False,
+        "distillation_teachers": "largest",
         "differential_init": "paper",
         "rewarm_epochs": 0.0,
         "bn_statistics": "shared",
@@ -180,3 +186,46 @@ def test_motivated_model_takes_a_policy_for_what_the_call_leaves_unset():
     model = km.MotivatedModel(*tiny_pair(), policy=policy.DEFAULT, bn_statistics="private")
     assert isinstance(model.condition, conditions.Growth) and model.joint.base_weight == 2.0
     assert model.bn_statistics == "private"
+
+
+def test_the_joint_step_options_flow_from_the_flags_to_the_model():
+    from keras_motivation import run_model
+
+    argv = ["prog", "--pair=resnet8:resnet14:resnet20", "--model_kwargs=width=4", "--joint_weights=2,0.5,1"]
+    config = config_lib.config_from_args([*argv, "--equilibrium", "--distillation=0.5", "--distillation_teachers=all"])
+    config.validate()
+    joint = run_model.build_motivated_model(config, num_classes=10, shape=(28, 28, 1)).joint
+    assert (joint.weights, joint.equilibrium, joint.distillation, joint.distillation_teachers) == (
+        (2.0, 0.5, 1.0),
+        True,
+        0.5,
+        "all",
+    )
+    # The policy's joint step without the new flags: the base weight, no equilibrium.
+    assert policy.DEFAULT.model_arguments()["joint"].get_config() == JointStep(base_weight=2.0).get_config()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--joint_weights=2,1,1"], "3 weights for the 2 models of --pair=resnet8:resnet14"),
+        (["--joint_weights=2,x"], "--joint_weights: the joint weights must be two or more numbers"),
+        (["--joint_weights=2,1", "--joint_base_weight=3"], "put it in --joint_weights"),
+        (["--nojoint", "--rewarm_epochs=0", "--equilibrium"], "add --joint"),
+        (["--distillation_teachers=every"], "--distillation_teachers must be largest or all"),
+    ],
+)
+def test_bad_joint_step_options_fail_in_one_line(argv, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        config_lib.config_from_args(["prog", *argv]).validate()
+    assert "\n" not in str(info.value)
+
+
+def test_a_config_from_before_the_joint_step_options_resumes_without_them():
+    """An old config.json lacks the new policy fields: it trained without them, whatever a policy says now."""
+    saved = json.loads(TrainConfig().to_json())
+    for name in policy.ADDED_FIELDS:
+        del saved[name]
+    old = TrainConfig.from_json(json.dumps(saved))
+    assert (old.joint_weights, old.equilibrium, old.distillation_teachers) == ("", False, "largest")
+    assert not old.incompatibilities(TrainConfig())

@@ -214,7 +214,15 @@ def test_a_joint_run_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypa
     full, rungs = _killed_mid_epoch_and_resumed(tmp_path, monkeypatch, "--joint")
     # The shared forward pass (the trainer's default) moves the base's trunk statistics by the rule in
     # engine/shared_forward.py: the backup must bring those back too.
-    assert full["joint"] == {"base_weight": 1.0, "distillation": 0.0, "base_share": 1.0, "shared_forward": True}
+    assert full["joint"] == {
+        "base_weight": 1.0,
+        "weights": None,
+        "equilibrium": False,
+        "distillation": 0.0,
+        "distillation_teachers": "largest",
+        "base_share": 1.0,
+        "shared_forward": True,
+    }
     assert 0 < sum(int(r) for r in rungs) < len(rungs)
 
 
@@ -428,7 +436,15 @@ def test_joint_run_from_a_small_gamma_start(tmp_path):
         "--differential_init=identity:gamma=0.1,noise=0.01",
         "--noshared_forward",
     )
-    assert summary["joint"] == {"base_weight": 1.0, "distillation": 0.5, "base_share": 1.0, "shared_forward": False}
+    assert summary["joint"] == {
+        "base_weight": 1.0,
+        "weights": None,
+        "equilibrium": False,
+        "distillation": 0.5,
+        "distillation_teachers": "largest",
+        "base_share": 1.0,
+        "shared_forward": False,
+    }
     assert summary["activations"]["motivated_steps"] == summary["activations"]["steps"] == 12
     assert summary["training_flops"]["average_forward_per_image"] == pytest.approx(
         summary["base"]["forward_flops_per_image"] + summary["motivated"]["forward_flops_per_image"]

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 import keras_motivation as km
 from keras_motivation import files
+from keras_motivation import weights_map as weights_map_lib
 from keras_motivation.conditions import Condition
 from keras_motivation.models import resnet_cifar
 from keras_motivation.state import state_variable
@@ -344,3 +345,57 @@ def pause_at_step(step, timeout=300):
 
     preemption.StopRequest.handle = recording_handle
     callbacks_lib.BatchLog.on_train_batch_end = log_then_pause
+
+
+def joint_ladder_reference(model, batches, lr, weights, equilibrium=False, distillation=0.0, teachers="largest"):
+    """Plain SGD joint steps of the largest rung of `model` (a pair or a ladder) on `batches` [(x, y), ...], by
+    hand: rung j's loss weighted `weights[j]`, each smaller rung's variables read as slices of the largest
+    model's (the composed weights maps); with `equilibrium` each element's gradient divided by the sum of the
+    weights of the rungs whose variables include it; with `distillation` each smaller rung's loss mixed with
+    the mean KL from the largest (`teachers="largest"`) or every larger rung ("all"). Returns the largest
+    model's trainable weights after the steps."""
+    rungs = model.rungs
+    top = rungs[-1]
+    maps = [weights_map_lib.compose(model.weights_maps[j:]) for j in range(len(rungs) - 1)]
+    values = [v.numpy().astype("float64") for v in top.trainable_variables]
+    index = {id(v): i for i, v in enumerate(top.trainable_variables)}
+    totals = [np.full(v.shape, weights[-1]) for v in values]
+    for j, wmap in enumerate(maps):
+        for e in wmap.entries:
+            if e.base.trainable:
+                totals[index[id(e.motivated)]][tuple(slice(s, s + n) for s, n in zip(e.start, e.base.shape))] += (
+                    weights[j]
+                )
+    ce, kl = keras.losses.SparseCategoricalCrossentropy(), keras.losses.KLDivergence()
+    for x, y in batches:
+        train = [tf.Variable(v.astype(top.trainable_variables[i].dtype)) for i, v in enumerate(values)]
+        with tf.GradientTape() as tape:
+            y_top, _ = top.stateless_call(train, [v.numpy() for v in top.non_trainable_variables], x, training=True)
+            outputs = []
+            for wmap in maps:
+                views = {id(e.base): e for e in wmap.entries}
+                smaller = wmap.base
+                slices = []
+                for v in smaller.trainable_variables:
+                    e = views[id(v)]
+                    full = train[index[id(e.motivated)]]
+                    slices.append(full if tuple(v.shape) == tuple(full.shape) else tf.slice(full, e.start, v.shape))
+                y_j, _ = smaller.stateless_call(
+                    slices, [v.numpy() for v in smaller.non_trainable_variables], x, training=True
+                )
+                outputs.append(y_j)
+            outputs.append(y_top)
+            loss = weights[-1] * ce(y, y_top)
+            for j, y_j in enumerate(outputs[:-1]):
+                loss_j = ce(y, y_j)
+                if distillation:
+                    sources = outputs[j + 1 :] if teachers == "all" else outputs[-1:]
+                    distilled = tf.add_n([kl(tf.stop_gradient(t), y_j) for t in sources]) / len(sources)
+                    loss_j = (1 - distillation) * loss_j + distillation * distilled
+                loss = loss + weights[j] * loss_j
+        grads = tape.gradient(loss, train)
+        values = [
+            v - lr * g.numpy().astype("float64") / (total if equilibrium else 1.0)
+            for v, g, total in zip(values, grads, totals)
+        ]
+    return values

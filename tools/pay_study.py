@@ -175,6 +175,29 @@ for _share in (0.25, 0.5):
         *JOINT[DEFAULT_ARM],
         f"--joint_base_share={_share:g}",
     ]
+
+
+def policy_arm(base_weight=2, equilibrium=False, distillation=0.0, teachers="largest"):
+    """(name, flags) of the default policy's arm with another joint step (issue 45): the base's loss weight,
+    gradient equilibrium, in-place distillation from the largest model or from every larger one (one-for-all)."""
+    name = f"grow0.45-joint-paper-bw{base_weight:g}" + ("-eq" if equilibrium else "")
+    flags = [f for f in JOINT[DEFAULT_ARM] if not f.startswith("--joint_base_weight=")]
+    flags.append(f"--joint_base_weight={base_weight:g}")
+    if equilibrium:
+        flags.append("--equilibrium")
+    if distillation:
+        name += f"-distill{distillation:g}" + ("all" if teachers == "all" else "")
+        flags += [f"--distillation={distillation:g}", f"--distillation_teachers={teachers}"]
+    return f"{name}-rewarm0.1-recalibrated-lr0.1", flags
+
+
+# Gradient equilibrium and the base's weight (issue 45), each with in-place distillation from the largest model
+# and from every larger one: the prefix ladder and the deeper prefix pair run them at --rates=0.05,0.1,0.2.
+for _bw in (1, 2):
+    for _eq in (False, True):
+        for _distillation, _teachers in ((0.0, "largest"), (0.5, "largest"), (0.5, "all")):
+            _name, _flags = policy_arm(_bw, _eq, _distillation, _teachers)
+            JOINT.setdefault(_name, _flags)
 GROUPS = ("bn", "front", "policies", "tune", "tuned_front", "joint")
 # `solo` (only when named): X-C and Y-C alone at every rate of the sweep, at SOLO_EPOCHS, each seed;
 # `--arms` picks the few needed (Y-C-lr0.1: a new network's solo twin at the study's budget, without
@@ -421,6 +444,106 @@ def ladder_table(out):
     return "\n".join(lines)
 
 
+def _config(run_dir):
+    with open(os.path.join(run_dir, "config.json")) as f:
+        return json.load(f)
+
+
+def twin(network, epochs, model_kwargs):
+    """(mean accuracy %, sd, mean training FLOPs, mean CPU s, its study/arm) of `network` trained alone at its best
+    rate at `epochs`, with the same model arguments, from the committed tuned studies (TUNED_STUDIES), or None."""
+    from keras_motivation import summary_json as summary_lib
+
+    for pair, study in TUNED_STUDIES.items():
+        names = pair.split(":")
+        if network not in names:
+            continue
+        role, model = ("X-C", "base") if names.index(network) == 0 else ("Y-C", "motivated")
+        groups = _summaries(os.path.join(EXAMPLES, study))
+        runs = {n: m for (e, n), m in groups.items() if e == epochs and n.startswith(f"{role}-lr")}
+        folder = os.path.join(EXAMPLES, study, f"ep{epochs}")
+        runs = {
+            n: m
+            for n, m in runs.items()
+            if _config(os.path.join(folder, n, sorted(os.listdir(os.path.join(folder, n)))[0]))["model_kwargs"]
+            == model_kwargs
+        }
+        if not runs:
+            continue
+        most = max(len(m) for m in runs.values())
+        name, best = max(
+            ((n, m) for n, m in sorted(runs.items()) if len(m) == most),
+            key=lambda nm: statistics.mean(summary_lib.accuracy(s, model) for s in nm[1]),
+        )
+        mean, sd = _mean_std([100 * summary_lib.accuracy(s, model) for s in best])
+        flops = statistics.mean(summary_lib.training_flops(s, "total") for s in best)
+        return mean, sd, flops, statistics.mean(s["cpu_time_s"] for s in best), f"{study}/ep{epochs}/{name}"
+    return None
+
+
+def rung_rows(out, arms=None):
+    """Per arm of a pair or ladder study in `out` (or of `arms`, [(study folder, epochs, arm)] under
+    tools/examples): each model's accuracy (mean, sd), its difference from its twin (the same network trained
+    alone at its best rate, `twin`) and the run's training FLOPs and CPU time against the largest twin's."""
+    from keras_motivation import summary_json as summary_lib
+
+    if arms is None:
+        groups = {(out, e, a): m for (e, a), m in _summaries(out).items() if not a.startswith(("X-C", "Y-C"))}
+    else:
+        groups = {}
+        for study, epochs, arm in arms:
+            folder = os.path.join(EXAMPLES, study)
+            groups[(folder, epochs, arm)] = _summaries(folder)[(epochs, arm)]
+    rows = []
+    for (folder, epochs, arm), members in sorted(groups.items()):
+        seed_dir = os.path.join(folder, f"ep{epochs}", arm)
+        config = _config(os.path.join(seed_dir, sorted(os.listdir(seed_dir))[0]))
+        networks = config["pair"].split(":")
+        row = {"arm": arm, "pair": config["pair"], "epochs": epochs, "seeds": len(members), "models": []}
+        twins = [twin(n, epochs, config["model_kwargs"]) for n in networks]
+        for network, name, alone in zip(networks, summary_lib.model_names(config["pair"]), twins):
+            mean, sd = _mean_std([100 * summary_lib.accuracy(s, name) for s in members])
+            row["models"].append(
+                {
+                    "network": network,
+                    "mean": mean,
+                    "sd": sd,
+                    "alone": None if alone is None else alone[0],
+                    "alone_sd": None if alone is None else alone[1],
+                    "difference": None if alone is None else mean - alone[0],
+                }
+            )
+        largest = twins[-1]
+        flops = statistics.mean(summary_lib.training_flops(s, "total") for s in members)
+        cpu = statistics.mean(s["cpu_time_s"] for s in members)
+        row["flops_vs_largest"] = None if largest is None else flops / largest[2]
+        row["cpu_vs_largest"] = None if largest is None else cpu / largest[3]
+        rows.append(row)
+    return rows
+
+
+def rung_table(out=None, arms=None):
+    """`rung_rows` as a markdown table: each model's accuracy and its difference from the same network trained
+    alone (mean ± sd over seeds), smallest first, and the run's cost against the largest network alone."""
+    rows = rung_rows(out, arms)
+    width = max(len(r["models"]) for r in rows)
+    lines = [
+        "| arm | epochs | seeds | "
+        + " | ".join(f"model {i + 1} % (− alone)" for i in range(width))
+        + " | FLOPs / largest alone | CPU / largest alone |",
+        "|---|---|---|" + "---|" * width + "---|---|",
+    ]
+    for r in rows:
+        cells = []
+        for m in r["models"]:
+            cell = f"{m['network']} {_fmt((m['mean'], m['sd']))}"
+            cells.append(cell if m["difference"] is None else f"{cell} ({m['difference']:+.2f})")
+        cells += [""] * (width - len(cells))
+        cost = [("—" if v is None else f"{v:.2f}") for v in (r["flops_vs_largest"], r["cpu_vs_largest"])]
+        lines.append(f"| {r['arm']} | {r['epochs']} | {r['seeds']} | " + " | ".join(cells + cost) + " |")
+    return "\n".join(lines)
+
+
 # The README's evidence: each policy of the trainer as the committed studies measured it, against each network
 # trained alone at its best rate at the same epochs (the tuned study of the same pair).
 # (label, study folder under tools/examples, epochs, arm); the tuned study of the pair holds the twins.
@@ -664,6 +787,11 @@ def main(argv=None):
         action="store_true",
         help="print the tuned study's table from --out (a ladder study's: ladder_table) and stop",
     )
+    p.add_argument(
+        "--rungs",
+        action="store_true",
+        help="print each model's accuracy in --out against the same network trained alone (rung_table) and stop",
+    )
     p.add_argument("--gammas", action="store_true", help="print the differential blocks' gammas from --out and stop")
     p.add_argument(
         "--evidence", action="store_true", help="print the README's table of each policy against its twins and stop"
@@ -704,6 +832,9 @@ def main(argv=None):
 
         ladder = any(models.is_ladder(s["pair"]) for members in _summaries(args.out).values() for s in members)
         print(ladder_table(args.out) if ladder else tuned_table(args.out))
+        return
+    if args.rungs:
+        print(rung_table(args.out))
         return
     if args.gammas:
         print(gamma_table(args.out))

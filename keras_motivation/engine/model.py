@@ -103,6 +103,8 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
         bn_statistics = DEFAULT_BN_STATISTICS if bn_statistics is None else bn_statistics
         models = ladder_lib.rung_models(base, motivated, models)
         joint = joint_lib.get(joint)
+        if joint is not None:
+            joint.check_models(len(models))
         option = statistics_lib.get(bn_statistics, recalibration_batches)
         super().__init__(name=name, **kwargs)
         # Each model is an attribute (what `save` writes: base, motivated, rung1, ...); the list is a
@@ -343,10 +345,13 @@ class MotivatedModel(switching.Switching, statistics_lib.StatisticsReads, epoch_
         self._track(mode, x, y, y_pred, loss, sample_weight)
         return loss, signals
 
-    def _apply_gradients(self, model, optimizer, tape, scaled):
-        """One update of `model`'s variables from `tape`'s `scaled` loss; returns the condition's signals."""
+    def _apply_gradients(self, model, optimizer, tape, scaled, scales=None):
+        """One update of `model`'s variables from `tape`'s `scaled` loss, each gradient times its `scales`
+        entry where one is given (not None); returns the condition's signals."""
         variables = model.trainable_variables
         gradients = tape.gradient(scaled, variables)
+        if scales is not None:
+            gradients = [g if s is None else tf.convert_to_tensor(g) * s for g, s in zip(gradients, scales)]
         optimizer.apply_gradients(zip(gradients, variables))
         return self.condition.replica_signals(model, keras_internals.compiled_loss(self), gradients)
 
