@@ -19,6 +19,7 @@ from testing_utils import quickstart_command
 from testing_utils import read_page
 from testing_utils import repository_env
 from testing_utils import requires_fashion_mnist
+from testing_utils import run_snippet
 
 import keras_motivation as km
 from keras_motivation import export
@@ -256,14 +257,7 @@ def test_the_keras_hub_guide_lines_run_as_written(tmp_path):
     first = re.findall(r"```python\n(.*?)```", page_section(read_page("index.md"), "A complete example"), re.S)[0]
     hub = re.findall(r"```python\n(.*?)```", read_page("guides/keras-hub.md"), re.S)[0]
     assert "keras_hub" in hub and "derive(base, motivated" in hub
-    run = subprocess.run(
-        [sys.executable, "-c", first + hub],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=repository_env(),
-        timeout=900,
-    )
+    run = run_snippet(first + hub, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     for name in ("base", "motivated"):
         assert (tmp_path / "export" / name / "1" / "saved_model.pb").exists(), name

@@ -9,8 +9,8 @@ import sys
 
 from testing_utils import ROOT
 from testing_utils import read_page
-from testing_utils import repository_env
 from testing_utils import requires_fashion_mnist
+from testing_utils import run_snippet
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import docs_blocks  # noqa: E402
@@ -181,14 +181,7 @@ def test_the_complete_example_and_the_python_guide_run_as_written(tmp_path):
     assert "train_ds =" in example and "val_ds =" in example, "the example defines its data"
     guide = _python_blocks(read_page("guides/python.md"))[0]
     assert guide.startswith("# Continues the complete example"), "the guide says what it continues"
-    run = subprocess.run(
-        [sys.executable, "-c", example + guide],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=repository_env(),
-        timeout=900,
-    )
+    run = run_snippet(example + guide, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     printed = [line for line in run.stdout.splitlines() if line.startswith("{")]
     assert "'motivated_accuracy'" in printed[0], printed  # the example's evaluate

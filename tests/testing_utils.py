@@ -278,6 +278,13 @@ def repository_env(env=None):
     return env
 
 
+def run_snippet(code, cwd, timeout=900):
+    """Python code of the pages, run as a reader pastes it: a fresh process in `cwd` on this checkout."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, env=repository_env(), timeout=timeout
+    )
+
+
 def quickstart_command(workdir, *args, eval_size=128):
     """`python -m keras_motivation.train` on the studies' flagfile (the quickstart's former one) at a tiny
     budget (2 epochs of 4 batches of real images, width 4, one stage), as a user types it."""

@@ -18,6 +18,7 @@ door and the site's home page say the same.
 """
 
 import argparse
+import glob
 import json
 import os
 import re
@@ -71,15 +72,21 @@ def quickstart_run():
     )
 
 
-def quickstart_table():
-    """The quickstart's two models beside each network trained alone at the same budget (3 seeds each), and the
-    training compute of each."""
-    import pay_study
+def _alone(folder, epochs, role):
+    """{rate: [summary of each seed]} of one network trained alone in a committed study (its X-C or Y-C runs)."""
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(folder, f"ep{epochs}", f"{role}-lr*", "seed*", "summary.json"))):
+        with open(path) as f:
+            runs.setdefault(path.split(os.sep)[-3].split("-lr")[1], []).append(json.load(f))
+    return runs
 
+
+def quickstart_table():
+    """The quickstart's two models beside each network trained alone at the same budget (its best rate, 3 seeds),
+    and the training compute of each."""
     from keras_motivation import summary_json as summary_lib
 
     summary, _ = _quickstart()
-    groups = pay_study._summaries(QUICKSTART_TWINS)
     epochs = summary["epochs"]
     lines = [
         f"| model | this run (seed 0) | trained alone, {epochs} epochs | training compute |",
@@ -87,11 +94,11 @@ def quickstart_table():
     ]
     compute_alone = 0.0
     for role, model in (("X-C", "base"), ("Y-C", "motivated")):
-        runs = {n: m for (e, n), m in groups.items() if e == epochs and n.startswith(f"{role}-lr")}
+        runs = _alone(QUICKSTART_TWINS, epochs, role)
         most = max(len(m) for m in runs.values())
         rate, best = max(
-            ((n.split("-lr")[1], m) for n, m in runs.items() if len(m) == most),
-            key=lambda nm: statistics.mean(summary_lib.accuracy(s, model) for s in nm[1]),
+            ((rate, m) for rate, m in runs.items() if len(m) == most),
+            key=lambda rm: statistics.mean(summary_lib.accuracy(s, model) for s in rm[1]),
         )
         values = [100 * summary_lib.accuracy(s, model) for s in best]
         flops = statistics.mean(summary_lib.training_flops(s, "total") for s in best) / 1e12
@@ -114,16 +121,17 @@ def evidence():
     """The policies against each network trained alone (the rows of `pay_study.py --evidence`), in fewer
     columns: each model's accuracy with its trained-alone reference beside it."""
     import pay_study
+    import report
 
     lines = [
         "| policy | pair | epochs | base % (alone) | motivated % (alone) | compute / both alone | / bigger alone |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in pay_study.evidence_rows():
+        base, motivated = report.fmt_mean_sd(*r["base"]), report.fmt_mean_sd(*r["motivated"])
         lines.append(
-            f"| {r['policy']} | `{r['pair']}` | {r['epochs']} | {pay_study._fmt(r['base'])} ({r['base_alone']:.2f}) "
-            f"| {pay_study._fmt(r['motivated'])} ({r['motivated_alone']:.2f}) | {r['share_of_both']:.2f} "
-            f"| {r['share_of_bigger']:.2f} |"
+            f"| {r['policy']} | `{r['pair']}` | {r['epochs']} | {base} ({r['base_alone']:.2f}) "
+            f"| {motivated} ({r['motivated_alone']:.2f}) | {r['share_of_both']:.2f} | {r['share_of_bigger']:.2f} |"
         )
     return "\n".join(lines)
 
