@@ -191,9 +191,10 @@ def policy_arm(base_weight=2, equilibrium=False, distillation=0.0, teachers="lar
     return f"{name}-rewarm0.1-recalibrated-lr0.1", flags
 
 
-# Gradient equilibrium and the base's weight (issue 45), each with in-place distillation from the largest model
-# and from every larger one: the prefix ladder and the deeper prefix pair run them at --rates=0.05,0.1,0.2.
-for _bw in (1, 2):
+# Gradient equilibrium and the base's weight (issue 45; 3 and 4 after the screen favoured 2 over 1 on the ladder),
+# each with in-place distillation from the largest model and from every larger one: the prefix ladder and the
+# deeper prefix pair run them at --rates=0.05,0.1,0.2.
+for _bw in (1, 2, 3, 4):
     for _eq in (False, True):
         for _distillation, _teachers in ((0.0, "largest"), (0.5, "largest"), (0.5, "all")):
             _name, _flags = policy_arm(_bw, _eq, _distillation, _teachers)
