@@ -21,5 +21,6 @@ from keras_motivation import recipes  # noqa: E402  (registers Rewarmed, which s
 from keras_motivation import weights_map  # noqa: E402
 from keras_motivation.engine import JointStep  # noqa: E402
 from keras_motivation.engine import MotivatedModel  # noqa: E402
+from keras_motivation.policy import Policy  # noqa: E402
 from keras_motivation.version import __version__  # noqa: E402
 from keras_motivation.weights_map import WeightsMap  # noqa: E402

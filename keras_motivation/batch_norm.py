@@ -59,7 +59,7 @@ def check_option(bn_statistics, recalibration_batches=DEFAULT_RECALIBRATION_BATC
         raise ValueError(f"recalibration_batches must be an integer >= 1, got {recalibration_batches!r}.")
 
 
-def batch_norm_layers(model):
+def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
     """Every BatchNormalization layer of `model`, nested models and layers included, that
     updates moving statistics in training (trainable, no batch renormalization)."""
     found, stack = [], [model]
@@ -72,7 +72,7 @@ def batch_norm_layers(model):
     return found
 
 
-def moving_statistics(model):
+def moving_statistics(model: keras.Model) -> list[keras.Variable]:
     """The moving mean and variance variables of every BatchNorm layer of `model`."""
     return [v for layer in batch_norm_layers(model) for v in (layer.moving_mean, layer.moving_variance)]
 
@@ -230,7 +230,9 @@ def _batches(data, batch_size, batches):
     )
 
 
-def recalibrate(model, data, batches=DEFAULT_RECALIBRATION_BATCHES, batch_size=None):
+def recalibrate(
+    model: keras.Model, data, batches: int = DEFAULT_RECALIBRATION_BATCHES, batch_size: int | None = None
+) -> int:
     """Recomputes the moving mean and variance of every BatchNorm layer of `model`.
 
     Runs `batches` batches of `data` through the model in training mode and
@@ -243,11 +245,12 @@ def recalibrate(model, data, batches=DEFAULT_RECALIBRATION_BATCHES, batch_size=N
 
     Args:
         model: any built Keras model.
-        data: batches of images or `(images, labels, ...)`: a batched
-            `tf.data.Dataset` (also one distributed by the model's strategy),
-            a `keras.utils.PyDataset` (its first batches, by index), an
-            iterable of batches (e.g. `RecentBatches`, a list), or an array of
-            images (batched by `batch_size`, default 32).
+        data (tf.data.Dataset | keras.utils.PyDataset | Iterable | np.ndarray): batches
+            of images or `(images, labels, ...)`: a batched `tf.data.Dataset`
+            (also one distributed by the model's strategy), a
+            `keras.utils.PyDataset` (its first batches, by index), an iterable
+            of batches (e.g. `RecentBatches`, a list), or an array of images
+            (batched by `batch_size`, default 32).
         batches: how many batches (at most) to average over.
 
     Returns:

@@ -112,6 +112,13 @@ def _field(default, help, factory=None):
 
 @dataclasses.dataclass
 class TrainConfig:
+    """Everything one run of the trainer needs: each field is a flag of `python -m keras_motivation.train`.
+
+    `TrainConfig(pair="resnet8:resnet8p14", epochs=6)` is the command with those two flags and every other at its
+    default (the flags reference lists each field with its default and help); `config_from_args(argv)` reads a
+    command line, `validate()` refuses what no run can use, and `trainer.run(config)` trains.
+    """
+
     # What to train.
     pair: str = _field(
         "resnet8:resnet14",
@@ -477,7 +484,7 @@ def config_from_flags(values):
     return TrainConfig(**kwargs)
 
 
-def config_from_args(argv):
+def config_from_args(argv: list[str]) -> TrainConfig:
     """A TrainConfig from a command line (argv[0] is the program name), without absl's app."""
     values = flags.FlagValues()
     define_flags(values)

@@ -38,6 +38,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -60,19 +61,19 @@ def _preprocess(images, image_size, mean, std):
 
 
 def export_saved_model(
-    model,
-    export_dir,
-    model_name,
+    model: keras.Model,
+    export_dir: str,
+    model_name: str,
     *,
-    image_size,
-    channels,
-    version=1,
-    mean=None,
-    std=None,
-    top_k=5,
-    metadata=None,
-    overwrite=False,
-):
+    image_size: tuple[int, int],
+    channels: int,
+    version: int = 1,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    top_k: int = 5,
+    metadata: dict | None = None,
+    overwrite: bool = False,
+) -> str:
     """Writes `<export_dir>/<model_name>/<version>/`, atomically; returns its path."""
     target = os.path.join(os.path.abspath(export_dir), model_name, str(version))
     if os.path.exists(target) and not overwrite:
@@ -139,14 +140,24 @@ def models_config(paths):
     return f"model_config_list {{\n{entries}}}\n"
 
 
-def export_pair(base, motivated, export_dir, *, version=1, metadata=None, **kwargs):
+def export_pair(
+    base: keras.Model,
+    motivated: keras.Model,
+    export_dir: str,
+    *,
+    version: int = 1,
+    metadata: dict | None = None,
+    **kwargs,
+) -> dict[str, str]:
     """Exports both models as `base` and `motivated` and writes models.config; returns the paths."""
     return export_models(
         {"base": base, "motivated": motivated}, export_dir, version=version, metadata=metadata, **kwargs
     )
 
 
-def export_models(models, export_dir, *, version=1, metadata=None, **kwargs):
+def export_models(
+    models: dict[str, keras.Model], export_dir: str, *, version: int = 1, metadata: dict | None = None, **kwargs
+) -> dict[str, str]:
     """Exports each of {name: model} (a ladder's `base`, `rung1`, ..., `motivated`) under its name and writes
     models.config; returns the paths."""
     paths = {}
@@ -162,7 +173,15 @@ def export_models(models, export_dir, *, version=1, metadata=None, **kwargs):
 LITERT_QUANTIZATIONS = ("float", "dynamic", "int8")
 
 
-def export_litert(model, path, *, quantization="float", representative_images=None, mean=None, std=None):
+def export_litert(
+    model: keras.Model,
+    path: str,
+    *,
+    quantization: str = "float",
+    representative_images: np.ndarray | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> str:
     """Writes a LiteRT flatbuffer of `model` with its preprocessing; returns `path`.
 
     quantization: "float"; "dynamic" (int8 weights, float activations); "int8"
@@ -252,7 +271,14 @@ def _images(config, split, n):
     return np.round(np.asarray(images, np.float32)), np.asarray(labels)
 
 
-def export_run(workdir, *, version=1, litert=LITERT_QUANTIZATIONS, calibration_images=200, overwrite=False):
+def export_run(
+    workdir: str,
+    *,
+    version: int = 1,
+    litert: Sequence[str] = LITERT_QUANTIZATIONS,
+    calibration_images: int = 200,
+    overwrite: bool = False,
+) -> list[dict]:
     """Exports a finished run: SavedModels of every model (a pair's two, a ladder's all) and LiteRT models of the
     base; returns the artefacts."""
     config, models, summary = _load_run(workdir)
@@ -287,7 +313,7 @@ def export_run(workdir, *, version=1, litert=LITERT_QUANTIZATIONS, calibration_i
     return artefacts
 
 
-def check(workdir, artefacts, *, images=256):
+def check(workdir: str, artefacts: list[dict], *, images: int = 256) -> list[dict]:
     """Reloads every artefact in a fresh TensorFlow-only process and measures it against the Keras models.
 
     Returns one row per artefact: size, latency, agreement, accuracy, and the sample they were measured on

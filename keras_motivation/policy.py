@@ -39,7 +39,21 @@ from keras_motivation.engine.joint import JointStep
 
 @dataclasses.dataclass(frozen=True)
 class Policy:
-    """One training policy: `dataclasses.replace(policy.PAPER, k=3)` makes a variant."""
+    """One training policy: every choice of the algorithm that is not the recipe.
+
+    `km.MotivatedModel(..., policy="default")` (or `"paper"`, or a `Policy`) takes the condition, joint step and
+    statistics option from it; `dataclasses.replace(km.policy.PAPER, k=3)` makes a variant.
+
+    Attributes:
+        condition (str): a `--condition` spec: "growth:epochs=0.45", "consecutive".
+        k (int): the run's k, for the conditions that take one (the spec's own k wins).
+        joint (bool): joint steps: the motivated model's batches also train the base.
+        joint_base_weight (float): the base's loss weight in a joint step.
+        distillation (float): share of the base's loss in a joint step from the motivated model's predictions.
+        differential_init (str): the differential layers' start: paper, identity or identity:gamma=G,noise=S.
+        rewarm_epochs (float): epochs over which the rate ramps up again from the growth point (growth only).
+        bn_statistics (str): shared, private or recalibrated.
+    """
 
     condition: ConditionSpec  # a --condition spec ("growth:epochs=0.45", "consecutive"; its text is parsed once)
     k: int  # the run's k, for the conditions that take one (the spec's own k wins)
@@ -61,7 +75,7 @@ class Policy:
     def condition_name(self):
         return self.condition.name
 
-    def model_arguments(self, seed=None, heldout=None):
+    def model_arguments(self, seed: int | None = None, heldout: tuple | None = None) -> dict:
         """The keyword arguments of `MotivatedModel` that this policy sets: `condition` (the condition object,
         with `k`, the run's `seed` and the held-out batch `(x, y)` filled in where it takes them), `joint` (a
         `JointStep`, or None) and `bn_statistics`. A bad condition spec is a one-line ValueError."""
@@ -128,7 +142,7 @@ WITHOUT_JOINT_STEP = {
 ADDED_FIELDS = {"joint_weights": "", "equilibrium": False, "distillation_teachers": "largest"}
 
 
-def get(name):
+def get(name: str) -> Policy:
     """The named policy: "default" or "paper"."""
     if name not in POLICIES:
         raise ValueError(f"Unknown policy {name!r}: use one of {', '.join(POLICIES)}.")

@@ -14,7 +14,7 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
     EfficientNet's recipe: 0.01 x0.97 every 2 epochs after 5 warm-up epochs.
     """
 
-    def __init__(self, learning_rate, decay_steps, decay_rate, warmup_steps=0):
+    def __init__(self, learning_rate: float, decay_steps: int, decay_rate: float, warmup_steps: int = 0):
         self.learning_rate = learning_rate
         self.decay_steps = decay_steps
         self.decay_rate = decay_rate
@@ -44,7 +44,9 @@ class Rewarmed(keras.optimizers.schedules.LearningRateSchedule):
     the grown model's new parts start from a small step size.
     """
 
-    def __init__(self, schedule, at_step, warmup_steps):
+    def __init__(
+        self, schedule: keras.optimizers.schedules.LearningRateSchedule | float | dict, at_step: int, warmup_steps: int
+    ):
         if isinstance(schedule, dict):
             schedule = keras.optimizers.schedules.deserialize(schedule)
         self.schedule = schedule

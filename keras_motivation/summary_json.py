@@ -28,7 +28,7 @@ def rung_names(n):
     return ("base", *(f"rung{i}" for i in range(1, n - 1)), "motivated")
 
 
-def model_names(pair):
+def model_names(pair: str) -> tuple[str, ...]:
     """The names of a run's models, smallest first, from its --pair (`rung_names`)."""
     return rung_names(len(pair.split(":")))
 
@@ -51,8 +51,8 @@ def motivated_share(activations, key="motivated_share"):
     return activations.get(_OLD_KEYS[key])
 
 
-def model_entry(summary, model):
-    """summary[model] ("base" or "motivated"): the model's architecture, parameters, forward FLOPs and
+def model_entry(summary: dict, model: str) -> dict:
+    """`summary[model]` ("base" or "motivated"): the model's architecture, parameters, forward FLOPs and
     accuracies; from a summary older than schema 2, what its "final", "best" and "flops" held of that model."""
     if "schema" in summary:
         return summary.get(model) or {}
@@ -73,24 +73,24 @@ def model_entry(summary, model):
     return entry
 
 
-def accuracy(summary, model="base"):
+def accuracy(summary: dict, model: str = "base") -> float | None:
     """The model's final accuracy on the evaluation split (a fraction), or None."""
     return model_entry(summary, model).get("accuracy")
 
 
-def forward_flops(summary, model="base"):
+def forward_flops(summary: dict, model: str = "base") -> float | None:
     """The model's forward FLOPs per image, or None."""
     return model_entry(summary, model).get("forward_flops_per_image")
 
 
-def training_flops(summary, key="total"):
-    """summary["training_flops"][key] (see the module docstring), also from older summaries; None without it."""
+def training_flops(summary: dict, key: str = "total") -> float | None:
+    """`summary["training_flops"][key]` (see the module docstring), also from older summaries; None without it."""
     if "schema" in summary:
         return (summary.get("training_flops") or {}).get(key)
     return (summary.get("flops") or {}).get(_OLD_TRAINING_FLOPS[key])
 
 
-def export_metadata(summary):
+def export_metadata(summary: dict) -> dict:
     """What an exported SavedModel's assets/export_info.json says of the run: the pair, the evaluation and
     both models' entries (sizes, FLOPs, accuracies)."""
     return {

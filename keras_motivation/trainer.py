@@ -82,7 +82,7 @@ class RunRecord:
         return self.info["num_classes"]
 
 
-def run(config):
+def run(config: TrainConfig) -> dict:
     """Trains, evaluates and writes the workdir; returns the summary dict.
 
     The chief holds `<workdir>/.lock` for the whole run: a second run on the

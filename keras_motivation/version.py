@@ -1,3 +1,3 @@
 """The package version, written once: setup.py reads this file without importing the package."""
 
-__version__ = "0.1.0"
+__version__ = "0.4.0"

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from testing_utils import PAPERS_TRIGGER_FLAGS
 from testing_utils import ROOT
+from testing_utils import STUDY_FLAGFILE
 from testing_utils import csv_rows
 from testing_utils import random_data
 from testing_utils import requires_fashion_mnist
@@ -52,7 +53,7 @@ def test_a_trainer_backup_from_before_the_split_resumes(tmp_path):
     config = config_lib.config_from_args(
         [
             "train",
-            "--flagfile=" + os.path.join(ROOT, "configs", "quickstart.flags"),
+            f"--flagfile={STUDY_FLAGFILE}",
             *PAPERS_TRIGGER_FLAGS,
             "--train_size=64",
             "--eval_size=64",

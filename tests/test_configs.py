@@ -220,3 +220,24 @@ def test_the_quickstart_trains_the_default_policy_and_names_the_papers_one_flag_
     assert argv == ["python", "-m", "keras_motivation.train", "--flagfile=configs/quickstart.flags", "--policy=paper"]
     paper = config_lib.config_from_args(["train", f"--flagfile={path}", *argv[4:]])
     assert (paper.condition.split(":")[0], paper.k, paper.joint) == ("consecutive", 2, False)
+
+
+def test_the_quickstart_is_the_prefix_studys_default_run_so_its_references_are_that_studys():
+    """The quickstart trains what the committed study tools/examples/pay_study_prefix14 ran as the default policy
+    (the same pair, data, budget and recipe), so the networks trained alone there are its references at the same
+    budget. `k` differs and is inert: the growth condition takes none."""
+    from keras_motivation import conditions
+
+    path = next(c for c in CONFIGS if os.path.basename(c) == "quickstart.flags")
+    quickstart = config_lib.config_from_args(["train", f"--flagfile={path}"])
+    study = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "examples")
+    arm = os.path.join(study, "pay_study_prefix14", "ep6", "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1")
+    with open(os.path.join(arm, "seed0", "config.json")) as f:
+        committed = config_lib.TrainConfig.from_json(f.read())
+    assert committed.incompatibilities(quickstart) == ["k"], committed.incompatibilities(quickstart)
+    assert not conditions.ConditionSpec.parse(quickstart.condition).condition_class.takes_k
+    assert (quickstart.pair, quickstart.epochs, quickstart.seed) == ("resnet8:resnet8p14", 6, 0)
+    # The committed quickstart run is that config.
+    with open(os.path.join(study, "quickstart", "config.json")) as f:
+        run = config_lib.TrainConfig.from_json(f.read())
+    assert not run.incompatibilities(quickstart), run.incompatibilities(quickstart)

@@ -1,10 +1,20 @@
-"""The documentation site: the flags reference is written from the config, and a dead link fails the build."""
+"""The documentation site: the flags reference is written from the config, a dead link fails the build, the API
+reference shows each public name's signature, every code block fits and runs (or says it is an excerpt), and the
+built site opens in a real browser with its images and without anything cut off."""
 
 import dataclasses
+import functools
+import glob
+import html
+import http.server
+import io
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 
 import pytest
 from testing_utils import ROOT
@@ -41,7 +51,13 @@ def test_a_dead_link_fails_the_strict_build(tmp_path):
     """The site as committed, with one link to a page that does not exist: `mkdocs build --strict` (what
     ./test.sh runs) fails and names it. About 10 s on 2 cores (the API pages and the flags hook included)."""
     pytest.importorskip("mkdocs")
-    for name in ("mkdocs.yml", "docs", "keras_motivation", os.path.join("tools", "examples", "pay_study", "report")):
+    for name in (
+        "mkdocs.yml",
+        "CHANGELOG.md",
+        "docs",
+        "keras_motivation",
+        os.path.join("tools", "examples", "pay_study", "report"),
+    ):
         source = os.path.join(ROOT, name)
         if os.path.isdir(source):
             shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -59,3 +75,268 @@ def test_a_dead_link_fails_the_strict_build(tmp_path):
     )
     assert run.returncode != 0, run.stderr[-2000:]
     assert "no-such-page.md" in run.stderr, run.stderr[-2000:]
+
+
+# -- the API reference ----------------------------------------------------------------------------
+
+# The names the issue asks the reference for, under the names users import.
+REQUIRED_NAMES = (
+    "keras_motivation.MotivatedModel",
+    "keras_motivation.JointStep",
+    "keras_motivation.Policy",
+    "keras_motivation.WeightsMap",
+    "keras_motivation.conditions.Growth",
+    "keras_motivation.conditions.ConsecutiveDecrease",
+    "keras_motivation.conditions.Always",
+    "keras_motivation.conditions.Never",
+    "keras_motivation.weights_map.derive",
+    "keras_motivation.models.get_pair",
+    "keras_motivation.models.get_ladder",
+    "keras_motivation.data.make_pipeline",
+    "keras_motivation.config.TrainConfig",
+)
+# Internals that the reference no longer lists beside the public API (the design page says how the engine works).
+INTERNALS = ("switch_to_base", "slot_entries", "Trace", "Tail", "_mode_update", "tf.switch_case")
+
+
+def _reference_names():
+    """{public name: its reference page} from the pages' `::: name` lines."""
+    names = {}
+    for path in sorted(glob.glob(os.path.join(DOCS, "reference", "*.md"))):
+        with open(path, encoding="utf-8") as f:
+            for name in re.findall(r"^::: (\S+)", f.read(), re.M):
+                names[name] = os.path.relpath(path, DOCS)
+    return names
+
+
+def test_every_public_argument_has_a_type():
+    """griffe's view of each name the reference renders: every parameter is annotated or typed in `Args:` (the
+    strict build fails on a documented one without; this covers the undocumented ones too)."""
+    griffe = pytest.importorskip("griffe")
+    package = griffe.load("keras_motivation", search_paths=[ROOT], docstring_parser="google", resolve_aliases=True)
+    names = _reference_names()
+    assert set(REQUIRED_NAMES) <= set(names), set(REQUIRED_NAMES) - set(names)
+    untyped = []
+    for name in names:
+        obj = package[name.split(".", 1)[1]]
+        obj = obj.final_target if obj.is_alias else obj
+        if obj.is_class:
+            init = obj.members.get("__init__")
+            parameters = init.parameters if init is not None else []
+        elif obj.is_function:
+            parameters = obj.parameters
+        else:
+            continue
+        typed = set()
+        for section in obj.docstring.parse("google", warnings=False) if obj.docstring else []:
+            if section.kind.value == "parameters":
+                typed |= {p.name for p in section.value if p.annotation}
+        for p in parameters:
+            if p.name in ("self", "cls") or p.kind.value in ("variadic positional", "variadic keyword"):
+                continue
+            if p.annotation is None and p.name not in typed:
+                untyped.append(f"{name}({p.name})")
+    assert not untyped, untyped
+
+
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory):
+    """The site as `./test.sh` builds it (strict, griffe's warnings on): its build when it passes one
+    ($KERAS_MOTIVATION_SITE), else built here (about 30 s on 2 cores)."""
+    pytest.importorskip("mkdocs")
+    given = os.environ.get("KERAS_MOTIVATION_SITE")
+    if given:
+        return os.path.abspath(given)
+    out = tmp_path_factory.mktemp("site")
+    run = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return str(out)
+
+
+def _text(markup):
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))
+
+
+@pytest.mark.xdist_group("site")
+def test_the_reference_shows_each_public_names_signature(built_site):
+    """Each public name has its heading under the name users import and its signature apart (the callable's name,
+    then its arguments) right below it, before any other heading; an exception class has no arguments to show."""
+    missing = []
+    for name, page in _reference_names().items():
+        with open(os.path.join(built_site, page[: -len(".md")], "index.html"), encoding="utf-8") as f:
+            text = f.read()
+        heading = text.find(f'id="{name}"')
+        if heading < 0:
+            missing.append(f"{name}: no heading")
+            continue
+        short = name.rsplit(".", 1)[1]
+        # An exception class has no arguments to show; TrainConfig's are its fields, the flags, which the flags
+        # reference lists with their defaults and help (its signature would show the help texts' source).
+        if short.endswith("Error") or short == "TrainConfig":
+            continue
+        end = text.find("doc-heading", text.find("</h", heading))  # the next object's heading
+        own = text[heading : end if end > 0 else len(text)]
+        signature = re.search(r'class="[^"]*doc-signature[^"]*"[^>]*>(.*?)</code>', own, re.S)
+        if not signature or not _text(signature.group(1)).strip().startswith(f"{short}("):
+            missing.append(f"{name}: no signature")
+    assert not missing, missing
+    for page in set(_reference_names().values()):
+        with open(os.path.join(built_site, page[: -len(".md")], "index.html"), encoding="utf-8") as f:
+            shown = [word for word in INTERNALS if word in _text(f.read())]
+        assert not shown, f"{page} shows internals {shown}"
+
+
+# -- code blocks ----------------------------------------------------------------------------------
+
+# Python blocks a test runs as written; any other says in its first line that it is an excerpt.
+RUN_BY_TESTS = {
+    "index.md": "tests/test_readme.py",
+    "guides/python.md": "tests/test_readme.py",
+    "guides/keras-hub.md": "tests/test_keras_hub.py (slow)",
+}
+CODE_COLUMNS = 88
+
+
+def _code_blocks():
+    """(page, language, code) of every fenced block of the site's pages."""
+    for path in sorted(glob.glob(os.path.join(DOCS, "**", "*.md"), recursive=True)):
+        with open(path, encoding="utf-8") as f:
+            for language, code in re.findall(r"^```(\w*)\n(.*?)^```", f.read(), re.S | re.M):
+                yield os.path.relpath(path, DOCS), language, code
+
+
+def test_code_fits_88_columns_and_every_python_block_runs_or_is_an_excerpt():
+    """Program output (```text, which the site wraps) aside, no line of code is wider than 88 columns."""
+    wide, unmarked = [], []
+    for page, language, code in _code_blocks():
+        if language != "text":
+            wide += [f"{page}: {line[:40]}..." for line in code.splitlines() if len(line) > CODE_COLUMNS]
+        if language == "python" and page not in RUN_BY_TESTS and not code.startswith("# An excerpt"):
+            unmarked.append(page)
+    assert not wide, wide
+    assert not unmarked, f"python blocks neither run by a test nor marked '# An excerpt': {unmarked}"
+
+
+# -- the site in a browser --------------------------------------------------------------------------
+
+CHROMIUM = next(
+    (shutil.which(name) for name in ("chromium-headless-shell", "chromium", "chromium-browser") if shutil.which(name)),
+    None,
+)
+requires_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="needs Chromium: apt-get install chromium-headless-shell (./test.sh installs it when run as root)",
+)
+# Set on the page once it has loaded: its images that did not load, and its tables and code blocks whose content
+# is wider than their box (a reader would have to scroll sideways).
+CHECK = """<script>
+window.addEventListener("load", function () {
+  var broken = Array.from(document.images).filter(function (i) { return !i.complete || i.naturalWidth === 0; });
+  var boxes = document.querySelectorAll(".md-content table, .md-content pre > code");
+  var cut = Array.from(boxes).filter(function (e) { return e.scrollWidth > e.clientWidth + 1; });
+  document.documentElement.setAttribute("data-check", JSON.stringify({
+    broken: broken.map(function (i) { return i.getAttribute("src"); }),
+    cut: cut.map(function (e) {
+      return e.tagName + " " + e.scrollWidth + " > " + e.clientWidth + " px: " + e.textContent.trim().slice(0, 60);
+    }),
+    h1: (document.querySelector(".md-content h1") || {textContent: ""}).textContent.replace("\u00b6", "").trim()
+  }));
+});
+</script>"""
+# The pages a newcomer opens first; the slow test loads every page.
+FIRST_PAGES = ("", "guides/python/", "reference/engine/", "studies/", "performance/")
+
+
+class _Site(http.server.SimpleHTTPRequestHandler):
+    """The built site, each HTML page with CHECK before its </body>."""
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        if os.path.isdir(path):
+            path = os.path.join(path, "index.html")
+        if not path.endswith(".html") or not os.path.exists(path):
+            return super().send_head()
+        with open(path, encoding="utf-8") as f:
+            body = f.read().replace("</body>", CHECK + "</body>").encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def served_site(built_site):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Site, directory=built_site))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def _open(url):
+    """What headless Chromium finds on the page at `url`, 1280 pixels wide: its title and CHECK's findings."""
+    run = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1280,900",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    title = re.search(r"<title>(.*?)</title>", run.stdout, re.S)
+    check = re.search(r'<html[^>]*data-check="([^"]*)"', run.stdout)
+    assert check, f"{url}: the page did not finish loading"
+    return html.unescape(title.group(1)).strip() if title else "", json.loads(html.unescape(check.group(1)))
+
+
+def _check_pages(base, pages):
+    problems = []
+    for page in pages:
+        title, found = _open(base + page)
+        # Its title in the window (the navigation's name, then the site's) and its heading on the page.
+        if not found["h1"] or not title or (page and not title.endswith(" - keras-motivation")):
+            problems.append(f"/{page}: title {title!r}, heading {found['h1']!r}")
+        problems += [f"/{page}: broken image {src}" for src in found["broken"]]
+        problems += [f"/{page}: cut off at 1280 px: {what}" for what in found["cut"]]
+    assert not problems, problems
+
+
+@requires_chromium
+@pytest.mark.xdist_group("site")
+def test_the_first_pages_open_in_chromium_with_their_titles_and_images_and_nothing_cut_off(served_site):
+    """The home page, a guide, the MotivatedModel reference, the results and the performance page (about 2 s a
+    page)."""
+    _check_pages(served_site, FIRST_PAGES)
+
+
+# Slow (every page of the site, about a minute): by default the first pages above.
+@pytest.mark.slow
+@requires_chromium
+@pytest.mark.xdist_group("site")
+def test_every_page_opens_in_chromium_with_its_title_and_images_and_nothing_cut_off(built_site, served_site):
+    pages = sorted(
+        os.path.relpath(os.path.dirname(p), built_site).replace(".", "") + "/"
+        for p in glob.glob(os.path.join(built_site, "**", "index.html"), recursive=True)
+        if "/assets/" not in p and "/search/" not in p
+    )
+    _check_pages(served_site, [p.lstrip("/") for p in pages])

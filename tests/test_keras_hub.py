@@ -19,6 +19,7 @@ from testing_utils import quickstart_command
 from testing_utils import read_page
 from testing_utils import repository_env
 from testing_utils import requires_fashion_mnist
+from testing_utils import run_snippet
 
 import keras_motivation as km
 from keras_motivation import export
@@ -290,22 +291,15 @@ def test_a_base_loaded_from_a_local_preset_directory_starts_a_deeper_motivated_m
 
 
 # Slow (ResNet-18 with ResNet-34 for an epoch on 1,024 images, about 3 min): the keras-hub guide's lines as
-# written (docs/guides/keras-hub.md), after the README's example (which defines the data). The tests above run the
-# same calls on tiny models.
+# written (docs/guides/keras-hub.md), after the home page's complete example (which defines the data). The tests
+# above run the same calls on tiny models.
 @pytest.mark.slow
 @requires_fashion_mnist
 def test_the_keras_hub_guide_lines_run_as_written(tmp_path):
-    first = re.findall(r"```python\n(.*?)```", page_section(read_page("README.md"), "Use from Python"), re.S)[0]
+    first = re.findall(r"```python\n(.*?)```", page_section(read_page("index.md"), "A complete example"), re.S)[0]
     hub = re.findall(r"```python\n(.*?)```", read_page("guides/keras-hub.md"), re.S)[0]
     assert "keras_hub" in hub and "derive(base, motivated" in hub
-    run = subprocess.run(
-        [sys.executable, "-c", first + hub],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=repository_env(),
-        timeout=900,
-    )
+    run = run_snippet(first + hub, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     for name in ("base", "motivated"):
         assert (tmp_path / "export" / name / "1" / "saved_model.pb").exists(), name

@@ -1,4 +1,5 @@
-"""The README as a newcomer uses it: its two commands, the set-up they share, its Python code as written."""
+"""The README as a newcomer uses it: its two commands, the set-up they share, its Python code as written. The
+README is the documentation's home page (docs/index.md) with its links pointed into docs/."""
 
 import os
 import re
@@ -7,8 +8,12 @@ import subprocess
 import sys
 
 from testing_utils import ROOT
-from testing_utils import repository_env
+from testing_utils import read_page
 from testing_utils import requires_fashion_mnist
+from testing_utils import run_snippet
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import docs_blocks  # noqa: E402
 
 
 def _readme():
@@ -16,13 +21,13 @@ def _readme():
         return f.read()
 
 
-def _section(title):
-    return _readme().split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+def _section(title, text=None):
+    return (text or _readme()).split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
 def _commands():
     """The commands of the README's set-up block, without their comments."""
-    block = _section("Set up, run, test").split("```sh\n", 1)[1].split("```", 1)[0]
+    block = _section("Install").split("```sh\n", 1)[1].split("```", 1)[0]
     return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
 
 
@@ -48,18 +53,23 @@ def test_two_commands_set_up_run_and_test_and_ci_runs_the_second():
     assert ci[-1] == _commands()[1], "CI runs exactly the README's test command"
 
 
-def test_the_readme_is_a_front_door_that_links_into_the_docs():
-    """At most about 250 lines; every relative link points at a file of the repository."""
+def test_the_readme_is_the_home_page_and_a_front_door_that_links_into_the_docs():
+    """The home page with its links pointed into docs/, at most 250 lines; every relative link points at a file of
+    the repository."""
     text = _readme()
+    assert text == docs_blocks.readme(read_page("index.md")), "run python tools/docs_blocks.py --write"
     assert len(text.splitlines()) <= 250, len(text.splitlines())
     links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
     assert sum(link.startswith("docs/") for link in links) >= 10, links
     missing = [link for link in links if "://" not in link and not os.path.exists(os.path.join(ROOT, link))]
     assert not missing, missing
+    # What the home page opens with: what it does, the version, then how to install it.
+    assert text.index("## Install") < text.index("## A complete example") < text.index("## The quickstart")
+    assert f"Version {docs_blocks.version()} " in text.split("\n## ", 1)[0]
 
 
 def test_the_console_command_is_named_and_installed():
-    assert "keras-motivation-train" in _section("The trainer")
+    assert "keras-motivation-train" in read_page("trainer.md")
     with open(os.path.join(ROOT, "setup.py")) as f:
         assert '"keras-motivation-train=keras_motivation.train:cli"' in f.read()
 
@@ -159,18 +169,22 @@ def test_set_up_does_only_what_is_missing(tmp_path):
 # -- the Python code ------------------------------------------------------------------------------
 
 
-def _python_blocks(title):
-    return re.findall(r"```python\n(.*?)```", _section(title), re.S)
+def _python_blocks(text):
+    return re.findall(r"```python\n(.*?)```", text, re.S)
 
 
 @requires_fashion_mnist
-def test_use_from_python_runs_as_written(tmp_path):
-    code = _python_blocks("Use from Python")[0]
-    assert "train_ds =" in code and "val_ds =" in code, "the snippet defines its data"
-    run = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=repository_env(), timeout=600
-    )
+def test_the_complete_example_and_the_python_guide_run_as_written(tmp_path):
+    """The home page's (and README's) complete example, then the Python guide's lines that continue it, in one
+    process as a reader pastes them: about 60 s on 2 cores (two dual fits of 2 epochs on 1,024 images)."""
+    example = _python_blocks(_section("A complete example"))[0]
+    assert "train_ds =" in example and "val_ds =" in example, "the example defines its data"
+    guide = _python_blocks(read_page("guides/python.md"))[0]
+    assert guide.startswith("# Continues the complete example"), "the guide says what it continues"
+    run = run_snippet(example + guide, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "'motivated_accuracy'" in run.stdout.splitlines()[-1]
-    for name in ("base.keras", "motivated.keras"):
+    printed = [line for line in run.stdout.splitlines() if line.startswith("{")]
+    assert "'motivated_accuracy'" in printed[0], printed  # the example's evaluate
+    assert "'motivated_steps'" in printed[1], printed  # the guide's counters
+    for name in ("base.keras", "motivated.keras", "motivated_model.keras"):
         assert (tmp_path / name).stat().st_size > 10_000, name

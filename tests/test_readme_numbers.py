@@ -2,6 +2,7 @@
 run summaries and JSON, on the page each is written."""
 
 import os
+import statistics
 import sys
 
 import pytest
@@ -23,7 +24,17 @@ def _text(page):
 
 
 FIRST_STUDY = "studies/does-it-pay.md"
-TUNED_STUDIES = "studies/index.md"
+RESULTS = "studies/index.md"
+# Each committed study and the page that shows its table.
+STUDY_PAGES = {
+    "pay_study_tuned": "studies/first-pair.md",
+    "pay_study_tuned_resnet20": "studies/second-pair.md",
+    "pay_study_prefix14": "studies/prefix-pair.md",
+    "stress_resnet8_resnet32_w8": "studies/stress-pair.md",
+    "pay_study_prefix20": "studies/deeper-prefix-pair.md",
+    "pay_study_vit_d2_d4": "studies/vit-depth-pair.md",
+    "prefix_ladder": "studies/prefix-ladder.md",
+}
 
 
 def _table_rows(markdown):
@@ -31,38 +42,52 @@ def _table_rows(markdown):
 
 
 def test_first_study_tables_match_the_committed_summaries():
+    import docs_blocks
     import pays_report
     import report
 
     runs = report.find_runs([STUDY])
     assert len(runs) == 72, "the committed study: 3 seeds of every arm"
-    front = pays_report.classical_front(runs)
-    tables = {
-        FIRST_STUDY: pays_report.pays_markdown(front, pays_report.pays_rows(runs)),
-        "guides/batch-norm.md": report.statistics_markdown(report.statistics_rows(runs)),
-    }
-    for page, markdown in tables.items():
-        rows = _table_rows(markdown)
-        assert rows, page
-        missing = [row for row in rows if row not in _lines(page)]
-        assert not missing, f"docs/{page}'s table differs from tools/examples/pay_study: {missing[:2]}"
+    front, dual = docs_blocks._tables(pays_report.pays_markdown(pays_report.classical_front(runs), pays_report.pays_rows(runs)))
+    missing = [row for row in front if row not in _lines(FIRST_STUDY)]
+    assert not missing, f"docs/{FIRST_STUDY}'s front differs from tools/examples/pay_study: {missing[:2]}"
+    # The dual policies' table of 15 columns shows as two (accuracy, verdict): every cell of report.py's rows is
+    # on the page, in the rows of its policy.
+    page = _table_rows("\n".join(_lines(FIRST_STUDY)))
+    for row in _table_rows("\n".join(dual)):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        shown = " | ".join(r for r in page if r.startswith(f"| {cells[0]} |"))
+        missing = [c for c in cells if c not in shown]
+        assert not missing, f"docs/{FIRST_STUDY} lacks {missing} of {cells[0]}"
+    assert docs_blocks.first_study("statistics").splitlines()[2] in _lines("guides/batch-norm.md")
+    rows = _table_rows(report.statistics_markdown(report.statistics_rows(runs)))
+    missing = [row for row in rows if row not in _lines("guides/batch-norm.md")]
+    assert not missing, f"docs/guides/batch-norm.md's table differs from tools/examples/pay_study: {missing[:2]}"
 
 
 def test_benchmark_tables_are_what_bench_makes_of_the_committed_json():
+    """Each table of the performance page is what bench.py makes of committed JSON: a `bench` block (its settings
+    as columns, tools/docs_blocks.py) or a table printed by the `bench.py --table` command above it."""
     import re
 
     import bench
+    import docs_blocks
 
     with open(os.path.join(ROOT, "docs", "performance.md"), encoding="utf-8") as f:
         text = f.read()
-    # Each table follows the command that prints it from committed runs.
-    commands = re.findall(r"python tools/bench\.py --table ((?:tools/examples/\S+\.json ?)+)", text)
-    assert len(commands) >= 4, "the performance page's tables name their JSON with a --table command"
     lines = _lines("performance.md")
-    for paths in commands:
-        table = bench.main(["--table", *paths.split()])
-        rows = _table_rows(table)
-        assert len(rows) >= 2, paths
+    blocks = re.findall(r"<!-- begin (bench [^>]*?) -->", text)
+    assert len(blocks) >= 6, "the performance page's tables are written from bench JSON"
+    for name in blocks:
+        paths = [p for p in name.split()[1:] if p.endswith(".json")]
+        # The block's measures are bench.py's --table figures, as columns.
+        table = docs_blocks.transpose(bench.main(["--table", *paths]))
+        rows = _table_rows(docs_blocks.block(name))
+        assert len(rows) >= 2, name
+        missing = [row for row in rows if row not in lines or row not in table.splitlines()]
+        assert not missing, f"docs/performance.md's table {name} differs from bench.py's: {missing[:2]}"
+    for paths in re.findall(r"python tools/bench\.py --table ((?:tools/examples/\S+\.json ?)+)", text):
+        rows = _table_rows(bench.main(["--table", *paths.split()]))
         missing = [row for row in rows if row not in lines]
         assert not missing, f"docs/performance.md's table of {paths} differs from bench.py's: {missing[:2]}"
 
@@ -103,12 +128,14 @@ def test_tuned_study_tables_match_the_committed_summaries(study, least_rows):
 
     table = pay_tables.tuned_table(os.path.join(ROOT, "tools", "examples", study))
     rows = _table_rows(table)
+    # The page's header says "alone" where the tool's says X-C / Y-C (the paper's names for them).
+    rows[0] = rows[0].replace("base − X-C", "base − alone").replace("motivated − Y-C", "motivated − alone")
     assert len(rows) > least_rows, "the committed tuned study: the learning-rate sweep and the joint arms"
     # A row of one seed shows no spread (it has none measured); a row of three does.
     for row in rows[1:]:
         assert ("±" in row) == (row.split(" | ")[2] != "1"), row
-    missing = [row for row in rows if row not in _lines(TUNED_STUDIES)]
-    assert not missing, f"docs/{TUNED_STUDIES}'s table differs from tools/examples/{study}: {missing[:2]}"
+    missing = [row for row in rows if row not in _lines(STUDY_PAGES[study])]
+    assert not missing, f"docs/{STUDY_PAGES[study]}'s table differs from tools/examples/{study}: {missing[:2]}"
 
 
 def test_the_prefix_ladders_table_matches_its_committed_summaries():
@@ -117,8 +144,9 @@ def test_the_prefix_ladders_table_matches_its_committed_summaries():
     rows = _table_rows(pay_tables.ladder_table(os.path.join(ROOT, "tools", "examples", "prefix_ladder")))
     # The header and the default policy at three rates.
     assert rows[0].startswith("| arm |") and "| rung1 % |" in rows[0] and len(rows) == 4
-    missing = [row for row in rows if row not in _lines(TUNED_STUDIES)]
-    assert not missing, f"docs/{TUNED_STUDIES}'s ladder table differs from tools/examples/prefix_ladder: {missing}"
+    page = STUDY_PAGES["prefix_ladder"]
+    missing = [row for row in rows if row not in _lines(page)]
+    assert not missing, f"docs/{page}'s ladder table differs from tools/examples/prefix_ladder: {missing}"
 
 
 @pytest.mark.parametrize("study, least_rows", [("pay_study_tuned", 5), ("pay_study_tuned_resnet20", 3)])
@@ -133,9 +161,9 @@ def test_differential_gammas_on_the_studies_page_are_the_committed_ones(study, l
         assert any("-id-" in row for row in rows), "the identity-start arms explain the study"
     else:  # every row is made again from the runs' committed gammas.json
         assert _table_rows(pay_tables.gamma_table(path)) == rows
-    missing = [row for row in rows if row not in _lines(TUNED_STUDIES)]
+    missing = [row for row in rows if row not in _lines(STUDY_PAGES[study])]
     assert not missing, (
-        f"docs/{TUNED_STUDIES}'s gamma table differs from tools/examples/{study}/gammas.md: {missing[:2]}"
+        f"docs/{STUDY_PAGES[study]}'s gamma table differs from tools/examples/{study}/gammas.md: {missing[:2]}"
     )
 
 
@@ -154,51 +182,69 @@ def test_the_second_pairs_statistics_check_on_the_studies_page_is_the_committed_
     for model in ("base", "motivated"):
         values = [100 * c[model]["recomputed"] for c in checks]
         figures.append(f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}%")
-    with open(os.path.join(ROOT, "docs", TUNED_STUDIES), encoding="utf-8") as f:
+    with open(os.path.join(ROOT, "docs", STUDY_PAGES["pay_study_tuned_resnet20"]), encoding="utf-8") as f:
         text = " ".join(f.read().split())
     assert f"{figures[0]} and {figures[1]}" in text, figures
 
 
-@pytest.mark.parametrize("page", ["README.md", TUNED_STUDIES])
-def test_the_evidence_table_is_what_the_study_tool_prints(page):
-    """The README's one table (and the studies page's copy): each policy against its twins, from the committed
-    runs by `tools/pay_study.py --evidence`."""
+def test_the_evidence_table_is_what_the_study_tool_prints():
+    """The results page's table: each policy against each network trained alone, the rows of
+    `tools/pay_tables.py --evidence` in fewer columns (each model's reference beside its accuracy)."""
     import pay_tables
 
     rows = _table_rows(pay_tables.evidence_table())
     assert len(rows) >= 5 and rows[0] == pay_tables.EVIDENCE_HEAD
     policies = {row.split(" | ")[0].lstrip("| ").split(" ")[0] for row in rows[1:]}
     assert {"default", "paper"} <= policies, policies
-    missing = [row for row in rows if row not in _lines(page)]
-    assert not missing, f"{page}'s evidence table differs from pay_study.py --evidence: {missing[:2]}"
+    page = _lines(RESULTS)
+    for row in rows[1:]:
+        policy, pair, epochs, _, base, base_alone, mot, mot_alone, both, bigger = row.strip("| ").split(" | ")
+        shown = f"| {policy} | `{pair}` | {epochs} | {base} ({base_alone}) | {mot} ({mot_alone}) | {both} | {bigger} |"
+        assert shown in page, f"docs/{RESULTS} lacks the evidence row {shown}"
 
 
-def test_the_quickstarts_references_are_the_tuned_studys_best_rates():
-    """The README shows the quickstart's closing lines beside each network trained alone for its 3 epochs at its
-    best rate in the committed tuned study (mean ± sd over the seeds), and the compute of both."""
-    import statistics
+def test_the_quickstarts_result_and_references_are_the_committed_runs():
+    """The home page (and README) shows what the committed quickstart run printed, and its two models beside each
+    network trained alone for the same 6 epochs at its best rate in the prefix pair's study (mean ± sd over 3
+    seeds), with the training compute of each; the printed lines say what its summary.json holds."""
+    import json
 
     import pay_tables
 
-    from keras_motivation import summary_json as summary_lib
+    from keras_motivation import summary as summary_lib
+    from keras_motivation import summary_json
 
-    groups = pay_tables._summaries(os.path.join(ROOT, "tools", "examples", "pay_study_tuned"))
-    readme = " ".join(_text("README.md").split())
+    quickstart = os.path.join(ROOT, "tools", "examples", "quickstart")
+    with open(os.path.join(quickstart, "summary.json")) as f:
+        summary = json.load(f)
+    with open(os.path.join(quickstart, "closing.txt"), encoding="utf-8") as f:
+        printed = f.read().splitlines()
+    home = _lines("index.md")
+    missing = [line for line in printed if line not in home]
+    assert not missing, f"docs/index.md's printed block differs from the committed run: {missing[:2]}"
+    # What the run printed is what its summary says: the two models, the steps and the compute.
+    assert printed[:3] == summary_lib.model_table(summary, "test")
+    total = summary_json.training_flops(summary, "total") / 1e12
+    assert f"compute:     {total:.2f} TFLOPs" in printed[4]
+    assert summary["pair"] == "resnet8:resnet8p14" and summary["epochs"] == 6
+    groups = pay_tables._summaries(os.path.join(ROOT, "tools", "examples", "pay_study_prefix14"))
+    text = " ".join(" ".join(sorted(home)).split())
     compute = 0.0
     for arm, model in (("X-C", "base"), ("Y-C", "motivated")):
-        best = pay_tables._best_classical(groups, 3, arm, model)
+        best = pay_tables._best_classical(groups, 6, arm, model)
         (name, runs), *_ = [
             (n, m)
             for (e, n), m in groups.items()
-            if e == 3 and n.startswith(f"{arm}-lr") and len(m) == 3
-            if abs(statistics.mean(100 * summary_lib.accuracy(s, model) for s in m) - best) < 1e-9
+            if e == 6 and n.startswith(f"{arm}-lr") and len(m) == 3
+            if abs(statistics.mean(100 * summary_json.accuracy(s, model) for s in m) - best) < 1e-9
         ]
-        values = [100 * summary_lib.accuracy(s, model) for s in runs]
-        flops = statistics.mean(summary_lib.training_flops(s, "total") for s in runs) / 1e12
+        values = [100 * summary_json.accuracy(s, model) for s in runs]
+        flops = statistics.mean(summary_json.training_flops(s, "total") for s in runs) / 1e12
         compute += flops
-        rate = name.split("-lr")[1]
+        this_run = 100 * summary_json.accuracy(summary, model)
         cell = (
-            f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}% (rate {rate}) | {flops:.2f} TFLOPs alone"
+            f"| {this_run:.2f}% | {statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}% (3 seeds, rate "
+            f"{name.split('-lr')[1]}) | {flops:.2f} TFLOPs alone |"
         )
-        assert cell in readme, cell
-    assert f"{compute:.2f} alone |" in readme, compute
+        assert cell in text, cell
+    assert f"| {total:.2f} TFLOPs in this run, {compute:.2f} alone |" in text, compute

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import pytest
 from testing_utils import PAPERS_TRIGGER_FLAGS
+from testing_utils import STUDY_FLAGFILE
 from testing_utils import TINY_MODEL_FLAG
 from testing_utils import csv_rows
 from testing_utils import repository_env
@@ -34,7 +35,7 @@ CONFIGS = os.path.join(os.path.dirname(HERE), "configs")
 def tiny_args(workdir, *extra):
     """The trainer's flags of `tiny`."""
     return [
-        f"--flagfile={CONFIGS}/quickstart.flags",
+        f"--flagfile={STUDY_FLAGFILE}",
         *PAPERS_TRIGGER_FLAGS,
         "--train_size=256",
         "--eval_size=512",
@@ -48,8 +49,8 @@ def tiny_args(workdir, *extra):
 
 
 def tiny(workdir, *extra):
-    """The quickstart config shrunk to seconds: 256 images (8 steps per epoch), width 4, 2 epochs, 512 test
-    images."""
+    """The studies' config (the quickstart's former one: ResNet-8 -> ResNet-14) shrunk to seconds: 256 images
+    (8 steps per epoch), width 4, 2 epochs, 512 test images."""
     return config_lib.config_from_args(["train", *tiny_args(workdir, *extra)])
 
 

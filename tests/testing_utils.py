@@ -23,13 +23,14 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 SHAPE = (8, 8, 1)
 # The trainer tests' model: the quickstart's ResNets at width 4, one stage (tiny_pair's size).
 TINY_MODEL_FLAG = "--model_kwargs=width=4,stages=1"
-# The quickstart flagfile as it was before it trained the trainer's default policy: the paper's trigger (k = 2, no
-# joint step) from the identity start, with recalibrated statistics, at rate 0.05. The trainer tests that build on
-# the flagfile pass these after it: their few steps then switch between the two models many times (what
-# resumption, preemption and several replicas must get right), and the committed workdirs under tests/data were
-# written with them.
+# The studies' flagfile (the quickstart's until it moved to the prefix pair: ResNet-8 -> ResNet-14) and the flags
+# the study passes after it: the paper's trigger (k = 2, no joint step) from the identity start, with recalibrated
+# statistics, at rate 0.05. The trainer tests build on both: their few steps then switch between the two models
+# many times (what resumption, preemption and several replicas must get right), and the committed workdirs under
+# tests/data were written with them.
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from pay_study import STUDY_FLAGS as PAPERS_TRIGGER_FLAGS  # noqa: E402  (the study's setting, defined once)
+from pay_study import FLAGFILE as STUDY_FLAGFILE  # noqa: E402  (the study's setting, defined once)
+from pay_study import STUDY_FLAGS as PAPERS_TRIGGER_FLAGS  # noqa: E402
 
 # The one skip condition of the tests on real images.
 requires_fashion_mnist = pytest.mark.skipif(
@@ -277,14 +278,21 @@ def repository_env(env=None):
     return env
 
 
+def run_snippet(code, cwd, timeout=900):
+    """Python code of the pages, run as a reader pastes it: a fresh process in `cwd` on this checkout."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, env=repository_env(), timeout=timeout
+    )
+
+
 def quickstart_command(workdir, *args, eval_size=128):
-    """`python -m keras_motivation.train` on the quickstart flagfile at a tiny
+    """`python -m keras_motivation.train` on the studies' flagfile (the quickstart's former one) at a tiny
     budget (2 epochs of 4 batches of real images, width 4, one stage), as a user types it."""
     return [
         sys.executable,
         "-m",
         "keras_motivation.train",
-        f"--flagfile={ROOT}/configs/quickstart.flags",
+        f"--flagfile={STUDY_FLAGFILE}",
         *PAPERS_TRIGGER_FLAGS,
         "--train_size=128",
         f"--eval_size={eval_size}",

@@ -12,6 +12,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from testing_utils import PAPERS_TRIGGER_FLAGS  # noqa: E402
+from testing_utils import STUDY_FLAGFILE  # noqa: E402
 from testing_utils import TINY_MODEL_FLAG  # noqa: E402
 
 from keras_motivation import config as config_lib  # noqa: E402
@@ -22,7 +23,7 @@ configs, workdir = sys.argv[1], sys.argv[2]
 extra = sys.argv[3:]
 common = [
     "train",
-    f"--flagfile={configs}/quickstart.flags",
+    f"--flagfile={STUDY_FLAGFILE}",
     *PAPERS_TRIGGER_FLAGS,
     "--strategy=mirrored",
     "--train_size=256",

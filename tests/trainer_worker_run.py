@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from testing_utils import PAPERS_TRIGGER_FLAGS  # noqa: E402
+from testing_utils import STUDY_FLAGFILE  # noqa: E402
 from testing_utils import TINY_MODEL_FLAG  # noqa: E402
 from testing_utils import pause_at_step  # noqa: E402
 
@@ -41,7 +42,7 @@ if os.environ.get("PAUSE_AT_STEP"):
 config = config_lib.config_from_args(
     [
         "train",
-        f"--flagfile={configs}/quickstart.flags",
+        f"--flagfile={STUDY_FLAGFILE}",
         *PAPERS_TRIGGER_FLAGS,
         "--strategy=multi_worker",
         "--train_size=256",

@@ -168,7 +168,8 @@ def plot_front(front, rows, path, names=("base", "motivated")):
         c = [p.compute / 1e12 for p in pts]
         a = [p.accuracy for p in pts]
         sd = [p.sd or 0.0 for p in pts]
-        ax.plot(c, a, "-", color="black", label=f"{name} trained alone (classical)")
+        # Markers too: a front of one budget is one point.
+        ax.plot(c, a, "-o", color="black", markersize=4, label=f"{name} trained alone")
         ax.fill_between(
             c,
             [x - s for x, s in zip(a, sd)],
@@ -201,6 +202,7 @@ def plot_front(front, rows, path, names=("base", "motivated")):
         )
         shown = a + [r[f"{role}_mean"] for r in rows]
         ax.set_ylim(max(min(shown) - 3, 0), max(shown) + 1.5)
+        ax.set_xlim(left=0)  # compute from zero: a run's cost reads as a length, not a zoomed gap
     axes[1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

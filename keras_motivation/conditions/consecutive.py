@@ -29,7 +29,7 @@ class ConsecutiveDecrease(Condition):
     noise_level = True
     ladders = True
 
-    def __init__(self, k=2, **kwargs):
+    def __init__(self, k: int = 2, **kwargs):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"ConsecutiveDecrease needs an integer k >= 1, got k={k!r}.")
         super().__init__(**kwargs)
@@ -70,7 +70,7 @@ class EmaDecrease(ConsecutiveDecrease):
     label = "X-Y {flag}"
     noise_level = False
 
-    def __init__(self, k=2, alpha=0.02, min_drop=0.002, **kwargs):
+    def __init__(self, k: int = 2, alpha: float = 0.02, min_drop: float = 0.002, **kwargs):
         check_argument(0 < alpha <= 1, f"EmaDecrease needs 0 < alpha <= 1, got alpha={alpha!r}.")
         check_argument(0 <= min_drop < 1, f"EmaDecrease needs 0 <= min_drop < 1, got min_drop={min_drop!r}.")
         super().__init__(k, **kwargs)
@@ -138,7 +138,17 @@ class ValidationBatch(ConsecutiveDecrease):
         x, y = heldout
         return cls(x=x, y=y, y_dtype=str(y.dtype), **arguments)
 
-    def __init__(self, k=2, x=None, y=None, x_shape=None, y_shape=None, x_dtype="float32", y_dtype="int32", **kwargs):
+    def __init__(
+        self,
+        k: int = 2,
+        x: np.ndarray | None = None,
+        y: np.ndarray | None = None,
+        x_shape: tuple[int, ...] | None = None,
+        y_shape: tuple[int, ...] | None = None,
+        x_dtype: str = "float32",
+        y_dtype: str = "int32",
+        **kwargs,
+    ):
         super().__init__(k, **kwargs)
         x_shape = tuple(x_shape or np.shape(x))
         y_shape = tuple(y_shape or np.shape(y))

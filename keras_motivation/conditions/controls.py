@@ -1,6 +1,8 @@
 """The controls: classical training of one model (X-C, Y-C) and motivated batches at random (Exp A, Exp B,
 a share of the batches)."""
 
+from collections.abc import Sequence
+
 import keras
 import numpy as np
 from keras import ops
@@ -67,7 +69,7 @@ class MatchedRandom(Condition):
     label_defaults = {"per_epoch": "?"}
     report_order = 4
 
-    def __init__(self, per_epoch=1, seed=None, **kwargs):
+    def __init__(self, per_epoch: int = 1, seed: int | None = None, **kwargs):
         check_argument(
             isinstance(per_epoch, int) and per_epoch >= 0,
             f"MatchedRandom needs an integer per_epoch >= 0, got {per_epoch!r}.",
@@ -134,7 +136,7 @@ class RandomActivation(MatchedRandom):
     label = "ExpA"
     report_order = 3
 
-    def __init__(self, seed=None, max_per_epoch=None, **kwargs):
+    def __init__(self, seed: int | None = None, max_per_epoch: int | None = None, **kwargs):
         check_argument(
             max_per_epoch is None or max_per_epoch >= 0,
             f"RandomActivation needs max_per_epoch >= 0, got {max_per_epoch!r}.",
@@ -178,7 +180,7 @@ class RandomShare(MatchedRandom):
         share = arguments.get("share", cls.label_defaults["share"]).strip("[]").replace(",", "→")
         return super().report_label({**arguments, "share": share}, k)
 
-    def __init__(self, share=0.5, seed=None, **kwargs):
+    def __init__(self, share: float | Sequence[float] = 0.5, seed: int | None = None, **kwargs):
         shares = [share] if isinstance(share, (int, float)) else list(share)
         check_argument(
             shares and all(isinstance(p, (int, float)) and 0 <= p <= 1 for p in shares),

@@ -35,7 +35,7 @@ class Growth(Condition):
     report_order = 1
     ladders = True
 
-    def __init__(self, epochs=1.0, **kwargs):
+    def __init__(self, epochs: float = 1.0, **kwargs):
         points = list(epochs) if isinstance(epochs, (list, tuple)) else [epochs]
         check_argument(
             bool(points)

@@ -153,7 +153,7 @@ def flag_help():
     return "Motivation condition, name or name:key=value,... (k and seed default to --k and --seed). " + " ".join(items)
 
 
-def get(identifier):
+def get(identifier: Condition | str | dict | None) -> Condition:
     """A condition from an instance, a spec string, a config dict, or None (the paper's k=2)."""
     if identifier is None:
         return ConsecutiveDecrease(2)

@@ -2,6 +2,8 @@
 splits, and a run's data from its TrainConfig.
 """
 
+from collections.abc import Sequence
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -23,7 +25,7 @@ def split_for_replicas(global_batch_size, num_replicas, name=None):
     return global_batch_size // num_replicas
 
 
-def steps_per_epoch(batch_size, n_train, num_replicas=1):
+def steps_per_epoch(batch_size: int, n_train: int, num_replicas: int = 1) -> int:
     """The steps of one epoch of `n_train` examples in batches of `batch_size` (the run's --batch_size, split
     over `num_replicas` replicas); ValueError, naming the flag, when the batch does not divide among the
     replicas or is larger than the examples."""
@@ -34,7 +36,7 @@ def steps_per_epoch(batch_size, n_train, num_replicas=1):
     return steps
 
 
-def kfold_indices(n, folds, seed=0):
+def kfold_indices(n: int, folds: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(train_idx, val_idx)] for k-fold cross-validation, shuffled with `seed`."""
     if folds < 2 or folds > n:
         raise ValueError(f"folds must be in [2, {n}], got {folds}.")
@@ -44,21 +46,21 @@ def kfold_indices(n, folds, seed=0):
 
 
 def make_pipeline(
-    ds,
+    ds: tf.data.Dataset,
     *,
-    batch_size,
-    training,
-    image_size=None,
-    augment=(),
-    num_classes=None,
-    one_hot=False,
-    seed=None,
-    shuffle_buffer=10_000,
-    mean=None,
-    std=None,
-    drop_remainder=None,
-    cache=False,
-):
+    batch_size: int,
+    training: bool,
+    image_size: int | tuple[int, int] | None = None,
+    augment: Sequence[str] = (),
+    num_classes: int | None = None,
+    one_hot: bool = False,
+    seed: int | None = None,
+    shuffle_buffer: int = 10_000,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    drop_remainder: bool | None = None,
+    cache: bool = False,
+) -> tf.data.Dataset:
     """Batched float32 (image, label) data from unbatched (uint8 image, int label) examples.
 
     Training pipelines shuffle (seeded; `shuffle_buffer=0` keeps the order),

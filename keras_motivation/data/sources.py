@@ -9,6 +9,7 @@ first, within seconds); a download that fails half-way is cleaned up.
 import gzip
 import os
 import time
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -35,7 +36,7 @@ class DatasetUnavailableError(RuntimeError):
     """The data is not on this machine; the message says what to run."""
 
 
-def dataset_info(name, data_dir=None):
+def dataset_info(name: str, data_dir: str | None = None) -> dict:
     """{"num_classes", "image_shape"} of a supported dataset (image folders: read from `data_dir`)."""
     if name == IMAGE_FOLDER:
         classes = image_folder_classes(data_dir)
@@ -46,7 +47,7 @@ def dataset_info(name, data_dir=None):
     return {"num_classes": classes, "image_shape": shape}
 
 
-def image_folder_classes(data_dir):
+def image_folder_classes(data_dir: str) -> list[str]:
     """Sorted class names: the subdirectories of `data_dir/train`; a clear error when there are none."""
     train = os.path.join(data_dir or "", "train")
     if not data_dir or not os.path.isdir(train):
@@ -62,7 +63,9 @@ def image_folder_classes(data_dir):
     return classes
 
 
-def load_image_folder(data_dir, split, image_size, class_names):
+def load_image_folder(
+    data_dir: str, split: str, image_size: tuple[int, int], class_names: Sequence[str]
+) -> tf.data.Dataset:
     """Unbatched (uint8 image, int label) examples of `data_dir/split/<class>/*`, resized to `image_size`.
 
     Labels follow `class_names` (the training split's), so every split agrees.
@@ -90,7 +93,9 @@ def load_image_folder(data_dir, split, image_size, class_names):
     return ds.map(lambda x, y: (tf.cast(tf.round(x), tf.uint8), tf.cast(y, tf.int64))), count
 
 
-def load_fashion_mnist_idx(directory=None):
+def load_fashion_mnist_idx(
+    directory: str | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """The original Fashion-MNIST IDX files: ((x_train, y_train), (x_test, y_test)).
 
     Images are uint8 (N, 28, 28, 1), labels int64. Without `directory`, looks
@@ -119,7 +124,9 @@ def load_fashion_mnist_idx(directory=None):
     return (x, y), (xt, yt)
 
 
-def load_tfds(name, split, data_dir=None, download=True, probe_timeout=5.0):
+def load_tfds(
+    name: str, split: str, data_dir: str | None = None, download: bool = True, probe_timeout: float = 5.0
+) -> tuple:
     """A tensorflow-datasets split, (dataset, info); prepared on first use when `download`.
 
     A dataset not yet in `data_dir` is downloaded and prepared by

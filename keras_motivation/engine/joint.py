@@ -62,25 +62,25 @@ class JointStep:
     """How a mode above the base trains its model and every smaller one on one batch.
 
     Args:
-        base_weight: weight of the base's loss in the sum.
-        motivated_weight: weight of the loss of the step's largest model.
-        distillation: share of each smaller model's loss taken from a bigger
+        base_weight (float): weight of the base's loss in the sum.
+        motivated_weight (float): weight of the loss of the step's largest model.
+        distillation (float): share of each smaller model's loss taken from a bigger
             model's predictions (KL divergence; the models output
             probabilities), 0 to 1.
-        base_share: share of each batch the smaller models' own layers train
+        base_share (float): share of each batch the smaller models' own layers train
             on (the first rows), in (0, 1]; their losses are their means.
-        shared_forward: compute the part of the forward passes that is the
+        shared_forward (bool): compute the part of the forward passes that is the
             same once (`keras_motivation.engine.shared_forward`), where the
             models have one; the losses and gradients are the same.
-        weights: one loss weight per model, smallest first (a ladder's
+        weights (Sequence[float] | None): one loss weight per model, smallest first (a ladder's
             `[w0, w1, w2]`), instead of `base_weight` and `motivated_weight`;
             a joint step of a middle rung weights its models with theirs.
             Without it the models between weigh 1.
-        equilibrium: each variable (each element of a sliced one) takes the
+        equilibrium (bool): each variable (each element of a sliced one) takes the
             weighted mean of the gradients of the losses that reach it
             instead of their weighted sum (the module's docstring), so a
             shared trunk's step does not grow with the number of models.
-        distillation_teachers: "largest" (each smaller model learns from the
+        distillation_teachers (str): "largest" (each smaller model learns from the
             step's largest) or "all" (from every larger model of the step,
             the mean of their KL terms).
     """

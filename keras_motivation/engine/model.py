@@ -8,6 +8,9 @@ asks of any model: summary, weights, metrics, config, saving (`keras_habits.py`)
 `keras_motivation.engine` says what a mode is and where a new one plugs in.
 """
 
+from collections.abc import Callable
+from collections.abc import Sequence
+
 import keras
 import tensorflow as tf
 
@@ -62,7 +65,7 @@ class MotivatedModel(
             (`keras_motivation.engine.joint`).
         models: the ladder's models, smallest first (instead of `base` and
             `motivated`).
-        policy: a policy object (`keras_motivation.policy.get("paper")`,
+        policy (Policy | None): a policy object (`keras_motivation.policy.get("paper")`,
             `policy.DEFAULT`: anything with `model_arguments()`): the
             condition, joint step and statistics option that `condition`,
             `joint` and `bn_statistics` leave unset (the start and the
@@ -86,16 +89,16 @@ class MotivatedModel(
 
     def __init__(
         self,
-        base=None,
-        motivated=None,
-        weights_map="resnet_depth",
-        condition=None,
-        bn_statistics=None,
-        recalibration_batches=DEFAULT_RECALIBRATION_BATCHES,
-        joint=None,
-        models=None,
+        base: keras.Model | None = None,
+        motivated: keras.Model | None = None,
+        weights_map: weights_map_lib.WeightsMap | str | Callable | Sequence = "resnet_depth",
+        condition: conditions_lib.Condition | str | None = None,
+        bn_statistics: str | None = None,
+        recalibration_batches: int = DEFAULT_RECALIBRATION_BATCHES,
+        joint: joint_lib.JointStep | bool | dict | None = None,
+        models: Sequence[keras.Model] | None = None,
         policy=None,
-        name="motivated_model",
+        name: str = "motivated_model",
         **kwargs,
     ):
         if policy is not None:
@@ -167,9 +170,10 @@ class MotivatedModel(
         """Like `keras.Model.compile`, with an optimizer for each bigger model.
 
         Args:
-            motivated_optimizer: the motivated model's optimizer; by default a
-                fresh optimizer from the same config as `optimizer` that shares
-                its learning-rate variable: every change of
+            motivated_optimizer (keras.optimizers.Optimizer | str | None): the
+                motivated model's optimizer; by default a fresh optimizer from
+                the same config as `optimizer` that shares its learning-rate
+                variable: every change of
                 `model.optimizer.learning_rate` (ReduceLROnPlateau,
                 LearningRateScheduler, your code) applies to every model. An
                 optimizer you pass keeps its own rate: set

@@ -328,13 +328,13 @@ class StatisticsReads(evaluation_lib.OnePassReads):
         batches recomputed per model (0: nothing to do)."""
         return self._statistics.refresh(self)
 
-    def recalibrate_statistics(self, data=None):
+    def recalibrate_statistics(self, data=None) -> int:
         """Recomputes every model's BatchNorm statistics from training batches, now.
 
         Args:
-            data: batches of training images (anything `batch_norm.recalibrate`
-                reads); by default the ones `fit` trained on (or its
-                `recalibration_data`).
+            data (tf.data.Dataset | keras.utils.PyDataset | Iterable | None): batches
+                of training images (anything `batch_norm.recalibrate` reads); by
+                default the ones `fit` trained on (or its `recalibration_data`).
 
         Returns:
             The batches recomputed per model.

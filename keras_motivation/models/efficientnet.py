@@ -16,7 +16,9 @@ import keras
 VARIANTS = tuple(f"b{i}" for i in range(8))
 
 
-def efficientnet(variant, num_classes=1000, input_shape=(224, 224, 3), name=None):
+def efficientnet(
+    variant: str, num_classes: int = 1000, input_shape: tuple[int, int, int] = (224, 224, 3), name: str | None = None
+) -> keras.Model:
     """EfficientNet-`variant` ("b0".."b7"), randomly initialised, softmax head."""
     variant = str(variant).lower().removeprefix("efficientnet_")
     if variant not in VARIANTS:

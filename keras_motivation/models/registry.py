@@ -14,6 +14,8 @@ is the first part of the motivated model's, up to the shared head
 
 import re
 
+import keras
+
 from keras_motivation import weights_map as weights_map_lib
 from keras_motivation.models import hub
 from keras_motivation.models.efficientnet import efficientnet
@@ -85,7 +87,7 @@ def family(name):
     )
 
 
-def build_model(name, num_classes, input_shape, **kwargs):
+def build_model(name: str, num_classes: int, input_shape: tuple[int, ...], **kwargs) -> keras.Model:
     """One model by registry name, e.g. build_model("resnet20", 10, (32, 32, 3), width=16)."""
     fam = family(name)
     prefix = _PREFIX_RESNET.fullmatch(name)
@@ -128,11 +130,11 @@ MAP_RULES = {
 }
 
 
-def list_pairs():
+def list_pairs() -> list[str]:
     return list(PAIRS)
 
 
-def is_prefix_pair(name):
+def is_prefix_pair(name: str) -> bool:
     """Whether the registry pair `name`'s base is a prefix of its motivated model (see PREFIX_PAIRS)."""
     if name not in PAIRS:
         raise ValueError(f"Unknown pair {name!r}: use one of {', '.join(PAIRS)}.")
@@ -182,7 +184,9 @@ def _size(name):
     return (int(prefix["depth"] if prefix else name[len("resnet") :]),)
 
 
-def get_ladder(name, num_classes, input_shape, **kwargs):
+def get_ladder(
+    name: str, num_classes: int, input_shape: tuple[int, ...], **kwargs
+) -> tuple[list[keras.Model], list[weights_map_lib.WeightsMap]]:
     """(models, weights maps) of a ladder such as "resnet8:resnet14:resnet20": each model by name, smallest
     first, and its family's map rule between each neighbouring pair."""
     check_ladder(name)
@@ -208,7 +212,9 @@ def _is_prefix_resnet_ladder(names):
     return len(bases) == len(names) - 1 and set(bases) == {names[0][len("resnet") :]}
 
 
-def get_pair(name, num_classes, input_shape, **kwargs):
+def get_pair(
+    name: str, num_classes: int, input_shape: tuple[int, ...], **kwargs
+) -> tuple[keras.Model, keras.Model, weights_map_lib.WeightsMap]:
     """(base, motivated, weights_map) for a registry pair name such as "resnet20:resnet32"."""
     if name not in PAIRS:
         raise ValueError(f"Unknown pair {name!r}: use one of {', '.join(PAIRS)}.")

@@ -11,7 +11,9 @@ import keras
 BUILDERS = {50: keras.applications.ResNet50, 101: keras.applications.ResNet101, 152: keras.applications.ResNet152}
 
 
-def resnet(depth, num_classes=1000, input_shape=(224, 224, 3), name=None):
+def resnet(
+    depth: int, num_classes: int = 1000, input_shape: tuple[int, int, int] = (224, 224, 3), name: str | None = None
+) -> keras.Model:
     """ResNet-`depth` (50, 101 or 152), randomly initialised, softmax head of `num_classes`."""
     if depth not in BUILDERS:
         raise ValueError(f"ImageNet ResNet depth must be one of {sorted(BUILDERS)}, got {depth}.")

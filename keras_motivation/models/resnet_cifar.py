@@ -12,6 +12,8 @@ stage, so every block ResNet-8 lacks comes after its last block and ResNet-8's
 forward pass is the first part of the prefix network's (a prefix pair).
 """
 
+from collections.abc import Sequence
+
 import keras
 from keras import layers
 
@@ -60,7 +62,7 @@ def prefix_blocks(base_depth, depth, stages=3):
     return [n] * (stages - 1) + [n + (depth - base_depth) // 2]
 
 
-def prefix_resnet_cifar(base_depth, depth, stages=3, name=None, **kwargs):
+def prefix_resnet_cifar(base_depth: int, depth: int, stages: int = 3, name: str | None = None, **kwargs) -> keras.Model:
     """ResNet-`base_depth` with ResNet-`depth`'s extra blocks appended to its last stage.
 
     It has the depth of ResNet-`depth` and about its multiply-adds (a CIFAR
@@ -73,16 +75,16 @@ def prefix_resnet_cifar(base_depth, depth, stages=3, name=None, **kwargs):
 
 
 def resnet_cifar(
-    depth,
-    num_classes=10,
-    input_shape=(32, 32, 3),
-    width=16,
-    sync_bn=False,
-    weight_decay=0.0,
-    stages=3,
-    blocks=None,
-    name=None,
-):
+    depth: int,
+    num_classes: int = 10,
+    input_shape: tuple[int, int, int] = (32, 32, 3),
+    width: int = 16,
+    sync_bn: bool = False,
+    weight_decay: float = 0.0,
+    stages: int = 3,
+    blocks: Sequence[int] | None = None,
+    name: str | None = None,
+) -> keras.Model:
     """Builds ResNet-`depth` for small images.
 
     Args:

@@ -38,17 +38,17 @@ class ClassTokenPosition(layers.Layer):
 
 
 def vit(
-    variant="tiny",
-    num_classes=1000,
-    input_shape=(224, 224, 3),
-    patch_size=16,
-    depth=None,
-    width=None,
-    heads=None,
-    mlp_dim=None,
-    dropout=0.0,
-    name=None,
-):
+    variant: str = "tiny",
+    num_classes: int = 1000,
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    patch_size: int = 16,
+    depth: int | None = None,
+    width: int | None = None,
+    heads: int | None = None,
+    mlp_dim: int | None = None,
+    dropout: float = 0.0,
+    name: str | None = None,
+) -> keras.Model:
     """A ViT; `variant` gives the defaults, explicit arguments override them."""
     if variant not in VARIANTS:
         raise ValueError(f"ViT variant must be one of {sorted(VARIANTS)}, got {variant!r}.")

@@ -2,6 +2,7 @@
 
 import collections
 import re
+from collections.abc import Sequence
 
 import keras
 
@@ -102,7 +103,7 @@ def _block_order(parsed):
     return {s: sorted(bs, key=_block_key) for s, bs in stages.items()}
 
 
-def depth_rule(rule, n_base, n_motivated):
+def depth_rule(rule: str, n_base: int, n_motivated: int) -> list[int]:
     """Index in the motivated stage for each base block index.
 
     "first": base block i -> motivated block i.
@@ -121,13 +122,13 @@ def depth_rule(rule, n_base, n_motivated):
 
 
 def derive(
-    base,
-    motivated,
-    depth="first",
-    width="first_channels",
-    overrides=None,
-    block_patterns=DEFAULT_BLOCK_PATTERNS,
-):
+    base: keras.Model,
+    motivated: keras.Model,
+    depth: str = "first",
+    width: str = "first_channels",
+    overrides: dict[str, str] | None = None,
+    block_patterns: Sequence[str] = DEFAULT_BLOCK_PATTERNS,
+) -> WeightsMap:
     """Derives a `WeightsMap` for two models from the paths of their variables.
 
     Both models' layer trees are walked side by side (nested models and
@@ -142,7 +143,7 @@ def derive(
     placed at the first entries of every axis (`width="first_channels"`).
 
     Raises:
-        ValueError listing every base variable that could not be placed, and why.
+        ValueError: listing every base variable that could not be placed, and why.
     """
     if width != "first_channels":
         raise ValueError(f"Unknown width rule {width!r}: use 'first_channels'.")

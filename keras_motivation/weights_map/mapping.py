@@ -1,6 +1,7 @@
 """`WeightsMap`: where each base variable sits inside the motivated model, and the copies through it."""
 
 import collections
+from collections.abc import Iterable
 
 import keras
 
@@ -30,17 +31,24 @@ class WeightsMap:
         entries: iterable of `(base_variable, motivated_variable, start)`;
             `start` is a tuple of offsets into the motivated variable, or None
             for all zeros (the first entries of every axis).
-        base, motivated: the two models. When given, the map is checked to
-            place every base variable (trainable or not, e.g. BatchNorm moving
-            statistics) exactly once.
+        base: the base model. When both models are given, the map is checked
+            to place every base variable (trainable or not, e.g. BatchNorm
+            moving statistics) exactly once.
+        motivated: the motivated model.
 
     Raises:
-        ValueError at construction, naming the offending variables, when a
-        slice does not fit, dtypes or trainability differ, two base variables
-        overlap in the motivated model, or a base variable is left unmapped.
+        ValueError: at construction, naming the offending variables, when a
+            slice does not fit, dtypes or trainability differ, two base
+            variables overlap in the motivated model, or a base variable is
+            left unmapped.
     """
 
-    def __init__(self, entries, base=None, motivated=None):
+    def __init__(
+        self,
+        entries: Iterable[tuple[keras.Variable, keras.Variable, tuple[int, ...] | None]],
+        base: keras.Model | None = None,
+        motivated: keras.Model | None = None,
+    ):
         self.entries = [
             Entry(b, m, tuple(start) if start is not None else (0,) * len(b.shape)) for b, m, start in entries
         ]
@@ -95,15 +103,15 @@ class WeightsMap:
     # Both run inside tf.function (and XLA): a full-shape entry is a plain
     # assign, a partial one a dynamic_update_slice / slice.
 
-    def copy_to_motivated(self):
+    def copy_to_motivated(self) -> None:
         """Writes every base variable into its slice of the motivated model."""
         copy_to_motivated(self.entries)
 
-    def copy_to_base(self):
+    def copy_to_base(self) -> None:
         """Reads every base variable back from its slice of the motivated model."""
         copy_to_base(self.entries)
 
-    def differential_variables(self):
+    def differential_variables(self) -> list[keras.Variable]:
         """Motivated variables (and parts) that no base variable maps to."""
         covered = {id(e.motivated) for e in self.entries}
         return [v for v in mapped_variables(self.motivated) if id(v) not in covered]
@@ -126,7 +134,7 @@ class WeightsMap:
         )
 
 
-def compose(maps):
+def compose(maps: Iterable[WeightsMap]) -> WeightsMap:
     """The map from the first map's base to the last map's motivated model, through each model between
     (a ladder's neighbouring maps: rung j inside rung r). Raises ValueError naming a variable that a map
     does not carry into the next model."""

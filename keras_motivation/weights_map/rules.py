@@ -1,20 +1,24 @@
 """The paper's map rules by family (`RULES`), and `get`, which the engine resolves a map argument with."""
 
+from collections.abc import Callable
+
+import keras
+
 from keras_motivation.weights_map.derivation import derive
 from keras_motivation.weights_map.mapping import WeightsMap
 
 
-def resnet_depth_map(base, motivated):
+def resnet_depth_map(base: keras.Model, motivated: keras.Model) -> WeightsMap:
     """The paper's CIFAR/ImageNet ResNet map: depth only, last block to last block."""
     return derive(base, motivated, depth="last_to_last")
 
 
-def efficientnet_map(base, motivated):
+def efficientnet_map(base: keras.Model, motivated: keras.Model) -> WeightsMap:
     """The paper's EfficientNet map: first channels, first blocks of each stage."""
     return derive(base, motivated, depth="first")
 
 
-def width_map(base, motivated):
+def width_map(base: keras.Model, motivated: keras.Model) -> WeightsMap:
     """Width only (e.g. ViT): same layer names, first channels of every axis."""
     return derive(base, motivated, depth="first", block_patterns=())
 
@@ -28,7 +32,11 @@ RULES = {
 }
 
 
-def get(identifier, base, motivated):
+def get(
+    identifier: WeightsMap | str | Callable[[keras.Model, keras.Model], WeightsMap],
+    base: keras.Model,
+    motivated: keras.Model,
+) -> WeightsMap:
     """A WeightsMap from a map, a rule name in `RULES`, or a callable."""
     if isinstance(identifier, WeightsMap):
         return identifier

@@ -1,6 +1,7 @@
 """The identity start (opt-in): the motivated model's differential parts begin as no-ops."""
 
 import collections
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -9,6 +10,7 @@ from keras_motivation import keras_internals
 from keras_motivation.weights_map.derivation import DEFAULT_BLOCK_PATTERNS
 from keras_motivation.weights_map.derivation import layer_tree
 from keras_motivation.weights_map.derivation import parse_block_names
+from keras_motivation.weights_map.mapping import WeightsMap
 
 # -- identity start ----------------------------------------------------------
 #
@@ -55,7 +57,9 @@ def _blocks(model, block_patterns):
     return blocks
 
 
-def differential_blocks(weights_map, block_patterns=DEFAULT_BLOCK_PATTERNS):
+def differential_blocks(
+    weights_map: WeightsMap, block_patterns: Sequence[str] = DEFAULT_BLOCK_PATTERNS
+) -> dict[tuple[int, int], list[keras.layers.Layer]]:
     """{(stage, block): [layers]} of the motivated model's blocks no base variable maps to."""
     covered = {id(e.motivated) for e in weights_map}
     return {
@@ -65,7 +69,9 @@ def differential_blocks(weights_map, block_patterns=DEFAULT_BLOCK_PATTERNS):
     }
 
 
-def branch_gammas(weights_map, block_patterns=DEFAULT_BLOCK_PATTERNS):
+def branch_gammas(
+    weights_map: WeightsMap, block_patterns: Sequence[str] = DEFAULT_BLOCK_PATTERNS
+) -> list[tuple[int, int, bool, float]]:
     """[(stage, block, differential, mean |gamma|)] of the last BatchNorm of each
     residual branch of the motivated model, in block order: how far each block is
     from the identity (0: the identity start's differential blocks)."""
@@ -162,7 +168,9 @@ def _start_attention_block(block, gamma, noise, rng):
     return [v.path for v, _ in saved if v.name == "kernel"]
 
 
-def identity_start(weights_map, gamma=0.0, noise=0.0, seed=None):
+def identity_start(
+    weights_map: WeightsMap, gamma: float = 0.0, noise: float = 0.0, seed: int | None = None
+) -> list[str]:
     """Makes the motivated model's differential parts no-ops (see the section comment above).
 
     Args:
@@ -186,8 +194,8 @@ def identity_start(weights_map, gamma=0.0, noise=0.0, seed=None):
     scaled.
 
     Raises:
-        ValueError when a differential block has no residual connection or no
-        BatchNorm to set: such a block cannot start as the identity.
+        ValueError: when a differential block has no residual connection or
+            no BatchNorm to set: such a block cannot start as the identity.
     """
     for name, value in (("gamma", gamma), ("noise", noise)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
