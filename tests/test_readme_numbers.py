@@ -48,7 +48,9 @@ def test_first_study_tables_match_the_committed_summaries():
 
     runs = report.find_runs([STUDY])
     assert len(runs) == 72, "the committed study: 3 seeds of every arm"
-    front, dual = docs_blocks._tables(pays_report.pays_markdown(pays_report.classical_front(runs), pays_report.pays_rows(runs)))
+    front, dual = docs_blocks._tables(
+        pays_report.pays_markdown(pays_report.classical_front(runs), pays_report.pays_rows(runs))
+    )
     missing = [row for row in front if row not in _lines(FIRST_STUDY)]
     assert not missing, f"docs/{FIRST_STUDY}'s front differs from tools/examples/pay_study: {missing[:2]}"
     # The dual policies' table of 15 columns shows as two (accuracy, verdict): every cell of report.py's rows is
