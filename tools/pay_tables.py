@@ -223,6 +223,7 @@ RUNG_STUDIES = {
     "every_rung_prefix20": [
         ("pay_study_prefix20", 6, f"{DEFAULT_ARM[: -len('-lr0.1')]}-lr{lr}") for lr in ("0.05", "0.1")
     ],
+    "every_rung_prefix14": [("pay_study_prefix14", 6, DEFAULT_ARM)],
 }
 
 
