@@ -224,6 +224,9 @@ RUNG_STUDIES = {
         ("pay_study_prefix20", 6, f"{DEFAULT_ARM[: -len('-lr0.1')]}-lr{lr}") for lr in ("0.05", "0.1")
     ],
     "every_rung_prefix14": [("pay_study_prefix14", 6, DEFAULT_ARM)],
+    "every_rung_vit": [
+        ("pay_study_vit_d2_d4", 6, f"{DEFAULT_ARM[: -len('-lr0.1')]}-lr{lr}") for lr in ("0.0005", "0.001")
+    ],
 }
 
 
