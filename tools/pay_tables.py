@@ -271,6 +271,7 @@ TUNED_STUDIES = {
     # The ViT depth pair (issue 40): ViT-Tiny's width at depth 2 inside depth 4, patch 7, AdamW (--flags, --rates).
     "vit_tiny_d2:vit_tiny_d4": "pay_study_vit_d2_d4",
 }
+EQUILIBRIUM_ARM = "grow0.45-joint-paper-bw4-eq-rewarm0.1-recalibrated-lr0.2"
 EVIDENCE = (
     ("default", "pay_study_tuned", 3, "grow0.45-joint-paper-bw2-rewarm0.1-lr0.1"),
     ("default", "pay_study_tuned", 6, "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1"),
@@ -303,6 +304,15 @@ EVIDENCE = (
         6,
         DEFAULT_ARM,
     ),
+    # Issue 45's best arm, equilibrium with the base's loss weighted 4 at twice the rate: a ladder row gives its
+    # smallest and largest model (every model on docs/studies/every-rung.md) and its compute against all alone.
+    (
+        "equilibrium, base weight 4, lr 0.2 (the prefix ladder: its smallest and largest)",
+        "every_rung_ladder",
+        6,
+        EQUILIBRIUM_ARM,
+    ),
+    ("equilibrium, base weight 4, lr 0.2 (the deeper prefix pair)", "every_rung_prefix20", 6, EQUILIBRIUM_ARM),
     ("paper (lr 0.05)", "pay_study", 3, "k2-paper-shared"),
     ("paper's trigger, identity start, recalibrated statistics (lr 0.05)", "pay_study", 3, "k2-id-recalibrated"),
     (
