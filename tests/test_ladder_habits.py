@@ -90,6 +90,17 @@ def test_get_weights_are_the_models_weights_and_set_weights_fills_an_uncompiled_
         twin.set_weights(weights[:-1])
 
 
+@pytest.mark.xdist_group("ladder_watched_fit")
+def test_calling_and_predict_answer_with_the_smallest_model(watched_fit):
+    """As the ladder guide says: `model(x)` and `predict` are the base's (m0's), as for a pair."""
+    model = watched_fit[0]
+    x, _ = random_data(8, seed=4)
+    base = model.base(x, training=False).numpy()
+    np.testing.assert_allclose(model(x, training=False).numpy(), base, atol=1e-6)
+    np.testing.assert_allclose(model.predict(x, verbose=0), base, atol=1e-6)
+    assert not np.allclose(model.rung1.predict(x, verbose=0), base, atol=1e-3)
+
+
 @pytest.mark.parametrize(
     "make, expected",
     [
