@@ -19,7 +19,6 @@ door and the site's home page say the same.
 """
 
 import argparse
-import glob
 import json
 import os
 import re
@@ -43,8 +42,9 @@ BLOCK = re.compile(r"(<!-- begin (?P<name>[^>]*?) -->\n)(?P<body>.*?)(<!-- end (
 
 
 def _quickstart():
-    with open(os.path.join(QUICKSTART, "summary.json")) as f:
-        summary = json.load(f)
+    import runs as runs_lib
+
+    summary = runs_lib.read_run(QUICKSTART)["summary"]
     with open(os.path.join(QUICKSTART, "run.json")) as f:
         run = json.load(f)
     return summary, run
@@ -75,16 +75,20 @@ def quickstart_run():
 
 def _alone(folder, epochs, role):
     """{rate: [summary of each seed]} of one network trained alone in a committed study (its X-C or Y-C runs)."""
-    runs = {}
-    for path in sorted(glob.glob(os.path.join(folder, f"ep{epochs}", f"{role}-lr*", "seed*", "summary.json"))):
-        with open(path) as f:
-            runs.setdefault(path.split(os.sep)[-3].split("-lr")[1], []).append(json.load(f))
-    return runs
+    import runs as runs_lib
+
+    return {
+        arm[len(role) + 3 :]: [run["summary"] for run in runs]
+        for (budget, arm), runs in runs_lib.study_runs(folder).items()
+        if budget == epochs and arm.startswith(f"{role}-lr")
+    }
 
 
 def quickstart_table():
     """The quickstart's two models beside each network trained alone at the same budget (its best rate, 3 seeds),
     and the training compute of each."""
+    import runs as runs_lib
+
     from keras_motivation import summary_json as summary_lib
 
     summary, _ = _quickstart()
@@ -107,7 +111,7 @@ def quickstart_table():
         entry = summary_lib.model_entry(summary, model)
         lines.append(
             f"| {model}: {entry['architecture']} | {100 * entry['accuracy']:.2f}% "
-            f"| {statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}% ({len(values)} seeds, rate {rate}) "
+            f"| {runs_lib.fmt_mean_sd(*runs_lib.mean_sd(values))}% ({len(values)} seeds, rate {rate}) "
             f"| {flops:.2f} TFLOPs alone |"
         )
     total = summary_lib.training_flops(summary, "total") / 1e12
