@@ -237,11 +237,12 @@ def test_whole_run_table_prints_from_json(tmp_path):
     path.write_text(json.dumps(r))
     table = bench.main(["whole_run", "--table", str(path)])
     lines = table.splitlines()
-    assert lines[2] == (
-        "| resnet8:resnet8p14 | 3 | 3 | resnet8p14 plain `fit` | 1.00 (0.93-1.07) | 1.10 (0.83-1.30) | 150 | 150 "
-        "| 0.95 | 1.0-2.5 |"
-    )
-    assert "| resnet8:resnet8p14 | 3 | trainer | 0.0 | 0.0 | 120.0 | 15.0 | 0.0 | 0.0 | 0.0 | 3.0 | 140.0 |" in lines
+    assert lines[0] == "| resnet8:resnet8p14, 3 epochs | trainer | resnet8p14 plain `fit` | trainer / plain |"
+    assert "| CPU s, process | 150 | 150 | 1.00 (0.93-1.07) |" in lines
+    assert "| wall-clock s, process | 110 | 100 | 1.10 (0.83-1.30) |" in lines
+    assert "| load average (1 min) | 1.0-2.5 |  |  |" in lines
+    assert "| CPU s: train steps | 120.0 | 120.0 |  |" in lines
+    assert "| CPU s: before and after the run | 10.0 | 10.0 |  |" in lines
 
 
 def test_whole_run_arms_run_the_trainer_and_plain_fits(tmp_path):

@@ -11,10 +11,11 @@ A block sits between two HTML comments, which neither the site nor GitHub shows:
 
 Its name says what writes it (`BLOCKS`): `evidence` (the policies against each network trained alone, the rows of
 `tools/pay_study.py --evidence`), `study <folder>` (a study's table, `pay_tables.tuned_table`), `bench <json> ...`
-(a benchmark's table, `bench.py --table`, settings as columns), `quickstart-output` and `quickstart-table` (the
-committed quickstart run, tools/examples/quickstart), and so on. So a new committed run or study row reaches the
-pages by running `--write`, not by hand. README.md is docs/index.md with its links pointed into docs/: the front
-door and the site's home page say the same.
+(a benchmark's table, `bench.py --table`, settings as columns), `whole-run <json> ...` (`bench.py whole_run
+--table`), `stale-statistics <folder> <folder>` (`tools/stale_statistics.py`), `quickstart-output` and
+`quickstart-table` (the committed quickstart run, tools/examples/quickstart), and so on. So a new committed run or
+study row reaches the pages by running `--write`, not by hand. README.md is docs/index.md with its links pointed
+into docs/: the front door and the site's home page say the same.
 """
 
 import argparse
@@ -230,6 +231,20 @@ def bench(*arguments):
     return "\n".join(rows)
 
 
+def whole_run(*paths):
+    """`bench.py whole_run --table PATHS`: per committed whole-run benchmark, its arms as columns."""
+    import bench_run
+
+    return bench_run.tables([_read_json(p) for p in paths])
+
+
+def stale_statistics(every_read, stale_only):
+    """`tools/stale_statistics.py EVERY_READ STALE_ONLY`: accuracy with only stale statistics recomputed."""
+    import stale_statistics as stale_lib
+
+    return stale_lib.table(os.path.join(ROOT, every_read), os.path.join(ROOT, stale_only))
+
+
 def _letters(text):
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
@@ -263,6 +278,8 @@ BLOCKS = {
     "gammas": gammas,
     "first-study": first_study,
     "bench": bench,
+    "whole-run": whole_run,
+    "stale-statistics": stale_statistics,
 }
 
 
