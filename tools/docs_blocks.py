@@ -221,11 +221,11 @@ def transpose(markdown):
 def bench(*arguments):
     """`bench.py --table PATHS` with its settings as columns (its measures as rows); arguments that are not JSON
     paths keep only the measures whose name holds one of them (letters and digits compared, lower case)."""
-    import bench as bench_lib
+    import bench_tables
 
     paths = [a for a in arguments if a.endswith(".json")]
     keep = [a for a in arguments if not a.endswith(".json")]
-    rows = transpose(bench_lib.range_table([_read_json(p) for p in paths])).splitlines()
+    rows = transpose(bench_tables.range_table([_read_json(p) for p in paths])).splitlines()
     if keep:
         rows = rows[:3] + [r for r in rows[3:] if any(k in _letters(r.split(" | ")[0]) for k in keep)]
     return "\n".join(rows)
