@@ -214,7 +214,7 @@ def _commit():
         return None
 
 
-def _fmt_spread(s, fmt=".2f"):
+def fmt_spread(s, fmt=".2f"):
     return f"{s['median']:{fmt}} ({s['min']:{fmt}}-{s['max']:{fmt}})"
 
 
@@ -269,12 +269,12 @@ def table(result):
     row(
         "CPU s, process",
         [f"{statistics.median(arms_[k]['cpu_s']):.0f}" for k in names],
-        _fmt_spread(result["ratios"]["cpu_s"]),
+        fmt_spread(result["ratios"]["cpu_s"]),
     )
     row(
         "wall-clock s, process",
         [f"{statistics.median(arms_[k]['wall_s']):.0f}" for k in names],
-        _fmt_spread(result["ratios"]["wall_s"]),
+        fmt_spread(result["ratios"]["wall_s"]),
     )
     if "total" in trainer_flops:
         total = (trainer_flops["total"] + trainer_flops.get("recalibration_for_validation", 0.0)) / 1e12

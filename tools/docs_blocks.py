@@ -238,6 +238,23 @@ def whole_run(*paths):
     return bench_run.tables([_read_json(p) for p in paths])
 
 
+def whole_run_line(path):
+    """The sentence that says what a committed whole run costs on the clock beside its FLOPs."""
+    import bench_run
+
+    r = _read_json(path)
+    a, ratios = r["args"], r["ratios"]
+    reference = " and ".join(k.split(":")[1] for k in r["arms"] if k != "trainer")
+    cpu = bench_run.fmt_spread(ratios["cpu_s"])
+    return (
+        f"On the clock, the whole run ({a['pair']}, {a['epochs']} epochs) costs {cpu} "
+        f"of plain `keras.Model.fit` of {reference} (the same data, pipeline, recipe and validation) in CPU time and "
+        f"{bench_run.fmt_spread(ratios['wall_s'])} in wall-clock, for {r['training_flops_ratio']:.2f} of its "
+        f"training FLOPs (medians and ranges of {len(r['arms']['trainer']['cpu_s'])} interleaved repeats on this "
+        f"project's 2-core VM, {r['date']}: [performance](performance.md#a-whole-run-on-the-clock))."
+    )
+
+
 def stale_statistics(every_read, stale_only):
     """`tools/stale_statistics.py EVERY_READ STALE_ONLY`: accuracy with only stale statistics recomputed."""
     import stale_statistics as stale_lib
@@ -279,6 +296,7 @@ BLOCKS = {
     "first-study": first_study,
     "bench": bench,
     "whole-run": whole_run,
+    "whole-run-line": whole_run_line,
     "stale-statistics": stale_statistics,
 }
 
