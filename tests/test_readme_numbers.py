@@ -35,6 +35,7 @@ STUDY_PAGES = {
     "pay_study_vit_d2_d4": "studies/vit-depth-pair.md",
     "prefix_ladder": "studies/prefix-ladder.md",
 }
+EVERY_RUNG = "studies/every-rung.md"
 
 
 def _table_rows(markdown):
@@ -265,3 +266,20 @@ def test_the_stale_statistics_tables_are_what_the_tool_makes_of_the_committed_ru
     assert len(rows) >= 10
     missing = [row for row in rows if row not in _lines("performance.md")]
     assert not missing, f"docs/performance.md's stale-statistics tables differ from the tool's: {missing[:2]}"
+
+
+def test_every_rung_tables_set_each_model_beside_its_network_alone():
+    """Issue 45's studies: each committed arm of every_rung_* beside the default's committed rows, every model with
+    its network trained alone found (a difference, not a blank), on the page as its `rungs` block."""
+    import pay_tables
+
+    page = _lines(EVERY_RUNG)
+    for folder, defaults in pay_tables.RUNG_STUDIES.items():
+        assert f"<!-- begin rungs {folder} -->" in page, folder
+        rows = pay_tables.rung_rows(None, pay_tables.rung_study_arms(folder))
+        assert len(rows) > len(defaults), f"{folder}: no committed arm beside the default's"
+        for row in rows:
+            assert all(m["difference"] is not None for m in row["models"]), (folder, row["arm"])
+            assert 0.9 < row["flops_vs_largest"] <= 1.0, (folder, row["arm"], row["flops_vs_largest"])
+        missing = [r for r in _table_rows(pay_tables.rung_study_table(folder)) if r not in page]
+        assert not missing, f"docs/{EVERY_RUNG}'s table of {folder} differs from its runs: {missing[:2]}"
