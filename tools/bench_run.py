@@ -244,7 +244,7 @@ def _alone_tflops(result, network):
 
 
 def table(result):
-    """Markdown, one table per run of the benchmark: a column per arm (the trainer's run, then each reference
+    """Markdown, the table of one run of the benchmark: a column per arm (the trainer's run, then each reference
     network's plain fit) and the paired ratio; rows: the process's CPU and wall-clock time (medians over the
     repeats), the training FLOPs, the largest network's accuracy, the load average, then each arm's CPU time per
     phase of its run (`time_breakdown`, medians)."""
