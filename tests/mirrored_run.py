@@ -40,6 +40,9 @@ FLOATX = os.environ.get("FLOATX", "float32")
 ZEROED = bool(os.environ.get("ZEROED"))
 # LADDER=1: a ladder of three one-stage ResNets (8, 14, 20) under the paper's rule with k = 1.
 LADDER = bool(os.environ.get("LADDER"))
+# LADDER_GROWTH=1: the ladder grows after half an epoch instead (one join point: the train function holds the steps
+# of the base and the largest rung only, `Condition.reachable_modes`).
+LADDER_GROWTH = bool(os.environ.get("LADDER_GROWTH"))
 keras.config.set_floatx(FLOATX)
 
 
@@ -69,7 +72,8 @@ def motivated_run(strategy, x, y):
         if LADDER:
             largest = tiny_pair(motivated_depth=20, sync_bn=True, stages=STAGES)[1]
             models = [base, motivated, largest]
-            model = km.MotivatedModel(models=models, condition=km.conditions.ConsecutiveDecrease(1), joint=JOINT)
+            condition = km.conditions.Growth(0.5) if LADDER_GROWTH else km.conditions.ConsecutiveDecrease(1)
+            model = km.MotivatedModel(models=models, condition=condition, joint=JOINT)
         else:
             cls = Zeroed if ZEROED else km.MotivatedModel
             model = cls(base, motivated, "resnet_depth", km.conditions.ConsecutiveDecrease(1), joint=JOINT)

@@ -238,12 +238,43 @@ def test_one_trace_per_fit_over_three_modes(steps_per_execution, monkeypatch):
     assert len(set(recorder.rungs)) == 3 and len(traces) == 1
 
 
-@pytest.mark.slow  # two subprocess runs on 2 logical CPU devices, about a minute
-def test_a_ladder_under_mirrored_strategy_takes_the_single_device_modes():
+@pytest.mark.slow  # two subprocess runs on 2 logical CPU devices, about a minute each
+@pytest.mark.parametrize("growth", [False, True], ids=["paper", "growth"])
+def test_a_ladder_under_mirrored_strategy_takes_the_single_device_modes(growth):
+    """Under the paper's rule every rung trains; under growth with one join point (its train function holds the
+    base's and the largest rung's steps only) the base, then the largest rung with a joint step."""
     from testing_utils import run_json_script
 
-    r = run_json_script("mirrored_run.py", env={"LADDER": "1"})
+    env = {"LADDER": "1", **({"LADDER_GROWTH": "1", "JOINT": "1"} if growth else {})}
+    r = run_json_script("mirrored_run.py", env=env)
     assert r["replicas"] == 2 and r["flags_mirrored"] == r["flags_single"]
-    assert len(set(r["flags_single"])) == 3
+    assert set(r["flags_single"]) == ({0, 2} if growth else {0, 1, 2})
     assert r["counters_mirrored"] == r["counters_single"]
     np.testing.assert_allclose(r["losses_mirrored"], r["losses_single"], rtol=1e-3)
+
+
+class _GrowthOverEveryRung(conditions.Growth):
+    """Growth whose train function traces every rung's step, as before `reachable_modes`."""
+
+    def reachable_modes(self):
+        return tuple(range(self.rungs))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [{}, {"steps_per_execution": 4}, {"jit_compile": True}, {"steps_per_execution": 4, "jit_compile": True}],
+    ids=["one-step", "device-loop", "xla", "xla-device-loop"],
+)
+def test_growth_with_one_join_point_traces_the_base_and_the_largest_only_and_trains_the_same(path):
+    """The rungs between never train under one join point: the train function holds no step of theirs, and the
+    run is what it was with every rung's step traced (the same weights, exactly)."""
+    models = {}
+    for name, condition in (("two", conditions.Growth(epochs=0.5)), ("every", _GrowthOverEveryRung(epochs=0.5))):
+        model = tiny_ladder(condition, joint=True, **path)
+        _fit(model, n=64, epochs=2)
+        models[name] = model
+    assert models["two"].modes == (0, 2) and models["every"].modes == (0, 1, 2)
+    assert models["two"].counters() == models["every"].counters()
+    assert models["two"].counters()["rung_steps"][1] == 0
+    for a, b in zip(models["two"].weights, models["every"].weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)

@@ -96,18 +96,21 @@ def test_benchmark_tables_are_what_bench_makes_of_the_committed_json():
 
 
 def test_whole_run_tables_are_what_bench_makes_of_the_committed_json():
+    """The performance page's whole-run tables (`whole-run` blocks) are what `bench.py whole_run --table` prints
+    of the committed JSON: the prefix pair at the study's budget among them."""
     import re
 
     import bench
 
     with open(os.path.join(ROOT, "docs", "performance.md"), encoding="utf-8") as f:
         text = f.read()
-    commands = re.findall(r"python tools/bench\.py whole_run --table ((?:tools/examples/\S+\.json ?)+)", text)
-    assert commands, "the performance page's whole-run tables name their JSON with a whole_run --table command"
+    blocks = re.findall(r"<!-- begin whole-run ([^>]*?) -->", text)
+    for name in ("prefix14_ep6", "ladder_ep3"):
+        assert f"tools/examples/bench_whole_run_{name}.json" in " ".join(blocks), name
     lines = _lines("performance.md")
-    for paths in commands:
+    for paths in blocks:
         rows = _table_rows(bench.main(["whole_run", "--table", *paths.split()]))
-        assert len(rows) >= 4, paths
+        assert len(rows) >= 12, paths
         missing = [row for row in rows if row not in lines]
         assert not missing, f"docs/performance.md's whole-run table of {paths} differs from bench.py's: {missing[:2]}"
 
@@ -251,6 +254,19 @@ def test_the_quickstarts_result_and_references_are_the_committed_runs():
         )
         assert cell in text, cell
     assert f"| {total:.2f} TFLOPs in this run, {compute:.2f} alone |" in text, compute
+
+
+def test_the_stale_statistics_tables_are_what_the_tool_makes_of_the_committed_runs():
+    import stale_statistics
+
+    examples = os.path.join(ROOT, "tools", "examples")
+    table = stale_statistics.table(
+        os.path.join(examples, "pay_study_prefix14", "ep6"), os.path.join(examples, "clock_prefix14", "ep6")
+    )
+    rows = _table_rows(table)
+    assert len(rows) >= 10
+    missing = [row for row in rows if row not in _lines("performance.md")]
+    assert not missing, f"docs/performance.md's stale-statistics tables differ from the tool's: {missing[:2]}"
 
 
 def test_every_rung_tables_set_each_model_beside_its_network_alone():

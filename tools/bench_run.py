@@ -42,6 +42,17 @@ FLAGFILE = os.path.join(ROOT, "configs", "quickstart.flags")
 # The plain fit's recipe is the trainer's without what only a motivated run has.
 PLAIN_FLAGS = ("--condition=always", "--nojoint", "--rewarm_epochs=0", "--bn_statistics=private")
 BREAKDOWN = ("startup", "tracing", "train_steps", "validation", "statistics", "callbacks_and_backups", "fit_other")
+# The breakdown's phases as the tables name them.
+PHASES = {
+    "startup": "start-up (data, models)",
+    "tracing": "tracing",
+    "train_steps": "train steps",
+    "validation": "validation",
+    "statistics": "statistics recomputed",
+    "callbacks_and_backups": "callbacks and backups",
+    "fit_other": "other time in `fit`",
+    "finish": "finish (evaluation, saving)",
+}
 
 
 def parse_args(argv=None):
@@ -190,7 +201,7 @@ def run(args):
     finally:
         if own:
             shutil.rmtree(top, ignore_errors=True)
-    print(table([result]))
+    print(table(result))
     return result
 
 
@@ -203,7 +214,7 @@ def _commit():
         return None
 
 
-def _fmt_spread(s, fmt=".2f"):
+def fmt_spread(s, fmt=".2f"):
     return f"{s['median']:{fmt}} ({s['min']:{fmt}}-{s['max']:{fmt}})"
 
 
@@ -215,37 +226,81 @@ def _median_breakdown(arm, clock="cpu_time_s"):
     return {phase: statistics.median(run.get(phase, 0.0) for run in runs) for phase in (*BREAKDOWN, "finish", "total")}
 
 
-def table(results):
-    """Markdown: per JSON, the paired ratios (CPU and wall) with their range, the medians, the FLOPs ratio; then the
-    breakdown of each arm's CPU time (medians over the repeats)."""
-    lines = [
-        "| pair | epochs | repeats | reference | CPU time ratio | wall-clock ratio | trainer CPU s | reference CPU s "
-        "| training FLOPs ratio | load average |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        a, arms_ = r["args"], r["arms"]
-        reference = [k for k in arms_ if k != "trainer"]
-        ref_cpu = statistics.median(
-            sum(arms_[k]["cpu_s"][i] for k in reference) for i in range(len(arms_["trainer"]["cpu_s"]))
+def _outside(arm):
+    """Median CPU s of the process outside its in-run breakdown (imports before the run, exit after it)."""
+    pairs = [(c, r["time_breakdown"]) for c, r in zip(arm["cpu_s"], arm["reported"]) if r.get("time_breakdown")]
+    return statistics.median(c - t["cpu_time_s"]["total"] for c, t in pairs) if pairs else None
+
+
+def _alone_tflops(result, network):
+    """A reference network's training FLOPs trained alone for the trainer's steps (from the trainer's summary)."""
+    reported = result["arms"]["trainer"]["reported"][0]
+    flops, forward = reported.get("training_flops") or {}, reported.get("forward_flops") or {}
+    if "motivated_alone" not in flops:
+        return None
+    names = result["args"]["pair"].split(":")
+    by_network = dict(zip(names, forward.values()))
+    return flops["motivated_alone"] * by_network[network] / by_network[names[-1]] / 1e12
+
+
+def table(result):
+    """Markdown, the table of one run of the benchmark: a column per arm (the trainer's run, then each reference
+    network's plain fit) and the paired ratio; rows: the process's CPU and wall-clock time (medians over the
+    repeats), the training FLOPs, the largest network's accuracy, the load average, then each arm's CPU time per
+    phase of its run (`time_breakdown`, medians)."""
+    a, arms_ = result["args"], result["arms"]
+    names = list(arms_)
+    reference = names[1:]
+    trainer_flops = arms_["trainer"]["reported"][0].get("training_flops") or {}
+    header = [f"{a['pair']}, {a['epochs']} epochs", "trainer"]
+    header += [f"{k.split(':')[1]} plain `fit`" for k in reference]
+    header.append("trainer / " + (" + ".join(k.split(":")[1] for k in reference) if len(reference) > 1 else "plain"))
+    rows = [header, ["---"] * len(header)]
+
+    def row(label, cells, last=""):
+        rows.append([label, *cells, last])
+
+    loads = [x for entry in result["load"] for x in (entry["before"][0], entry["after"][0])]
+    row(
+        "repeats (interleaved)",
+        [str(len(arms_[k]["cpu_s"])) for k in names],
+        "" if result.get("complete") else "incomplete",
+    )
+    row(
+        "CPU s, process",
+        [f"{statistics.median(arms_[k]['cpu_s']):.0f}" for k in names],
+        fmt_spread(result["ratios"]["cpu_s"]),
+    )
+    row(
+        "wall-clock s, process",
+        [f"{statistics.median(arms_[k]['wall_s']):.0f}" for k in names],
+        fmt_spread(result["ratios"]["wall_s"]),
+    )
+    if "total" in trainer_flops:
+        total = (trainer_flops["total"] + trainer_flops.get("recalibration_for_validation", 0.0)) / 1e12
+        ratio = result.get("training_flops_ratio")
+        row(
+            "training TFLOPs",
+            [f"{total:.2f}", *(f"{_alone_tflops(result, k.split(':')[1]):.2f}" for k in reference)],
+            "" if ratio is None else f"{ratio:.2f}",
         )
-        loads = [x for entry in r["load"] for x in (entry["before"][0], entry["after"][0])]
-        flops = r.get("training_flops_ratio")
-        lines.append(
-            f"| {a['pair']} | {a['epochs']} | {len(arms_['trainer']['cpu_s'])} | "
-            f"{' + '.join(k.split(':')[1] for k in reference)} plain `fit` | {_fmt_spread(r['ratios']['cpu_s'])} | "
-            f"{_fmt_spread(r['ratios']['wall_s'])} | {statistics.median(arms_['trainer']['cpu_s']):.0f} | "
-            f"{ref_cpu:.0f} | {'' if flops is None else format(flops, '.2f')} | {min(loads):.1f}-{max(loads):.1f} |"
-        )
-    lines += ["", "| pair | epochs | run | " + " | ".join(BREAKDOWN) + " | finish | in-run total |"]
-    lines.append("|---|---|---|" + "---|" * (len(BREAKDOWN) + 2))
-    for r in results:
-        for name, arm in r["arms"].items():
-            median = _median_breakdown(arm)
-            if median:
-                cells = " | ".join(f"{median[p]:.1f}" for p in (*BREAKDOWN, "finish", "total"))
-                lines.append(f"| {r['args']['pair']} | {r['args']['epochs']} | {name} | {cells} |")
-    return "\n".join(lines)
+    accuracy = []
+    for k in names:
+        values = [r["accuracy"] for r in arms_[k]["reported"] if r.get("accuracy") is not None]
+        accuracy.append(f"{100 * statistics.median(values):.2f}" if values else "")
+    row("accuracy of the largest network, %", accuracy)
+    row("load average (1 min)", [f"{min(loads):.1f}-{max(loads):.1f}", *[""] * len(reference)])
+    medians = {k: _median_breakdown(arms_[k]) for k in names}
+    for phase, label in PHASES.items():
+        row(f"CPU s: {label}", [f"{medians[k][phase]:.1f}" if medians[k] else "" for k in names])
+    outside = [_outside(arms_[k]) for k in names]
+    row("CPU s: before and after the run", ["" if o is None else f"{o:.1f}" for o in outside])
+    return "\n".join("| " + " | ".join(r) + " |" if r[0] != "---" else "|" + "---|" * len(r) for r in rows)
+
+
+def tables(results):
+    """The table of each run, a blank line apart."""
+    return "\n\n".join(table(r) for r in results)
 
 
 # -- the plain fit (a child process) -----------------------------------------------------
@@ -306,7 +361,7 @@ def main(argv=None):
         for path in args.table:
             with open(path) as f:
                 results.append(json.load(f))
-        text = table(results)
+        text = tables(results)
         print(text)
         return text
     return run(args)

@@ -12,10 +12,11 @@ A block sits between two HTML comments, which neither the site nor GitHub shows:
 Its name says what writes it (`BLOCKS`): `evidence` (the policies against each network trained alone, the rows of
 `tools/pay_study.py --evidence`), `study <folder>` (a study's table, `pay_tables.tuned_table`), `rungs <folder>`
 (every model of a ladder or prefix pair against its network alone, `pay_tables.rung_study_table`), `bench <json>
-...` (a benchmark's table, `bench.py --table`, settings as columns), `quickstart-output` and `quickstart-table`
-(the committed quickstart run, tools/examples/quickstart), and so on. So a new committed run or study row reaches
-the pages by running `--write`, not by hand. README.md is docs/index.md with its links pointed into docs/: the front
-door and the site's home page say the same.
+...` (a benchmark's table, `bench.py --table`, settings as columns), `whole-run <json> ...` (`bench.py whole_run
+--table`), `stale-statistics <folder> <folder>` (`tools/stale_statistics.py`), `quickstart-output` and
+`quickstart-table` (the committed quickstart run, tools/examples/quickstart), and so on. So a new committed run or
+study row reaches the pages by running `--write`, not by hand. README.md is docs/index.md with its links pointed
+into docs/: the front door and the site's home page say the same.
 """
 
 import argparse
@@ -232,14 +233,45 @@ def transpose(markdown):
 def bench(*arguments):
     """`bench.py --table PATHS` with its settings as columns (its measures as rows); arguments that are not JSON
     paths keep only the measures whose name holds one of them (letters and digits compared, lower case)."""
-    import bench as bench_lib
+    import bench_tables
 
     paths = [a for a in arguments if a.endswith(".json")]
     keep = [a for a in arguments if not a.endswith(".json")]
-    rows = transpose(bench_lib.range_table([_read_json(p) for p in paths])).splitlines()
+    rows = transpose(bench_tables.range_table([_read_json(p) for p in paths])).splitlines()
     if keep:
         rows = rows[:3] + [r for r in rows[3:] if any(k in _letters(r.split(" | ")[0]) for k in keep)]
     return "\n".join(rows)
+
+
+def whole_run(*paths):
+    """`bench.py whole_run --table PATHS`: per committed whole-run benchmark, its arms as columns."""
+    import bench_run
+
+    return bench_run.tables([_read_json(p) for p in paths])
+
+
+def whole_run_line(path):
+    """The sentence that says what a committed whole run costs on the clock beside its FLOPs."""
+    import bench_run
+
+    r = _read_json(path)
+    a, ratios = r["args"], r["ratios"]
+    reference = " and ".join(k.split(":")[1] for k in r["arms"] if k != "trainer")
+    cpu = bench_run.fmt_spread(ratios["cpu_s"])
+    return (
+        f"On the clock, the whole run ({a['pair']}, {a['epochs']} epochs) costs {cpu} "
+        f"of plain `keras.Model.fit` of {reference} (the same data, pipeline, recipe and validation) in CPU time and "
+        f"{bench_run.fmt_spread(ratios['wall_s'])} in wall-clock, for {r['training_flops_ratio']:.2f} of its "
+        f"training FLOPs (medians and ranges of {len(r['arms']['trainer']['cpu_s'])} interleaved repeats on this "
+        f"project's 2-core VM, {r['date']}: [performance](performance.md#a-whole-run-on-the-clock))."
+    )
+
+
+def stale_statistics(every_read, stale_only):
+    """`tools/stale_statistics.py EVERY_READ STALE_ONLY`: accuracy with only stale statistics recomputed."""
+    import stale_statistics as stale_lib
+
+    return stale_lib.table(os.path.join(ROOT, every_read), os.path.join(ROOT, stale_only))
 
 
 def _letters(text):
@@ -276,6 +308,9 @@ BLOCKS = {
     "gammas": gammas,
     "first-study": first_study,
     "bench": bench,
+    "whole-run": whole_run,
+    "whole-run-line": whole_run_line,
+    "stale-statistics": stale_statistics,
 }
 
 

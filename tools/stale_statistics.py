@@ -7,14 +7,15 @@ default option recomputed every model's BatchNorm statistics at every read (befo
 the second with only stale statistics recomputed (`keras_motivation/engine/statistics.py`). Training never reads
 the statistics, so where the two runs of a seed trained alike (the same training loss at every epoch, which the
 table checks), the accuracies differ by the statistics alone. The second runs also report (`statistics_check`)
-their final models with every statistic recomputed from 40 other training batches. Prints a markdown table:
-per seed and as mean ± std, each model's final accuracy both ways, the paired difference, and the validation
-accuracy at each epoch's end, both ways.
+their final models with every statistic recomputed from 40 other training batches. Prints two markdown
+tables: per model and seed (and as mean ± std) the final accuracy both ways, the paired difference and the
+accuracy with all recomputed after training; then the validation accuracy at each epoch's end, both ways.
 """
 
 import argparse
 import csv
 import os
+import statistics
 import sys
 
 import runs as runs_lib
@@ -48,36 +49,41 @@ def table(every_read, stale_only, arm=ARM):
         losses = [[row["loss"] for row in runs[seed][1]] for runs in (old, new)]
         if losses[0] != losses[1]:
             raise SystemExit(f"seed {seed}: the two runs trained differently (training losses {losses}).")
-    head = ["seed", "recomputations", "model", "every read recomputed", "only stale recomputed", "difference"]
-    head.append("all recomputed after training")
-    lines = ["| " + " | ".join(head) + " |", "|---|---|---|---|---|---|---|"]
+    head = ["model, seed", "every read recomputed", "only stale recomputed", "difference", "all recomputed after"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|---|---|---|"]
     columns = {}
-    for seed in seeds:
-        (a, _), (b, _) = old[seed], new[seed]
-        batches = f"{a['activations']['recalibration_batches']} / {b['activations']['recalibration_batches']} batches"
-        for model in ("base", "motivated"):
+    for model in ("base", "motivated"):
+        for seed in seeds:
+            (a, _), (b, _) = old[seed], new[seed]
             values = (a[model]["accuracy"], b[model]["accuracy"], b["statistics_check"][model]["recomputed"])
             columns.setdefault(model, []).append(values)
             lines.append(
-                f"| {seed} | {batches} | {model} | {100 * values[0]:.2f} | {100 * values[1]:.2f} | "
+                f"| {model}, seed {seed} | {100 * values[0]:.2f} | {100 * values[1]:.2f} | "
                 f"{100 * (values[1] - values[0]):+.2f} | {100 * values[2]:.2f} |"
             )
-    for model, rows in columns.items():
-        every, stale, after = zip(*rows)
+        every, stale, after = zip(*columns[model])
         lines.append(
-            f"| {len(rows)} seeds | | {model} | {_fmt(every)} | {_fmt(stale)} | "
+            f"| {model}, {len(seeds)} seeds | {_fmt(every)} | {_fmt(stale)} | "
             f"{_fmt([s - e for s, e in zip(stale, every)], '+.2f')} | {_fmt(after)} |"
         )
+    batches = [[runs[s][0]["activations"]["recalibration_batches"] for s in seeds] for runs in (old, new)]
+    lines.append(
+        f"| batches recomputed in a run | {statistics.median(batches[0]):g} | {statistics.median(batches[1]):g} | | |"
+    )
+    # The validation accuracy at each epoch's end (mean ± std over the seeds): the epochs as rows.
     epochs = len(old[seeds[0]][1])
     lines += [
         "",
-        "| model | " + " | ".join(f"epoch {e + 1}" for e in range(epochs)) + " |",
-        "|---|" + "---|" * epochs,
+        "| epoch | base, every read | base, only stale | motivated, every read | motivated, only stale |",
+        "|---|---|---|---|---|",
     ]
-    for model, key in (("base", "val_accuracy"), ("motivated", "val_motivated_accuracy")):
-        for label, runs in (("every read recomputed", old), ("only stale recomputed", new)):
-            cells = [_fmt([float(runs[s][1][e][key]) for s in seeds]) for e in range(epochs)]
-            lines.append(f"| {model}, {label} | " + " | ".join(cells) + " |")
+    for e in range(epochs):
+        cells = [
+            _fmt([float(runs[s][1][e][key]) for s in seeds])
+            for key in ("val_accuracy", "val_motivated_accuracy")
+            for runs in (old, new)
+        ]
+        lines.append(f"| {e + 1} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

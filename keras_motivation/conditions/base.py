@@ -86,6 +86,11 @@ class Condition(keras.layers.Layer):
         """The rung that trains the next batch, asked before the step (`selects_before_step`)."""
         return mode
 
+    def reachable_modes(self):
+        """The modes this condition can choose, the base's first (every epoch starts on it): the engine traces
+        the steps of these only. Every rung, unless a rule never chooses some."""
+        return tuple(range(self.rungs))
+
     def replica_signals(self, model, loss_fn, gradients):
         """Extra inputs of `update`, computed in each replica after the step."""
         return {}

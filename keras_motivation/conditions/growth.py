@@ -80,6 +80,13 @@ class Growth(Condition):
         # smaller one too).
         return ops.where(ops.greater_equal(self.step.value, self.at_step.value), self.rungs - 1, 0)
 
+    def reachable_modes(self):
+        # One join point: the rungs between the base and the largest never train alone, so the train function
+        # holds no step of theirs (a ladder's tracing, and the untaken branch its executor walks at every step).
+        if isinstance(self.epochs, list):
+            return super().reachable_modes()
+        return (0, self.rungs - 1)
+
     def update(self, loss, mode, signals=None):
         self.step.assign_add(1)
         return mode

@@ -37,7 +37,9 @@ mode's step is its own graph with no branch on the mode; elsewhere
   on every replica, returning the raw loss and the condition's signals;
 - its place in `model.modes`: `train_function.device_loop` runs one
   `tf.while_loop` per mode in that order, and the one-step paths build one
-  function per mode from it;
+  function per mode from it (only the modes the condition can choose,
+  `Condition.reachable_modes`: a growth with one join point traces no step
+  of the rungs between);
 - its switch in `switching.py`: what `_switch_ops(current, target)` copies.
 The condition's answers are modes, for a pair as for a ladder: its choice
 before a step (`select`, for the conditions that make one), which

@@ -121,8 +121,9 @@ class Switching:
 
     @property
     def modes(self):
-        """The modes, in the order the device loop runs them: the rung indices."""
-        return tuple(range(len(self._rung_steps)))
+        """The modes the train function traces, in the order the device loop runs them: the rung indices the
+        condition can choose (`Condition.reachable_modes`: every rung, or a growth's base and largest rung)."""
+        return tuple(self.condition.reachable_modes())
 
     def set_copies(self, copies):
         """What a switch copies, per neighbouring pair of rungs: weights-map entries (the mapped
@@ -161,9 +162,13 @@ class Switching:
         static = static_mode(mode)
         if static is not None:
             return fn(static)
-        if len(self.modes) == 2:
-            return tf.cond(tf.equal(mode, 1), lambda: fn(1), lambda: fn(0))
-        return tf.switch_case(mode, [lambda m=m: fn(m) for m in self.modes])
+        modes = self.modes
+        if len(modes) == 1:
+            return fn(modes[0])
+        if len(modes) == 2:
+            return tf.cond(tf.equal(mode, modes[1]), lambda: fn(modes[1]), lambda: fn(modes[0]))
+        # More than two modes are every rung (`reachable_modes`): the mode is the branch's index.
+        return tf.switch_case(mode, [lambda m=m: fn(m) for m in modes])
 
     def _switch_from(self, current, target):
         """Switches from the mode `current` to `target` when they differ.
@@ -218,7 +223,7 @@ class Switching:
             "activations": int(self._activations.numpy()),
             "recalibration_batches": int(self._recalibrated_batches.numpy()),
         }
-        if len(self.modes) > 2:
+        if len(self._rung_steps) > 2:
             upper = [int(v.numpy()) for v in self._rung_steps[1:]]
             out["rung_steps"] = [out["steps"] - sum(upper), *upper]
         return out
