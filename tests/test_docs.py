@@ -235,11 +235,13 @@ requires_chromium = pytest.mark.skipif(
     reason="needs Chromium: apt-get install chromium-headless-shell (./test.sh installs it when run as root)",
 )
 # Set on the page once it has loaded: its images that did not load, and its tables and code blocks whose content
-# is wider than their box (a reader would have to scroll sideways).
+# is wider than their box (a reader would have to scroll sideways). Material's script wraps each table in a
+# scrolling box (.md-typeset__scrollwrap) and lets the table grow: that box is the one a wide table overflows.
 CHECK = """<script>
 window.addEventListener("load", function () {
   var broken = Array.from(document.images).filter(function (i) { return !i.complete || i.naturalWidth === 0; });
-  var boxes = document.querySelectorAll(".md-content table, .md-content pre > code");
+  var boxes = document.querySelectorAll(
+    ".md-content .md-typeset__scrollwrap, .md-content table, .md-content pre > code");
   var cut = Array.from(boxes).filter(function (e) { return e.scrollWidth > e.clientWidth + 1; });
   document.documentElement.setAttribute("data-check", JSON.stringify({
     broken: broken.map(function (i) { return i.getAttribute("src"); }),
@@ -264,12 +266,15 @@ class _Site(http.server.SimpleHTTPRequestHandler):
         if not path.endswith(".html") or not os.path.exists(path):
             return super().send_head()
         with open(path, encoding="utf-8") as f:
-            body = f.read().replace("</body>", CHECK + "</body>").encode("utf-8")
+            body = self.page(f.read()).replace("</body>", CHECK + "</body>").encode("utf-8")
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         return io.BytesIO(body)
+
+    def page(self, text):
+        return text
 
     def log_message(self, *args):
         pass
@@ -319,6 +324,38 @@ def _check_pages(base, pages):
         problems += [f"/{page}: broken image {src}" for src in found["broken"]]
         problems += [f"/{page}: cut off at 1280 px: {what}" for what in found["cut"]]
     assert not problems, problems
+
+
+class _WiderSite(_Site):
+    """The built site with a table of 12 wide columns, a 200-character code line and an image that does not exist
+    under the glossary's title."""
+
+    WIDE = (
+        '<img src="no-such-figure.png" alt="missing">'
+        "<table><tr>"
+        + "".join(f"<td>column_{i}_without_a_break</td>" for i in range(12))
+        + "</tr></table><pre><code>x = "
+        + "a" * 200
+        + "</code></pre>"
+    )
+
+    def page(self, text):
+        return text.replace("</h1>", "</h1>" + self.WIDE, 1) if self.path.startswith("/glossary") else text
+
+
+@requires_chromium
+@pytest.mark.xdist_group("site")
+def test_the_browser_check_finds_a_cut_off_table_a_cut_off_code_line_and_a_broken_image(built_site):
+    """What the checks below would miss if Material's scrolling box around tables went unmeasured (about 3 s)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_WiderSite, directory=built_site))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _, found = _open(f"http://127.0.0.1:{server.server_address[1]}/glossary/")
+    finally:
+        server.shutdown()
+    assert any(cut.startswith("DIV ") and "column_0" in cut for cut in found["cut"]), found
+    assert any(cut.startswith("CODE ") for cut in found["cut"]), found
+    assert found["broken"] == ["no-such-figure.png"], found
 
 
 @requires_chromium
