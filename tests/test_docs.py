@@ -167,7 +167,8 @@ def _text(markup):
 @pytest.mark.xdist_group("site")
 def test_the_reference_shows_each_public_names_signature(built_site):
     """Each public name has its heading under the name users import and its signature apart (the callable's name,
-    then its arguments) right below it, before any other heading; an exception class has no arguments to show."""
+    then its arguments; a constant's name, then its value) right below it, before any other heading; an exception
+    class has no arguments to show."""
     missing = []
     for name, page in _reference_names().items():
         with open(os.path.join(built_site, page[: -len(".md")], "index.html"), encoding="utf-8") as f:
@@ -184,7 +185,10 @@ def test_the_reference_shows_each_public_names_signature(built_site):
         end = text.find("doc-heading", text.find("</h", heading))  # the next object's heading
         own = text[heading : end if end > 0 else len(text)]
         signature = re.search(r'class="[^"]*doc-signature[^"]*"[^>]*>(.*?)</code>', own, re.S)
-        if not signature or not _text(signature.group(1)).strip().startswith(f"{short}("):
+        # A constant (policy.DEFAULT) shows its value: "DEFAULT = Policy(...)".
+        symbol = re.search(r"doc-symbol-(?!heading)(\w+)", own)
+        opens = f"{short} = " if symbol and symbol.group(1) == "attribute" else f"{short}("
+        if not signature or not _text(signature.group(1)).strip().startswith(opens):
             missing.append(f"{name}: no signature")
     assert not missing, missing
     for page in set(_reference_names().values()):

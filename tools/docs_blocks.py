@@ -136,14 +136,24 @@ def evidence():
     return "\n".join(lines)
 
 
+# What a study's rows are, above its table (the study pages sit in docs/studies/, beside no glossary).
+STUDY_ROWS = (
+    "Rows `X-C-lr<rate>` and `Y-C-lr<rate>` are the base's network and the bigger one [trained\n"
+    "alone](../glossary.md#trained-alone) at that learning rate (the paper's X-C and Y-C, the runs' folders); the\n"
+    "others are dual runs, each named by its [arm](../glossary.md#arm)."
+)
+
+
 def study(folder):
-    """A study's table: every arm at each budget against each network trained alone at its best rate."""
+    """A study's table: every arm at each budget against each network trained alone at its best rate, below a
+    line that says what its rows are."""
     import pay_tables
 
     table = pay_tables.tuned_table(os.path.join(EXAMPLES, folder))
     head, rest = table.split("\n", 1)
     # The columns in plain words: X-C and Y-C (the paper's names, still the runs' folders) are each network alone.
-    return head.replace("base − X-C", "base − alone").replace("motivated − Y-C", "motivated − alone") + "\n" + rest
+    head = head.replace("base − X-C", "base − alone").replace("motivated − Y-C", "motivated − alone")
+    return f"{STUDY_ROWS}\n\n{head}\n{rest}"
 
 
 def ladder(folder):
