@@ -18,7 +18,6 @@ door and the site's home page say the same.
 """
 
 import argparse
-import glob
 import json
 import os
 import re
@@ -72,34 +71,23 @@ def quickstart_run():
     )
 
 
-def _alone(folder, epochs, role):
-    """{rate: [summary of each seed]} of one network trained alone in a committed study (its X-C or Y-C runs)."""
-    runs = {}
-    for path in sorted(glob.glob(os.path.join(folder, f"ep{epochs}", f"{role}-lr*", "seed*", "summary.json"))):
-        with open(path) as f:
-            runs.setdefault(path.split(os.sep)[-3].split("-lr")[1], []).append(json.load(f))
-    return runs
-
-
 def quickstart_table():
     """The quickstart's two models beside each network trained alone at the same budget (its best rate, 3 seeds),
     and the training compute of each."""
+    import pay_tables
+
     from keras_motivation import summary_json as summary_lib
 
     summary, _ = _quickstart()
     epochs = summary["epochs"]
+    groups = pay_tables.summaries(QUICKSTART_TWINS)
     lines = [
         f"| model | this run (seed 0) | trained alone, {epochs} epochs | training compute |",
         "|---|---|---|---|",
     ]
     compute_alone = 0.0
     for role, model in (("X-C", "base"), ("Y-C", "motivated")):
-        runs = _alone(QUICKSTART_TWINS, epochs, role)
-        most = max(len(m) for m in runs.values())
-        rate, best = max(
-            ((rate, m) for rate, m in runs.items() if len(m) == most),
-            key=lambda rm: statistics.mean(summary_lib.accuracy(s, model) for s in rm[1]),
-        )
+        rate, best = pay_tables.best_alone(groups, epochs, role, model)
         values = [100 * summary_lib.accuracy(s, model) for s in best]
         flops = statistics.mean(summary_lib.training_flops(s, "total") for s in best) / 1e12
         compute_alone += flops
@@ -182,17 +170,18 @@ def first_study(part):
     its pays tables, or `statistics`."""
     import pays_report
     import report
+    import runs as runs_lib
 
-    runs = report.find_runs([os.path.join(EXAMPLES, "pay_study")])
+    runs = runs_lib.find_runs([os.path.join(EXAMPLES, "pay_study")])
     if part == "statistics":
         return report.statistics_markdown(report.statistics_rows(runs)).strip("\n")
     pays = pays_report.pays_markdown(pays_report.classical_front(runs), pays_report.pays_rows(runs))
-    tables = ["\n".join(t) for t in _tables(pays)]
+    tables = ["\n".join(t) for t in markdown_tables(pays)]
     index, columns = FIRST_STUDY_PARTS[part]
     return tables[index] if columns is None else select_columns(tables[index], columns)
 
 
-def _tables(markdown):
+def markdown_tables(markdown):
     """The tables of a markdown text, each as its lines."""
     tables, current = [], []
     for line in markdown.splitlines() + [""]:
