@@ -84,6 +84,8 @@ REQUIRED_NAMES = (
     "keras_motivation.MotivatedModel",
     "keras_motivation.JointStep",
     "keras_motivation.Policy",
+    "keras_motivation.policy.DEFAULT",
+    "keras_motivation.policy.get",
     "keras_motivation.WeightsMap",
     "keras_motivation.conditions.Growth",
     "keras_motivation.conditions.ConsecutiveDecrease",
@@ -195,6 +197,30 @@ def test_the_reference_shows_each_public_names_signature(built_site):
         with open(os.path.join(built_site, page[: -len(".md")], "index.html"), encoding="utf-8") as f:
             shown = [word for word in INTERNALS if word in _text(f.read())]
         assert not shown, f"{page} shows internals {shown}"
+
+
+@pytest.mark.xdist_group("site")
+def test_the_reference_shows_the_policy_object_ladders_and_the_joint_steps_weights(built_site):
+    """What the engine gained lately is on its reference pages, typed: the policy object MotivatedModel takes, every
+    rung's predictions and weights, and the joint step's per-model weights, equilibrium and teachers."""
+
+    def page(name):
+        with open(os.path.join(built_site, "reference", name, "index.html"), encoding="utf-8") as f:
+            return " ".join(_text(f.read()).split())
+
+    engine, policy = page("engine"), page("policy")
+    for shown in (
+        "policy (Policy | None, default: None )",
+        "predict_every_rung(x,",
+        "get_weights()",
+        "set_weights(weights)",
+        "weights (Sequence[float] | None, default: None )",
+        "equilibrium (bool, default: False )",
+        "distillation_teachers (str, default: 'largest' )",
+    ):
+        assert shown in engine, shown
+    assert 'DEFAULT = Policy( condition="growth:epochs=0.45",' in policy
+    assert "PAPER = dataclasses.replace(" in policy
 
 
 # -- code blocks ----------------------------------------------------------------------------------
