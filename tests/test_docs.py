@@ -7,6 +7,7 @@ import functools
 import glob
 import html
 import http.server
+import importlib.util
 import io
 import json
 import os
@@ -22,13 +23,30 @@ from testing_utils import ROOT
 DOCS = os.path.join(ROOT, "docs")
 
 
+def _hook(name):
+    """docs/hooks/<name>.py as a module (by its path: the site hook's name is also the standard library's)."""
+    spec = importlib.util.spec_from_file_location(f"hook_{name}", os.path.join(DOCS, "hooks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _flags_hook():
-    sys.path.insert(0, os.path.join(DOCS, "hooks"))
-    try:
-        import flags_reference
-    finally:
-        sys.path.pop(0)
-    return flags_reference
+    return _hook("flags_reference")
+
+
+def test_the_site_links_its_repository_and_says_the_packages_version(monkeypatch):
+    """docs/hooks/site.py: the header's repository link from $KERAS_MOTIVATION_REPO_URL (else the clone's origin
+    remote, as a web address), and the footer's version from keras_motivation/version.py."""
+    from keras_motivation import version
+
+    site = _hook("site")
+    monkeypatch.setenv("KERAS_MOTIVATION_REPO_URL", "git@example.org:owner/keras-motivation.git")
+    config = site.on_config({"repo_url": None})
+    assert config["repo_url"] == "https://example.org/owner/keras-motivation"
+    assert config["copyright"] == f"keras-motivation {version.__version__}"
+    # A repo_url written in mkdocs.yml wins.
+    assert site.on_config({"repo_url": "https://example.org/x"})["repo_url"] == "https://example.org/x"
 
 
 def test_the_flags_reference_is_written_from_every_config_field():
