@@ -35,6 +35,7 @@ STUDY_PAGES = {
     "pay_study_vit_d2_d4": "studies/vit-depth-pair.md",
     "prefix_ladder": "studies/prefix-ladder.md",
 }
+EVERY_RUNG = "studies/every-rung.md"
 
 
 def _table_rows(markdown):
@@ -248,3 +249,20 @@ def test_the_quickstarts_result_and_references_are_the_committed_runs():
         )
         assert cell in text, cell
     assert f"| {total:.2f} TFLOPs in this run, {compute:.2f} alone |" in text, compute
+
+
+def test_every_rung_tables_set_each_model_beside_its_network_alone():
+    """Issue 45's studies: each committed arm of every_rung_* beside the default's committed rows, every model with
+    its network trained alone found (a difference, not a blank), on the page as its `rungs` block."""
+    import pay_tables
+
+    page = _lines(EVERY_RUNG)
+    for folder, defaults in pay_tables.RUNG_STUDIES.items():
+        assert f"<!-- begin rungs {folder} -->" in page, folder
+        rows = pay_tables.rung_rows(None, pay_tables.rung_study_arms(folder))
+        assert len(rows) > len(defaults), f"{folder}: no committed arm beside the default's"
+        for row in rows:
+            assert all(m["difference"] is not None for m in row["models"]), (folder, row["arm"])
+            assert 0.9 < row["flops_vs_largest"] <= 1.0, (folder, row["arm"], row["flops_vs_largest"])
+        missing = [r for r in _table_rows(pay_tables.rung_study_table(folder)) if r not in page]
+        assert not missing, f"docs/{EVERY_RUNG}'s table of {folder} differs from its runs: {missing[:2]}"

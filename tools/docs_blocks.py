@@ -10,10 +10,11 @@ A block sits between two HTML comments, which neither the site nor GitHub shows:
     <!-- end evidence -->
 
 Its name says what writes it (`BLOCKS`): `evidence` (the policies against each network trained alone, the rows of
-`tools/pay_study.py --evidence`), `study <folder>` (a study's table, `pay_tables.tuned_table`), `bench <json> ...`
-(a benchmark's table, `bench.py --table`, settings as columns), `quickstart-output` and `quickstart-table` (the
-committed quickstart run, tools/examples/quickstart), and so on. So a new committed run or study row reaches the
-pages by running `--write`, not by hand. README.md is docs/index.md with its links pointed into docs/: the front
+`tools/pay_study.py --evidence`), `study <folder>` (a study's table, `pay_tables.tuned_table`), `rungs <folder>`
+(every model of a ladder or prefix pair against its network alone, `pay_tables.rung_study_table`), `bench <json>
+...` (a benchmark's table, `bench.py --table`, settings as columns), `quickstart-output` and `quickstart-table`
+(the committed quickstart run, tools/examples/quickstart), and so on. So a new committed run or study row reaches
+the pages by running `--write`, not by hand. README.md is docs/index.md with its links pointed into docs/: the front
 door and the site's home page say the same.
 """
 
@@ -150,6 +151,13 @@ def ladder(folder):
     return pay_tables.ladder_table(os.path.join(EXAMPLES, folder))
 
 
+def rungs(folder):
+    """An issue-45 study's table: the default and every arm of `folder`, each model against its network alone."""
+    import pay_tables
+
+    return pay_tables.rung_study_table(folder)
+
+
 def gammas(folder):
     """The differential blocks' gammas, as committed beside the study (gammas.md)."""
     with open(os.path.join(EXAMPLES, folder, "gammas.md"), encoding="utf-8") as f:
@@ -259,6 +267,7 @@ BLOCKS = {
     "evidence": evidence,
     "study": study,
     "ladder": ladder,
+    "rungs": rungs,
     "gammas": gammas,
     "first-study": first_study,
     "bench": bench,

@@ -5,6 +5,7 @@ README's evidence, the differential blocks' gammas.
 
 import json
 import os
+import re
 import statistics
 import sys
 
@@ -32,18 +33,10 @@ def best_alone(groups, epochs, arm, model):
     there (all three once the sweep is done; the 6-epoch front has the tuned rate only); None without one."""
     from keras_motivation import summary_json as summary_lib
 
-    rates = {
-        name.split("-lr", 1)[1]: members
-        for (e, name), members in groups.items()
-        if e == epochs and name.startswith(f"{arm}-lr")
-    }
-    if not rates:
-        return None
-    most = max(len(members) for members in rates.values())
-    return max(
-        ((rate, m) for rate, m in rates.items() if len(m) == most),
-        key=lambda rate_members: statistics.mean(100 * summary_lib.accuracy(s, model) for s in rate_members[1]),
-    )
+    rates = {n.split("-lr", 1)[1]: m for (e, n), m in groups.items() if e == epochs and n.startswith(f"{arm}-lr")}
+    most = max((len(m) for m in rates.values()), default=0)
+    tops = [(rate, m) for rate, m in rates.items() if len(m) == most]
+    return max(tops, key=lambda rm: statistics.mean(100 * summary_lib.accuracy(s, model) for s in rm[1]), default=None)
 
 
 def _best_classical(groups, epochs, arm, model):
@@ -160,7 +153,8 @@ def rung_rows(out, arms=None):
             folder = os.path.join(EXAMPLES, study)
             groups[(folder, epochs, arm)] = summaries(folder)[(epochs, arm)]
     rows = []
-    for (folder, epochs, arm), members in sorted(groups.items()):
+    # A study's arms in name order; arms given, in their order.
+    for (folder, epochs, arm), members in sorted(groups.items()) if arms is None else groups.items():
         seed_dir = os.path.join(folder, f"ep{epochs}", arm)
         config = runs_lib.read_run(os.path.join(seed_dir, sorted(os.listdir(seed_dir))[0]))["config"]
         networks = config["pair"].split(":")
@@ -206,6 +200,59 @@ def rung_table(out=None, arms=None):
         cells += [""] * (width - len(cells))
         cost = [("—" if v is None else f"{v:.2f}") for v in (r["flops_vs_largest"], r["cpu_vs_largest"])]
         lines.append(f"| {r['arm']} | {r['epochs']} | {r['seeds']} | " + " | ".join(cells + cost) + " |")
+    return "\n".join(lines)
+
+
+def arm_label(arm):
+    """A joint arm's plain name for the pages: "default, lr 0.05"; "base weight 4, equilibrium, lr 0.2";
+    "... distillation 0.5 from every larger model"."""
+    match = re.fullmatch(
+        r"grow0\.45-joint-paper-bw(?P<bw>[\d.]+)(?P<eq>-eq)?(?:-distill(?P<d>[\d.]+)(?P<all>all)?)?"
+        r"-rewarm0\.1-recalibrated-lr(?P<lr>[\d.]+)",
+        arm,
+    )
+    if not match:
+        return arm
+    if match["bw"] == "2" and not match["eq"] and not match["d"]:
+        return f"default, lr {match['lr']}"
+    parts = [f"base weight {match['bw']}"] + (["equilibrium"] if match["eq"] else [])
+    if match["d"]:
+        parts.append(f"distillation {match['d']} from " + ("every larger model" if match["all"] else "the largest"))
+    return ", ".join(parts + [f"lr {match['lr']}"])
+
+
+# Issue 45's studies (every model of a ladder or prefix pair against the same network trained alone): each folder
+# under tools/examples with the default policy's committed runs it is read beside ((study, epochs, arm) each).
+RUNG_STUDIES = {
+    "every_rung_ladder": [("prefix_ladder", 6, f"{DEFAULT_ARM[: -len('-lr0.1')]}-lr{lr}") for lr in ("0.05", "0.1")],
+    "every_rung_prefix20": [
+        ("pay_study_prefix20", 6, f"{DEFAULT_ARM[: -len('-lr0.1')]}-lr{lr}") for lr in ("0.05", "0.1")
+    ],
+}
+
+
+def rung_study_arms(folder):
+    """[(study, epochs, arm)] of a RUNG_STUDIES folder: the default's committed arms, then every arm of `folder`."""
+    return list(RUNG_STUDIES[folder]) + [(folder, e, a) for e, a in sorted(summaries(os.path.join(EXAMPLES, folder)))]
+
+
+def rung_study_table(folder):
+    """A RUNG_STUDIES folder's page table: the default's rows, then every arm of the folder, each model's accuracy
+    and its difference from the same network trained alone (mean ± sd over seeds), smallest first, and the
+    run's training FLOPs against the largest network alone."""
+    rows = rung_rows(None, rung_study_arms(folder))
+    width = max(len(r["models"]) for r in rows)
+    lines = [
+        "| policy | seeds | "
+        + " | ".join(f"model {i + 1} (− alone)" for i in range(width))
+        + " | FLOPs / largest alone |",
+        "|---|---|" + "---|" * width + "---|",
+    ]
+    for r in rows:
+        cells = [f"`{m['network']}` {_fmt((m['mean'], m['sd']))} ({m['difference']:+.2f})" for m in r["models"]]
+        lines.append(
+            f"| {arm_label(r['arm'])} | {r['seeds']} | " + " | ".join(cells) + f" | {r['flops_vs_largest']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -288,15 +335,23 @@ def evidence_rows(evidence=EVIDENCE):
     rows = []
     for label, study, epochs, arm in evidence:
         members, pair = _arm_runs(study, epochs, arm)
-        groups = summaries(os.path.join(EXAMPLES, TUNED_STUDIES[pair]))
         twins = {}
-        for role, model in (("X-C", "base"), ("Y-C", "motivated")):
-            # The accuracy at the best rate; the compute is the same at every rate.
-            sweep = next(m for (e, name), m in sorted(groups.items()) if e == epochs and name.startswith(f"{role}-lr"))
-            twins[role] = (
-                _best_classical(groups, epochs, role, model),
-                statistics.mean(summary_lib.training_flops(s, "total") for s in sweep),
-            )
+        if pair in TUNED_STUDIES:
+            groups = summaries(os.path.join(EXAMPLES, TUNED_STUDIES[pair]))
+            for role, model in (("X-C", "base"), ("Y-C", "motivated")):
+                # The accuracy at the best rate; the compute is the same at every rate.
+                sweep = next(
+                    m for (e, name), m in sorted(groups.items()) if e == epochs and name.startswith(f"{role}-lr")
+                )
+                twins[role] = (
+                    _best_classical(groups, epochs, role, model),
+                    statistics.mean(summary_lib.training_flops(s, "total") for s in sweep),
+                )
+        else:  # a ladder: its smallest and largest model against their networks alone, every network's compute
+            kwargs = runs_lib.read_run(os.path.join(EXAMPLES, study, f"ep{epochs}", arm, "seed0"))["config"]
+            alone = [twin(network, epochs, kwargs["model_kwargs"]) for network in pair.split(":")]
+            twins["X-C"] = (alone[0][0], sum(a[2] for a in alone[:-1]))
+            twins["Y-C"] = (alone[-1][0], alone[-1][2])
         compute = statistics.mean(summary_lib.training_flops(s, "total") for s in members)
         row = {
             "policy": label,
