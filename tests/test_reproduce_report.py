@@ -459,7 +459,7 @@ def test_the_tools_read_runs_through_one_reader_and_one_mean_sd(tmp_path):
     assert runs.read_run(str(tmp_path / "unfinished")) is None
     study = runs.study_runs(TUNED)
     assert [r["dir"] for r in study[(3, "X-C-lr0.4")]] == [os.path.join(arm, s) for s in seeds]
-    assert pay_tables._summaries(TUNED)[(3, "X-C-lr0.4")] == [r["summary"] for r in study[(3, "X-C-lr0.4")]]
+    assert pay_tables.summaries(TUNED)[(3, "X-C-lr0.4")] == [r["summary"] for r in study[(3, "X-C-lr0.4")]]
     assert {r["dir"] for r in report.find_runs([arm])} == {os.path.join(arm, s) for s in seeds}
     assert runs.mean_sd([1.0, 3.0, None, float("nan")]) == (2.0, pytest.approx(2**0.5))
     assert runs.mean_sd([2.0]) == (2.0, None) and runs.mean_sd([]) == (None, None)

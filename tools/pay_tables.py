@@ -17,7 +17,7 @@ from pay_study import GAMMAS_FILE  # noqa: E402
 from pay_study import ROOT  # noqa: E402
 
 
-def _summaries(out):
+def summaries(out):
     """{(epochs, arm): [summary of each finished seed]} of a study directory OUT/ep<E>/<arm>/seed<S>."""
     return {key: [run["summary"] for run in members] for key, members in runs_lib.study_runs(out).items()}
 
@@ -27,19 +27,24 @@ def _fmt(mean_sd, missing=""):
     return runs_lib.fmt_mean_sd(*mean_sd) or missing
 
 
-def _best_classical(groups, epochs, arm, model):
-    """The mean accuracy (%) of `arm` (X-C or Y-C; `model`: "base" or "motivated") at its best rate at `epochs`,
-    among its rates with the most finished seeds there (all three once the sweep is done; the 6-epoch front has
-    the tuned rate only)."""
+def best_alone(groups, epochs, arm, model):
+    """(rate, [summary of each seed]) of `arm` (X-C or Y-C: a network trained alone; `model`: "base" or
+    "motivated") at its best rate at `epochs` of `summaries(out)`, among its rates with the most finished seeds
+    there (all three once the sweep is done; the 6-epoch front has the tuned rate only); None without one."""
     from keras_motivation import summary_json as summary_lib
 
-    rates = {name: members for (e, name), members in groups.items() if e == epochs and name.startswith(f"{arm}-lr")}
-    if not rates:
-        return None
-    most = max(len(members) for members in rates.values())
-    return max(
-        statistics.mean(100 * summary_lib.accuracy(s, model) for s in m) for m in rates.values() if len(m) == most
-    )
+    rates = {n.split("-lr", 1)[1]: m for (e, n), m in groups.items() if e == epochs and n.startswith(f"{arm}-lr")}
+    most = max((len(m) for m in rates.values()), default=0)
+    tops = [(rate, m) for rate, m in rates.items() if len(m) == most]
+    return max(tops, key=lambda rm: statistics.mean(100 * summary_lib.accuracy(s, model) for s in rm[1]), default=None)
+
+
+def _best_classical(groups, epochs, arm, model):
+    """The mean accuracy (%) of `best_alone`'s runs, or None."""
+    from keras_motivation import summary_json as summary_lib
+
+    best = best_alone(groups, epochs, arm, model)
+    return None if best is None else statistics.mean(100 * summary_lib.accuracy(s, model) for s in best[1])
 
 
 def tuned_table(out):
@@ -48,7 +53,7 @@ def tuned_table(out):
     the same epochs."""
     from keras_motivation import summary_json as summary_lib
 
-    groups = _summaries(out)
+    groups = summaries(out)
     lines = [
         "| arm | epochs | seeds | training TFLOPs | CPU s | base % | motivated % | base − X-C | motivated − Y-C |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -86,7 +91,7 @@ def ladder_table(out):
     seeds; one seed: the mean alone), smallest first, and its compute. Each model's twin is in its pair's study."""
     from keras_motivation import summary_json as summary_lib
 
-    groups = _summaries(out)
+    groups = summaries(out)
     names = summary_lib.rung_names(max(len(summary_lib.model_names(s["pair"])) for m in groups.values() for s in m))
     lines = [
         "| arm | epochs | seeds | training TFLOPs | CPU s | " + " | ".join(f"{n} %" for n in names) + " |",
@@ -110,7 +115,7 @@ def twin(network, epochs, model_kwargs):
         if network not in names:
             continue
         role, model = ("X-C", "base") if names.index(network) == 0 else ("Y-C", "motivated")
-        groups = _summaries(os.path.join(EXAMPLES, study))
+        groups = summaries(os.path.join(EXAMPLES, study))
         runs = {n: m for (e, n), m in groups.items() if e == epochs and n.startswith(f"{role}-lr")}
         folder = os.path.join(EXAMPLES, study, f"ep{epochs}")
         runs = {
@@ -141,12 +146,12 @@ def rung_rows(out, arms=None):
     from keras_motivation import summary_json as summary_lib
 
     if arms is None:
-        groups = {(out, e, a): m for (e, a), m in _summaries(out).items() if not a.startswith(("X-C", "Y-C"))}
+        groups = {(out, e, a): m for (e, a), m in summaries(out).items() if not a.startswith(("X-C", "Y-C"))}
     else:
         groups = {}
         for study, epochs, arm in arms:
             folder = os.path.join(EXAMPLES, study)
-            groups[(folder, epochs, arm)] = _summaries(folder)[(epochs, arm)]
+            groups[(folder, epochs, arm)] = summaries(folder)[(epochs, arm)]
     rows = []
     # A study's arms in name order; arms given, in their order.
     for (folder, epochs, arm), members in sorted(groups.items()) if arms is None else groups.items():
@@ -232,7 +237,7 @@ RUNG_STUDIES = {
 
 def rung_study_arms(folder):
     """[(study, epochs, arm)] of a RUNG_STUDIES folder: the default's committed arms, then every arm of `folder`."""
-    return list(RUNG_STUDIES[folder]) + [(folder, e, a) for e, a in sorted(_summaries(os.path.join(EXAMPLES, folder)))]
+    return list(RUNG_STUDIES[folder]) + [(folder, e, a) for e, a in sorted(summaries(os.path.join(EXAMPLES, folder)))]
 
 
 def rung_study_table(folder):
@@ -346,7 +351,7 @@ def evidence_rows(evidence=EVIDENCE):
         members, pair = _arm_runs(study, epochs, arm)
         twins = {}
         if pair in TUNED_STUDIES:
-            groups = _summaries(os.path.join(EXAMPLES, TUNED_STUDIES[pair]))
+            groups = summaries(os.path.join(EXAMPLES, TUNED_STUDIES[pair]))
             for role, model in (("X-C", "base"), ("Y-C", "motivated")):
                 # The accuracy at the best rate; the compute is the same at every rate.
                 sweep = next(
@@ -410,7 +415,7 @@ def tuned_figure(out, path, arms=FIGURE_ARMS):
 
     from keras_motivation import summary_json as summary_lib
 
-    groups = _summaries(out)
+    groups = summaries(out)
     front = {"base": [], "motivated": []}
     for role, model in (("X-C", "base"), ("Y-C", "motivated")):
         for epochs in sorted({e for e, _ in groups}):
@@ -466,7 +471,7 @@ def gamma_table(out):
         "| arm | epochs | seeds | differential blocks' mean abs gamma | shared blocks' | motivated − base % |",
         "|---|---|---|---|---|---|",
     ]
-    for epochs, arm in sorted(_summaries(out)):
+    for epochs, arm in sorted(summaries(out)):
         if arm.startswith(("X-C", "Y-C")):
             continue
         differential, shared, gaps = [], [], []
