@@ -223,15 +223,12 @@ def arm_label(arm):
 
 # Issue 45's studies (every model of a ladder or prefix pair against the same network trained alone): each folder
 # under tools/examples with the default policy's committed runs it is read beside ((study, epochs, arm) each).
+_AT = DEFAULT_ARM[: -len("-lr0.1")] + "-lr{}"  # the default's arm at another rate
 RUNG_STUDIES = {
-    "every_rung_ladder": [("prefix_ladder", 6, f"{DEFAULT_ARM[: -len('-lr0.1')]}-lr{lr}") for lr in ("0.05", "0.1")],
-    "every_rung_prefix20": [
-        ("pay_study_prefix20", 6, f"{DEFAULT_ARM[: -len('-lr0.1')]}-lr{lr}") for lr in ("0.05", "0.1")
-    ],
+    "every_rung_ladder": [("prefix_ladder", 6, _AT.format(lr)) for lr in ("0.05", "0.1")],
+    "every_rung_prefix20": [("pay_study_prefix20", 6, _AT.format(lr)) for lr in ("0.05", "0.1")],
     "every_rung_prefix14": [("pay_study_prefix14", 6, DEFAULT_ARM)],
-    "every_rung_vit": [
-        ("pay_study_vit_d2_d4", 6, f"{DEFAULT_ARM[: -len('-lr0.1')]}-lr{lr}") for lr in ("0.0005", "0.001")
-    ],
+    "every_rung_vit": [("pay_study_vit_d2_d4", 6, _AT.format(lr)) for lr in ("0.0005", "0.001")],
 }
 
 
@@ -276,7 +273,7 @@ TUNED_STUDIES = {
     # The ViT depth pair (issue 40): ViT-Tiny's width at depth 2 inside depth 4, patch 7, AdamW (--flags, --rates).
     "vit_tiny_d2:vit_tiny_d4": "pay_study_vit_d2_d4",
 }
-EQUILIBRIUM_ARM = "grow0.45-joint-paper-bw4-eq-rewarm0.1-recalibrated-lr0.2"
+EQ_ARM = "grow0.45-joint-paper-bw4-eq-rewarm0.1-recalibrated-lr0.2"
 EVIDENCE = (
     ("default", "pay_study_tuned", 3, "grow0.45-joint-paper-bw2-rewarm0.1-lr0.1"),
     ("default", "pay_study_tuned", 6, "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1"),
@@ -309,15 +306,9 @@ EVIDENCE = (
         6,
         DEFAULT_ARM,
     ),
-    # Issue 45's best arm, equilibrium with the base's loss weighted 4 at twice the rate: a ladder row gives its
-    # smallest and largest model (every model on docs/studies/every-rung.md) and its compute against all alone.
-    (
-        "equilibrium, base weight 4, lr 0.2 (the prefix ladder: its smallest and largest)",
-        "every_rung_ladder",
-        6,
-        EQUILIBRIUM_ARM,
-    ),
-    ("equilibrium, base weight 4, lr 0.2 (the deeper prefix pair)", "every_rung_prefix20", 6, EQUILIBRIUM_ARM),
+    # Issue 45's best arm; a ladder row gives its smallest and largest model and its compute against all alone.
+    ("equilibrium, base weight 4, lr 0.2 (the prefix ladder: smallest, largest)", "every_rung_ladder", 6, EQ_ARM),
+    ("equilibrium, base weight 4, lr 0.2 (the deeper prefix pair)", "every_rung_prefix20", 6, EQ_ARM),
     ("paper (lr 0.05)", "pay_study", 3, "k2-paper-shared"),
     ("paper's trigger, identity start, recalibrated statistics (lr 0.05)", "pay_study", 3, "k2-id-recalibrated"),
     (
