@@ -293,13 +293,13 @@ class TrainConfig:
     def condition_spec(self):
         """`condition` parsed (once per text): the `ConditionSpec` the policy, the recipes, the data, the summary
         read. A bad spec is a ConfigError naming --condition."""
-        cached = self.__dict__.get("_condition_spec")
+        cached = self.__dict__.get("condition_spec_cache")
         if cached is None or cached[0] != self.condition:
             try:
                 cached = (self.condition, conditions.ConditionSpec.parse(self.condition))
             except ValueError as err:
                 raise ConfigError(f"--condition={self.condition}: {err}") from None
-            self.__dict__["_condition_spec"] = cached
+            self.__dict__["condition_spec_cache"] = cached
         return cached[1]
 
     def _chosen_policy(self):

@@ -82,7 +82,7 @@ class RunClock:
         self.steps, self.test_batches = _Span(), _Span()
         self.validation, self.callbacks_time, self.fit = _Span(), _Span(), _Span()
         self._fit_statistics = [0.0, 0.0]
-        self._fit_begin = self._step = self._hook = self._test = self._test_batch = None
+        self._fit_begin = self.step_started = self.hook_started = self.test_started = self.test_batch_started = None
         self._startup = self._finish = None
         self.first, self.last = _Opening(self), _Closing(self)
 
@@ -149,20 +149,20 @@ class _Opening(keras.callbacks.Callback):
         self.clock.begin_fit()
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.clock._hook = _now()
+        self.clock.hook_started = _now()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.clock.steps.add(_since(self.clock._step))
-        self.clock._hook = _now()
+        self.clock.steps.add(_since(self.clock.step_started))
+        self.clock.hook_started = _now()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.clock._hook = _now()
+        self.clock.hook_started = _now()
 
     def on_test_begin(self, logs=None):
-        self.clock._test = _now()
+        self.clock.test_started = _now()
 
     def on_test_batch_end(self, batch, logs=None):
-        self.clock.test_batches.add(_since(self.clock._test_batch))
+        self.clock.test_batches.add(_since(self.clock.test_batch_started))
 
 
 class _Closing(keras.callbacks.Callback):
@@ -173,20 +173,20 @@ class _Closing(keras.callbacks.Callback):
         self.clock = clock
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.clock.callbacks_time.add(_since(self.clock._hook))
-        self.clock._step = _now()
+        self.clock.callbacks_time.add(_since(self.clock.hook_started))
+        self.clock.step_started = _now()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.clock.callbacks_time.add(_since(self.clock._hook))
+        self.clock.callbacks_time.add(_since(self.clock.hook_started))
 
     def on_epoch_end(self, epoch, logs=None):
-        self.clock.callbacks_time.add(_since(self.clock._hook))
+        self.clock.callbacks_time.add(_since(self.clock.hook_started))
 
     def on_test_batch_begin(self, batch, logs=None):
-        self.clock._test_batch = _now()
+        self.clock.test_batch_started = _now()
 
     def on_test_end(self, logs=None):
-        self.clock.validation.add(_since(self.clock._test))
+        self.clock.validation.add(_since(self.clock.test_started))
 
     def on_train_end(self, logs=None):
         self.clock.end_fit()

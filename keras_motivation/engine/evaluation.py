@@ -76,10 +76,10 @@ class State:
 
 
 def state(model):
-    found = model.__dict__.get("_evaluation_state")
+    found = model.__dict__.get("motivated_evaluation_state")
     if found is None:
         found = State()
-        object.__setattr__(model, "_evaluation_state", found)
+        object.__setattr__(model, "motivated_evaluation_state", found)
     return found
 
 
@@ -104,6 +104,10 @@ def _find(model):
         plan, _ = shared_forward_lib.find(composed)
         if plan is None:
             return None
+    largest = rungs[top]
+    if any(name not in {layer.name for layer in largest.layers} for tail in plan.tails for name in tail.cut):
+        # The trunk ends inside a nested model (a keras-hub backbone): each rung takes its own pass.
+        return None
     composed = composed or [weights_map_lib.compose(maps[j:top]) for j in range(top)]
     weights, statistics = [], []
     for j, tail in enumerate(plan.tails):
@@ -119,7 +123,6 @@ def _find(model):
                 (s if moving else w).append(pair)
         weights.append(w)
         statistics.append(s)
-    largest = rungs[top]
     outputs = [largest.outputs[0]] + [
         tail.model([largest.get_layer(n).output for n in tail.cut]) for tail in plan.tails
     ]
