@@ -41,8 +41,9 @@ from keras_motivation.engine.joint import JointStep
 class Policy:
     """One training policy: every choice of the algorithm that is not the recipe.
 
-    `km.MotivatedModel(..., policy="default")` (or `"paper"`, or a `Policy`) takes the condition, joint step and
-    statistics option from it; `dataclasses.replace(km.policy.PAPER, k=3)` makes a variant.
+    `km.MotivatedModel(..., policy=km.policy.DEFAULT)` (or `km.policy.PAPER`, or any `Policy`) takes the
+    condition, joint step and statistics option from it; `dataclasses.replace(km.policy.PAPER, k=3)` makes a
+    variant.
 
     Attributes:
         condition (str): a `--condition` spec: "growth:epochs=0.45", "consecutive".
@@ -123,10 +124,14 @@ DEFAULT = Policy(
     rewarm_epochs=0.1,
     bn_statistics="recalibrated",
 )
+"""The trainer's default (`--policy=default`): the base alone for 0.45 epochs, then joint steps with the base's
+loss weighted 2, the rate re-warmed over 0.1 epochs, each model's BatchNorm statistics recomputed when read."""
 # The paper's alternation as its flagfiles ran it: the default's start (the paper's) and no distillation.
 PAPER = dataclasses.replace(
     DEFAULT, condition="consecutive", k=2, joint=False, joint_base_weight=1.0, rewarm_epochs=0.0, bn_statistics="shared"
 )
+"""The paper's alternation (`--policy=paper`): the bigger model trains once the batch loss fell 2 times in a row,
+no joint step, BatchNorm statistics shared with the weights."""
 POLICIES = {"default": DEFAULT, "paper": PAPER}
 
 # The joint step's fields when there is no joint step (--nojoint under a policy with one): no weights of it.

@@ -7,6 +7,7 @@ import functools
 import glob
 import html
 import http.server
+import importlib.util
 import io
 import json
 import os
@@ -22,13 +23,30 @@ from testing_utils import ROOT
 DOCS = os.path.join(ROOT, "docs")
 
 
+def _hook(name):
+    """docs/hooks/<name>.py as a module (by its path: the site hook's name is also the standard library's)."""
+    spec = importlib.util.spec_from_file_location(f"hook_{name}", os.path.join(DOCS, "hooks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _flags_hook():
-    sys.path.insert(0, os.path.join(DOCS, "hooks"))
-    try:
-        import flags_reference
-    finally:
-        sys.path.pop(0)
-    return flags_reference
+    return _hook("flags_reference")
+
+
+def test_the_site_links_its_repository_and_says_the_packages_version(monkeypatch):
+    """docs/hooks/site.py: the header's repository link from $KERAS_MOTIVATION_REPO_URL (else the clone's origin
+    remote, as a web address), and the footer's version from keras_motivation/version.py."""
+    from keras_motivation import version
+
+    site = _hook("site")
+    monkeypatch.setenv("KERAS_MOTIVATION_REPO_URL", "git@example.org:owner/keras-motivation.git")
+    config = site.on_config({"repo_url": None})
+    assert config["repo_url"] == "https://example.org/owner/keras-motivation"
+    assert config["copyright"] == f"keras-motivation {version.__version__}"
+    # A repo_url written in mkdocs.yml wins.
+    assert site.on_config({"repo_url": "https://example.org/x"})["repo_url"] == "https://example.org/x"
 
 
 def test_the_flags_reference_is_written_from_every_config_field():
@@ -84,6 +102,8 @@ REQUIRED_NAMES = (
     "keras_motivation.MotivatedModel",
     "keras_motivation.JointStep",
     "keras_motivation.Policy",
+    "keras_motivation.policy.DEFAULT",
+    "keras_motivation.policy.get",
     "keras_motivation.WeightsMap",
     "keras_motivation.conditions.Growth",
     "keras_motivation.conditions.ConsecutiveDecrease",
@@ -167,7 +187,8 @@ def _text(markup):
 @pytest.mark.xdist_group("site")
 def test_the_reference_shows_each_public_names_signature(built_site):
     """Each public name has its heading under the name users import and its signature apart (the callable's name,
-    then its arguments) right below it, before any other heading; an exception class has no arguments to show."""
+    then its arguments; a constant's name, then its value) right below it, before any other heading; an exception
+    class has no arguments to show."""
     missing = []
     for name, page in _reference_names().items():
         with open(os.path.join(built_site, page[: -len(".md")], "index.html"), encoding="utf-8") as f:
@@ -184,13 +205,40 @@ def test_the_reference_shows_each_public_names_signature(built_site):
         end = text.find("doc-heading", text.find("</h", heading))  # the next object's heading
         own = text[heading : end if end > 0 else len(text)]
         signature = re.search(r'class="[^"]*doc-signature[^"]*"[^>]*>(.*?)</code>', own, re.S)
-        if not signature or not _text(signature.group(1)).strip().startswith(f"{short}("):
+        # A constant (policy.DEFAULT) shows its value: "DEFAULT = Policy(...)".
+        symbol = re.search(r"doc-symbol-(?!heading)(\w+)", own)
+        opens = f"{short} = " if symbol and symbol.group(1) == "attribute" else f"{short}("
+        if not signature or not _text(signature.group(1)).strip().startswith(opens):
             missing.append(f"{name}: no signature")
     assert not missing, missing
     for page in set(_reference_names().values()):
         with open(os.path.join(built_site, page[: -len(".md")], "index.html"), encoding="utf-8") as f:
             shown = [word for word in INTERNALS if word in _text(f.read())]
         assert not shown, f"{page} shows internals {shown}"
+
+
+@pytest.mark.xdist_group("site")
+def test_the_reference_shows_the_policy_object_ladders_and_the_joint_steps_weights(built_site):
+    """What the engine gained lately is on its reference pages, typed: the policy object MotivatedModel takes, every
+    rung's predictions and weights, and the joint step's per-model weights, equilibrium and teachers."""
+
+    def page(name):
+        with open(os.path.join(built_site, "reference", name, "index.html"), encoding="utf-8") as f:
+            return " ".join(_text(f.read()).split())
+
+    engine, policy = page("engine"), page("policy")
+    for shown in (
+        "policy (Policy | None, default: None )",
+        "predict_every_rung(x,",
+        "get_weights()",
+        "set_weights(weights)",
+        "weights (Sequence[float] | None, default: None )",
+        "equilibrium (bool, default: False )",
+        "distillation_teachers (str, default: 'largest' )",
+    ):
+        assert shown in engine, shown
+    assert 'DEFAULT = Policy( condition="growth:epochs=0.45",' in policy
+    assert "PAPER = dataclasses.replace(" in policy
 
 
 # -- code blocks ----------------------------------------------------------------------------------
@@ -235,11 +283,13 @@ requires_chromium = pytest.mark.skipif(
     reason="needs Chromium: apt-get install chromium-headless-shell (./test.sh installs it when run as root)",
 )
 # Set on the page once it has loaded: its images that did not load, and its tables and code blocks whose content
-# is wider than their box (a reader would have to scroll sideways).
+# is wider than their box (a reader would have to scroll sideways). Material's script wraps each table in a
+# scrolling box (.md-typeset__scrollwrap) and lets the table grow: that box is the one a wide table overflows.
 CHECK = """<script>
 window.addEventListener("load", function () {
   var broken = Array.from(document.images).filter(function (i) { return !i.complete || i.naturalWidth === 0; });
-  var boxes = document.querySelectorAll(".md-content table, .md-content pre > code");
+  var boxes = document.querySelectorAll(
+    ".md-content .md-typeset__scrollwrap, .md-content table, .md-content pre > code");
   var cut = Array.from(boxes).filter(function (e) { return e.scrollWidth > e.clientWidth + 1; });
   document.documentElement.setAttribute("data-check", JSON.stringify({
     broken: broken.map(function (i) { return i.getAttribute("src"); }),
@@ -264,12 +314,15 @@ class _Site(http.server.SimpleHTTPRequestHandler):
         if not path.endswith(".html") or not os.path.exists(path):
             return super().send_head()
         with open(path, encoding="utf-8") as f:
-            body = f.read().replace("</body>", CHECK + "</body>").encode("utf-8")
+            body = self.page(f.read()).replace("</body>", CHECK + "</body>").encode("utf-8")
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         return io.BytesIO(body)
+
+    def page(self, text):
+        return text
 
     def log_message(self, *args):
         pass
@@ -319,6 +372,38 @@ def _check_pages(base, pages):
         problems += [f"/{page}: broken image {src}" for src in found["broken"]]
         problems += [f"/{page}: cut off at 1280 px: {what}" for what in found["cut"]]
     assert not problems, problems
+
+
+class _WiderSite(_Site):
+    """The built site with a table of 12 wide columns, a 200-character code line and an image that does not exist
+    under the glossary's title."""
+
+    WIDE = (
+        '<img src="no-such-figure.png" alt="missing">'
+        "<table><tr>"
+        + "".join(f"<td>column_{i}_without_a_break</td>" for i in range(12))
+        + "</tr></table><pre><code>x = "
+        + "a" * 200
+        + "</code></pre>"
+    )
+
+    def page(self, text):
+        return text.replace("</h1>", "</h1>" + self.WIDE, 1) if self.path.startswith("/glossary") else text
+
+
+@requires_chromium
+@pytest.mark.xdist_group("site")
+def test_the_browser_check_finds_a_cut_off_table_a_cut_off_code_line_and_a_broken_image(built_site):
+    """What the checks below would miss if Material's scrolling box around tables went unmeasured (about 3 s)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_WiderSite, directory=built_site))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        _, found = _open(f"http://127.0.0.1:{server.server_address[1]}/glossary/")
+    finally:
+        server.shutdown()
+    assert any(cut.startswith("DIV ") and "column_0" in cut for cut in found["cut"]), found
+    assert any(cut.startswith("CODE ") for cut in found["cut"]), found
+    assert found["broken"] == ["no-such-figure.png"], found
 
 
 @requires_chromium

@@ -22,15 +22,15 @@ MONITOR = "val_rung1_accuracy"
 
 @pytest.fixture(scope="module")
 def watched_fit(tmp_path_factory):
-    """One fit of a ladder whose every rung trains, watched on the middle model's validation accuracy by the
-    three Keras callbacks that find a metric's direction themselves."""
+    """One fit of a ladder whose every rung trains, watched on the middle model's metrics (its validation accuracy,
+    its training loss) by the three Keras callbacks that find a metric's direction themselves."""
     model = tiny_ladder()
     x, y = random_data(96)
     path = str(tmp_path_factory.mktemp("checkpoint") / "best.keras")
     watch = [
         keras.callbacks.EarlyStopping(monitor=MONITOR, patience=5),
         keras.callbacks.ModelCheckpoint(path, monitor=MONITOR, save_best_only=True),
-        keras.callbacks.ReduceLROnPlateau(monitor=MONITOR, patience=5),
+        keras.callbacks.ReduceLROnPlateau(monitor="rung1_loss", patience=5),
     ]
     history = model.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_data=(x[:32], y[:32]), callbacks=watch)
     return model, history, watch, path
@@ -39,8 +39,8 @@ def watched_fit(tmp_path_factory):
 @pytest.mark.xdist_group("ladder_watched_fit")
 def test_early_stopping_checkpoint_and_plateau_watch_a_middle_models_metric(watched_fit):
     model, history, watch, path = watched_fit
-    for callback in watch:
-        assert callback.monitor == MONITOR and callback.monitor_op.__name__ == "greater", type(callback).__name__
+    for callback, monitor, direction in zip(watch, [MONITOR, MONITOR, "rung1_loss"], ["greater", "greater", "less"]):
+        assert callback.monitor == monitor and callback.monitor_op.__name__ == direction, type(callback).__name__
     assert watch[0].best == max(history.history[MONITOR])
     assert isinstance(keras.models.load_model(path), km.MotivatedModel)
 
@@ -88,6 +88,17 @@ def test_get_weights_are_the_models_weights_and_set_weights_fills_an_uncompiled_
         np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), atol=1e-6)
     with pytest.raises(ValueError, match=r"needs \d+ arrays \(the models' weights, smallest first"):
         twin.set_weights(weights[:-1])
+
+
+@pytest.mark.xdist_group("ladder_watched_fit")
+def test_calling_and_predict_answer_with_the_smallest_model(watched_fit):
+    """As the ladder guide says: `model(x)` and `predict` are the base's (m0's), as for a pair."""
+    model = watched_fit[0]
+    x, _ = random_data(8, seed=4)
+    base = model.base(x, training=False).numpy()
+    np.testing.assert_allclose(model(x, training=False).numpy(), base, atol=1e-6)
+    np.testing.assert_allclose(model.predict(x, verbose=0), base, atol=1e-6)
+    assert not np.allclose(model.rung1.predict(x, verbose=0), base, atol=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,7 @@ def test_first_study_tables_match_the_committed_summaries():
 
     runs = report.find_runs([STUDY])
     assert len(runs) == 72, "the committed study: 3 seeds of every arm"
-    front, dual = docs_blocks._tables(
+    front, dual = docs_blocks.markdown_tables(
         pays_report.pays_markdown(pays_report.classical_front(runs), pays_report.pays_rows(runs))
     )
     missing = [row for row in front if row not in _lines(FIRST_STUDY)]
@@ -233,17 +233,15 @@ def test_the_quickstarts_result_and_references_are_the_committed_runs():
     total = summary_json.training_flops(summary, "total") / 1e12
     assert f"compute:     {total:.2f} TFLOPs" in printed[4]
     assert summary["pair"] == "resnet8:resnet8p14" and summary["epochs"] == 6
-    groups = pay_tables._summaries(os.path.join(ROOT, "tools", "examples", "pay_study_prefix14"))
+    groups = pay_tables.summaries(os.path.join(ROOT, "tools", "examples", "pay_study_prefix14"))
     text = " ".join(" ".join(sorted(home)).split())
     compute = 0.0
     for arm, model in (("X-C", "base"), ("Y-C", "motivated")):
-        best = pay_tables._best_classical(groups, 6, arm, model)
-        (name, runs), *_ = [
-            (n, m)
-            for (e, n), m in groups.items()
-            if e == 6 and n.startswith(f"{arm}-lr") and len(m) == 3
-            if abs(statistics.mean(100 * summary_json.accuracy(s, model) for s in m) - best) < 1e-9
-        ]
+        # The network's best rate among those run on 3 seeds, chosen here apart from the tool's choice.
+        name, runs = max(
+            ((n, m) for (e, n), m in groups.items() if e == 6 and n.startswith(f"{arm}-lr") and len(m) == 3),
+            key=lambda nm: statistics.mean(100 * summary_json.accuracy(s, model) for s in nm[1]),
+        )
         values = [100 * summary_json.accuracy(s, model) for s in runs]
         flops = statistics.mean(summary_json.training_flops(s, "total") for s in runs) / 1e12
         compute += flops

@@ -459,8 +459,28 @@ def test_the_tools_read_runs_through_one_reader_and_one_mean_sd(tmp_path):
     assert runs.read_run(str(tmp_path / "unfinished")) is None
     study = runs.study_runs(TUNED)
     assert [r["dir"] for r in study[(3, "X-C-lr0.4")]] == [os.path.join(arm, s) for s in seeds]
-    assert pay_tables._summaries(TUNED)[(3, "X-C-lr0.4")] == [r["summary"] for r in study[(3, "X-C-lr0.4")]]
+    assert pay_tables.summaries(TUNED)[(3, "X-C-lr0.4")] == [r["summary"] for r in study[(3, "X-C-lr0.4")]]
     assert {r["dir"] for r in report.find_runs([arm])} == {os.path.join(arm, s) for s in seeds}
     assert runs.mean_sd([1.0, 3.0, None, float("nan")]) == (2.0, pytest.approx(2**0.5))
     assert runs.mean_sd([2.0]) == (2.0, None) and runs.mean_sd([]) == (None, None)
     assert runs.fmt_mean_sd(2.0, 2**0.5) == "2.00 ± 1.41" and runs.fmt_mean_sd(None, None) == ""
+
+
+def test_no_other_tool_reads_a_runs_summary_or_computes_a_spread():
+    """tools/runs.py is the tools' one reader of run directories and one mean ± sd: no other tool opens or globs
+    a summary.json by name, or computes a standard deviation itself."""
+    import ast
+
+    tools = os.path.join(ROOT, "tools")
+    found = []
+    for name in sorted(n for n in os.listdir(tools) if n.endswith(".py") and n != "runs.py"):
+        with open(os.path.join(tools, name), encoding="utf-8") as f:
+            tree = ast.parse(f.read(), name)
+        for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+            function = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+            reads = function in ("open", "glob", "iglob") and any(
+                isinstance(c, ast.Constant) and c.value == "summary.json" for c in ast.walk(call)
+            )
+            if reads or function in ("stdev", "pstdev", "std", "nanstd"):
+                found.append(f"{name}:{call.lineno} {function}")
+    assert found == [], "read through tools/runs.py (read_run, study_runs, mean_sd, fmt_mean_sd)"

@@ -274,24 +274,107 @@ def _with_heads(extra_head, input_shape=SHAPE, outputs=1):
     return keras.Model(inputs, logits)
 
 
-def _refusal(base, motivated):
-    plan, why = shared_forward.find(km.weights_map.derive(base, motivated))
-    assert plan is None
-    return why
-
-
-def test_each_refusal_says_why():
-    """Every reason `find` gives for separate passes, each as a user meets it (a width pair: above)."""
+def _subclassed_pair():
     base, motivated = _Subclassed(), _Subclassed()
     for m in (base, motivated):
         m(np.zeros((1, *SHAPE), "float32"))
-    assert _refusal(base, motivated) == "the models are not functional Keras models (their layer graph cannot be read)"
-    assert _refusal(_with_heads(False), _with_heads(True, outputs=2)) == "a model has several inputs or outputs"
-    assert _refusal(_with_heads(False), _with_heads(True)) == "the base has no layer of its own"
-    assert _refusal(_with_heads(False), _with_heads(True, input_shape=(16, 16, 1))) == (
-        "the base's input 'images' is not the motivated model's: "
-        "it takes float32 (None, 8, 8, 1), the bigger model float32 (None, 16, 16, 1)"
-    )
+    return base, motivated
+
+
+@pytest.mark.parametrize(
+    "pair, why",
+    [
+        (_subclassed_pair, "the models are not functional Keras models (their layer graph cannot be read)"),
+        (lambda: (_with_heads(False), _with_heads(True, outputs=2)), "a model has several inputs or outputs"),
+        (lambda: (_with_heads(False), _with_heads(True)), "the base has no layer of its own"),
+        (
+            lambda: (_with_heads(False), _with_heads(True, input_shape=(16, 16, 1))),
+            "the base's input 'images' is not the motivated model's: "
+            "it takes float32 (None, 8, 8, 1), the bigger model float32 (None, 16, 16, 1)",
+        ),
+    ],
+    ids=["not-functional", "several-outputs", "no-layer-of-its-own", "another-input"],
+)
+def test_each_refusal_says_why(pair, why):
+    """Every reason `find` gives for separate passes, each as a user meets it (the width pair's: above)."""
+    base, motivated = pair()
+    assert shared_forward.find(km.weights_map.derive(base, motivated)) == (None, why)
+
+
+class _TwoOutputs(keras.layers.Layer):
+    def call(self, x):
+        return x, -x
+
+
+class _Apply(keras.layers.Layer):
+    """Applies a function given at construction: Keras cannot write its configuration."""
+
+    def __init__(self, function, **kwargs):
+        super().__init__(**kwargs)
+        self.function = function
+
+    def call(self, x):
+        return self.function(x)
+
+
+class _Counter(keras.layers.Layer):
+    """State other than BatchNorm's: a non-trainable variable."""
+
+    def build(self, shape):
+        self.seen = self.add_weight(shape=(), initializer="zeros", trainable=False, name="seen")
+
+    def call(self, x):
+        return x
+
+
+def _called_twice():
+    relu = keras.layers.Activation("relu", name="middle")
+    return lambda x: relu(relu(x))
+
+
+def _two_outputs():
+    split = _TwoOutputs(name="middle")
+    return lambda x: keras.layers.Add(name="join")(list(split(x)))
+
+
+CONV = lambda **kwargs: keras.layers.Conv2D(8, 3, padding="same", name="middle", **kwargs)  # noqa: E731
+
+
+@pytest.mark.parametrize(
+    "middle, bigger_middle, derive, why",
+    [
+        (MAX_POOL, lambda: keras.layers.MaxPooling2D(2, name="pool"), {}, "the bigger model has no layer of that name"),
+        (_called_twice, None, {}, "it is called more than once"),
+        (_two_outputs, None, {}, "it has several outputs"),
+        (lambda: _Apply(keras.ops.relu, name="middle"), None, {}, "its configuration cannot be read (get_config)"),
+        (lambda: CONV(activity_regularizer="l2"), None, {}, "it has an activity regularizer"),
+        (
+            CONV,
+            None,
+            {"overrides": {"middle": "extra"}},
+            "its variables are not the bigger model's same-place variables, whole",
+        ),
+        (lambda: _Counter(name="middle"), None, {}, "it holds state other than BatchNorm's moving statistics"),
+    ],
+    ids=[
+        "no-twin",
+        "called-twice",
+        "several-outputs",
+        "no-config",
+        "activity-regularizer",
+        "mapped-elsewhere",
+        "state",
+    ],
+)
+def test_each_reason_the_passes_part_is_named(middle, bigger_middle, derive, why):
+    """Where a layer that reads only the trunk is not the bigger model's twin, the trunk ends before it and
+    `Tail.parted` says why (the configuration's differences: above)."""
+    keras.utils.set_random_seed(0)
+    base = _users_model(middle())
+    motivated = _users_model((bigger_middle or middle)(), extra=True)
+    plan, found = shared_forward.find(km.weights_map.derive(base, motivated, **derive))
+    assert plan is not None, found
+    assert plan.cut == ["stem_bn"] and plan.tails[0].parted == {"middle": why}
 
 
 def test_a_ladders_refusal_names_the_model():
@@ -476,6 +559,7 @@ def test_the_joint_step_config_round_trips_and_old_configs_load():
 
 def test_the_docs_savings_table_is_what_the_tool_computes():
     import os
+    import re
     import sys
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -487,5 +571,11 @@ def test_the_docs_savings_table_is_what_the_tool_computes():
     rows = shared_forward_savings.markdown(shared_forward_savings.rows()).splitlines()
     available = [p for p in shared_forward_savings.PAIRS if not km.models.unavailable(p)]
     assert len(rows) == 2 + len(available)
+    # keras-hub's depth pairs are in it, their trunk found inside the backbone: ResNet's stem and first block,
+    # ViT's patch embedding (its blocks run inside one layer).
+    hub = {"hub_resnet18:hub_resnet34": "stack0_block0_out", "hub_vit_tiny_d2:hub_vit_tiny_d4": "vit_patching_and"}
+    assert set(hub) <= set(shared_forward_savings.PAIRS)
+    for pair, cut in hub.items():
+        assert re.search(rf"^\| {pair} \|.*\| `{cut}", page, re.M), pair
     missing = [row for row in rows if row not in page]
     assert not missing, f"docs/guides/joint.md's savings table differs from tools/shared_forward_savings.py: {missing}"

@@ -256,3 +256,41 @@ def test_no_module_over_500_lines_and_the_motivated_model_at_most_450():
     assert sizes["keras_motivation/engine/model.py"] <= 450, sizes["keras_motivation/engine/model.py"]
     still_over = {p for p in OVER_THE_LIMIT if sizes.get(p, 0) > 500}
     assert still_over == set(OVER_THE_LIMIT), f"no longer over the limit: drop {set(OVER_THE_LIMIT) - still_over}"
+
+
+CONSTANT = re.compile(r"_?[A-Z][A-Z0-9_]*")
+
+
+def _constants_and_reads(repo):
+    """({module-level CONSTANT of the package or tools/: its file}, [(file, alias, constant) for `ALIAS = CONSTANT`],
+    every name the package, tools/ and the tests read: as a name, an attribute, an import or a string)."""
+    defined, aliases, read = {}, [], set()
+    for folder in (PACKAGE, "tools", "tests"):
+        for dirpath, _, names in os.walk(os.path.join(repo, folder)):
+            for path in (os.path.join(dirpath, n) for n in names if n.endswith(".py")):
+                rel = os.path.relpath(path, repo)
+                with open(path, encoding="utf-8") as f:
+                    tree = ast.parse(f.read(), path)
+                for node in tree.body if folder != "tests" else []:
+                    targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+                    for target in (n for t in targets if t for n in ast.walk(t) if isinstance(n, ast.Name)):
+                        if CONSTANT.fullmatch(target.id):
+                            defined[target.id] = rel
+                            if isinstance(node.value, ast.Name) and CONSTANT.fullmatch(node.value.id):
+                                aliases.append((rel, target.id, node.value.id))
+                for n in ast.walk(tree):
+                    if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
+                        read.add(n.id)
+                    elif isinstance(n, (ast.Attribute, ast.alias)):
+                        read.add(n.attr if isinstance(n, ast.Attribute) else n.name)
+                    elif isinstance(n, ast.Constant) and isinstance(n.value, str):
+                        read.add(n.value)
+    return defined, aliases, read
+
+
+def test_no_unused_module_constant_and_no_alias_of_one():
+    """Every module-level constant of the package and tools/ is read somewhere, and none is another's alias
+    (the two-model world's switching.BASE / MOTIVATED, summary_json.MODELS and bench.PLAIN_THREE went)."""
+    defined, aliases, read = _constants_and_reads(os.path.dirname(ROOT))
+    assert {name: path for name, path in defined.items() if name not in read} == {}
+    assert aliases == []

@@ -20,7 +20,6 @@ into docs/: the front door and the site's home page say the same.
 """
 
 import argparse
-import glob
 import json
 import os
 import re
@@ -44,8 +43,9 @@ BLOCK = re.compile(r"(<!-- begin (?P<name>[^>]*?) -->\n)(?P<body>.*?)(<!-- end (
 
 
 def _quickstart():
-    with open(os.path.join(QUICKSTART, "summary.json")) as f:
-        summary = json.load(f)
+    import runs as runs_lib
+
+    summary = runs_lib.read_run(QUICKSTART)["summary"]
     with open(os.path.join(QUICKSTART, "run.json")) as f:
         run = json.load(f)
     return summary, run
@@ -74,41 +74,31 @@ def quickstart_run():
     )
 
 
-def _alone(folder, epochs, role):
-    """{rate: [summary of each seed]} of one network trained alone in a committed study (its X-C or Y-C runs)."""
-    runs = {}
-    for path in sorted(glob.glob(os.path.join(folder, f"ep{epochs}", f"{role}-lr*", "seed*", "summary.json"))):
-        with open(path) as f:
-            runs.setdefault(path.split(os.sep)[-3].split("-lr")[1], []).append(json.load(f))
-    return runs
-
-
 def quickstart_table():
     """The quickstart's two models beside each network trained alone at the same budget (its best rate, 3 seeds),
     and the training compute of each."""
+    import pay_tables
+    import runs as runs_lib
+
     from keras_motivation import summary_json as summary_lib
 
     summary, _ = _quickstart()
     epochs = summary["epochs"]
+    groups = pay_tables.summaries(QUICKSTART_TWINS)
     lines = [
         f"| model | this run (seed 0) | trained alone, {epochs} epochs | training compute |",
         "|---|---|---|---|",
     ]
     compute_alone = 0.0
     for role, model in (("X-C", "base"), ("Y-C", "motivated")):
-        runs = _alone(QUICKSTART_TWINS, epochs, role)
-        most = max(len(m) for m in runs.values())
-        rate, best = max(
-            ((rate, m) for rate, m in runs.items() if len(m) == most),
-            key=lambda rm: statistics.mean(summary_lib.accuracy(s, model) for s in rm[1]),
-        )
+        rate, best = pay_tables.best_alone(groups, epochs, role, model)
         values = [100 * summary_lib.accuracy(s, model) for s in best]
         flops = statistics.mean(summary_lib.training_flops(s, "total") for s in best) / 1e12
         compute_alone += flops
         entry = summary_lib.model_entry(summary, model)
         lines.append(
             f"| {model}: {entry['architecture']} | {100 * entry['accuracy']:.2f}% "
-            f"| {statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}% ({len(values)} seeds, rate {rate}) "
+            f"| {runs_lib.fmt_mean_sd(*runs_lib.mean_sd(values))}% ({len(values)} seeds, rate {rate}) "
             f"| {flops:.2f} TFLOPs alone |"
         )
     total = summary_lib.training_flops(summary, "total") / 1e12
@@ -138,14 +128,24 @@ def evidence():
     return "\n".join(lines)
 
 
+# What a study's rows are, above its table (the study pages sit in docs/studies/, beside no glossary).
+STUDY_ROWS = (
+    "Rows `X-C-lr<rate>` and `Y-C-lr<rate>` are the base's network and the bigger one [trained\n"
+    "alone](../glossary.md#trained-alone) at that learning rate (the paper's X-C and Y-C, the runs' folders); the\n"
+    "others are dual runs, each named by its [arm](../glossary.md#arm)."
+)
+
+
 def study(folder):
-    """A study's table: every arm at each budget against each network trained alone at its best rate."""
+    """A study's table: every arm at each budget against each network trained alone at its best rate, below a
+    line that says what its rows are."""
     import pay_tables
 
     table = pay_tables.tuned_table(os.path.join(EXAMPLES, folder))
     head, rest = table.split("\n", 1)
     # The columns in plain words: X-C and Y-C (the paper's names, still the runs' folders) are each network alone.
-    return head.replace("base − X-C", "base − alone").replace("motivated − Y-C", "motivated − alone") + "\n" + rest
+    head = head.replace("base − X-C", "base − alone").replace("motivated − Y-C", "motivated − alone")
+    return f"{STUDY_ROWS}\n\n{head}\n{rest}"
 
 
 def ladder(folder):
@@ -181,17 +181,18 @@ def first_study(part):
     its pays tables, or `statistics`."""
     import pays_report
     import report
+    import runs as runs_lib
 
-    runs = report.find_runs([os.path.join(EXAMPLES, "pay_study")])
+    runs = runs_lib.find_runs([os.path.join(EXAMPLES, "pay_study")])
     if part == "statistics":
         return report.statistics_markdown(report.statistics_rows(runs)).strip("\n")
     pays = pays_report.pays_markdown(pays_report.classical_front(runs), pays_report.pays_rows(runs))
-    tables = ["\n".join(t) for t in _tables(pays)]
+    tables = ["\n".join(t) for t in markdown_tables(pays)]
     index, columns = FIRST_STUDY_PARTS[part]
     return tables[index] if columns is None else select_columns(tables[index], columns)
 
 
-def _tables(markdown):
+def markdown_tables(markdown):
     """The tables of a markdown text, each as its lines."""
     tables, current = [], []
     for line in markdown.splitlines() + [""]:

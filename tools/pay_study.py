@@ -396,7 +396,7 @@ def main(argv=None):
         from keras_motivation import models
 
         ladder = any(
-            models.is_ladder(s["pair"]) for members in pay_tables._summaries(args.out).values() for s in members
+            models.is_ladder(s["pair"]) for members in pay_tables.summaries(args.out).values() for s in members
         )
         print(pay_tables.ladder_table(args.out) if ladder else pay_tables.tuned_table(args.out))
         return

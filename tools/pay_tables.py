@@ -17,7 +17,7 @@ from pay_study import GAMMAS_FILE  # noqa: E402
 from pay_study import ROOT  # noqa: E402
 
 
-def _summaries(out):
+def summaries(out):
     """{(epochs, arm): [summary of each finished seed]} of a study directory OUT/ep<E>/<arm>/seed<S>."""
     return {key: [run["summary"] for run in members] for key, members in runs_lib.study_runs(out).items()}
 
@@ -27,19 +27,24 @@ def _fmt(mean_sd, missing=""):
     return runs_lib.fmt_mean_sd(*mean_sd) or missing
 
 
-def _best_classical(groups, epochs, arm, model):
-    """The mean accuracy (%) of `arm` (X-C or Y-C; `model`: "base" or "motivated") at its best rate at `epochs`,
-    among its rates with the most finished seeds there (all three once the sweep is done; the 6-epoch front has
-    the tuned rate only)."""
+def best_alone(groups, epochs, arm, model):
+    """(rate, [summary of each seed]) of `arm` (X-C or Y-C: a network trained alone; `model`: "base" or
+    "motivated") at its best rate at `epochs` of `summaries(out)`, among its rates with the most finished seeds
+    there (all three once the sweep is done; the 6-epoch front has the tuned rate only); None without one."""
     from keras_motivation import summary_json as summary_lib
 
-    rates = {name: members for (e, name), members in groups.items() if e == epochs and name.startswith(f"{arm}-lr")}
-    if not rates:
-        return None
-    most = max(len(members) for members in rates.values())
-    return max(
-        statistics.mean(100 * summary_lib.accuracy(s, model) for s in m) for m in rates.values() if len(m) == most
-    )
+    rates = {n.split("-lr", 1)[1]: m for (e, n), m in groups.items() if e == epochs and n.startswith(f"{arm}-lr")}
+    most = max((len(m) for m in rates.values()), default=0)
+    tops = [(rate, m) for rate, m in rates.items() if len(m) == most]
+    return max(tops, key=lambda rm: statistics.mean(100 * summary_lib.accuracy(s, model) for s in rm[1]), default=None)
+
+
+def _best_classical(groups, epochs, arm, model):
+    """The mean accuracy (%) of `best_alone`'s runs, or None."""
+    from keras_motivation import summary_json as summary_lib
+
+    best = best_alone(groups, epochs, arm, model)
+    return None if best is None else statistics.mean(100 * summary_lib.accuracy(s, model) for s in best[1])
 
 
 def tuned_table(out):
@@ -48,7 +53,7 @@ def tuned_table(out):
     the same epochs."""
     from keras_motivation import summary_json as summary_lib
 
-    groups = _summaries(out)
+    groups = summaries(out)
     lines = [
         "| arm | epochs | seeds | training TFLOPs | CPU s | base % | motivated % | base − X-C | motivated − Y-C |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -86,7 +91,7 @@ def ladder_table(out):
     seeds; one seed: the mean alone), smallest first, and its compute. Each model's twin is in its pair's study."""
     from keras_motivation import summary_json as summary_lib
 
-    groups = _summaries(out)
+    groups = summaries(out)
     names = summary_lib.rung_names(max(len(summary_lib.model_names(s["pair"])) for m in groups.values() for s in m))
     lines = [
         "| arm | epochs | seeds | training TFLOPs | CPU s | " + " | ".join(f"{n} %" for n in names) + " |",
@@ -110,7 +115,7 @@ def twin(network, epochs, model_kwargs):
         if network not in names:
             continue
         role, model = ("X-C", "base") if names.index(network) == 0 else ("Y-C", "motivated")
-        groups = _summaries(os.path.join(EXAMPLES, study))
+        groups = summaries(os.path.join(EXAMPLES, study))
         runs = {n: m for (e, n), m in groups.items() if e == epochs and n.startswith(f"{role}-lr")}
         folder = os.path.join(EXAMPLES, study, f"ep{epochs}")
         runs = {
@@ -141,12 +146,12 @@ def rung_rows(out, arms=None):
     from keras_motivation import summary_json as summary_lib
 
     if arms is None:
-        groups = {(out, e, a): m for (e, a), m in _summaries(out).items() if not a.startswith(("X-C", "Y-C"))}
+        groups = {(out, e, a): m for (e, a), m in summaries(out).items() if not a.startswith(("X-C", "Y-C"))}
     else:
         groups = {}
         for study, epochs, arm in arms:
             folder = os.path.join(EXAMPLES, study)
-            groups[(folder, epochs, arm)] = _summaries(folder)[(epochs, arm)]
+            groups[(folder, epochs, arm)] = summaries(folder)[(epochs, arm)]
     rows = []
     # A study's arms in name order; arms given, in their order.
     for (folder, epochs, arm), members in sorted(groups.items()) if arms is None else groups.items():
@@ -223,12 +228,16 @@ RUNG_STUDIES = {
     "every_rung_prefix20": [
         ("pay_study_prefix20", 6, f"{DEFAULT_ARM[: -len('-lr0.1')]}-lr{lr}") for lr in ("0.05", "0.1")
     ],
+    "every_rung_prefix14": [("pay_study_prefix14", 6, DEFAULT_ARM)],
+    "every_rung_vit": [
+        ("pay_study_vit_d2_d4", 6, f"{DEFAULT_ARM[: -len('-lr0.1')]}-lr{lr}") for lr in ("0.0005", "0.001")
+    ],
 }
 
 
 def rung_study_arms(folder):
     """[(study, epochs, arm)] of a RUNG_STUDIES folder: the default's committed arms, then every arm of `folder`."""
-    return list(RUNG_STUDIES[folder]) + [(folder, e, a) for e, a in sorted(_summaries(os.path.join(EXAMPLES, folder)))]
+    return list(RUNG_STUDIES[folder]) + [(folder, e, a) for e, a in sorted(summaries(os.path.join(EXAMPLES, folder)))]
 
 
 def rung_study_table(folder):
@@ -267,6 +276,7 @@ TUNED_STUDIES = {
     # The ViT depth pair (issue 40): ViT-Tiny's width at depth 2 inside depth 4, patch 7, AdamW (--flags, --rates).
     "vit_tiny_d2:vit_tiny_d4": "pay_study_vit_d2_d4",
 }
+EQUILIBRIUM_ARM = "grow0.45-joint-paper-bw4-eq-rewarm0.1-recalibrated-lr0.2"
 EVIDENCE = (
     ("default", "pay_study_tuned", 3, "grow0.45-joint-paper-bw2-rewarm0.1-lr0.1"),
     ("default", "pay_study_tuned", 6, "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1"),
@@ -299,6 +309,15 @@ EVIDENCE = (
         6,
         DEFAULT_ARM,
     ),
+    # Issue 45's best arm, equilibrium with the base's loss weighted 4 at twice the rate: a ladder row gives its
+    # smallest and largest model (every model on docs/studies/every-rung.md) and its compute against all alone.
+    (
+        "equilibrium, base weight 4, lr 0.2 (the prefix ladder: its smallest and largest)",
+        "every_rung_ladder",
+        6,
+        EQUILIBRIUM_ARM,
+    ),
+    ("equilibrium, base weight 4, lr 0.2 (the deeper prefix pair)", "every_rung_prefix20", 6, EQUILIBRIUM_ARM),
     ("paper (lr 0.05)", "pay_study", 3, "k2-paper-shared"),
     ("paper's trigger, identity start, recalibrated statistics (lr 0.05)", "pay_study", 3, "k2-id-recalibrated"),
     (
@@ -332,7 +351,7 @@ def evidence_rows(evidence=EVIDENCE):
         members, pair = _arm_runs(study, epochs, arm)
         twins = {}
         if pair in TUNED_STUDIES:
-            groups = _summaries(os.path.join(EXAMPLES, TUNED_STUDIES[pair]))
+            groups = summaries(os.path.join(EXAMPLES, TUNED_STUDIES[pair]))
             for role, model in (("X-C", "base"), ("Y-C", "motivated")):
                 # The accuracy at the best rate; the compute is the same at every rate.
                 sweep = next(
@@ -396,7 +415,7 @@ def tuned_figure(out, path, arms=FIGURE_ARMS):
 
     from keras_motivation import summary_json as summary_lib
 
-    groups = _summaries(out)
+    groups = summaries(out)
     front = {"base": [], "motivated": []}
     for role, model in (("X-C", "base"), ("Y-C", "motivated")):
         for epochs in sorted({e for e, _ in groups}):
@@ -452,7 +471,7 @@ def gamma_table(out):
         "| arm | epochs | seeds | differential blocks' mean abs gamma | shared blocks' | motivated − base % |",
         "|---|---|---|---|---|---|",
     ]
-    for epochs, arm in sorted(_summaries(out)):
+    for epochs, arm in sorted(summaries(out)):
         if arm.startswith(("X-C", "Y-C")):
             continue
         differential, shared, gaps = [], [], []

@@ -80,12 +80,12 @@ def mean_sd(values):
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def fmt_mean_sd(mean, sd, spec=".2f"):
+def fmt_mean_sd(mean, sd, spec=".2f", sd_spec=None):
     """A mean with its sd, "85.57 ± 0.27"; the mean alone, "85.57", without a spread (one seed); "" without a
-    mean."""
+    mean. `sd_spec`: the sd's format where it is not the mean's (a signed difference: "+0.12 ± 0.05")."""
     if mean is None:
         return ""
-    return format(mean, spec) + ("" if sd is None else f" ± {format(sd, spec)}")
+    return format(mean, spec) + ("" if sd is None else f" ± {format(sd, sd_spec or spec)}")
 
 
 def fmt(v, spec):

@@ -14,10 +14,11 @@ accuracy with all recomputed after training; then the validation accuracy at eac
 
 import argparse
 import csv
-import json
 import os
 import statistics
 import sys
+
+import runs as runs_lib
 
 ARM = "grow0.45-joint-paper-bw2-rewarm0.1-recalibrated-lr0.1"
 
@@ -27,23 +28,16 @@ def _runs(folder, arm):
     out = {}
     root = os.path.join(folder, arm)
     for name in sorted(os.listdir(root)):
-        path = os.path.join(root, name)
-        if name.startswith("seed") and os.path.exists(os.path.join(path, "summary.json")):
-            with open(os.path.join(path, "summary.json")) as f:
-                summary = json.load(f)
-            with open(os.path.join(path, "history.csv")) as f:
-                out[int(name[4:])] = (summary, list(csv.DictReader(f)))
+        run = runs_lib.read_run(os.path.join(root, name)) if name.startswith("seed") else None
+        if run is not None:
+            with open(os.path.join(run["dir"], "history.csv")) as f:
+                out[int(name[4:])] = (run["summary"], list(csv.DictReader(f)))
     return out
 
 
-def _fmt(values):
-    mean = statistics.mean(values)
-    return f"{100 * mean:.2f} ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else f"{100 * mean:.2f}"
-
-
-def _diff(values):
-    mean = statistics.mean(values)
-    return f"{100 * mean:+.2f}" + (f" ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else "")
+def _fmt(values, spec=".2f"):
+    """Fractions as percent, mean ± sd over seeds (`runs.fmt_mean_sd`)."""
+    return runs_lib.fmt_mean_sd(*runs_lib.mean_sd([100 * v for v in values]), spec=spec, sd_spec=".2f")
 
 
 def table(every_read, stale_only, arm=ARM):
@@ -70,7 +64,7 @@ def table(every_read, stale_only, arm=ARM):
         every, stale, after = zip(*columns[model])
         lines.append(
             f"| {model}, {len(seeds)} seeds | {_fmt(every)} | {_fmt(stale)} | "
-            f"{_diff([s - e for s, e in zip(stale, every)])} | {_fmt(after)} |"
+            f"{_fmt([s - e for s, e in zip(stale, every)], '+.2f')} | {_fmt(after)} |"
         )
     batches = [[runs[s][0]["activations"]["recalibration_batches"] for s in seeds] for runs in (old, new)]
     lines.append(

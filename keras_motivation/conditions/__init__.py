@@ -29,7 +29,7 @@ one of the modules below, with those attributes, in `BY_NAME` (spec.py).
 - `base.py`: `Condition`, the base class.
 - `consecutive.py`: the paper's rule (`ConsecutiveDecrease`) and its variants
   on another signal (`EmaDecrease`, `GradientNormSlope`, `ValidationBatch`).
-- `controls.py`: `Never` (X-C), `Always` (Y-C) and the random controls
+- `controls.py`: `Never` (the base alone), `Always` (the motivated model alone) and the random controls
   (`RandomActivation`, `MatchedRandom`, `RandomShare`).
 - `growth.py`: `Growth`.
 - `spec.py`: `ConditionSpec`, `BY_NAME`, `from_flag`, `from_spec`, `get`,

@@ -27,7 +27,7 @@ class Condition(keras.layers.Layer):
     - `label`: its arm in reports, a `str.format` template of the spec's
       arguments (as written), `k` (the run's --k) and `flag`;
       `label_defaults` fills in the arguments a spec leaves out.
-    - `classical`: it trains one model classically (X-C, Y-C), so a report
+    - `classical`: it trains one model alone (the paper's X-C, Y-C), so a report
       names the arm without the dual run's start and BatchNorm option.
     - `report_order`: where its arms come in a report's table (then by label).
     - `noise_level`: summary.json gives the noise level of the paper's rule,

@@ -1,5 +1,5 @@
-"""The controls: classical training of one model (X-C, Y-C) and motivated batches at random (Exp A, Exp B,
-a share of the batches)."""
+"""The controls: one model trained alone (the paper's X-C, Y-C) and motivated batches at random (the paper's Exp
+A and Exp B, a share of the batches)."""
 
 from collections.abc import Sequence
 
@@ -14,10 +14,10 @@ from keras_motivation.state import state_variable
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
 class Never(Condition):
-    """Classical training of the base model (X-C) through the same engine."""
+    """The base model trained alone (the paper's X-C), through the same engine."""
 
     flag = "never"
-    flag_help = "classical training of the base model (X-C)"
+    flag_help = "the base model trained alone"
     label = "X-C"
     classical = True
     report_order = 0
@@ -29,11 +29,11 @@ class Never(Condition):
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
 class Always(Condition):
-    """Classical training of the motivated model (Y-C) through the same engine."""
+    """The motivated model trained alone (the paper's Y-C), through the same engine."""
 
     selects_before_step = True
     flag = "always"
-    flag_help = "classical training of the motivated model (Y-C)"
+    flag_help = "the motivated model trained alone"
     label = "Y-C"
     classical = True
     report_order = 2
@@ -51,7 +51,7 @@ MAX_STEPS_PER_EPOCH = 1 << 16
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
 class MatchedRandom(Condition):
-    """Exp B: exactly `per_epoch` motivated batches per epoch, at random batches.
+    """A random control (the paper's Exp B): exactly `per_epoch` motivated batches per epoch, at random batches.
 
     An activation here is one motivated batch, so `per_epoch` matches the
     motivated steps (the compute) of a real run; the trainer and
@@ -62,7 +62,7 @@ class MatchedRandom(Condition):
 
     selects_before_step = True
     flag = "matched_random"
-    flag_help = "Exp B, exactly per_epoch motivated batches per epoch, at random batches"
+    flag_help = "a random control: exactly per_epoch motivated batches per epoch, at random batches"
     parameters = {"per_epoch": "motivated batches per epoch, default 1", "seed": "seed of the draw"}
     takes_seed = True
     label = "ExpB {per_epoch}/epoch"
@@ -127,11 +127,11 @@ class MatchedRandom(Condition):
 
 @keras.saving.register_keras_serializable(package="keras_motivation")
 class RandomActivation(MatchedRandom):
-    """Exp A: a random number of motivated batches per epoch (uniform in
+    """A random control (the paper's Exp A): a random number of motivated batches per epoch (uniform in
     [0, max_per_epoch], default [0, steps per epoch]), at random batches."""
 
     flag = "random"
-    flag_help = "Exp A, a random number of motivated batches per epoch, at random batches"
+    flag_help = "a random control: a random number of motivated batches per epoch, at random batches"
     parameters = {"seed": "seed of the draw", "max_per_epoch": "most motivated batches per epoch, default all"}
     label = "ExpA"
     report_order = 3

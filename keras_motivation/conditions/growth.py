@@ -29,7 +29,7 @@ class Growth(Condition):
     selects_before_step = True
     flag = "growth"
     flag_help = "the base alone for the first epochs (fractions allowed), then the motivated model on every batch"
-    parameters = {"epochs": "epochs of the base alone, default 1 (a ladder: a list, each bigger rung's join point)"}
+    parameters = {"epochs": "epochs of the base alone, default 1 (a ladder: a list, each bigger model's join point)"}
     label = "X-Y growth after {epochs} ep"
     label_defaults = {"epochs": "1"}
     report_order = 1

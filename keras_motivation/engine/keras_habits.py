@@ -61,7 +61,7 @@ class KerasHabits:
         return [w for model in self.rungs for w in model.get_weights()]
 
     def set_weights(self, weights):
-        """Sets every model's weights from `get_weights()`'s list (of this or an uncompiled twin)."""
+        """Sets every model's weights from `get_weights()`'s list (of this model or an uncompiled copy)."""
         weights = list(weights)
         expected = sum(len(model.weights) for model in self.rungs)
         if len(weights) != expected:

@@ -240,7 +240,8 @@ def _trunk(weights_map, base, motivated):
     else:
         parted[base_input.name] = f"it takes {dtype} {shape}, the bigger model {twin_dtype} {twin_shape}"
     for name, (layer, nodes) in base.operations.items():
-        if isinstance(layer, keras.layers.InputLayer) or not set(base.reads(name)) <= set(twins):
+        # A layer called again on its own output reads itself: it ends the trunk for that reason (below).
+        if isinstance(layer, keras.layers.InputLayer) or not set(base.reads(name)) - {name} <= set(twins):
             continue  # an input, or after the trunk's end
         twin, twin_nodes = motivated.operations.get(name, (None, []))
         why = _why_not_shared(layer, nodes, twin, twin_nodes, twins, by_base)
