@@ -105,7 +105,7 @@ def test_whole_run_tables_are_what_bench_makes_of_the_committed_json():
     with open(os.path.join(ROOT, "docs", "performance.md"), encoding="utf-8") as f:
         text = f.read()
     blocks = re.findall(r"<!-- begin whole-run ([^>]*?) -->", text)
-    for name in ("prefix14_ep6", "ladder_ep3"):
+    for name in ("prefix14_ep6", "ladder_ep3", "balanced_ep3"):
         assert f"tools/examples/bench_whole_run_{name}.json" in " ".join(blocks), name
     lines = _lines("performance.md")
     for paths in blocks:
