@@ -262,7 +262,13 @@ class _GrowthOverEveryRung(conditions.Growth):
 
 @pytest.mark.parametrize(
     "path",
-    [{}, {"steps_per_execution": 4}, {"jit_compile": True}, {"steps_per_execution": 4, "jit_compile": True}],
+    [
+        {},
+        {"steps_per_execution": 4},
+        {"jit_compile": True},
+        # Slow (about 16 s): XLA and the device loop are each covered by the cases above.
+        pytest.param({"steps_per_execution": 4, "jit_compile": True}, marks=pytest.mark.slow),
+    ],
     ids=["one-step", "device-loop", "xla", "xla-device-loop"],
 )
 def test_growth_with_one_join_point_traces_the_base_and_the_largest_only_and_trains_the_same(path):

@@ -238,6 +238,9 @@ def test_a_joint_run_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypa
     assert 0 < sum(int(r) for r in rungs) < len(rungs)
 
 
+# Slow (about 30 s): a pair killed mid-epoch is test_a_joint_run_killed_mid_epoch_resumes_to_the_same_run, a ladder
+# resumed from its backup test_ladder.py's test_a_ladder_stopped_after_an_epoch_resumes_to_the_same_run.
+@pytest.mark.slow
 @requires_fashion_mnist
 def test_a_ladder_killed_mid_epoch_resumes_to_the_same_run(tmp_path, monkeypatch, deterministic):
     """Three models, joint steps over the joined rungs: a crash mid-epoch resumes from the backup to the same run."""
