@@ -171,7 +171,8 @@ def test_loaded_statistics_are_all_recomputed(tmp_path):
 
 
 # Slow (a 2-replica subprocess, about 20 s): the one pass on one device is
-# test_one_pass_evaluation_equals_a_pass_per_rung on every path; MirroredStrategy's evaluation is test_mirrored_strategy.py's.
+# test_one_pass_evaluation_equals_a_pass_per_rung on every path; MirroredStrategy's evaluation is
+# test_mirrored_strategy.py's.
 @pytest.mark.slow
 def test_mirrored_one_pass_evaluation_equals_a_pass_per_rung():
     r = run_json_script("mirrored_evaluation_run.py")
