@@ -105,7 +105,8 @@ def _find(model):
         if plan is None:
             return None
     largest = rungs[top]
-    if any(name not in {layer.name for layer in largest.layers} for tail in plan.tails for name in tail.cut):
+    top_level = {layer.name for layer in largest.layers}
+    if any(name not in top_level for tail in plan.tails for name in tail.cut):
         # The trunk ends inside a nested model (a keras-hub backbone): each rung takes its own pass.
         return None
     composed = composed or [weights_map_lib.compose(maps[j:top]) for j in range(top)]
